@@ -1,0 +1,389 @@
+//! The machine catalog: buses, controller models and device models, loaded from JSON
+//! (`models/q35.json` is embedded in the binary; a path may override it).
+//!
+//! Every placement fact the planner uses that can be written as data lives here: which
+//! slots the root bus reserves, what each controller plugs into and what its bus accepts,
+//! whether its hotplug can be turned off, what it costs, and the kind (PCIe or conventional
+//! PCI) of every device model (rule D-KIND).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+
+/// The catalog shipped with pciplan for the `q35` machine.
+pub const Q35_JSON: &str = include_str!("../models/q35.json");
+
+/// Whether an endpoint is a PCI Express or a conventional PCI device (rule D-KIND).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// PCI Express endpoint.
+    Pcie,
+    /// Conventional PCI endpoint.
+    Pci,
+}
+
+impl BusKind {
+    /// The accept-category name of an endpoint of this kind, as used in `accepts` lists.
+    pub fn category(self) -> &'static str {
+        match self {
+            BusKind::Pcie => "pcie-endpoint",
+            BusKind::Pci => "pci-endpoint",
+        }
+    }
+}
+
+/// A slot range, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotRange {
+    /// Lowest slot.
+    pub min: u8,
+    /// Highest slot.
+    pub max: u8,
+}
+
+impl SlotRange {
+    /// Whether `slot` is inside the range.
+    pub fn contains(&self, slot: u8) -> bool {
+        (self.min..=self.max).contains(&slot)
+    }
+    /// Number of slots in the range.
+    pub fn len(&self) -> u32 {
+        u32::from(self.max) - u32::from(self.min) + 1
+    }
+    /// Always false: a range has at least one slot.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// A function of the root bus held by the chipset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reserved {
+    /// Slot number.
+    pub slot: u8,
+    /// Function number.
+    pub function: u8,
+    /// What holds it.
+    pub what: String,
+    /// Rule id.
+    pub rule: String,
+}
+
+/// The machine's root bus (`pcie.0` on q35).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootBus {
+    /// QEMU bus name.
+    pub bus: String,
+    /// Bus type name, used in `plugs_into`.
+    pub bus_type: String,
+    /// Slot range.
+    pub slots: SlotRange,
+    /// Functions per slot.
+    pub functions: u8,
+    /// Functions the chipset holds.
+    pub reserved: Vec<Reserved>,
+    /// Whole slots nobody else may use.
+    pub reserved_slots: Vec<u8>,
+    /// Categories of devices it accepts.
+    pub accepts: Vec<String>,
+    /// Whether devices on it can be hot-unplugged.
+    pub hotpluggable: bool,
+    /// Rule ids.
+    pub rules: Vec<String>,
+}
+
+/// Guest bus-number budget (rule R-BUSNR).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusNumbers {
+    /// Highest usable bus number.
+    pub max: u32,
+    /// Rule id.
+    pub rule: String,
+}
+
+/// Firmware I/O port budget (rule R-IO).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IoSpace {
+    /// Size of one bridge I/O window in KiB.
+    pub window_kib: u32,
+    /// Size of the I/O port space in KiB.
+    pub total_kib: u32,
+    /// KiB kept by the chipset and legacy devices.
+    pub reserved_kib: u32,
+    /// Rule id.
+    pub rule: String,
+    /// Explanation.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Whether a controller's own bus can have hotplug turned off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HotplugControl {
+    /// `hotplug=off` property exists (root and downstream ports).
+    Property,
+    /// Always hot-pluggable (bridges).
+    Always,
+    /// Never hot-pluggable (switch upstream bus, expander bus).
+    Never,
+}
+
+/// The bus a controller provides.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusSpec {
+    /// Bus type name (`port`, `switch`, `conventional`, `pxb`).
+    #[serde(rename = "type")]
+    pub bus_type: String,
+    /// Usable slots.
+    pub slots: SlotRange,
+    /// Functions per slot.
+    pub functions: u8,
+    /// Categories it accepts.
+    pub accepts: Vec<String>,
+}
+
+/// libvirt's names for a controller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LibvirtNames {
+    /// `<controller model=...>`.
+    pub model: String,
+    /// `<model name=...>`.
+    pub model_name: String,
+}
+
+/// A controller model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerModel {
+    /// Model name used in requests.
+    pub model: String,
+    /// QEMU `-device` driver.
+    pub qemu: String,
+    /// libvirt names.
+    pub libvirt: LibvirtNames,
+    /// Category used in `accepts` lists (`root-port`, `switch-upstream`, ...).
+    pub class: String,
+    /// Bus types it plugs into.
+    pub plugs_into: Vec<String>,
+    /// Whether up to `functions` of these share one slot (rule R-RP-PACK).
+    pub aggregate: bool,
+    /// The bus it provides.
+    pub bus: BusSpec,
+    /// Whether its bus can have hotplug turned off.
+    pub hotplug: HotplugControl,
+    /// QEMU properties it takes.
+    pub props: Vec<String>,
+    /// Whether it takes a guest bus number (rule R-BUSNR).
+    pub uses_bus_number: bool,
+    /// Cost when added (rule O-COST).
+    pub cost: u32,
+    /// Whether the planner may add it.
+    pub planner_adds: bool,
+    /// Rule ids.
+    pub rules: Vec<String>,
+}
+
+/// A device model entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceModel {
+    /// PCIe or conventional (rule D-KIND).
+    pub kind: BusKind,
+    /// Whether the device has an I/O-space BAR (needs a bridge I/O window, rule R-IO).
+    pub io: bool,
+    /// What it is.
+    #[serde(default)]
+    pub what: String,
+}
+
+/// A machine catalog.
+///
+/// ```
+/// let cat = pciplan::Catalog::q35();
+/// assert_eq!(cat.root.bus, "pcie.0");
+/// assert!(cat.device("virtio-net-pci").is_some());
+/// assert!(cat.controller("pcie-root-port").unwrap().aggregate);
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Machine name (`q35`).
+    pub machine: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Root bus.
+    pub root: RootBus,
+    /// Bus numbers.
+    pub bus_numbers: BusNumbers,
+    /// I/O port space.
+    pub io_space: IoSpace,
+    /// Controller models.
+    pub controllers: Vec<ControllerModel>,
+    /// Device models by QEMU driver name.
+    pub devices: BTreeMap<String, DeviceModel>,
+}
+
+/// Controller classes the planner builds topologies from; each must exist in a catalog.
+pub(crate) const CLASS_ROOT_PORT: &str = "root-port";
+pub(crate) const CLASS_UPSTREAM: &str = "switch-upstream";
+pub(crate) const CLASS_DOWNSTREAM: &str = "switch-downstream";
+pub(crate) const CLASS_BRIDGE: &str = "pcie-pci-bridge";
+pub(crate) const CLASS_PXB: &str = "pxb";
+
+impl Catalog {
+    /// The embedded q35 catalog.
+    pub fn q35() -> Catalog {
+        // The embedded catalog is validated by a unit test; parsing cannot fail at run time.
+        match Catalog::from_json(Q35_JSON) {
+            Ok(c) => c,
+            Err(e) => unreachable!("embedded catalog is invalid: {e}"),
+        }
+    }
+
+    /// Parses and validates a catalog.
+    pub fn from_json(text: &str) -> Result<Catalog, InputError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let cat: Catalog = serde_path_to_error::deserialize(de).map_err(|e| {
+            InputError::new(format!("catalog: {}", e.path()), e.inner().to_string())
+        })?;
+        cat.validate()?;
+        Ok(cat)
+    }
+
+    /// Loads a catalog file.
+    pub fn from_path(path: &Path) -> Result<Catalog, InputError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            InputError::new("catalog", format!("cannot read {}: {e}", path.display()))
+        })?;
+        Catalog::from_json(&text)
+    }
+
+    /// Looks up a catalog by machine name (`q35`, `pc-q35-*`).
+    pub fn for_machine(machine: &str) -> Result<Catalog, InputError> {
+        if machine == "q35" || machine.starts_with("pc-q35-") {
+            Ok(Catalog::q35())
+        } else {
+            Err(InputError::new(
+                "machine",
+                format!("unsupported machine '{machine}': pciplan plans q35 guests (machine 'q35' or 'pc-q35-*')"),
+            ))
+        }
+    }
+
+    fn validate(&self) -> Result<(), InputError> {
+        let err = |m: String| Err(InputError::new("catalog", m));
+        let mut seen = BTreeSet::new();
+        for c in &self.controllers {
+            if !seen.insert(c.model.as_str()) {
+                return err(format!("controller model '{}' listed twice", c.model));
+            }
+            if c.bus.functions == 0 || c.bus.functions > 8 || c.bus.slots.max > 31 || c.bus.slots.min > c.bus.slots.max {
+                return err(format!("controller '{}': bad slot/function range", c.model));
+            }
+            for into in &c.plugs_into {
+                let accepted = (self.root.bus_type == *into && self.root.accepts.contains(&c.class))
+                    || self
+                        .controllers
+                        .iter()
+                        .any(|p| p.bus.bus_type == *into && p.bus.accepts.contains(&c.class));
+                if !accepted {
+                    return err(format!("controller '{}' plugs into '{into}' but no such bus accepts class '{}'", c.model, c.class));
+                }
+            }
+        }
+        for class in [CLASS_ROOT_PORT, CLASS_UPSTREAM, CLASS_DOWNSTREAM, CLASS_BRIDGE, CLASS_PXB] {
+            if self.adder(class).is_none() {
+                return err(format!("no controller of class '{class}' that the planner may add"));
+            }
+        }
+        if self.root.functions == 0 || self.root.functions > 8 || self.root.slots.max > 31 {
+            return err("root bus: bad slot/function range".into());
+        }
+        if self.bus_numbers.max == 0 || self.bus_numbers.max > 255 {
+            return err("bus_numbers.max must be 1..255".into());
+        }
+        Ok(())
+    }
+
+    /// A controller model by request model name.
+    pub fn controller(&self, model: &str) -> Option<&ControllerModel> {
+        self.controllers.iter().find(|c| c.model == model)
+    }
+
+    /// The controller of `class` the planner adds.
+    pub fn adder(&self, class: &str) -> Option<&ControllerModel> {
+        self.controllers.iter().find(|c| c.class == class && c.planner_adds)
+    }
+
+    pub(crate) fn adder_or_internal(&self, class: &str) -> &ControllerModel {
+        match self.adder(class) {
+            Some(c) => c,
+            // validate() guarantees every planner class exists.
+            None => unreachable!("catalog lacks class {class}"),
+        }
+    }
+
+    /// A device model by QEMU driver name.
+    pub fn device(&self, model: &str) -> Option<&DeviceModel> {
+        self.devices.get(model)
+    }
+
+    /// Usable slots of the root bus (all slots minus the reserved ones), ascending.
+    pub fn root_free_slots(&self) -> Vec<u8> {
+        (self.root.slots.min..=self.root.slots.max)
+            .filter(|s| !self.root.reserved_slots.contains(s))
+            .collect()
+    }
+
+    /// Root-bus functions the chipset holds.
+    pub fn root_reserved(&self, slot: u8, function: u8) -> Option<&Reserved> {
+        self.root.reserved.iter().find(|r| r.slot == slot && r.function == function)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_catalog_is_valid_and_large() {
+        let c = Catalog::from_json(Q35_JSON).unwrap();
+        assert!(c.devices.len() >= 40);
+        assert_eq!(c.root_free_slots().len(), 30);
+        assert!(c.devices.values().any(|d| d.kind == BusKind::Pci));
+    }
+
+    #[test]
+    fn unknown_catalog_field_names_path() {
+        let bad = Q35_JSON.replacen("\"machine\": \"q35\"", "\"machine\": \"q35\", \"bogus\": 1", 1);
+        let e = Catalog::from_json(&bad).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn missing_planner_class_is_refused() {
+        let bad = Q35_JSON.replace("\"class\": \"pxb\"", "\"class\": \"pxbx\"");
+        let e = Catalog::from_json(&bad).unwrap_err();
+        assert!(e.to_string().contains("pxb"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_machine() {
+        let e = Catalog::for_machine("pc-i440fx-7.2").unwrap_err();
+        assert!(e.to_string().contains("unsupported machine"));
+        assert!(Catalog::for_machine("pc-q35-7.2").is_ok());
+    }
+}

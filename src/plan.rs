@@ -1,0 +1,118 @@
+//! The plan: every controller and device with its address, the cost, and the proof status.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::BusKind;
+use crate::request::{Address, Hotplug};
+
+/// A controller in the plan (pinned or added).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacedController {
+    /// QEMU id (also the name of the bus it provides).
+    pub id: String,
+    /// Catalog model.
+    pub model: String,
+    /// QEMU driver.
+    pub driver: String,
+    /// Parent bus.
+    pub bus: String,
+    /// Slot on the parent bus.
+    pub slot: u8,
+    /// Function on the parent bus.
+    pub function: u8,
+    /// `multifunction=on` (function 0 of a shared slot).
+    #[serde(default)]
+    pub multifunction: bool,
+    /// Port chassis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chassis: Option<u8>,
+    /// Port number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u8>,
+    /// `Some(false)` for a `hotplug=off` port; `Some(true)` for a hot-pluggable port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hotplug: Option<bool>,
+    /// Expander root bus number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus_nr: Option<u8>,
+    /// Expander NUMA node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numa_node: Option<u32>,
+    /// `io-reserve` (0 when nothing below needs I/O ports).
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "io-reserve")]
+    pub io_reserve: Option<u32>,
+    /// Added by the planner (counts in the cost) rather than given.
+    pub added: bool,
+}
+
+impl PlacedController {
+    /// Its address.
+    pub fn address(&self) -> Address {
+        Address { bus: self.bus.clone(), slot: self.slot, function: self.function }
+    }
+}
+
+/// A device in the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacedDevice {
+    /// Request id.
+    pub id: String,
+    /// QEMU driver.
+    pub model: String,
+    /// PCIe or conventional.
+    pub kind: BusKind,
+    /// Parent bus.
+    pub bus: String,
+    /// Slot.
+    pub slot: u8,
+    /// Function.
+    pub function: u8,
+    /// `multifunction=on` (function 0 of a shared slot).
+    #[serde(default)]
+    pub multifunction: bool,
+    /// Whether the guest can hot-unplug it where it sits.
+    pub hotpluggable: bool,
+    /// The requirement it was planned for.
+    pub hotplug: Hotplug,
+    /// Multifunction group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// NUMA node asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numa_node: Option<u32>,
+}
+
+impl PlacedDevice {
+    /// Its address.
+    pub fn address(&self) -> Address {
+        Address { bus: self.bus.clone(), slot: self.slot, function: self.function }
+    }
+}
+
+/// A planned topology.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Guest name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Machine.
+    pub machine: String,
+    /// Controllers added (rule O-COST).
+    pub cost: u32,
+    /// The solver proved no cheaper plan exists.
+    pub optimal: bool,
+    /// Controllers, each after the bus it plugs into.
+    pub controllers: Vec<PlacedController>,
+    /// Devices, in request order.
+    pub devices: Vec<PlacedDevice>,
+}
+
+impl Plan {
+    /// Number of controllers of `model` the planner added.
+    pub fn added(&self, model: &str) -> usize {
+        self.controllers.iter().filter(|c| c.added && c.model == model).count()
+    }
+}
