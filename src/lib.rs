@@ -3,6 +3,7 @@
 
 mod catalog;
 mod error;
+mod ilp;
 mod plan;
 mod request;
 
