@@ -244,13 +244,14 @@ pub(crate) const CLASS_BRIDGE: &str = "pcie-pci-bridge";
 pub(crate) const CLASS_PXB: &str = "pxb";
 
 impl Catalog {
-    /// The embedded q35 catalog.
-    pub fn q35() -> Catalog {
-        // The embedded catalog is validated by a unit test; parsing cannot fail at run time.
-        match Catalog::from_json(Q35_JSON) {
+    /// The embedded q35 catalog (parsed once).
+    pub fn q35() -> &'static Catalog {
+        static Q35: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+        Q35.get_or_init(|| match Catalog::from_json(Q35_JSON) {
             Ok(c) => c,
+            // The embedded catalog is checked by a unit test; parsing cannot fail at run time.
             Err(e) => unreachable!("embedded catalog is invalid: {e}"),
-        }
+        })
     }
 
     /// Parses and validates a catalog.
@@ -272,7 +273,7 @@ impl Catalog {
     }
 
     /// Looks up a catalog by machine name (`q35`, `pc-q35-*`).
-    pub fn for_machine(machine: &str) -> Result<Catalog, InputError> {
+    pub fn for_machine(machine: &str) -> Result<&'static Catalog, InputError> {
         if machine == "q35" || machine.starts_with("pc-q35-") {
             Ok(Catalog::q35())
         } else {

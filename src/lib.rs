@@ -1,13 +1,34 @@
 //! pciplan plans the PCI/PCIe topology of QEMU `q35` guests with an integer program.
+//!
+//! On q35 a device on the root bus `pcie.0` is an integrated endpoint the guest cannot
+//! hot-unplug; a device behind a `pcie-root-port` can be unplugged unless the port has
+//! `hotplug=off`. pciplan places every device so that its hotplug requirement holds, adds
+//! the fewest controllers, keeps pinned addresses, and proves the answer optimal.
+//!
+//! ```
+//! use pciplan::{plan, Request};
+//! let req = Request::from_json(r#"{"devices":[
+//!     {"id":"net0","model":"virtio-net-pci","hotplug":"off"},
+//!     {"id":"nic1","model":"e1000","hotplug":"on"}]}"#).unwrap();
+//! let p = plan(&req).unwrap();
+//! assert_eq!(p.cost, 2); // a pcie-pci-bridge and the root port it sits on
+//! println!("{}", pciplan::emit::qemu(&p, pciplan::Catalog::q35()));
+//! ```
 #![warn(missing_docs)]
 
 mod catalog;
+pub mod emit;
 mod error;
 mod ilp;
 mod plan;
+mod planner;
 mod request;
+mod topology;
+mod validate;
 
-pub use catalog::{BusKind, Catalog, ControllerModel, DeviceModel};
+pub use catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl};
 pub use error::{Cause, Explanation, InputError, PlanError, Violation};
-pub use plan::{Plan, PlacedController, PlacedDevice};
+pub use plan::{PlacedController, PlacedDevice, Plan};
+pub use planner::{plan, plan_with};
 pub use request::{Address, ControllerRequest, DeviceRequest, Hotplug, OffStrategy, Policy, Request};
+pub use validate::{validate, validate_pins};

@@ -369,7 +369,7 @@ mod tests {
         assert_eq!(r.devices.len(), 4);
         assert_eq!(r.hotplug_of(&r.devices[0]), Hotplug::Off);
         assert_eq!(r.hotplug_of(&r.devices[1]), Hotplug::On);
-        r.check_models(&Catalog::q35()).unwrap();
+        r.check_models(Catalog::q35()).unwrap();
     }
 
     #[test]
@@ -431,13 +431,13 @@ mod tests {
     #[test]
     fn unknown_models() {
         let r = Request::from_json(r#"{"devices":[{"id":"a","model":"frobnicator"}]}"#).unwrap();
-        let e = r.check_models(&Catalog::q35()).unwrap_err();
+        let e = r.check_models(Catalog::q35()).unwrap_err();
         assert!(e.message.contains("frobnicator") && e.message.contains("D-KIND"));
         let r = Request::from_json(r#"{"devices":[{"id":"a","model":"frobnicator","bus_kind":"pci"}]}"#).unwrap();
-        r.check_models(&Catalog::q35()).unwrap();
+        r.check_models(Catalog::q35()).unwrap();
         let r = Request::from_json(r#"{"controllers":[{"id":"c","model":"pcie-root-portx","address":{"bus":"pcie.0","slot":1}}]}"#).unwrap();
-        assert!(r.check_models(&Catalog::q35()).unwrap_err().message.contains("unknown controller model"));
+        assert!(r.check_models(Catalog::q35()).unwrap_err().message.contains("unknown controller model"));
         let r = Request::from_json(r#"{"devices":[{"id":"a","model":"pcie-root-port"}]}"#).unwrap();
-        assert!(r.check_models(&Catalog::q35()).unwrap_err().message.contains("controller"));
+        assert!(r.check_models(Catalog::q35()).unwrap_err().message.contains("controller"));
     }
 }

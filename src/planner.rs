@@ -1,0 +1,945 @@
+//! Planning one guest: request → classes → integer program → concrete addresses.
+//!
+//! 1. Validate the request and its pins (`validate_pins`).
+//! 2. Read what the pinned topology already offers (free `pcie.0` slots, free ports, free
+//!    bridge slots, expander positions) into a [`World`].
+//! 3. Group devices into units (a multifunction group is one unit) and units into classes.
+//! 4. Solve the class-count program (`ilp`).
+//! 5. Turn the counts into addresses with a deterministic pass (lowest slots first, request
+//!    order preserved), then number chassis, ports and expander bus ranges.
+//! 6. Check the result with the independent validator before returning it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::catalog::{BusKind, Catalog, ControllerModel, CLASS_BRIDGE, CLASS_DOWNSTREAM, CLASS_PXB, CLASS_ROOT_PORT, CLASS_UPSTREAM};
+use crate::error::{Cause, Explanation, PlanError};
+use crate::ilp::{self, Class, Counts, Model, Place, Region};
+use crate::plan::{PlacedController, PlacedDevice, Plan};
+use crate::request::{Hotplug, Request};
+use crate::topology::{Node, Topology};
+use crate::validate::{pinned_plan, validate, validate_pins};
+
+/// Plans one guest with the catalog its `machine` names.
+///
+/// ```
+/// let req = pciplan::Request::from_json(r#"{
+///   "devices": [
+///     {"id": "net0", "model": "virtio-net-pci", "hotplug": "off"},
+///     {"id": "disk0", "model": "virtio-blk-pci"}
+///   ]}"#).unwrap();
+/// let plan = pciplan::plan(&req).unwrap();
+/// assert_eq!(plan.cost, 1); // one root port for the hot-pluggable disk
+/// assert!(plan.optimal);
+/// assert!(!plan.devices[0].hotpluggable && plan.devices[1].hotpluggable);
+/// ```
+pub fn plan(req: &Request) -> Result<Plan, PlanError> {
+    let cat = Catalog::for_machine(&req.machine)?;
+    plan_with(req, cat)
+}
+
+/// Plans one guest with an explicit catalog.
+pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
+    req.check_shape()?;
+    req.check_models(cat)?;
+    let pins = validate_pins(req, cat);
+    if !pins.is_empty() {
+        return Err(PlanError::Pins(pins));
+    }
+    let units = units(req, cat)?;
+    let pinned = pinned_plan(req, cat);
+    let world = World::read(&pinned, req, cat);
+    let (model, unit_class) = build_model(req, cat, &units, &world);
+    precheck(req, &units, &unit_class, &model)?;
+    let counts = solve_cached(&model)?;
+    if counts.slack_slots > 0 || counts.slack_bus > 0 {
+        return Err(PlanError::Infeasible(explain(req, &units, &unit_class, &model, &counts, &world)));
+    }
+    let plan = Assigner::new(req, cat, &units, &unit_class, &model, &counts, &world, pinned).run()?;
+    let bad = validate(&plan, req, cat);
+    if !bad.is_empty() {
+        let list: Vec<String> = bad.iter().map(|b| b.to_string()).collect();
+        return Err(PlanError::Solver(format!("internal error: the plan fails validation: {}", list.join("; "))));
+    }
+    Ok(plan)
+}
+
+fn solve_cached(model: &Model) -> Result<Counts, PlanError> {
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<Model, Counts>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Ok(c) = cache.lock() {
+        if let Some(hit) = c.get(model) {
+            return Ok(hit.clone());
+        }
+    }
+    let counts = ilp::solve(model).map_err(PlanError::Solver)?;
+    if !counts.optimal {
+        return Err(PlanError::Solver(format!("no proven optimum within {} s", ilp::TIME_LIMIT_S)));
+    }
+    if let Ok(mut c) = cache.lock() {
+        if c.len() > 100_000 {
+            c.clear();
+        }
+        c.insert(model.clone(), counts.clone());
+    }
+    Ok(counts)
+}
+
+/// A device or a multifunction group: what takes one slot.
+#[derive(Debug, Clone)]
+pub(crate) struct Unit {
+    /// Request indices of its devices, in request order.
+    pub devs: Vec<usize>,
+    pub kind: BusKind,
+    pub hp: Hotplug,
+    pub numa: Option<u32>,
+    pub grouped: bool,
+    pub pinned: bool,
+}
+
+fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
+    let mut out: Vec<Unit> = Vec::new();
+    let mut by_group: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, d) in req.devices.iter().enumerate() {
+        let kind = req.kind_of(cat, d);
+        let hp = req.hotplug_of(d);
+        match &d.group {
+            Some(g) => {
+                if let Some(&u) = by_group.get(g.as_str()) {
+                    let unit = &mut out[u];
+                    let first = &req.devices[unit.devs[0]];
+                    let bad = |msg: String| PlanError::Invalid(crate::error::InputError::new(format!("devices[{i}].group"), format!("device '{}': {msg} [D-GROUP]", d.id)));
+                    if unit.numa != d.numa_node {
+                        return Err(bad(format!("numa_node differs from '{}' in group '{g}'", first.id)));
+                    }
+                    if unit.pinned != d.address.is_some() {
+                        return Err(bad(format!("group '{g}' is partly pinned: pin every member or none")));
+                    }
+                    unit.hp = match (unit.hp, hp) {
+                        (Hotplug::On, Hotplug::Off) | (Hotplug::Off, Hotplug::On) => {
+                            return Err(bad(format!("hotplug {} conflicts with '{}' (hotplug {}) in group '{g}'", hp.as_str(), first.id, unit.hp.as_str())));
+                        }
+                        (Hotplug::Any, x) => x,
+                        (x, _) => x,
+                    };
+                    if kind == BusKind::Pci {
+                        unit.kind = BusKind::Pci;
+                    }
+                    unit.devs.push(i);
+                    if unit.devs.len() > usize::from(cat.root.functions) {
+                        return Err(bad(format!("group '{g}' has more than {} members", cat.root.functions)));
+                    }
+                } else {
+                    by_group.insert(g, out.len());
+                    out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: true, pinned: d.address.is_some() });
+                }
+            }
+            None => out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: false, pinned: d.address.is_some() }),
+        }
+    }
+    Ok(out)
+}
+
+/// A free existing port.
+#[derive(Debug, Clone)]
+struct FreePort {
+    id: String,
+    hotplug: bool,
+    region: usize,
+}
+
+/// What the pinned topology already offers.
+#[derive(Debug, Default)]
+pub(crate) struct World {
+    /// Free root slots, ascending.
+    root_free: Vec<u8>,
+    /// Free (slot, function) on root slots holding only root ports.
+    root_partial: Vec<(u8, u8)>,
+    /// NUMA node of each region (index 0 = none).
+    region_numa: Vec<Option<u32>>,
+    ports: Vec<FreePort>,
+    /// Free bridge (bus, slot) per region.
+    bridge_slots: Vec<Vec<(String, u8)>>,
+    /// Free root-port positions on existing expanders, per region.
+    pxb_positions: Vec<Vec<(String, u8, u8)>>,
+    /// Free downstream positions on existing switches.
+    upstream_slots: Vec<(String, u8)>,
+    bus_used: u32,
+    pinned_pxb_numa: BTreeSet<u32>,
+    /// Pinned endpoints on the root bus (for hints).
+    root_pins: Vec<(String, String)>,
+}
+
+impl World {
+    fn read(pinned: &Plan, req: &Request, cat: &Catalog) -> World {
+        let t = Topology::build(pinned, cat);
+        let mut w = World::default();
+        let mut numas: BTreeSet<u32> = req.devices.iter().filter(|d| d.address.is_none()).filter_map(|d| d.numa_node).collect();
+        let _ = &mut numas;
+        w.region_numa = std::iter::once(None).chain(numas.iter().map(|&n| Some(n))).collect();
+        let nreg = w.region_numa.len();
+        w.bridge_slots = vec![Vec::new(); nreg];
+        w.pxb_positions = vec![Vec::new(); nreg];
+        let region_of = |n: NodeIndex| -> usize {
+            let numa = t.expander_of(n).and_then(|x| match t.g[x] {
+                Node::Ctrl(c) => c.numa_node,
+                _ => None,
+            });
+            numa.and_then(|m| w.region_numa.iter().position(|&r| r == Some(m))).unwrap_or(0)
+        };
+        let occupied = |p: NodeIndex| -> BTreeMap<u8, Vec<(u8, NodeIndex)>> {
+            let mut m: BTreeMap<u8, Vec<(u8, NodeIndex)>> = BTreeMap::new();
+            for (s, f, c) in t.children(p) {
+                m.entry(s).or_default().push((f, c));
+            }
+            m
+        };
+        let aggregate_only = |occ: &Vec<(u8, NodeIndex)>| occ.iter().all(|&(_, c)| t.model(c).map(|m| m.aggregate).unwrap_or(false));
+        // Root bus.
+        let root_occ = occupied(t.root);
+        for s in cat.root_free_slots() {
+            match root_occ.get(&s) {
+                None => w.root_free.push(s),
+                Some(occ) if aggregate_only(occ) => {
+                    for f in 0..cat.root.functions {
+                        if !occ.iter().any(|o| o.0 == f) {
+                            w.root_partial.push((s, f));
+                        }
+                    }
+                }
+                Some(occ) => {
+                    for &(_, c) in occ {
+                        if let Node::Dev(d) = t.g[c] {
+                            w.root_pins.push((d.id.clone(), d.address().to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut ctrl_nodes: Vec<NodeIndex> = t.descendants(t.root);
+        ctrl_nodes.retain(|&n| matches!(t.g[n], Node::Ctrl(_)));
+        for n in ctrl_nodes {
+            let Node::Ctrl(c) = t.g[n] else { continue };
+            let Some(m) = t.model(n) else { continue };
+            if m.uses_bus_number {
+                w.bus_used += 1;
+            }
+            let occ = occupied(n);
+            let region = region_of(n);
+            match m.bus.bus_type.as_str() {
+                "port" => {
+                    if occ.is_empty() {
+                        w.ports.push(FreePort { id: c.id.clone(), hotplug: t.bus_hotpluggable(n), region });
+                    }
+                }
+                "pxb" => {
+                    let r = c.numa_node.and_then(|m| w.region_numa.iter().position(|&x| x == Some(m))).unwrap_or(0);
+                    if let Some(numa) = c.numa_node {
+                        w.pinned_pxb_numa.insert(numa);
+                    }
+                    for s in m.bus.slots.min..=m.bus.slots.max {
+                        match occ.get(&s) {
+                            None => (0..m.bus.functions).for_each(|f| w.pxb_positions[r].push((c.id.clone(), s, f))),
+                            Some(o) if aggregate_only(o) => {
+                                for f in 0..m.bus.functions {
+                                    if !o.iter().any(|x| x.0 == f) {
+                                        w.pxb_positions[r].push((c.id.clone(), s, f));
+                                    }
+                                }
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                }
+                "switch" => {
+                    for s in m.bus.slots.min..=m.bus.slots.max {
+                        if !occ.contains_key(&s) {
+                            w.upstream_slots.push((c.id.clone(), s));
+                        }
+                    }
+                }
+                "conventional" if t.bus_hotpluggable(n) => {
+                    for s in m.bus.slots.min..=m.bus.slots.max {
+                        if !occ.contains_key(&s) {
+                            w.bridge_slots[region].push((c.id.clone(), s));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        w
+    }
+}
+
+fn allowed(req: &Request, u: &Unit, region: usize) -> [bool; 4] {
+    let off = req.policy.hotplug_off;
+    let mut a = [false; 4];
+    a[Place::Integrated as usize] = region == 0 && u.hp != Hotplug::On && (u.hp != Hotplug::Off || off.allows_integrated());
+    a[Place::OffPort as usize] = u.kind == BusKind::Pcie && u.hp == Hotplug::Off && off.allows_port();
+    a[Place::Port as usize] = u.kind == BusKind::Pcie && u.hp != Hotplug::Off;
+    a[Place::Bridge as usize] = u.kind == BusKind::Pci && u.hp != Hotplug::Off;
+    a
+}
+
+fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Model, Vec<Option<usize>>) {
+    let mut keys: BTreeMap<(usize, BusKind, Hotplug, bool), usize> = BTreeMap::new();
+    let mut classes: Vec<Class> = Vec::new();
+    let mut unit_class = Vec::with_capacity(units.len());
+    for u in units {
+        if u.pinned {
+            unit_class.push(None);
+            continue;
+        }
+        let region = u.numa.and_then(|n| w.region_numa.iter().position(|&r| r == Some(n))).unwrap_or(0);
+        let packable = !u.grouped && req.policy.pack_integrated;
+        let key = (region, u.kind, u.hp, packable);
+        let idx = *keys.entry(key).or_insert_with(|| {
+            classes.push(Class { n: 0, allowed: allowed(req, u, region), region, off: u.hp == Hotplug::Off, any: u.hp == Hotplug::Any, packable });
+            classes.len() - 1
+        });
+        classes[idx].n += 1;
+        unit_class.push(Some(idx));
+    }
+    // Classes were numbered in order of first appearance; that order is part of the key,
+    // so sort them canonically and renumber, to make equal shapes give equal models.
+    let mut order: Vec<usize> = (0..classes.len()).collect();
+    order.sort_by_key(|&i| {
+        let c = &classes[i];
+        (c.region, c.allowed, c.off, c.any, c.packable)
+    });
+    let mut renum = vec![0; classes.len()];
+    for (new, &old) in order.iter().enumerate() {
+        renum[old] = new;
+    }
+    let classes: Vec<Class> = order.iter().map(|&i| classes[i].clone()).collect();
+    let unit_class = unit_class.into_iter().map(|c| c.map(|i| renum[i])).collect();
+    let regions = w
+        .region_numa
+        .iter()
+        .enumerate()
+        .map(|(r, numa)| Region {
+            e_on: w.ports.iter().filter(|p| p.region == r && p.hotplug).count() as u32,
+            e_off: w.ports.iter().filter(|p| p.region == r && !p.hotplug).count() as u32,
+            bridge_free: w.bridge_slots[r].len() as u32,
+            pxb_free: w.pxb_positions[r].len() as u32,
+            new_pxb: numa.map(|n| !w.pinned_pxb_numa.contains(&n)).unwrap_or(false),
+        })
+        .collect();
+    let rp = cat.adder_or_internal(CLASS_ROOT_PORT);
+    let pxb = cat.adder_or_internal(CLASS_PXB);
+    let sw = cat.adder_or_internal(CLASS_UPSTREAM);
+    let br = cat.adder_or_internal(CLASS_BRIDGE);
+    let model = Model {
+        classes,
+        regions,
+        s0: w.root_free.len() as u32,
+        f0: w.root_partial.len() as u32,
+        ports_per_slot: if rp.aggregate { u32::from(cat.root.functions) } else { 1 },
+        int_per_slot: u32::from(cat.root.functions),
+        pxb_cap: pxb.bus.slots.len() * if rp.aggregate { u32::from(pxb.bus.functions) } else { 1 },
+        switch_cap: sw.bus.slots.len(),
+        bridge_cap: br.bus.slots.len(),
+        upstream_free: w.upstream_slots.len() as u32,
+        spare: req.policy.spare_ports,
+        bus_used: w.bus_used,
+        bus_max: cat.bus_numbers.max,
+    };
+    (model, unit_class)
+}
+
+fn dev_ids(req: &Request, units: &[Unit], pick: impl Fn(&Unit) -> bool) -> Vec<String> {
+    units.iter().filter(|u| pick(u)).flat_map(|u| u.devs.iter().map(|&i| req.devices[i].id.clone())).collect()
+}
+
+fn precheck(req: &Request, units: &[Unit], unit_class: &[Option<usize>], model: &Model) -> Result<(), PlanError> {
+    let mut causes = Vec::new();
+    for (ci, c) in model.classes.iter().enumerate() {
+        if c.allowed.iter().any(|&a| a) {
+            continue;
+        }
+        let members: Vec<&Unit> = units.iter().zip(unit_class).filter(|(_, k)| **k == Some(ci)).map(|(u, _)| u).collect();
+        let Some(u) = members.first() else { continue };
+        let devices = dev_ids(req, units, |x| members.iter().any(|m| std::ptr::eq(*m, x)));
+        let (rule, message, hints) = match (u.kind, u.hp, u.numa) {
+            (BusKind::Pci, Hotplug::Off, Some(n)) => (
+                "D-NUMA",
+                format!("{} conventional PCI device(s) with hotplug off and numa_node {n}: they can only be integrated on pcie.0, which has no NUMA node", devices.len()),
+                vec!["drop numa_node, or allow hotplug 'on'/'any' so they can sit on a bridge behind the node's expander".to_string()],
+            ),
+            (_, Hotplug::Off, Some(n)) => (
+                "D-NUMA",
+                format!("{} hotplug-off device(s) with numa_node {n} need a hotplug=off port below the node's pxb-pcie, but policy hotplug_off is 'integrated'", devices.len()),
+                vec!["allow hotplug_off=auto (or port)".to_string()],
+            ),
+            (BusKind::Pci, Hotplug::Off, None) => (
+                "D-OFF",
+                format!("{} conventional PCI device(s) with hotplug off can only be integrated, but policy hotplug_off is 'port'", devices.len()),
+                vec!["allow hotplug_off=auto".to_string(), "or set hotplug 'any' for them".to_string()],
+            ),
+            _ => ("D-HP", format!("{} device(s) have no place that meets their hotplug requirement", devices.len()), vec![]),
+        };
+        causes.push(Cause { rule: rule.into(), message, need: devices.len() as u32, have: 0, devices, hints });
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(PlanError::Infeasible(Explanation { causes }))
+    }
+}
+
+fn explain(req: &Request, units: &[Unit], unit_class: &[Option<usize>], model: &Model, c: &Counts, w: &World) -> Explanation {
+    let mut causes = Vec::new();
+    let only_int = |ci: Option<usize>| ci.map(|i| model.classes[i].allowed == [true, false, false, false]).unwrap_or(false);
+    if c.slack_slots > 0 {
+        let forced: Vec<&Unit> = units.iter().zip(unit_class).filter(|(_, k)| only_int(**k)).map(|(u, _)| u).collect();
+        let devices = dev_ids(req, units, |x| forced.iter().any(|m| std::ptr::eq(*m, x)));
+        let need = model.s0 + c.slack_slots;
+        let message = if forced.len() as u32 > model.s0 {
+            format!("{} hotplug-off devices need integrated slots; pcie.0 has {} free", forced.len(), model.s0)
+        } else {
+            let pxbs = c.x + model.regions.iter().filter(|r| r.new_pxb).count() as u32;
+            format!(
+                "the devices need {need} pcie.0 slots ({} for integrated devices, {} for root ports, {pxbs} for expander buses); pcie.0 has {} free",
+                c.int_slots, c.k0, model.s0
+            )
+        };
+        let mut hints = Vec::new();
+        let off_pcie = units.iter().any(|u| !u.pinned && u.hp == Hotplug::Off && u.kind == BusKind::Pcie);
+        if off_pcie && !req.policy.hotplug_off.allows_port() {
+            hints.push("allow hotplug_off=auto so hotplug-off PCIe devices can use hotplug=off root ports".to_string());
+        }
+        if !req.policy.pack_integrated && units.iter().any(|u| !u.pinned && !u.grouped && u.hp != Hotplug::On) {
+            hints.push("set pack_integrated=true to put up to 8 integrated devices in one slot".to_string());
+        }
+        let pci_off = dev_ids(req, units, |u| !u.pinned && u.hp == Hotplug::Off && u.kind == BusKind::Pci);
+        if !pci_off.is_empty() {
+            hints.push(format!("conventional PCI devices with hotplug off can only be integrated ({}): set hotplug 'any' or 'on' for some", pci_off.join(", ")));
+        }
+        for (id, addr) in w.root_pins.iter().take(3) {
+            hints.push(format!("unpin {id} from {addr}"));
+        }
+        causes.push(Cause { rule: "R-ROOT".into(), message, devices, need, have: model.s0, hints });
+    }
+    if c.slack_bus > 0 {
+        let need = model.bus_max + c.slack_bus;
+        let devices = dev_ids(req, units, |u| !u.pinned && u.hp != Hotplug::Off);
+        let mut hints = Vec::new();
+        if req.policy.spare_ports > 0 {
+            hints.push(format!("lower spare_ports (now {})", req.policy.spare_ports));
+        }
+        hints.push("let more devices be hotplug 'off' or 'any' so they can be integrated without a port".to_string());
+        causes.push(Cause {
+            rule: "R-BUSNR".into(),
+            message: format!("the plan needs {need} guest bus numbers (one per port, bridge, switch port and expander); there are {}", model.bus_max),
+            devices,
+            need,
+            have: model.bus_max,
+            hints,
+        });
+    }
+    Explanation { causes }
+}
+
+/// A new-port position: the bus and (slot, function) where a port can be added.
+#[derive(Debug, Clone)]
+struct Pos {
+    bus: String,
+    slot: u8,
+    function: u8,
+    class: &'static str,
+}
+
+enum Taker {
+    Unit(usize),
+    Bridge,
+    Upstream,
+    Spare,
+}
+
+struct Assigner<'a> {
+    req: &'a Request,
+    cat: &'a Catalog,
+    units: &'a [Unit],
+    unit_class: &'a [Option<usize>],
+    model: &'a Model,
+    counts: &'a Counts,
+    world: &'a World,
+    plan: Plan,
+    ids: BTreeSet<String>,
+    counters: HashMap<&'static str, u32>,
+    place: Vec<Option<Place>>,
+    root_free: VecDeque<u8>,
+}
+
+impl<'a> Assigner<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(req: &'a Request, cat: &'a Catalog, units: &'a [Unit], unit_class: &'a [Option<usize>], model: &'a Model, counts: &'a Counts, world: &'a World, pinned: Plan) -> Self {
+        let mut ids: BTreeSet<String> = req.devices.iter().map(|d| d.id.clone()).collect();
+        ids.extend(req.controllers.iter().map(|c| c.id.clone()));
+        ids.insert(cat.root.bus.clone());
+        // Which placement each unit gets: per class, in request order, Integrated, OffPort, Port, Bridge.
+        let mut left: Vec<[u32; 4]> = counts.v.clone();
+        let place = unit_class
+            .iter()
+            .map(|k| {
+                let ci = (*k)?;
+                ilp::PLACES.iter().copied().find(|&p| {
+                    if left[ci][p as usize] > 0 {
+                        left[ci][p as usize] -= 1;
+                        true
+                    } else {
+                        false
+                    }
+                })
+            })
+            .collect();
+        let mut plan = pinned;
+        plan.devices.clear();
+        Assigner { req, cat, units, unit_class, model, counts, world, plan, ids, counters: HashMap::new(), place, root_free: world.root_free.iter().copied().collect() }
+    }
+
+    fn new_id(&mut self, prefix: &'static str) -> String {
+        let n = self.counters.entry(prefix).or_insert(0);
+        loop {
+            *n += 1;
+            let id = format!("{prefix}{n}");
+            if !self.ids.contains(&id) {
+                self.ids.insert(id.clone());
+                return id;
+            }
+        }
+    }
+
+    fn add(&mut self, m: &ControllerModel, prefix: &'static str, bus: &str, slot: u8, function: u8) -> String {
+        let id = self.new_id(prefix);
+        let is_port = m.hotplug == crate::catalog::HotplugControl::Property;
+        self.plan.controllers.push(PlacedController {
+            id: id.clone(),
+            model: m.model.clone(),
+            driver: m.qemu.clone(),
+            bus: bus.to_string(),
+            slot,
+            function,
+            multifunction: false,
+            chassis: None,
+            port: None,
+            hotplug: is_port.then_some(true),
+            bus_nr: None,
+            numa_node: None,
+            io_reserve: None,
+            added: true,
+        });
+        id
+    }
+
+    fn put(&mut self, unit: usize, bus: &str, slot: u8, first_function: u8) {
+        for (k, &i) in self.units[unit].devs.iter().enumerate() {
+            let d = &self.req.devices[i];
+            self.plan.devices.push(PlacedDevice {
+                id: d.id.clone(),
+                model: d.model.clone(),
+                kind: self.req.kind_of(self.cat, d),
+                bus: bus.to_string(),
+                slot,
+                function: first_function + k as u8,
+                multifunction: false,
+                hotpluggable: false,
+                hotplug: self.req.hotplug_of(d),
+                group: d.group.clone(),
+                numa_node: d.numa_node,
+            });
+        }
+    }
+
+    fn next_root_slot(&mut self) -> Result<u8, PlanError> {
+        self.root_free.pop_front().ok_or_else(|| PlanError::Solver("internal error: ran out of pcie.0 slots the solver counted".into()))
+    }
+
+    fn run(mut self) -> Result<Plan, PlanError> {
+        let cat = self.cat;
+        let root = cat.root.bus.clone();
+        // Pinned devices keep their addresses.
+        for (ui, u) in self.units.iter().enumerate() {
+            if u.pinned {
+                for &i in &u.devs {
+                    if let Some(a) = &self.req.devices[i].address {
+                        let (bus, slot, f) = (a.bus.clone(), a.slot, a.function);
+                        let d = &self.req.devices[i];
+                        self.plan.devices.push(PlacedDevice {
+                            id: d.id.clone(),
+                            model: d.model.clone(),
+                            kind: self.req.kind_of(cat, d),
+                            bus,
+                            slot,
+                            function: f,
+                            multifunction: false,
+                            hotpluggable: false,
+                            hotplug: self.req.hotplug_of(d),
+                            group: d.group.clone(),
+                            numa_node: d.numa_node,
+                        });
+                    }
+                }
+                let _ = ui;
+            }
+        }
+        // A. Integrated units, request order, lowest slots first.
+        let mut pack: Option<(u8, u8)> = None;
+        for ui in 0..self.units.len() {
+            if self.place[ui] != Some(Place::Integrated) {
+                continue;
+            }
+            let packable = self.unit_class[ui].map(|c| self.model.classes[c].packable).unwrap_or(false);
+            if packable {
+                let (slot, f) = match pack {
+                    Some((s, f)) if f < cat.root.functions => (s, f),
+                    _ => (self.next_root_slot()?, 0),
+                };
+                self.put(ui, &root, slot, f);
+                pack = Some((slot, f + 1));
+            } else {
+                let slot = self.next_root_slot()?;
+                self.put(ui, &root, slot, 0);
+            }
+        }
+        // B. Root-port positions on pcie.0: partial slots, then k0 fresh slots.
+        let rp = cat.adder_or_internal(CLASS_ROOT_PORT);
+        let mut root_positions: VecDeque<Pos> = self.world.root_partial.iter().map(|&(s, f)| Pos { bus: root.clone(), slot: s, function: f, class: CLASS_ROOT_PORT }).collect();
+        for _ in 0..self.counts.k0 {
+            let s = self.next_root_slot()?;
+            let per = if rp.aggregate { cat.root.functions } else { 1 };
+            for f in 0..per {
+                root_positions.push_back(Pos { bus: root.clone(), slot: s, function: f, class: CLASS_ROOT_PORT });
+            }
+        }
+        // C. Expanders: NUMA regions needing one, then global ones.
+        let pxb = cat.adder_or_internal(CLASS_PXB);
+        let positions_on = |id: &str| -> Vec<Pos> {
+            let per = if rp.aggregate { pxb.bus.functions } else { 1 };
+            (pxb.bus.slots.min..=pxb.bus.slots.max)
+                .flat_map(|s| (0..per).map(move |f| (s, f)))
+                .map(|(s, f)| Pos { bus: id.to_string(), slot: s, function: f, class: CLASS_ROOT_PORT })
+                .collect()
+        };
+        let nreg = self.world.region_numa.len();
+        let mut region_positions: Vec<VecDeque<Pos>> = (0..nreg)
+            .map(|r| self.world.pxb_positions[r].iter().map(|(b, s, f)| Pos { bus: b.clone(), slot: *s, function: *f, class: CLASS_ROOT_PORT }).collect())
+            .collect();
+        for r in 1..nreg {
+            if self.model.regions[r].new_pxb {
+                let s = self.next_root_slot()?;
+                let id = self.add(pxb, "pxb", &root, s, 0);
+                if let Some(c) = self.plan.controllers.last_mut() {
+                    c.numa_node = self.world.region_numa[r];
+                }
+                region_positions[r].extend(positions_on(&id));
+            }
+        }
+        for _ in 0..self.counts.x {
+            let s = self.next_root_slot()?;
+            let id = self.add(pxb, "pxb", &root, s, 0);
+            region_positions[0].extend(positions_on(&id));
+        }
+
+        // D. Ports. NUMA regions first, then the global region.
+        let mut leftovers: VecDeque<Pos> = VecDeque::new();
+        let mut spare_existing = 0u32;
+        for r in (1..nreg).chain(std::iter::once(0)) {
+            let mut pool: VecDeque<Pos> = if r == 0 {
+                let mut p = root_positions.clone();
+                p.extend(region_positions[0].drain(..));
+                p.extend(leftovers.drain(..));
+                p
+            } else {
+                std::mem::take(&mut region_positions[r])
+            };
+            let left = self.ports_for_region(r, &mut pool, &mut spare_existing)?;
+            if r != 0 {
+                leftovers.extend(left);
+            }
+        }
+        self.cleanup();
+        self.finish();
+        Ok(self.plan)
+    }
+
+    /// Places the units of region `r` that need ports or bridges; returns unused positions.
+    fn ports_for_region(&mut self, r: usize, pool: &mut VecDeque<Pos>, spare_existing: &mut u32) -> Result<VecDeque<Pos>, PlanError> {
+        let cat = self.cat;
+        let region_of_unit = |u: &Unit| u.numa.and_then(|n| self.world.region_numa.iter().position(|&x| x == Some(n))).unwrap_or(0);
+        let mine: Vec<usize> = (0..self.units.len()).filter(|&i| !self.units[i].pinned && region_of_unit(&self.units[i]) == r).collect();
+        let port_units: Vec<usize> = mine.iter().copied().filter(|&i| matches!(self.place[i], Some(Place::Port | Place::OffPort))).collect();
+        let bridge_units: Vec<usize> = mine.iter().copied().filter(|&i| self.place[i] == Some(Place::Bridge)).collect();
+
+        // Bridges needed after existing free bridge slots.
+        let br = cat.adder_or_internal(CLASS_BRIDGE);
+        let free_bridge = self.world.bridge_slots[r].len();
+        let new_bridges = bridge_units.len().saturating_sub(free_bridge).div_ceil(br.bus.slots.len() as usize);
+        let switches = if r == 0 { self.counts.w as usize } else { 0 };
+
+        // Consumers: switch upstreams, units, bridges, spares.
+        let mut takers: Vec<Taker> = Vec::new();
+        takers.extend((0..switches).map(|_| Taker::Upstream));
+        takers.extend(port_units.iter().map(|&u| Taker::Unit(u)));
+        takers.extend((0..new_bridges).map(|_| Taker::Bridge));
+
+        // Existing free ports: off ports to off units then any units; on ports to the rest.
+        let mut e_off: VecDeque<String> = self.world.ports.iter().filter(|p| p.region == r && !p.hotplug).map(|p| p.id.clone()).collect();
+        let mut e_on: VecDeque<String> = self.world.ports.iter().filter(|p| p.region == r && p.hotplug).map(|p| p.id.clone()).collect();
+        let mut got: Vec<Option<String>> = vec![None; takers.len()];
+        let hp_of = |t: &Taker| match t {
+            Taker::Unit(u) => self.units[*u].hp,
+            _ => Hotplug::On,
+        };
+        for (k, t) in takers.iter().enumerate() {
+            if hp_of(t) == Hotplug::Off {
+                got[k] = e_off.pop_front();
+            }
+        }
+        for (k, t) in takers.iter().enumerate() {
+            if got[k].is_none() && hp_of(t) == Hotplug::On {
+                got[k] = e_on.pop_front();
+            }
+        }
+        for (k, t) in takers.iter().enumerate() {
+            if got[k].is_none() && hp_of(t) == Hotplug::Any {
+                got[k] = e_off.pop_front().or_else(|| e_on.pop_front());
+            }
+        }
+        // Spares (global): existing empty hot-pluggable ports count first.
+        if r != 0 {
+            *spare_existing += e_on.len() as u32;
+        } else {
+            let have = *spare_existing + e_on.len() as u32;
+            let extra = self.req.policy.spare_ports.saturating_sub(have);
+            for _ in 0..extra {
+                takers.push(Taker::Spare);
+                got.push(None);
+            }
+        }
+
+        // New ports, in taker order (request order within units).
+        let mut downstream: VecDeque<Pos> = self.world.upstream_slots.iter().filter(|_| r == 0).map(|(b, s)| Pos { bus: b.clone(), slot: *s, function: 0, class: CLASS_DOWNSTREAM }).collect();
+        let mut bridge_ports: Vec<String> = Vec::new();
+        for (k, t) in takers.iter().enumerate() {
+            let port = match got[k].take() {
+                Some(p) => p,
+                None => {
+                    let pos = match pool.pop_front().or_else(|| downstream.pop_front()) {
+                        Some(p) => p,
+                        None => return Err(PlanError::Solver("internal error: ran out of port positions the solver counted".into())),
+                    };
+                    let (m, prefix) = if pos.class == CLASS_DOWNSTREAM { (cat.adder_or_internal(CLASS_DOWNSTREAM), "dp") } else { (cat.adder_or_internal(CLASS_ROOT_PORT), "rp") };
+                    let id = self.add(m, prefix, &pos.bus, pos.slot, pos.function);
+                    if hp_of(t) == Hotplug::Off {
+                        if let Some(c) = self.plan.controllers.last_mut() {
+                            c.hotplug = Some(false);
+                        }
+                    }
+                    id
+                }
+            };
+            match t {
+                Taker::Unit(u) => self.put(*u, &port, 0, 0),
+                Taker::Bridge => bridge_ports.push(port),
+                Taker::Upstream => {
+                    let up = cat.adder_or_internal(CLASS_UPSTREAM);
+                    let id = self.add(up, "up", &port, 0, 0);
+                    for s in up.bus.slots.min..=up.bus.slots.max {
+                        downstream.push_back(Pos { bus: id.clone(), slot: s, function: 0, class: CLASS_DOWNSTREAM });
+                    }
+                }
+                Taker::Spare => {}
+            }
+        }
+        // Bridge units: existing free slots, then the new bridges.
+        let mut slots: VecDeque<(String, u8)> = self.world.bridge_slots[r].iter().cloned().collect();
+        for port in bridge_ports {
+            let id = self.add(br, "br", &port, 0, 0);
+            for s in br.bus.slots.min..=br.bus.slots.max {
+                slots.push_back((id.clone(), s));
+            }
+        }
+        for u in bridge_units {
+            let (bus, slot) = slots.pop_front().ok_or_else(|| PlanError::Solver("internal error: ran out of bridge slots".into()))?;
+            self.put(u, &bus, slot, 0);
+        }
+        Ok(std::mem::take(pool))
+    }
+
+    /// Drops added expanders and switches that ended up empty.
+    fn cleanup(&mut self) {
+        loop {
+            let used: BTreeSet<String> = self.plan.controllers.iter().map(|c| c.bus.clone()).chain(self.plan.devices.iter().map(|d| d.bus.clone())).collect();
+            let before = self.plan.controllers.len();
+            let cat = self.cat;
+            self.plan.controllers.retain(|c| {
+                let class = cat.controller(&c.model).map(|m| m.class.as_str()).unwrap_or("");
+                !(c.added && (class == CLASS_PXB || class == CLASS_UPSTREAM || class == CLASS_BRIDGE) && !used.contains(&c.id))
+            });
+            if self.plan.controllers.len() == before {
+                break;
+            }
+        }
+    }
+
+    /// Orders controllers, numbers chassis/ports/bus ranges, sets multifunction and flags.
+    fn finish(&mut self) {
+        let cat = self.cat;
+        // Controllers in depth-first address order from the root, so every bus is defined first.
+        let order: Vec<String> = {
+            let t = Topology::build(&self.plan, cat);
+            t.descendants(t.root).into_iter().filter_map(|n| match t.g[n] { Node::Ctrl(c) => Some(c.id.clone()), _ => None }).collect()
+        };
+        let mut by_id: HashMap<String, PlacedController> = self.plan.controllers.drain(..).map(|c| (c.id.clone(), c)).collect();
+        self.plan.controllers = order.iter().filter_map(|id| by_id.remove(id)).collect();
+        // Anything unreachable (cannot happen after pin validation) keeps its place at the end.
+        let mut rest: Vec<PlacedController> = by_id.into_values().collect();
+        rest.sort_by(|a, b| a.id.cmp(&b.id));
+        self.plan.controllers.extend(rest);
+
+        // Added controllers are named by class in address order (rp1, rp2, ...).
+        self.counters.clear();
+        for c in self.plan.controllers.iter().filter(|c| c.added) {
+            self.ids.remove(&c.id);
+        }
+        let mut rename: HashMap<String, String> = HashMap::new();
+        for i in 0..self.plan.controllers.len() {
+            if !self.plan.controllers[i].added {
+                continue;
+            }
+            let prefix = match cat.controller(&self.plan.controllers[i].model).map(|m| m.class.as_str()) {
+                Some(CLASS_ROOT_PORT) => "rp",
+                Some(CLASS_DOWNSTREAM) => "dp",
+                Some(CLASS_UPSTREAM) => "up",
+                Some(CLASS_BRIDGE) => "br",
+                Some(CLASS_PXB) => "pxb",
+                _ => "ctl",
+            };
+            let id = self.new_id(prefix);
+            rename.insert(self.plan.controllers[i].id.clone(), id.clone());
+            self.plan.controllers[i].id = id;
+        }
+        for c in &mut self.plan.controllers {
+            if let Some(n) = rename.get(&c.bus) {
+                c.bus = n.clone();
+            }
+        }
+        for d in &mut self.plan.devices {
+            if let Some(n) = rename.get(&d.bus) {
+                d.bus = n.clone();
+            }
+        }
+
+        // Chassis and port numbers for added ports.
+        let mut used: BTreeSet<u8> = self.plan.controllers.iter().filter_map(|c| c.chassis).collect();
+        let mut next = 1u8;
+        for c in self.plan.controllers.iter_mut().filter(|c| c.added) {
+            let Some(m) = cat.controller(&c.model) else { continue };
+            if m.props.iter().any(|p| p == "chassis") {
+                while used.contains(&next) && next < 255 {
+                    next += 1;
+                }
+                used.insert(next);
+                c.chassis = Some(next);
+                c.port = Some(if m.class == CLASS_DOWNSTREAM { c.slot } else { c.slot.wrapping_mul(8).wrapping_add(c.function) });
+            }
+        }
+
+        let io_models: BTreeSet<&str> = cat.devices.iter().filter(|(_, d)| d.io).map(|(k, _)| k.as_str()).collect();
+        let t = Topology::build(&self.plan, cat);
+        let mut updates: HashMap<String, (Option<u8>, Option<u32>)> = HashMap::new();
+        // Expander bus ranges: from the top down, each new expander below the previous range.
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        let mut below_root = 0u32;
+        let mut new_pxbs: Vec<(String, u32)> = Vec::new();
+        for n in t.descendants(t.root) {
+            if !t.uses_bus_number(n) {
+                continue;
+            }
+            let Node::Ctrl(c) = t.g[n] else { continue };
+            if t.bus_type(n) == Some("pxb") {
+                let size = 1 + t.descendants(n).into_iter().filter(|&d| t.uses_bus_number(d)).count() as u32;
+                match c.bus_nr {
+                    Some(nr) => ranges.push((u32::from(nr), u32::from(nr) + size - 1)),
+                    None => new_pxbs.push((c.id.clone(), size)),
+                }
+            } else if t.expander_of(n).is_none() {
+                below_root += 1;
+            }
+        }
+        for (id, size) in new_pxbs {
+            let mut hi = cat.bus_numbers.max;
+            loop {
+                if hi < size + below_root {
+                    break;
+                }
+                let lo = hi + 1 - size;
+                match ranges.iter().filter(|&&(a, b)| a <= hi && b >= lo).map(|&(a, _)| a).min() {
+                    Some(a) => hi = a.saturating_sub(1),
+                    None => {
+                        ranges.push((lo, hi));
+                        updates.entry(id.clone()).or_default().0 = u8::try_from(lo).ok();
+                        break;
+                    }
+                }
+            }
+        }
+        // io-reserve=0 on added ports with nothing below that has I/O BARs.
+        for n in t.g.node_indices() {
+            let Node::Ctrl(c) = t.g[n] else { continue };
+            let Some(m) = t.model(n) else { continue };
+            if c.added && m.props.iter().any(|p| p == "io-reserve") {
+                let needs_io = t.descendants(n).into_iter().any(|d| matches!(t.g[d], Node::Dev(x) if io_models.contains(x.model.as_str()) || (x.kind == BusKind::Pci && !cat.devices.contains_key(&x.model))));
+                if !needs_io {
+                    updates.entry(c.id.clone()).or_default().1 = Some(0);
+                }
+            }
+        }
+        // Multifunction: function 0 of every slot with a function > 0 in use.
+        let mut multi: BTreeSet<(String, u8)> = BTreeSet::new();
+        for (bus, slot, f) in self.plan.controllers.iter().map(|c| (&c.bus, c.slot, c.function)).chain(self.plan.devices.iter().map(|d| (&d.bus, d.slot, d.function))) {
+            if f > 0 {
+                multi.insert((bus.clone(), slot));
+            }
+        }
+        let hp: HashMap<String, bool> = self
+            .plan
+            .devices
+            .iter()
+            .filter_map(|d| {
+                let n = *t.ids.get(d.id.as_str())?;
+                Some((d.id.clone(), t.parent(n).map(|p| t.bus_hotpluggable(p)).unwrap_or(false)))
+            })
+            .collect();
+        drop(t);
+        for c in &mut self.plan.controllers {
+            if let Some((nr, io)) = updates.get(&c.id) {
+                if nr.is_some() {
+                    c.bus_nr = *nr;
+                }
+                if io.is_some() {
+                    c.io_reserve = *io;
+                }
+            }
+            if c.function == 0 && multi.contains(&(c.bus.clone(), c.slot)) {
+                c.multifunction = true;
+            }
+        }
+        let order: HashMap<&str, usize> = self.req.devices.iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
+        self.plan.devices.sort_by_key(|d| order.get(d.id.as_str()).copied().unwrap_or(usize::MAX));
+        for d in &mut self.plan.devices {
+            if d.function == 0 && multi.contains(&(d.bus.clone(), d.slot)) {
+                d.multifunction = true;
+            }
+            d.hotpluggable = hp.get(&d.id).copied().unwrap_or(false);
+        }
+        self.plan.cost = self.plan.controllers.iter().filter(|c| c.added).count() as u32;
+        self.plan.optimal = self.counts.optimal && self.plan.cost == self.counts.cost;
+        self.plan.name = self.req.name.clone();
+        self.plan.machine = self.req.machine.clone();
+    }
+}

@@ -1,0 +1,160 @@
+//! The topology of a plan as a `petgraph` graph: the root bus, controllers and devices are
+//! nodes; an edge runs from the node owning a bus to each node plugged into it, labelled with
+//! the slot and function.
+
+use std::collections::HashMap;
+
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+
+use crate::catalog::{Catalog, ControllerModel, HotplugControl};
+use crate::plan::{PlacedController, PlacedDevice, Plan};
+
+/// A node of the topology.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Node<'a> {
+    /// The root bus.
+    Root,
+    /// A controller (it also owns the bus named by its id).
+    Ctrl(&'a PlacedController),
+    /// An endpoint.
+    Dev(&'a PlacedDevice),
+}
+
+impl<'a> Node<'a> {
+    pub fn id(&self, cat: &'a Catalog) -> &'a str {
+        match self {
+            Node::Root => cat.root.bus.as_str(),
+            Node::Ctrl(c) => c.id.as_str(),
+            Node::Dev(d) => d.id.as_str(),
+        }
+    }
+}
+
+/// A plan's topology.
+pub(crate) struct Topology<'a> {
+    pub g: StableDiGraph<Node<'a>, (u8, u8)>,
+    pub root: NodeIndex,
+    pub ids: HashMap<&'a str, NodeIndex>,
+    /// Nodes whose bus names no existing bus: (node, bus name).
+    pub dangling: Vec<(NodeIndex, &'a str)>,
+    cat: &'a Catalog,
+}
+
+impl<'a> Topology<'a> {
+    /// Builds the graph. Names that appear twice keep their first node.
+    pub fn build(plan: &'a Plan, cat: &'a Catalog) -> Topology<'a> {
+        let mut g = StableDiGraph::new();
+        let root = g.add_node(Node::Root);
+        let mut ids = HashMap::new();
+        ids.insert(cat.root.bus.as_str(), root);
+        let mut members = Vec::new();
+        for c in &plan.controllers {
+            let n = g.add_node(Node::Ctrl(c));
+            ids.entry(c.id.as_str()).or_insert(n);
+            members.push((n, c.bus.as_str(), c.slot, c.function));
+        }
+        for d in &plan.devices {
+            let n = g.add_node(Node::Dev(d));
+            ids.entry(d.id.as_str()).or_insert(n);
+            members.push((n, d.bus.as_str(), d.slot, d.function));
+        }
+        let mut dangling = Vec::new();
+        for (n, bus, slot, function) in members {
+            match ids.get(bus) {
+                Some(&p) if matches!(g[p], Node::Root | Node::Ctrl(_)) => {
+                    g.add_edge(p, n, (slot, function));
+                }
+                _ => dangling.push((n, bus)),
+            }
+        }
+        Topology { g, root, ids, dangling, cat }
+    }
+
+    /// The controller model of a node, if it is a controller of a known model.
+    pub fn model(&self, n: NodeIndex) -> Option<&'a ControllerModel> {
+        match self.g[n] {
+            Node::Ctrl(c) => self.cat.controller(&c.model),
+            _ => None,
+        }
+    }
+
+    /// The parent of a node.
+    pub fn parent(&self, n: NodeIndex) -> Option<NodeIndex> {
+        self.g.neighbors_directed(n, Direction::Incoming).next()
+    }
+
+    /// Children with their (slot, function), sorted by address.
+    pub fn children(&self, n: NodeIndex) -> Vec<(u8, u8, NodeIndex)> {
+        let mut v: Vec<_> = self.g.edges_directed(n, Direction::Outgoing).map(|e| (e.weight().0, e.weight().1, e.target())).collect();
+        v.sort();
+        v
+    }
+
+    /// The bus type of the bus a node owns (`pcie-root`, `port`, `switch`, `conventional`, `pxb`).
+    pub fn bus_type(&self, n: NodeIndex) -> Option<&'a str> {
+        match self.g[n] {
+            Node::Root => Some(self.cat.root.bus_type.as_str()),
+            Node::Ctrl(_) => self.model(n).map(|m| m.bus.bus_type.as_str()),
+            Node::Dev(_) => None,
+        }
+    }
+
+    /// Whether a child of the bus owned by `n` can be hot-unplugged by the guest
+    /// (qemu-facts: `pcie.0` and expander buses never, ports unless `hotplug=off`, bridges always).
+    pub fn bus_hotpluggable(&self, n: NodeIndex) -> bool {
+        match self.g[n] {
+            Node::Root => self.cat.root.hotpluggable,
+            Node::Ctrl(c) => match self.model(n).map(|m| m.hotplug) {
+                Some(HotplugControl::Property) => c.hotplug.unwrap_or(true),
+                Some(HotplugControl::Always) => true,
+                Some(HotplugControl::Never) | None => false,
+            },
+            Node::Dev(_) => false,
+        }
+    }
+
+    /// Ancestors, nearest first (stops at the root or on a cycle).
+    pub fn ancestors(&self, n: NodeIndex) -> Vec<NodeIndex> {
+        let mut out = Vec::new();
+        let mut cur = n;
+        while let Some(p) = self.parent(cur) {
+            if out.contains(&p) || p == n {
+                break;
+            }
+            out.push(p);
+            cur = p;
+        }
+        out
+    }
+
+    /// The nearest expander (`pxb` bus type) above a node.
+    pub fn expander_of(&self, n: NodeIndex) -> Option<NodeIndex> {
+        self.ancestors(n).into_iter().find(|&a| self.bus_type(a) == Some("pxb"))
+    }
+
+    /// Whether a node hangs from the root (no dangling bus, no cycle).
+    pub fn rooted(&self, n: NodeIndex) -> bool {
+        n == self.root || self.ancestors(n).last() == Some(&self.root)
+    }
+
+    /// Nodes below `n` (depth first, in address order), not including `n`.
+    pub fn descendants(&self, n: NodeIndex) -> Vec<NodeIndex> {
+        let mut out = Vec::new();
+        let mut stack: Vec<NodeIndex> = self.children(n).into_iter().rev().map(|c| c.2).collect();
+        while let Some(x) = stack.pop() {
+            if out.contains(&x) {
+                continue;
+            }
+            out.push(x);
+            stack.extend(self.children(x).into_iter().rev().map(|c| c.2));
+        }
+        out
+    }
+
+    /// Whether the controller at `n` takes a guest bus number.
+    pub fn uses_bus_number(&self, n: NodeIndex) -> bool {
+        self.model(n).map(|m| m.uses_bus_number).unwrap_or(false)
+    }
+}
