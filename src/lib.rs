@@ -22,6 +22,7 @@ mod error;
 mod ilp;
 mod plan;
 mod planner;
+mod previous;
 mod request;
 mod topology;
 mod validate;
@@ -30,5 +31,6 @@ pub use catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl
 pub use error::{Cause, Explanation, InputError, PlanError, Violation};
 pub use plan::{PlacedController, PlacedDevice, Plan};
 pub use planner::{plan, plan_with};
+pub use previous::{Previous, PreviousController, PreviousDevice};
 pub use request::{Address, ControllerRequest, DeviceRequest, Hotplug, OffStrategy, Policy, Request};
 pub use validate::{validate, validate_pins};

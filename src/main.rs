@@ -35,6 +35,10 @@ enum Cmd {
         /// Output format.
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
+        /// An earlier `--format json` plan: every device and controller that still exists
+        /// keeps its address; only new devices are placed.
+        #[arg(long, value_name = "PLAN.json")]
+        previous: Option<PathBuf>,
     },
 }
 
@@ -79,15 +83,25 @@ fn main() -> ExitCode {
         None => None,
     };
     match cli.cmd {
-        Cmd::Plan { file, format } => {
+        Cmd::Plan { file, format, previous } => {
             let text = match read_input(&file) {
                 Ok(t) => t,
                 Err(e) => return fail(2, &e),
             };
-            let req = match Request::from_json(&text) {
+            let mut req = match Request::from_json(&text) {
                 Ok(r) => r,
                 Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
             };
+            if let Some(prev) = previous {
+                let pf = prev.display().to_string();
+                let pinned = read_input(&pf)
+                    .and_then(|t| pciplan::Previous::from_json(&t).map_err(|e| format!("{pf}: {e}")))
+                    .and_then(|p| req.pinned_to(&p).map_err(|e| format!("{file}: {e}")));
+                match pinned {
+                    Ok(r) => req = r,
+                    Err(e) => return fail(2, &e),
+                }
+            }
             let cat = match &custom {
                 Some(c) => c,
                 None => match Catalog::for_machine(&req.machine) {
