@@ -13,8 +13,8 @@
 //! - per NUMA region: `t` root ports on its expander, `b` bridges, `eon`/`eoff` existing free
 //!   ports used; global: `x` new expanders, `tx` root ports on them, `w` switches, `d`
 //!   downstream ports (R-PXB, R-SWITCH, R-BRIDGE);
-//! - `ss`, `sb`: elastic slack on the `pcie.0` slot and bus-number budgets, priced so that any
-//!   slack means infeasible; their values explain why (R-ROOT, R-BUSNR).
+//! - `ss`, `sb`, `si`: elastic slack on the `pcie.0` slot, bus-number and I/O-window budgets,
+//!   priced so that any slack means infeasible; their values explain why (R-ROOT, R-BUSNR, R-IO).
 //!
 //! Objective (O-COST, O-TIE): `1e6·slack + 1000·controllers + 20·(x + w) + ports not on pcie.0`.
 
@@ -53,6 +53,8 @@ pub(crate) struct Class {
     pub any: bool,
     /// Single devices that may share an integrated slot (pack_integrated).
     pub packable: bool,
+    /// Some device of the unit has an I/O BAR (rule R-IO).
+    pub io: bool,
 }
 
 /// Per-region resources that already exist.
@@ -98,6 +100,12 @@ pub(crate) struct Model {
     pub bus_used: u32,
     /// Bus numbers available.
     pub bus_max: u32,
+    /// I/O windows existing controllers already take.
+    pub io_used: u32,
+    /// I/O windows the firmware can give bridges.
+    pub io_max: u32,
+    /// Size of one window in KiB.
+    pub io_window_kib: u32,
 }
 
 /// The solver's answer.
@@ -120,6 +128,10 @@ pub(crate) struct Counts {
     pub slack_slots: u32,
     /// Missing bus numbers (0 when feasible).
     pub slack_bus: u32,
+    /// Missing I/O windows (0 when feasible).
+    pub slack_io: u32,
+    /// I/O windows the plan uses.
+    pub io_windows: u32,
     /// `pcie.0` slots the plan uses for integrated endpoints.
     pub int_slots: u32,
     /// Slots the solver was proven optimal on.
@@ -164,6 +176,7 @@ pub(crate) fn solve(m: &Model) -> Result<Counts, String> {
     let d = int(&mut vars, big);
     let ss = int(&mut vars, big);
     let sb = int(&mut vars, big);
+    let si = int(&mut vars, big);
     let t: Vec<Variable> = (0..nreg).map(|_| int(&mut vars, big)).collect();
     let b: Vec<Variable> = (0..nreg).map(|_| int(&mut vars, big)).collect();
     let eon: Vec<Variable> = m.regions.iter().map(|r| int(&mut vars, r.e_on)).collect();
@@ -176,7 +189,7 @@ pub(crate) fn solve(m: &Model) -> Result<Counts, String> {
     let cost: Expression = r0 + x + tx + w + d + sum(t.iter().skip(1).map(|&e| e.into())) + sum(b.iter().map(|&e| e.into()))
         + f64::from(new_numa_pxbs);
     let tie: Expression = 20.0 * (x + w) + tx + d + sum(t.iter().skip(1).map(|&e| e.into()));
-    let objective = 1_000_000.0 * (ss + sb) + 1000.0 * cost.clone() + tie;
+    let objective = 1_000_000.0 * (ss + sb + si) + 1000.0 * cost.clone() + tie;
     let mut pb = vars.minimise(objective).using(microlp).with_time_limit(TIME_LIMIT_S);
 
     for (ci, c) in m.classes.iter().enumerate() {
@@ -222,6 +235,12 @@ pub(crate) fn solve(m: &Model) -> Result<Counts, String> {
     let buses = r0 + tx + d + w + x + numa_t + sum(b.iter().map(|&e| e.into())) + f64::from(new_numa_pxbs + m.bus_used);
     pb = pb.with(constraint!(buses <= f64::from(m.bus_max) + sb));
 
+    // R-IO: every port whose device has I/O BARs, and every bridge, takes a 4 KiB window.
+    let io = sum(m.classes.iter().enumerate().filter(|(_, c)| c.io).map(|(i, _)| val(Place::Port, i) + val(Place::OffPort, i)))
+        + sum(b.iter().map(|&e| e.into()))
+        + f64::from(m.io_used);
+    pb = pb.with(constraint!(io.clone() <= f64::from(m.io_max) + si));
+
     let sol = match pb.solve() {
         Ok(s) => s,
         Err(ResolutionError::Infeasible) => return Err("the integer program has no solution".into()),
@@ -251,6 +270,8 @@ pub(crate) fn solve(m: &Model) -> Result<Counts, String> {
         cost: sol.eval(&cost).round().max(0.0) as u32,
         slack_slots: get(ss),
         slack_bus: get(sb),
+        slack_io: get(si),
+        io_windows: sol.eval(&io).round().max(0.0) as u32,
         int_slots: (sol.eval(&own_slots) + sol.value(ks)).round().max(0.0) as u32,
         optimal,
     };
@@ -276,10 +297,13 @@ mod tests {
             spare: 0,
             bus_used: 0,
             bus_max: 255,
+            io_used: 0,
+            io_max: 14,
+            io_window_kib: 4,
         }
     }
     fn class(n: u32, allowed: [bool; 4], off: bool, any: bool) -> Class {
-        Class { n, allowed, region: 0, off, any, packable: false }
+        Class { n, allowed, region: 0, off, any, packable: false, io: false }
     }
 
     #[test]
@@ -315,6 +339,19 @@ mod tests {
         assert_eq!(c.slack_slots, 0);
         assert_eq!(c.x, 1);
         assert_eq!(c.cost, 251);
+    }
+
+    #[test]
+    fn io_windows_limit() {
+        let mut io_class = class(15, [false, false, true, false], false, false);
+        io_class.io = true;
+        let c = solve(&model(vec![io_class.clone()])).unwrap();
+        assert_eq!(c.slack_io, 1);
+        // With `any`, the extra ones go integrated instead.
+        io_class.allowed = [true, false, true, false];
+        io_class.any = true;
+        let c = solve(&model(vec![io_class])).unwrap();
+        assert_eq!((c.slack_io, c.cost), (0, 0));
     }
 
     #[test]

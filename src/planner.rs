@@ -53,7 +53,7 @@ pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
     let (model, unit_class) = build_model(req, cat, &units, &world);
     precheck(req, &units, &unit_class, &model)?;
     let counts = solve_cached(&model)?;
-    if counts.slack_slots > 0 || counts.slack_bus > 0 {
+    if counts.slack_slots > 0 || counts.slack_bus > 0 || counts.slack_io > 0 {
         return Err(PlanError::Infeasible(explain(req, &units, &unit_class, &model, &counts, &world)));
     }
     let plan = Assigner::new(req, cat, &units, &unit_class, &model, &counts, &world, pinned).run()?;
@@ -97,6 +97,14 @@ pub(crate) struct Unit {
     pub numa: Option<u32>,
     pub grouped: bool,
     pub pinned: bool,
+    /// Some member has an I/O BAR (rule R-IO).
+    pub io: bool,
+}
+
+/// Whether a device needs I/O port space: the catalog says so; an unknown model is assumed
+/// to when it is conventional PCI.
+pub(crate) fn needs_io(cat: &Catalog, model: &str, kind: BusKind) -> bool {
+    cat.device(model).map(|m| m.io).unwrap_or(kind == BusKind::Pci)
 }
 
 fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
@@ -127,16 +135,17 @@ fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
                     if kind == BusKind::Pci {
                         unit.kind = BusKind::Pci;
                     }
+                    unit.io |= needs_io(cat, &d.model, kind);
                     unit.devs.push(i);
                     if unit.devs.len() > usize::from(cat.root.functions) {
                         return Err(bad(format!("group '{g}' has more than {} members", cat.root.functions)));
                     }
                 } else {
                     by_group.insert(g, out.len());
-                    out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: true, pinned: d.address.is_some() });
+                    out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: true, pinned: d.address.is_some(), io: needs_io(cat, &d.model, kind) });
                 }
             }
-            None => out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: false, pinned: d.address.is_some() }),
+            None => out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: false, pinned: d.address.is_some(), io: needs_io(cat, &d.model, kind) }),
         }
     }
     Ok(out)
@@ -167,6 +176,8 @@ pub(crate) struct World {
     /// Free downstream positions on existing switches.
     upstream_slots: Vec<(String, u8)>,
     bus_used: u32,
+    /// I/O windows pinned controllers take (ports and bridges with I/O devices pinned below).
+    io_used: u32,
     pinned_pxb_numa: BTreeSet<u32>,
     /// Pinned endpoints on the root bus (for hints).
     root_pins: Vec<(String, String)>,
@@ -218,6 +229,7 @@ impl World {
                 }
             }
         }
+        w.io_used = t.total_io_windows();
         let mut ctrl_nodes: Vec<NodeIndex> = t.descendants(t.root);
         ctrl_nodes.retain(|&n| matches!(t.g[n], Node::Ctrl(_)));
         for n in ctrl_nodes {
@@ -285,7 +297,7 @@ fn allowed(req: &Request, u: &Unit, region: usize) -> [bool; 4] {
 }
 
 fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Model, Vec<Option<usize>>) {
-    let mut keys: BTreeMap<(usize, BusKind, Hotplug, bool), usize> = BTreeMap::new();
+    let mut keys: BTreeMap<(usize, BusKind, Hotplug, bool, bool), usize> = BTreeMap::new();
     let mut classes: Vec<Class> = Vec::new();
     let mut unit_class = Vec::with_capacity(units.len());
     for u in units {
@@ -295,9 +307,9 @@ fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Mode
         }
         let region = u.numa.and_then(|n| w.region_numa.iter().position(|&r| r == Some(n))).unwrap_or(0);
         let packable = !u.grouped && req.policy.pack_integrated;
-        let key = (region, u.kind, u.hp, packable);
+        let key = (region, u.kind, u.hp, packable, u.io);
         let idx = *keys.entry(key).or_insert_with(|| {
-            classes.push(Class { n: 0, allowed: allowed(req, u, region), region, off: u.hp == Hotplug::Off, any: u.hp == Hotplug::Any, packable });
+            classes.push(Class { n: 0, allowed: allowed(req, u, region), region, off: u.hp == Hotplug::Off, any: u.hp == Hotplug::Any, packable, io: u.io });
             classes.len() - 1
         });
         classes[idx].n += 1;
@@ -308,7 +320,7 @@ fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Mode
     let mut order: Vec<usize> = (0..classes.len()).collect();
     order.sort_by_key(|&i| {
         let c = &classes[i];
-        (c.region, c.allowed, c.off, c.any, c.packable)
+        (c.region, c.allowed, c.off, c.any, c.packable, c.io)
     });
     let mut renum = vec![0; classes.len()];
     for (new, &old) in order.iter().enumerate() {
@@ -346,6 +358,9 @@ fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Mode
         spare: req.policy.spare_ports,
         bus_used: w.bus_used,
         bus_max: cat.bus_numbers.max,
+        io_used: w.io_used,
+        io_window_kib: cat.io_space.window_kib,
+        io_max: (cat.io_space.total_kib.saturating_sub(cat.io_space.reserved_kib)) / cat.io_space.window_kib.max(1),
     };
     (model, unit_class)
 }
@@ -438,6 +453,25 @@ fn explain(req: &Request, units: &[Unit], unit_class: &[Option<usize>], model: &
             need,
             have: model.bus_max,
             hints,
+        });
+    }
+    if c.slack_io > 0 {
+        let need = model.io_max + c.slack_io;
+        let devices = dev_ids(req, units, |u| !u.pinned && u.io && u.hp != Hotplug::Off);
+        let kib = model.io_window_kib;
+        causes.push(Cause {
+            rule: "R-IO".into(),
+            message: format!(
+                "{need} ports and bridges would need a {kib} KiB I/O window for devices with I/O BARs; the firmware has {} (QEMU starts, but SeaBIOS reports 'out of I/O address space')",
+                model.io_max
+            ),
+            devices,
+            need,
+            have: model.io_max,
+            hints: vec![
+                "use models without I/O BARs (virtio-*-pci instead of e1000e/e1000/rtl8139)".to_string(),
+                "let some of these devices be hotplug 'any' or 'off' so they sit on pcie.0 without a window".to_string(),
+            ],
         });
     }
     Explanation { causes }
@@ -849,7 +883,6 @@ impl<'a> Assigner<'a> {
             }
         }
 
-        let io_models: BTreeSet<&str> = cat.devices.iter().filter(|(_, d)| d.io).map(|(k, _)| k.as_str()).collect();
         let t = Topology::build(&self.plan, cat);
         let mut updates: HashMap<String, (Option<u8>, Option<u32>)> = HashMap::new();
         // Expander bus ranges: from the top down, each new expander below the previous range.
@@ -893,8 +926,7 @@ impl<'a> Assigner<'a> {
             let Node::Ctrl(c) = t.g[n] else { continue };
             let Some(m) = t.model(n) else { continue };
             if c.added && m.props.iter().any(|p| p == "io-reserve") {
-                let needs_io = t.descendants(n).into_iter().any(|d| matches!(t.g[d], Node::Dev(x) if io_models.contains(x.model.as_str()) || (x.kind == BusKind::Pci && !cat.devices.contains_key(&x.model))));
-                if !needs_io {
+                if t.io_windows(n) == 0 {
                     updates.entry(c.id.clone()).or_default().1 = Some(0);
                 }
             }

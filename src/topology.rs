@@ -157,4 +157,28 @@ impl<'a> Topology<'a> {
     pub fn uses_bus_number(&self, n: NodeIndex) -> bool {
         self.model(n).map(|m| m.uses_bus_number).unwrap_or(false)
     }
+
+    /// I/O windows (rule R-IO) the controller at `n` needs from its parent: 0 when nothing
+    /// below has an I/O BAR, else one window, or the sum of its child controllers' windows
+    /// when that is larger (a switch's downstream ports each take one).
+    pub fn io_windows(&self, n: NodeIndex) -> u32 {
+        let Node::Ctrl(_) = self.g[n] else { return 0 };
+        let mut own_io = false;
+        let mut below = 0;
+        for (_, _, c) in self.children(n) {
+            match self.g[c] {
+                Node::Dev(d) => own_io |= crate::planner::needs_io(self.cat, &d.model, d.kind),
+                Node::Ctrl(_) => below += self.io_windows(c),
+                Node::Root => {}
+            }
+        }
+        if own_io { below.max(1) } else { below }
+    }
+
+    /// I/O windows the whole topology needs: the sum over controllers on the root bus and on
+    /// expander buses.
+    pub fn total_io_windows(&self) -> u32 {
+        let tops = std::iter::once(self.root).chain(self.g.node_indices().filter(|&n| self.bus_type(n) == Some("pxb") && self.rooted(n)));
+        tops.map(|b| self.children(b).into_iter().filter(|&(_, _, c)| self.bus_type(c) != Some("pxb")).map(|(_, _, c)| self.io_windows(c)).sum::<u32>()).sum()
+    }
 }

@@ -228,6 +228,16 @@ impl<'a> Checker<'a> {
         self.devices(&t, plan, &mut out);
         self.controllers(&t, plan, &mut out);
         self.bus_numbers(&t, &mut out);
+        let io = t.total_io_windows();
+        let io_max = (cat.io_space.total_kib.saturating_sub(cat.io_space.reserved_kib)) / cat.io_space.window_kib.max(1);
+        if self.full && io > io_max {
+            out.push(Violation {
+                device: cat.root.bus.clone(),
+                address: "-".into(),
+                rule: cat.io_space.rule.clone(),
+                message: format!("{io} I/O windows of {} KiB needed; the firmware has {io_max}", cat.io_space.window_kib),
+            });
+        }
         out.sort();
         out.dedup();
         out
