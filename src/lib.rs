@@ -16,6 +16,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod batch;
 mod catalog;
 pub mod emit;
 mod error;
@@ -24,6 +25,7 @@ mod plan;
 mod planner;
 mod previous;
 mod request;
+mod shape;
 mod topology;
 mod validate;
 
@@ -32,5 +34,6 @@ pub use error::{Cause, Explanation, InputError, PlanError, Violation};
 pub use plan::{PlacedController, PlacedDevice, Plan};
 pub use planner::{plan, plan_with};
 pub use previous::{Previous, PreviousController, PreviousDevice};
+pub use shape::{CacheStats, ShapeCache};
 pub use request::{Address, ControllerRequest, DeviceRequest, Hotplug, OffStrategy, Policy, Request};
 pub use validate::{validate, validate_pins};

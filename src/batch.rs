@@ -1,0 +1,703 @@
+//! Planning a fleet: JSON Lines in, one result per line out, in input order (formats.md
+//! "Batch").
+//!
+//! A [`Batch`] reads a bounded chunk of lines, plans them in parallel on the rayon thread
+//! pool and hands the results back in input order; memory is bounded by the chunk size,
+//! not the fleet. A bad or infeasible line gives an error result for that line only.
+//!
+//! ```
+//! use pciplan::batch::{Batch, BatchOptions};
+//! let input = r#"{"name":"web-01","devices":[{"id":"net0","model":"virtio-net-pci"}]}
+//! {"name":"db-07","devices":[{"id":"x","model":"frobnicator"}]}
+//! not json
+//! "#;
+//! let results: Vec<_> = Batch::new(input.as_bytes(), BatchOptions::default())
+//!     .collect::<Result<_, _>>()
+//!     .unwrap();
+//! assert_eq!(results.len(), 3);
+//! assert_eq!(results[0].result.as_ref().unwrap().cost, 1);
+//! assert_eq!(results[1].name.as_deref(), Some("db-07"));
+//! assert!(results[2].to_json_line().starts_with(r#"{"line":3,"name":null,"ok":false"#));
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::io::{self, BufRead};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::error::{Cause, InputError, PlanError, Violation};
+use crate::plan::Plan;
+use crate::planner::plan_with;
+use crate::request::{Request, MAX_REQUEST_BYTES};
+use crate::shape::ShapeCache;
+
+/// Lines planned together (and the most results held in memory at once).
+pub const DEFAULT_CHUNK: usize = 4096;
+
+/// Which part of a fleet this process plans: lines where `(line - 1) % n == k - 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, 1..=n.
+    k: u64,
+    /// Number of shards.
+    n: u64,
+}
+
+impl Shard {
+    /// Shard `k` of `n` (1-based).
+    ///
+    /// # Errors
+    /// When `n` is 0 or `k` is not in `1..=n`.
+    pub fn new(k: u64, n: u64) -> Result<Shard, InputError> {
+        if n == 0 || k == 0 || k > n {
+            return Err(InputError::new(
+                "shard",
+                format!("{k}/{n}: want K/N with 1 <= K <= N"),
+            ));
+        }
+        Ok(Shard { k, n })
+    }
+
+    /// Parses `K/N`.
+    ///
+    /// ```
+    /// let s = pciplan::batch::Shard::parse("2/3").unwrap();
+    /// assert!(s.contains(2) && s.contains(5) && !s.contains(3));
+    /// assert!(pciplan::batch::Shard::parse("4/3").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// When the text is not `K/N` with `1 <= K <= N`.
+    pub fn parse(text: &str) -> Result<Shard, InputError> {
+        let bad = || InputError::new("shard", format!("'{text}': want K/N, e.g. 1/4"));
+        let (k, n) = text.split_once('/').ok_or_else(bad)?;
+        Shard::new(
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        )
+    }
+
+    /// Whether input line `line` (1-based) belongs to this shard.
+    pub fn contains(&self, line: u64) -> bool {
+        line >= 1 && (line - 1) % self.n == self.k - 1
+    }
+}
+
+/// A set of line numbers (a bitmap; 1,000,000 lines take 125 kB).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineSet {
+    bits: Vec<u64>,
+    len: u64,
+}
+
+impl LineSet {
+    /// Adds a line number.
+    pub fn insert(&mut self, line: u64) {
+        let (w, b) = ((line / 64) as usize, line % 64);
+        if w >= self.bits.len() {
+            self.bits.resize(w + 1, 0);
+        }
+        if self.bits[w] & (1 << b) == 0 {
+            self.len += 1;
+        }
+        self.bits[w] |= 1 << b;
+    }
+    /// Whether `line` is in the set.
+    pub fn contains(&self, line: u64) -> bool {
+        self.bits
+            .get((line / 64) as usize)
+            .is_some_and(|w| w & (1 << (line % 64)) != 0)
+    }
+    /// Number of lines in the set.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// What an earlier, possibly killed, run already wrote (for `--resume`).
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// Lines that already have a result.
+    pub done: LineSet,
+    /// Length in bytes of the complete lines; anything after it is a line cut short by the
+    /// kill and must be dropped before appending.
+    pub valid_len: u64,
+}
+
+impl Resume {
+    /// Reads the results written so far. Only complete lines (ending in a newline) count.
+    ///
+    /// ```
+    /// let out = "{\"line\":1,\"name\":null,\"ok\":true}\n{\"line\":3,\"na";
+    /// let r = pciplan::batch::Resume::read(out.as_bytes()).unwrap();
+    /// assert!(r.done.contains(1) && !r.done.contains(3));
+    /// assert_eq!(r.valid_len, 33);
+    /// ```
+    ///
+    /// # Errors
+    /// When the results cannot be read.
+    pub fn read(mut r: impl BufRead) -> io::Result<Resume> {
+        let mut out = Resume::default();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            let n = r.read_until(b'\n', &mut buf)?;
+            if n == 0 || buf.last() != Some(&b'\n') {
+                return Ok(out);
+            }
+            out.valid_len += n as u64;
+            if let Some(line) = result_line_number(&buf) {
+                out.done.insert(line);
+            }
+        }
+    }
+}
+
+/// The `line` of one result line: fast for the form pciplan writes, JSON otherwise.
+fn result_line_number(text: &[u8]) -> Option<u64> {
+    if let Some(rest) = text.strip_prefix(b"{\"line\":") {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits > 0 && rest.get(digits) == Some(&b',') {
+            return std::str::from_utf8(&rest[..digits]).ok()?.parse().ok();
+        }
+    }
+    serde_json::from_slice::<serde_json::Value>(text)
+        .ok()?
+        .get("line")?
+        .as_u64()
+}
+
+/// How a batch runs.
+#[derive(Clone)]
+pub struct BatchOptions {
+    /// Lines planned together; bounds memory (default [`DEFAULT_CHUNK`]).
+    pub chunk: usize,
+    /// Plan each request shape once (see [`ShapeCache`]); default on.
+    pub shape_cache: bool,
+    /// Plan only this shard of the lines.
+    pub shard: Option<Shard>,
+    /// Lines to skip (already answered).
+    pub skip: Option<LineSet>,
+    /// Plan every line with this catalog instead of the one its `machine` names.
+    pub catalog: Option<Arc<Catalog>>,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            chunk: DEFAULT_CHUNK,
+            shape_cache: true,
+            shard: None,
+            skip: None,
+            catalog: None,
+        }
+    }
+}
+
+/// The result of one input line.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Input line number, from 1.
+    pub line: u64,
+    /// The request's `name`, when it could be read.
+    pub name: Option<String>,
+    /// The plan or why there is none.
+    pub result: Result<Plan, PlanError>,
+}
+
+#[derive(Serialize)]
+struct OkLine<'a> {
+    line: u64,
+    name: Option<&'a str>,
+    ok: bool,
+    cost: u32,
+    optimal: bool,
+    plan: &'a Plan,
+}
+
+#[derive(Serialize)]
+struct ErrLine<'a> {
+    line: u64,
+    name: Option<&'a str>,
+    ok: bool,
+    error: ErrBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrBody<'a> {
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a str>,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    causes: Option<&'a [Cause]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    violations: Option<&'a [Violation]>,
+}
+
+impl Outcome {
+    /// The result line (formats.md "Batch"), without the newline. A plan is the same
+    /// object `--format json` prints, on one line. Errors carry `kind`, `rule` (when there
+    /// is one) and `message`, plus `causes` (infeasible) or `violations` (invalid pins).
+    pub fn to_json_line(&self) -> String {
+        let name = self.name.as_deref();
+        let text = match &self.result {
+            Ok(plan) => serde_json::to_string(&OkLine {
+                line: self.line,
+                name,
+                ok: true,
+                cost: plan.cost,
+                optimal: plan.optimal,
+                plan,
+            }),
+            Err(e) => {
+                let (message, causes, violations) = match e {
+                    PlanError::Invalid(i) => (invalid_message(self.line, i), None, None),
+                    PlanError::Pins(v) => (
+                        v.iter()
+                            .map(|x| x.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        None,
+                        Some(v.as_slice()),
+                    ),
+                    PlanError::Infeasible(x) => (x.to_string(), Some(x.causes.as_slice()), None),
+                    PlanError::Solver(s) => (s.clone(), None, None),
+                };
+                let error = ErrBody {
+                    kind: e.kind(),
+                    rule: e.rule(),
+                    message,
+                    causes,
+                    violations,
+                };
+                serde_json::to_string(&ErrLine {
+                    line: self.line,
+                    name,
+                    ok: false,
+                    error,
+                })
+            }
+        };
+        text.unwrap_or_else(|e| format!(r#"{{"line":{},"name":null,"ok":false,"error":{{"kind":"solver","message":"internal error: {e}"}}}}"#, self.line))
+    }
+}
+
+/// `line 3: expected value at column 1` for a line that is not JSON; `line 3: field: what`
+/// otherwise.
+fn invalid_message(line: u64, e: &InputError) -> String {
+    if e.field == "request" {
+        format!(
+            "line {line}: {}",
+            e.message.replace(" at line 1 column ", " at column ")
+        )
+    } else {
+        format!("line {line}: {e}")
+    }
+}
+
+/// Plans one input line (the text without its newline).
+fn plan_line(
+    line: u64,
+    text: &[u8],
+    catalog: Option<&Catalog>,
+    cache: Option<&ShapeCache>,
+) -> Outcome {
+    let invalid = |name: Option<String>, field: &str, msg: String| Outcome {
+        line,
+        name,
+        result: Err(PlanError::Invalid(InputError::new(field, msg))),
+    };
+    let text = match std::str::from_utf8(text) {
+        Ok(t) => t.strip_suffix('\r').unwrap_or(t),
+        Err(e) => return invalid(None, "request", format!("not UTF-8 text ({e})")),
+    };
+    if text.len() > MAX_REQUEST_BYTES {
+        return invalid(
+            None,
+            "request",
+            format!("the line is longer than the {MAX_REQUEST_BYTES} byte limit"),
+        );
+    }
+    if text.trim().is_empty() {
+        return invalid(None, "request", "empty line".into());
+    }
+    let req = match Request::from_json(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let name = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| Some(v.get("name")?.as_str()?.to_string()));
+            return Outcome {
+                line,
+                name,
+                result: Err(PlanError::Invalid(e)),
+            };
+        }
+    };
+    let cat = match catalog {
+        Some(c) => c,
+        None => match Catalog::for_machine(&req.machine) {
+            Ok(c) => c,
+            Err(e) => {
+                return Outcome {
+                    line,
+                    name: req.name,
+                    result: Err(PlanError::Invalid(e)),
+                }
+            }
+        },
+    };
+    let result = match cache {
+        Some(c) => c.plan_with(&req, cat),
+        None => plan_with(&req, cat),
+    };
+    Outcome {
+        line,
+        name: req.name,
+        result,
+    }
+}
+
+/// A fleet being planned: an iterator of [`Outcome`]s in input order.
+///
+/// Lines are read `chunk` at a time and planned in parallel. Lines outside the shard or in
+/// the skip set produce no outcome. An I/O error reading the input ends the iteration with
+/// that error.
+pub struct Batch<R> {
+    input: R,
+    opts: BatchOptions,
+    cache: Option<ShapeCache>,
+    next_line: u64,
+    bytes_read: u64,
+    ready: VecDeque<Outcome>,
+    done: bool,
+}
+
+impl<R: BufRead> Batch<R> {
+    /// A batch over JSON Lines read from `input`.
+    pub fn new(input: R, opts: BatchOptions) -> Batch<R> {
+        let cache = opts.shape_cache.then(ShapeCache::default);
+        Batch {
+            input,
+            opts,
+            cache,
+            next_line: 1,
+            bytes_read: 0,
+            ready: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// Bytes of input consumed so far (for a progress bar).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// The shape cache's hits and misses, when it is on.
+    pub fn cache_stats(&self) -> Option<crate::shape::CacheStats> {
+        self.cache.as_ref().map(|c| c.stats())
+    }
+
+    /// Reads one line (up to the limit; the rest of a longer line is discarded and the line
+    /// reported as too long). Returns `None` at the end of the input.
+    fn read_line(&mut self, keep: bool, buf: &mut Vec<u8>) -> io::Result<Option<()>> {
+        let limit = MAX_REQUEST_BYTES + 2;
+        let mut any = false;
+        loop {
+            let avail = match self.input.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail.is_empty() {
+                return Ok(any.then_some(()));
+            }
+            any = true;
+            let (used, end) = match memchr(avail) {
+                Some(i) => (i + 1, true),
+                None => (avail.len(), false),
+            };
+            if keep && buf.len() < limit {
+                let take = (used - usize::from(end)).min(limit - buf.len());
+                buf.extend_from_slice(&avail[..take]);
+            }
+            self.input.consume(used);
+            self.bytes_read += used as u64;
+            if end {
+                return Ok(Some(()));
+            }
+        }
+    }
+
+    /// Reads, plans and converts the next chunk of lines; `None` at the end of the input.
+    /// `f` runs in parallel on each outcome (e.g. to render it), results keep input order.
+    ///
+    /// # Errors
+    /// When reading the input fails.
+    pub fn next_chunk_with<T: Send>(
+        &mut self,
+        f: impl Fn(Outcome) -> T + Sync + Send,
+    ) -> io::Result<Option<Vec<T>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.opts.chunk.min(65_536));
+        let mut scratch = Vec::new();
+        while lines.len() < self.opts.chunk.max(1) {
+            let line = self.next_line;
+            let keep = self.opts.shard.is_none_or(|s| s.contains(line))
+                && !self.opts.skip.as_ref().is_some_and(|s| s.contains(line));
+            let mut buf = if keep {
+                Vec::new()
+            } else {
+                std::mem::take(&mut scratch)
+            };
+            buf.clear();
+            match self.read_line(keep, &mut buf) {
+                Ok(Some(())) => {}
+                Ok(None) => {
+                    self.done = true;
+                    break;
+                }
+                Err(e) => {
+                    self.done = true;
+                    if lines.is_empty() {
+                        return Err(e);
+                    }
+                    break;
+                }
+            }
+            self.next_line += 1;
+            if keep {
+                lines.push((line, buf));
+            } else {
+                scratch = buf;
+            }
+        }
+        if lines.is_empty() {
+            return Ok(if self.done { None } else { Some(Vec::new()) });
+        }
+        let catalog = self.opts.catalog.as_deref();
+        let cache = self.cache.as_ref();
+        let out = lines
+            .par_iter()
+            .with_min_len(8)
+            .map(|(line, text)| {
+                let text = text.strip_suffix(b"\n").unwrap_or(text);
+                f(plan_line(*line, text, catalog, cache))
+            })
+            .collect();
+        Ok(Some(out))
+    }
+}
+
+fn memchr(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+impl<R: BufRead> Iterator for Batch<R> {
+    type Item = io::Result<Outcome>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(o) = self.ready.pop_front() {
+                return Some(Ok(o));
+            }
+            match self.next_chunk_with(|o| o) {
+                Ok(Some(v)) => self.ready.extend(v),
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+/// Plans one JSON Lines text with the default options; a convenience for small fleets.
+///
+/// ```
+/// let out = pciplan::batch::plan_batch("{\"devices\":[]}\n");
+/// assert_eq!(out.len(), 1);
+/// assert_eq!(out[0].result.as_ref().unwrap().cost, 0);
+/// ```
+pub fn plan_batch(jsonl: &str) -> Vec<Outcome> {
+    Batch::new(jsonl.as_bytes(), BatchOptions::default())
+        .filter_map(Result::ok)
+        .collect()
+}
+
+/// Counts for the end-of-batch summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Lines with a result.
+    pub guests: u64,
+    /// Planned.
+    pub planned: u64,
+    /// Well formed but cannot be placed.
+    pub infeasible: u64,
+    /// Malformed lines or invalid pins.
+    pub invalid: u64,
+    /// No proven answer from the solver.
+    pub solver: u64,
+    /// Controllers added, by model, over all planned guests.
+    pub added: BTreeMap<String, u64>,
+    /// Sum of plan costs.
+    pub cost: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// What a [`Summary`] needs from one outcome (small enough to keep per line).
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    kind: Option<&'static str>,
+    added: Vec<(String, u64)>,
+    cost: u64,
+}
+
+impl Tally {
+    /// The tally of one outcome.
+    pub fn of(o: &Outcome) -> Tally {
+        match &o.result {
+            Ok(p) => {
+                let mut added: Vec<(String, u64)> = Vec::new();
+                for c in p.controllers.iter().filter(|c| c.added) {
+                    match added.iter_mut().find(|(m, _)| *m == c.model) {
+                        Some((_, n)) => *n += 1,
+                        None => added.push((c.model.clone(), 1)),
+                    }
+                }
+                Tally {
+                    kind: None,
+                    added,
+                    cost: u64::from(p.cost),
+                }
+            }
+            Err(e) => Tally {
+                kind: Some(e.kind()),
+                added: Vec::new(),
+                cost: 0,
+            },
+        }
+    }
+}
+
+impl Summary {
+    /// Adds one line's tally.
+    pub fn add(&mut self, t: &Tally) {
+        self.guests += 1;
+        match t.kind {
+            None => self.planned += 1,
+            Some("infeasible") => self.infeasible += 1,
+            Some("invalid") => self.invalid += 1,
+            Some(_) => self.solver += 1,
+        }
+        self.cost += t.cost;
+        for (m, n) in &t.added {
+            *self.added.entry(m.clone()).or_insert(0) += n;
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64();
+        let rate = if secs > 0.0 {
+            self.guests as f64 / secs
+        } else {
+            0.0
+        };
+        write!(
+            f,
+            "guests {}, planned {}, infeasible {}, invalid {}",
+            self.guests, self.planned, self.infeasible, self.invalid
+        )?;
+        if self.solver > 0 {
+            write!(f, ", solver {}", self.solver)?;
+        }
+        write!(f, "\ncontrollers added: {}", self.cost)?;
+        let parts: Vec<String> = self.added.iter().map(|(m, n)| format!("{m} {n}")).collect();
+        if !parts.is_empty() {
+            write!(f, " ({})", parts.join(", "))?;
+        }
+        write!(f, "\ntime {secs:.3} s, {rate:.0} guests/s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_lines() {
+        let shards: Vec<Shard> = (1..=3).map(|k| Shard::new(k, 3).unwrap()).collect();
+        for line in 1..100 {
+            assert_eq!(shards.iter().filter(|s| s.contains(line)).count(), 1);
+        }
+        assert!(
+            Shard::parse("0/3").is_err()
+                && Shard::parse("x").is_err()
+                && Shard::parse("1/0").is_err()
+        );
+    }
+
+    #[test]
+    fn line_set() {
+        let mut s = LineSet::default();
+        s.insert(1);
+        s.insert(1000);
+        s.insert(1);
+        assert_eq!(s.len(), 2);
+        assert!(s.contains(1000) && !s.contains(999));
+    }
+
+    #[test]
+    fn invalid_lines_name_their_line() {
+        let out = plan_batch("x\n\n{\"name\":\"n\",\"devices\":[{\"id\":\"a\",\"model\":\"e1000\",\"hotplg\":\"on\"}]}\n");
+        let lines: Vec<String> = out.iter().map(|o| o.to_json_line()).collect();
+        assert_eq!(
+            lines[0],
+            r#"{"line":1,"name":null,"ok":false,"error":{"kind":"invalid","message":"line 1: expected value at column 1"}}"#
+        );
+        assert!(lines[1].contains("line 2: empty line"), "{}", lines[1]);
+        assert!(
+            lines[2].starts_with(r#"{"line":3,"name":"n","ok":false"#)
+                && lines[2].contains("devices[0].hotplg"),
+            "{}",
+            lines[2]
+        );
+    }
+
+    #[test]
+    fn small_chunks_keep_order() {
+        let text: String = (0..50)
+            .map(|i| {
+                format!(
+                    "{{\"name\":\"g{i}\",\"devices\":[{{\"id\":\"d\",\"model\":\"e1000\"}}]}}\n"
+                )
+            })
+            .collect();
+        let opts = BatchOptions {
+            chunk: 7,
+            ..BatchOptions::default()
+        };
+        let out: Vec<Outcome> = Batch::new(text.as_bytes(), opts)
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(out.len(), 50);
+        for (i, o) in out.iter().enumerate() {
+            assert_eq!(
+                (o.line, o.name.clone()),
+                (i as u64 + 1, Some(format!("g{i}")))
+            );
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The shape cache: fleets repeat templates, so requests that differ only in their names
+//! (guest name, device ids, controller ids, group names) are planned once.
+//!
+//! A request's *shape* is the request with every name replaced by a canonical one derived
+//! from its position (`k-0`, `k-1`, ... for devices, `c-0`, ... for controllers, `g-0`, ...
+//! for groups in order of first appearance) and the guest name dropped. The planner is
+//! run on the shape, and the plan it returns is re-labelled with the guest's own names.
+//!
+//! Why this is byte-identical to planning the guest alone: the planner only compares names
+//! for equality (bus references, groups) and never orders by them, except when it names the
+//! controllers it adds (`rp1`, `br1`, `pxb1`, ...), where it skips names the request already
+//! uses. Canonical names contain a `-` and so can never look like a planner name; and request
+//! names that *do* look like one (`rp1`, `pxb2`, ... as left by an earlier plan) are kept
+//! verbatim in the shape. So the set of taken planner-style names is the same in the shape
+//! and in the guest, the planner makes the same choices, and re-labelling maps exactly the
+//! names the request gave. Errors are not cached (their messages name devices and give
+//! addresses): a shape whose plan fails is planned again under the guest's own names.
+//!
+//! The key keeps device order: the plan follows request order (rule O-TIE: lowest slots go
+//! to earlier devices), so two orderings are two shapes. Order-insensitive reuse happens one
+//! level down, where the planner memoises integer-program solutions by class counts.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use crate::catalog::Catalog;
+use crate::error::PlanError;
+use crate::plan::Plan;
+use crate::planner::plan_with;
+use crate::request::{Address, Request};
+
+/// Prefixes of the names the planner gives the controllers it adds (`planner.rs`, `finish`).
+/// Request names of the form `PREFIX` + digits are kept verbatim in a shape.
+const PLANNER_PREFIXES: [&str; 6] = ["pxb", "ctl", "rp", "dp", "up", "br"];
+
+/// Whether `id` could be a name the planner generates for an added controller.
+fn planner_style(id: &str) -> bool {
+    PLANNER_PREFIXES.iter().any(|p| {
+        id.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// What a canonical name stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Canon {
+    Device(usize),
+    Controller(usize),
+    Group(usize),
+}
+
+fn canon_name(c: Canon) -> String {
+    match c {
+        Canon::Device(i) => format!("k-{i}"),
+        Canon::Controller(i) => format!("c-{i}"),
+        Canon::Group(i) => format!("g-{i}"),
+    }
+}
+
+fn parse_canon(name: &str) -> Option<Canon> {
+    let (kind, n) = name.split_once('-')?;
+    let i: usize = n.parse().ok()?;
+    match kind {
+        "k" => Some(Canon::Device(i)),
+        "c" => Some(Canon::Controller(i)),
+        "g" => Some(Canon::Group(i)),
+        _ => None,
+    }
+}
+
+/// A request in canonical form plus what is needed to map its plan back.
+#[derive(Debug, Clone)]
+pub(crate) struct Shape {
+    /// The canonical request (the cache key).
+    pub request: Request,
+    /// Group names in order of first appearance.
+    groups: Vec<String>,
+}
+
+impl Shape {
+    /// The shape of `req`, or `None` when the request cannot be shared safely (a pinned
+    /// address names a bus that is no controller of the request nor the root bus; such a
+    /// request fails anyway and is planned on its own).
+    pub(crate) fn of(req: &Request, cat: &Catalog) -> Option<Shape> {
+        let root = cat.root.bus.as_str();
+        let ctrl_index: HashMap<&str, usize> = req
+            .controllers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.as_str(), i))
+            .collect();
+        let rename_ctrl = |id: &str, i: usize| {
+            if planner_style(id) {
+                id.to_string()
+            } else {
+                canon_name(Canon::Controller(i))
+            }
+        };
+        let bus = |b: &str| -> Option<String> {
+            if b == root {
+                Some(b.to_string())
+            } else {
+                ctrl_index.get(b).map(|&i| rename_ctrl(b, i))
+            }
+        };
+        let address = |a: &Address| -> Option<Address> {
+            Some(Address {
+                bus: bus(&a.bus)?,
+                slot: a.slot,
+                function: a.function,
+            })
+        };
+        let mut groups: Vec<String> = Vec::new();
+        let mut devices = Vec::with_capacity(req.devices.len());
+        for (i, d) in req.devices.iter().enumerate() {
+            let mut c = d.clone();
+            c.id = if planner_style(&d.id) {
+                d.id.clone()
+            } else {
+                canon_name(Canon::Device(i))
+            };
+            if let Some(g) = &d.group {
+                let gi = match groups.iter().position(|x| x == g) {
+                    Some(p) => p,
+                    None => {
+                        groups.push(g.clone());
+                        groups.len() - 1
+                    }
+                };
+                c.group = Some(canon_name(Canon::Group(gi)));
+            }
+            if let Some(a) = &d.address {
+                c.address = Some(address(a)?);
+            }
+            devices.push(c);
+        }
+        let mut controllers = Vec::with_capacity(req.controllers.len());
+        for (i, k) in req.controllers.iter().enumerate() {
+            let mut c = k.clone();
+            c.id = rename_ctrl(&k.id, i);
+            c.address = address(&k.address)?;
+            controllers.push(c);
+        }
+        let request = Request {
+            name: None,
+            machine: req.machine.clone(),
+            policy: req.policy.clone(),
+            devices,
+            controllers,
+        };
+        Some(Shape { request, groups })
+    }
+
+    /// The plan of the shape, re-labelled with the names of `req` (the request this shape
+    /// was made from, or any request with the same shape).
+    pub(crate) fn relabel(&self, plan: &Plan, req: &Request) -> Plan {
+        let mut p = plan.clone();
+        let name = |s: &mut String| {
+            let orig = match parse_canon(s) {
+                Some(Canon::Device(i)) => req.devices.get(i).map(|d| &d.id),
+                Some(Canon::Controller(i)) => req.controllers.get(i).map(|c| &c.id),
+                Some(Canon::Group(i)) => self.groups.get(i),
+                None => None,
+            };
+            if let Some(o) = orig {
+                s.clone_from(o);
+            }
+        };
+        for c in &mut p.controllers {
+            name(&mut c.id);
+            name(&mut c.bus);
+        }
+        for d in &mut p.devices {
+            name(&mut d.id);
+            name(&mut d.bus);
+            if let Some(g) = &mut d.group {
+                name(g);
+            }
+        }
+        p.name.clone_from(&req.name);
+        p
+    }
+}
+
+/// One cached shape: its plan, or the fact that it failed (then each guest is planned alone
+/// so that its error names its own devices).
+type Entry = Option<Arc<Plan>>;
+
+/// A memo of plans by request shape, shared between threads.
+///
+/// It gives exactly the plans [`plan_with`](crate::plan_with) gives (byte for byte once
+/// emitted); it only saves the work for requests whose shape it has seen.
+///
+/// ```
+/// use pciplan::{Catalog, Request, ShapeCache};
+/// let cache = ShapeCache::new(10_000);
+/// let a = Request::from_json(r#"{"name":"a","devices":[{"id":"net0","model":"virtio-net-pci"}]}"#).unwrap();
+/// let b = Request::from_json(r#"{"name":"b","devices":[{"id":"eth","model":"virtio-net-pci"}]}"#).unwrap();
+/// let pa = cache.plan_with(&a, Catalog::q35()).unwrap();
+/// let pb = cache.plan_with(&b, Catalog::q35()).unwrap();
+/// assert_eq!(pb, pciplan::plan(&b).unwrap());
+/// assert_eq!((pa.devices[0].id.as_str(), pb.devices[0].id.as_str()), ("net0", "eth"));
+/// assert_eq!(cache.stats().hits, 1);
+/// ```
+pub struct ShapeCache {
+    shards: Vec<Mutex<HashMap<Request, Entry>>>,
+    per_shard: usize,
+    hasher: std::collections::hash_map::RandomState,
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+}
+
+/// Hit and miss counts of a [`ShapeCache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Requests answered from the cache.
+    pub hits: u64,
+    /// Requests planned (and then cached).
+    pub misses: u64,
+}
+
+const SHARDS: usize = 16;
+
+impl ShapeCache {
+    /// A cache holding up to about `capacity` shapes. When a part of it fills up it is
+    /// emptied, so memory stays bounded whatever the fleet.
+    pub fn new(capacity: usize) -> ShapeCache {
+        ShapeCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: capacity.div_ceil(SHARDS).max(1),
+            hasher: std::collections::hash_map::RandomState::new(),
+            hits: 0.into(),
+            misses: 0.into(),
+        }
+    }
+
+    /// Hits and misses so far.
+    pub fn stats(&self) -> CacheStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        CacheStats {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+        }
+    }
+
+    /// Plans `req` with the catalog its `machine` names, through the cache.
+    ///
+    /// # Errors
+    /// As [`plan`](crate::plan).
+    pub fn plan(&self, req: &Request) -> Result<Plan, PlanError> {
+        let cat = Catalog::for_machine(&req.machine)?;
+        self.plan_with(req, cat)
+    }
+
+    /// Plans `req` with `cat`, through the cache. Use one cache per catalog.
+    ///
+    /// # Errors
+    /// As [`plan_with`](crate::plan_with).
+    pub fn plan_with(&self, req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(shape) = Shape::of(req, cat) else {
+            return plan_with(req, cat);
+        };
+        let mut h = self.hasher.build_hasher();
+        shape.request.hash(&mut h);
+        let shard = &self.shards[(h.finish() as usize) % SHARDS];
+        let cached = shard
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&shape.request).cloned());
+        if let Some(entry) = cached {
+            self.hits.fetch_add(1, Relaxed);
+            return match entry {
+                Some(plan) => Ok(shape.relabel(&plan, req)),
+                None => plan_with(req, cat),
+            };
+        }
+        self.misses.fetch_add(1, Relaxed);
+        let result = plan_with(&shape.request, cat);
+        let entry: Entry = result.as_ref().ok().map(|p| Arc::new(p.clone()));
+        if let Ok(mut m) = shard.lock() {
+            if m.len() >= self.per_shard {
+                m.clear();
+            }
+            m.insert(shape.request.clone(), entry);
+        }
+        match result {
+            Ok(p) => Ok(shape.relabel(&p, req)),
+            Err(_) => plan_with(req, cat),
+        }
+    }
+}
+
+impl Default for ShapeCache {
+    /// A cache of 65,536 shapes.
+    fn default() -> Self {
+        ShapeCache::new(1 << 16)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planner_style_names() {
+        for id in ["rp1", "rp12", "pxb3", "br1", "dp7", "up2", "ctl1"] {
+            assert!(planner_style(id), "{id}");
+        }
+        for id in ["rp", "rpx1", "net0", "k-0", "rp1a", "gpu1"] {
+            assert!(!planner_style(id), "{id}");
+        }
+        assert_eq!(parse_canon("k-3"), Some(Canon::Device(3)));
+        assert_eq!(parse_canon("rp1"), None);
+    }
+
+    #[test]
+    fn same_shape_same_key() {
+        let a = Request::from_json(r#"{"name":"a","devices":[{"id":"gpu","model":"vfio-pci","group":"x"},{"id":"aud","model":"vfio-pci","group":"x"}],
+            "controllers":[{"id":"port","model":"pcie-root-port","address":{"bus":"pcie.0","slot":3}}]}"#)
+        .unwrap();
+        let b = Request::from_json(r#"{"name":"b","devices":[{"id":"g2","model":"vfio-pci","group":"y"},{"id":"a2","model":"vfio-pci","group":"y"}],
+            "controllers":[{"id":"p2","model":"pcie-root-port","address":{"bus":"pcie.0","slot":3}}]}"#)
+        .unwrap();
+        let cat = Catalog::q35();
+        assert_eq!(
+            Shape::of(&a, cat).unwrap().request,
+            Shape::of(&b, cat).unwrap().request
+        );
+        let bad = Request::from_json(
+            r#"{"devices":[{"id":"a","model":"e1000","address":{"bus":"nowhere","slot":1}}]}"#,
+        )
+        .unwrap();
+        assert!(Shape::of(&bad, cat).is_none());
+    }
+}

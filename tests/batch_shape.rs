@@ -1,0 +1,97 @@
+//! The shape cache gives byte-identical results to planning each guest alone.
+
+#[path = "../benches/fleet/mod.rs"]
+mod fleet;
+
+use pciplan::batch::{Batch, BatchOptions, Outcome};
+use pciplan::{Catalog, Request, ShapeCache};
+
+fn alone(line: u64, text: &str) -> String {
+    // The reference: parse and plan one guest with no cache of any kind above the planner.
+    let opts = BatchOptions {
+        shape_cache: false,
+        chunk: 1,
+        ..BatchOptions::default()
+    };
+    let mut b = Batch::new(text.as_bytes(), opts);
+    let mut o: Outcome = b.next().expect("one line").expect("readable");
+    o.line = line;
+    o.to_json_line()
+}
+
+fn check(lines: &[String]) -> (u64, u64) {
+    let input = lines.join("\n") + "\n";
+    let opts = BatchOptions {
+        chunk: 97,
+        ..BatchOptions::default()
+    };
+    let mut batch = Batch::new(input.as_bytes(), opts);
+    let mut got = Vec::new();
+    while let Some(chunk) = batch.next_chunk_with(|o| o.to_json_line()).unwrap() {
+        got.extend(chunk);
+    }
+    assert_eq!(got.len(), lines.len());
+    for (i, (g, text)) in got.iter().zip(lines).enumerate() {
+        let want = alone(i as u64 + 1, text);
+        assert_eq!(g, &want, "line {}: {text}", i + 1);
+    }
+    let s = batch.cache_stats().unwrap();
+    (s.hits, s.misses)
+}
+
+#[test]
+fn mixed_fleet_is_byte_identical() {
+    let lines = fleet::mixed(7, 700);
+    let (hits, misses) = check(&lines);
+    assert!(misses > 0);
+    let _ = hits;
+}
+
+#[test]
+fn templated_fleet_is_byte_identical_and_hits() {
+    let lines = fleet::templated(11, 1500, 40);
+    let (hits, misses) = check(&lines);
+    assert!(hits > 1000, "hits {hits} misses {misses}");
+}
+
+#[test]
+fn planner_style_ids_and_pins_survive_relabelling() {
+    // Device ids that look like the planner's own names, a pinned controller named like an
+    // added one, groups and NUMA devices; and the same shape with other names.
+    let a = r#"{"name":"a","policy":{"spare_ports":2},"devices":[
+        {"id":"rp1","model":"virtio-net-pci"},{"id":"x","model":"e1000"},
+        {"id":"g0","model":"vfio-pci","group":"gpu"},{"id":"g1","model":"vfio-pci","group":"gpu"},
+        {"id":"pxb1","model":"virtio-rng-pci","numa_node":1},
+        {"id":"pinned","model":"e1000e","address":{"bus":"rp2","slot":0}}],
+        "controllers":[{"id":"rp2","model":"pcie-root-port","chassis":9,"port":40,"address":{"bus":"pcie.0","slot":5,"function":0}}]}"#;
+    let b = a
+        .replace("\"x\"", "\"y\"")
+        .replace("\"gpu\"", "\"card\"")
+        .replace("\"pinned\"", "\"p\"")
+        .replace("\"a\"", "\"b\"");
+    let cache = ShapeCache::new(100);
+    for text in [a.to_string(), b.clone(), a.to_string()] {
+        let req = Request::from_json(&text).unwrap();
+        let want = pciplan::emit::json(&pciplan::plan(&req).unwrap());
+        let got = pciplan::emit::json(&cache.plan_with(&req, Catalog::q35()).unwrap());
+        assert_eq!(got, want);
+    }
+    assert_eq!(cache.stats().hits, 2);
+}
+
+#[test]
+fn errors_name_each_guests_own_devices() {
+    let mk = |id: &str| {
+        let devs: Vec<String> = (0..32)
+            .map(|i| format!(r#"{{"id":"{id}{i}","model":"e1000","hotplug":"off"}}"#))
+            .collect();
+        Request::from_json(&format!(r#"{{"devices":[{}]}}"#, devs.join(","))).unwrap()
+    };
+    let cache = ShapeCache::new(100);
+    for id in ["a", "b"] {
+        let req = mk(id);
+        let got = cache.plan_with(&req, Catalog::q35()).unwrap_err();
+        assert_eq!(got, pciplan::plan(&req).unwrap_err());
+        assert!(got.to_string().contains(&format!("{id}0")), "{got}");
+    }
+}
