@@ -179,6 +179,7 @@ pub(crate) fn solve(m: &Model) -> Result<Counts, String> {
     let si = int(&mut vars, big);
     let t: Vec<Variable> = (0..nreg).map(|_| int(&mut vars, big)).collect();
     let b: Vec<Variable> = (0..nreg).map(|_| int(&mut vars, big)).collect();
+    let bio: Vec<Variable> = (0..nreg).map(|_| int(&mut vars, big)).collect();
     let eon: Vec<Variable> = m.regions.iter().map(|r| int(&mut vars, r.e_on)).collect();
     let eoff: Vec<Variable> = m.regions.iter().map(|r| int(&mut vars, r.e_off)).collect();
 
@@ -210,6 +211,10 @@ pub(crate) fn solve(m: &Model) -> Result<Counts, String> {
         let new_ports = off_dem + other - eon[r] - eoff[r];
         let bridged = sum(in_region(r).map(|(i, _)| val(Place::Bridge, i)));
         pb = pb.with(constraint!(f64::from(m.bridge_cap) * b[r] + f64::from(m.regions[r].bridge_free) >= bridged));
+        // Bridges holding devices with I/O BARs (filled first) are the ones that take a window.
+        let io_bridged = sum(in_region(r).filter(|(_, c)| c.io).map(|(i, _)| val(Place::Bridge, i)));
+        pb = pb.with(constraint!(f64::from(m.bridge_cap) * bio[r] + f64::from(m.regions[r].bridge_free) >= io_bridged));
+        pb = pb.with(constraint!(bio[r] <= b[r]));
         if r == 0 {
             global_new = new_ports;
         } else {
@@ -235,9 +240,9 @@ pub(crate) fn solve(m: &Model) -> Result<Counts, String> {
     let buses = r0 + tx + d + w + x + numa_t + sum(b.iter().map(|&e| e.into())) + f64::from(new_numa_pxbs + m.bus_used);
     pb = pb.with(constraint!(buses <= f64::from(m.bus_max) + sb));
 
-    // R-IO: every port whose device has I/O BARs, and every bridge, takes a 4 KiB window.
+    // R-IO: every port whose device has I/O BARs, and every bridge holding one, takes a 4 KiB window.
     let io = sum(m.classes.iter().enumerate().filter(|(_, c)| c.io).map(|(i, _)| val(Place::Port, i) + val(Place::OffPort, i)))
-        + sum(b.iter().map(|&e| e.into()))
+        + sum(bio.iter().map(|&e| e.into()))
         + f64::from(m.io_used);
     pb = pb.with(constraint!(io.clone() <= f64::from(m.io_max) + si));
 

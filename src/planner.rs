@@ -99,6 +99,9 @@ pub(crate) struct Unit {
     pub pinned: bool,
     /// Some member has an I/O BAR (rule R-IO).
     pub io: bool,
+    /// A group of PCIe and conventional PCI members: only an integrated slot takes both
+    /// (R-RP takes PCIe endpoints only, R-BRIDGE conventional ones only).
+    pub mixed: bool,
 }
 
 /// Whether a device needs I/O port space: the catalog says so; an unknown model is assumed
@@ -132,6 +135,7 @@ fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
                         (Hotplug::Any, x) => x,
                         (x, _) => x,
                     };
+                    unit.mixed |= kind != unit.kind;
                     if kind == BusKind::Pci {
                         unit.kind = BusKind::Pci;
                     }
@@ -142,10 +146,10 @@ fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
                     }
                 } else {
                     by_group.insert(g, out.len());
-                    out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: true, pinned: d.address.is_some(), io: needs_io(cat, &d.model, kind) });
+                    out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: true, pinned: d.address.is_some(), io: needs_io(cat, &d.model, kind), mixed: false });
                 }
             }
-            None => out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: false, pinned: d.address.is_some(), io: needs_io(cat, &d.model, kind) }),
+            None => out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: false, pinned: d.address.is_some(), io: needs_io(cat, &d.model, kind), mixed: false }),
         }
     }
     Ok(out)
@@ -290,14 +294,14 @@ fn allowed(req: &Request, u: &Unit, region: usize) -> [bool; 4] {
     let off = req.policy.hotplug_off;
     let mut a = [false; 4];
     a[Place::Integrated as usize] = region == 0 && u.hp != Hotplug::On && (u.hp != Hotplug::Off || off.allows_integrated());
-    a[Place::OffPort as usize] = u.kind == BusKind::Pcie && u.hp == Hotplug::Off && off.allows_port();
-    a[Place::Port as usize] = u.kind == BusKind::Pcie && u.hp != Hotplug::Off;
-    a[Place::Bridge as usize] = u.kind == BusKind::Pci && u.hp != Hotplug::Off;
+    a[Place::OffPort as usize] = !u.mixed && u.kind == BusKind::Pcie && u.hp == Hotplug::Off && off.allows_port();
+    a[Place::Port as usize] = !u.mixed && u.kind == BusKind::Pcie && u.hp != Hotplug::Off;
+    a[Place::Bridge as usize] = !u.mixed && u.kind == BusKind::Pci && u.hp != Hotplug::Off;
     a
 }
 
 fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Model, Vec<Option<usize>>) {
-    let mut keys: BTreeMap<(usize, BusKind, Hotplug, bool, bool), usize> = BTreeMap::new();
+    let mut keys: BTreeMap<(usize, BusKind, Hotplug, bool, bool, bool), usize> = BTreeMap::new();
     let mut classes: Vec<Class> = Vec::new();
     let mut unit_class = Vec::with_capacity(units.len());
     for u in units {
@@ -307,7 +311,7 @@ fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Mode
         }
         let region = u.numa.and_then(|n| w.region_numa.iter().position(|&r| r == Some(n))).unwrap_or(0);
         let packable = !u.grouped && req.policy.pack_integrated;
-        let key = (region, u.kind, u.hp, packable, u.io);
+        let key = (region, u.kind, u.hp, packable, u.io, u.mixed);
         let idx = *keys.entry(key).or_insert_with(|| {
             classes.push(Class { n: 0, allowed: allowed(req, u, region), region, off: u.hp == Hotplug::Off, any: u.hp == Hotplug::Any, packable, io: u.io });
             classes.len() - 1
@@ -379,6 +383,15 @@ fn precheck(req: &Request, units: &[Unit], unit_class: &[Option<usize>], model: 
         let Some(u) = members.first() else { continue };
         let devices = dev_ids(req, units, |x| members.iter().any(|m| std::ptr::eq(*m, x)));
         let (rule, message, hints) = match (u.kind, u.hp, u.numa) {
+            _ if u.mixed => (
+                "D-GROUP",
+                format!(
+                    "{} device(s) in group(s) mixing PCIe and conventional PCI functions: only an integrated pcie.0 slot takes both, and it {}",
+                    devices.len(),
+                    if u.numa.is_some() { "has no NUMA node" } else { "cannot be hot-unplugged" }
+                ),
+                vec!["split the group, or make its members the same kind (bus_kind)".to_string(), "or set hotplug 'any' or 'off' and drop numa_node for the group".to_string()],
+            ),
             (BusKind::Pci, Hotplug::Off, Some(n)) => (
                 "D-NUMA",
                 format!("{} conventional PCI device(s) with hotplug off and numa_node {n}: they can only be integrated on pcie.0, which has no NUMA node", devices.len()),
@@ -412,8 +425,16 @@ fn explain(req: &Request, units: &[Unit], unit_class: &[Option<usize>], model: &
         let forced: Vec<&Unit> = units.iter().zip(unit_class).filter(|(_, k)| only_int(**k)).map(|(u, _)| u).collect();
         let devices = dev_ids(req, units, |x| forced.iter().any(|m| std::ptr::eq(*m, x)));
         let need = model.s0 + c.slack_slots;
-        let message = if forced.len() as u32 > model.s0 {
-            format!("{} hotplug-off devices need integrated slots; pcie.0 has {} free", forced.len(), model.s0)
+        let forced_slots: u32 = {
+            let packed = forced.iter().filter(|u| !u.grouped && req.policy.pack_integrated).count() as u32;
+            (forced.len() as u32 - packed) + packed.div_ceil(model.int_per_slot.max(1))
+        };
+        let message = if forced_slots > model.s0 {
+            if forced_slots == forced.len() as u32 {
+                format!("{} hotplug-off devices need integrated slots; pcie.0 has {} free", forced.len(), model.s0)
+            } else {
+                format!("{} hotplug-off devices need {forced_slots} integrated slots (8 per slot); pcie.0 has {} free", forced.len(), model.s0)
+            }
         } else {
             let pxbs = c.x + model.regions.iter().filter(|r| r.new_pxb).count() as u32;
             format!(
@@ -431,7 +452,9 @@ fn explain(req: &Request, units: &[Unit], unit_class: &[Option<usize>], model: &
         }
         let pci_off = dev_ids(req, units, |u| !u.pinned && u.hp == Hotplug::Off && u.kind == BusKind::Pci);
         if !pci_off.is_empty() {
-            hints.push(format!("conventional PCI devices with hotplug off can only be integrated ({}): set hotplug 'any' or 'on' for some", pci_off.join(", ")));
+            let shown: Vec<&str> = pci_off.iter().take(5).map(|s| s.as_str()).collect();
+            let more = if pci_off.len() > 5 { format!(", ... ({} in all)", pci_off.len()) } else { String::new() };
+            hints.push(format!("conventional PCI devices with hotplug off can only be integrated ({}{more}): set hotplug 'any' or 'on' for some", shown.join(", ")));
         }
         for (id, addr) in w.root_pins.iter().take(3) {
             hints.push(format!("unpin {id} from {addr}"));
@@ -797,6 +820,9 @@ impl<'a> Assigner<'a> {
                 slots.push_back((id.clone(), s));
             }
         }
+        // Units with I/O BARs first, so that they share as few bridges (I/O windows) as possible.
+        let mut bridge_units = bridge_units;
+        bridge_units.sort_by_key(|&u| !self.units[u].io);
         for u in bridge_units {
             let (bus, slot) = slots.pop_front().ok_or_else(|| PlanError::Solver("internal error: ran out of bridge slots".into()))?;
             self.put(u, &bus, slot, 0);
