@@ -894,10 +894,11 @@ impl<'a> Assigner<'a> {
             }
         }
 
-        // Chassis and port numbers for added ports.
+        // Chassis and port numbers for added ports, and for pinned ports that came without a
+        // chassis (R-RP-ID: QEMU's default chassis 0 would collide; libvirt numbers them too).
         let mut used: BTreeSet<u8> = self.plan.controllers.iter().filter_map(|c| c.chassis).collect();
         let mut next = 1u8;
-        for c in self.plan.controllers.iter_mut().filter(|c| c.added) {
+        for c in self.plan.controllers.iter_mut().filter(|c| c.added || c.chassis.is_none()) {
             let Some(m) = cat.controller(&c.model) else { continue };
             if m.props.iter().any(|p| p == "chassis") {
                 while used.contains(&next) && next < 255 {
@@ -905,7 +906,10 @@ impl<'a> Assigner<'a> {
                 }
                 used.insert(next);
                 c.chassis = Some(next);
-                c.port = Some(if m.class == CLASS_DOWNSTREAM { c.slot } else { c.slot.wrapping_mul(8).wrapping_add(c.function) });
+                let port = if m.class == CLASS_DOWNSTREAM { c.slot } else { c.slot.wrapping_mul(8).wrapping_add(c.function) };
+                if c.added || c.port.is_none() {
+                    c.port = Some(port);
+                }
             }
         }
 
