@@ -34,7 +34,7 @@ use crate::error::{Cause, InputError, PlanError, Violation};
 use crate::plan::Plan;
 use crate::planner::plan_with;
 use crate::request::{Request, MAX_REQUEST_BYTES};
-use crate::shape::ShapeCache;
+use crate::shape::{Answer, Cached, Shape, ShapeCache};
 
 /// Lines planned together (and the most results held in memory at once).
 pub const DEFAULT_CHUNK: usize = 4096;
@@ -305,17 +305,102 @@ fn invalid_message(line: u64, e: &InputError) -> String {
     }
 }
 
+/// Parses one request: plain serde first (fast), and on any failure the checked parser,
+/// whose error names the field (the same result as [`Request::from_json`]).
+fn parse(text: &str) -> Result<Request, InputError> {
+    match serde_json::from_str::<Request>(text) {
+        Ok(r) => r.check_shape().map(|()| r),
+        Err(_) => Request::from_json(text),
+    }
+}
+
+/// A planned line: an outcome, or a shape-cache hit not yet turned into one.
+enum Done {
+    Outcome(Outcome),
+    Hit {
+        line: u64,
+        req: Request,
+        cached: Arc<Cached>,
+        shape: Shape,
+    },
+}
+
+impl Done {
+    fn into_outcome(self) -> Outcome {
+        match self {
+            Done::Outcome(o) => o,
+            Done::Hit {
+                line,
+                req,
+                cached,
+                shape,
+            } => {
+                let plan = ShapeCache::plan_of(&cached, &shape, &req);
+                Outcome {
+                    line,
+                    name: req.name,
+                    result: Ok(plan),
+                }
+            }
+        }
+    }
+
+    /// The result line and tally; for a hit, rendered from the cached template without
+    /// building the plan.
+    fn into_line(self) -> (String, Tally) {
+        match self {
+            Done::Outcome(o) => {
+                let mut s = o.to_json_line();
+                s.push('\n');
+                (s, Tally::of(&o))
+            }
+            Done::Hit {
+                line,
+                req,
+                cached,
+                shape,
+            } => {
+                let mut s = String::with_capacity(4096);
+                s.push_str("{\"line\":");
+                s.push_str(&line.to_string());
+                s.push_str(",\"name\":");
+                match &req.name {
+                    Some(n) => s.push_str(&serde_json::to_string(n).unwrap_or_default()),
+                    None => s.push_str("null"),
+                }
+                s.push_str(",\"ok\":true,\"cost\":");
+                s.push_str(&cached.cost().to_string());
+                s.push_str(if cached.optimal() {
+                    ",\"optimal\":true,\"plan\":"
+                } else {
+                    ",\"optimal\":false,\"plan\":"
+                });
+                ShapeCache::render(&cached, &shape, &req, &mut s);
+                s.push_str("}\n");
+                let tally = Tally {
+                    kind: None,
+                    added: cached.added.clone(),
+                    cost: u64::from(cached.cost()),
+                };
+                (s, tally)
+            }
+        }
+    }
+}
+
 /// Plans one input line (the text without its newline).
 fn plan_line(
     line: u64,
     text: &[u8],
     catalog: Option<&Catalog>,
     cache: Option<&ShapeCache>,
-) -> Outcome {
-    let invalid = |name: Option<String>, field: &str, msg: String| Outcome {
-        line,
-        name,
-        result: Err(PlanError::Invalid(InputError::new(field, msg))),
+) -> Done {
+    let invalid = |name: Option<String>, field: &str, msg: String| {
+        Done::Outcome(Outcome {
+            line,
+            name,
+            result: Err(PlanError::Invalid(InputError::new(field, msg))),
+        })
     };
     let text = match std::str::from_utf8(text) {
         Ok(t) => t.strip_suffix('\r').unwrap_or(t),
@@ -331,17 +416,17 @@ fn plan_line(
     if text.trim().is_empty() {
         return invalid(None, "request", "empty line".into());
     }
-    let req = match Request::from_json(text) {
+    let req = match parse(text) {
         Ok(r) => r,
         Err(e) => {
             let name = serde_json::from_str::<serde_json::Value>(text)
                 .ok()
                 .and_then(|v| Some(v.get("name")?.as_str()?.to_string()));
-            return Outcome {
+            return Done::Outcome(Outcome {
                 line,
                 name,
                 result: Err(PlanError::Invalid(e)),
-            };
+            });
         }
     };
     let cat = match catalog {
@@ -349,23 +434,33 @@ fn plan_line(
         None => match Catalog::for_machine(&req.machine) {
             Ok(c) => c,
             Err(e) => {
-                return Outcome {
+                return Done::Outcome(Outcome {
                     line,
                     name: req.name,
                     result: Err(PlanError::Invalid(e)),
-                }
+                })
             }
         },
     };
     let result = match cache {
-        Some(c) => c.plan_with(&req, cat),
+        Some(c) => match c.answer(&req, cat) {
+            Answer::Hit(cached, shape) => {
+                return Done::Hit {
+                    line,
+                    req,
+                    cached,
+                    shape,
+                }
+            }
+            Answer::Planned(r) => r,
+        },
         None => plan_with(&req, cat),
     };
-    Outcome {
+    Done::Outcome(Outcome {
         line,
         name: req.name,
         result,
-    }
+    })
 }
 
 /// A fleet being planned: an iterator of [`Outcome`]s in input order.
@@ -447,6 +542,24 @@ impl<R: BufRead> Batch<R> {
     pub fn next_chunk_with<T: Send>(
         &mut self,
         f: impl Fn(Outcome) -> T + Sync + Send,
+    ) -> io::Result<Option<Vec<T>>> {
+        self.next_chunk_raw(|d| f(d.into_outcome()))
+    }
+
+    /// Reads and plans the next chunk and renders each result line (with its newline) as
+    /// formats.md "Batch" fixes it, plus its tally for the summary. Shape-cache hits are
+    /// rendered straight from the cached plan's template, which is what makes a
+    /// template-heavy fleet fast.
+    ///
+    /// # Errors
+    /// When reading the input fails.
+    pub fn next_chunk_jsonl(&mut self) -> io::Result<Option<Vec<(String, Tally)>>> {
+        self.next_chunk_raw(Done::into_line)
+    }
+
+    fn next_chunk_raw<T: Send>(
+        &mut self,
+        f: impl Fn(Done) -> T + Sync + Send,
     ) -> io::Result<Option<Vec<T>>> {
         if self.done {
             return Ok(None);

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod cli_batch;
+
 use pciplan::{Catalog, PlanError, Request};
 
 #[derive(Parser)]
@@ -28,6 +30,9 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Plan a fleet: JSON Lines in (`-` reads standard input), one result per line out,
+    /// in input order.
+    Batch(cli_batch::BatchArgs),
     /// Plan one guest from a JSON request (`-` reads standard input).
     Plan {
         /// Request file, or `-`.
@@ -83,6 +88,7 @@ fn main() -> ExitCode {
         None => None,
     };
     match cli.cmd {
+        Cmd::Batch(args) => cli_batch::run(args, custom),
         Cmd::Plan { file, format, previous } => {
             let text = match read_input(&file) {
                 Ok(t) => t,

@@ -48,6 +48,8 @@ enum Canon {
     Device(usize),
     Controller(usize),
     Group(usize),
+    /// The guest name (only in plan templates).
+    Guest,
 }
 
 fn canon_name(c: Canon) -> String {
@@ -55,6 +57,7 @@ fn canon_name(c: Canon) -> String {
         Canon::Device(i) => format!("k-{i}"),
         Canon::Controller(i) => format!("c-{i}"),
         Canon::Group(i) => format!("g-{i}"),
+        Canon::Guest => "n-0".to_string(),
     }
 }
 
@@ -65,6 +68,7 @@ fn parse_canon(name: &str) -> Option<Canon> {
         "k" => Some(Canon::Device(i)),
         "c" => Some(Canon::Controller(i)),
         "g" => Some(Canon::Group(i)),
+        "n" if i == 0 => Some(Canon::Guest),
         _ => None,
     }
 }
@@ -84,6 +88,18 @@ impl Shape {
     /// request fails anyway and is planned on its own).
     pub(crate) fn of(req: &Request, cat: &Catalog) -> Option<Shape> {
         let root = cat.root.bus.as_str();
+        // Model and machine strings are free text that ends up in the plan beside the names;
+        // one that looks like a canonical name would be mistaken for one in a template.
+        // Templates also assume plan strings need no JSON escapes.
+        let looks_canonical = |m: &str| {
+            parse_canon(m).is_some() || m.contains(['"', '\\']) || m.chars().any(char::is_control)
+        };
+        if looks_canonical(&req.machine)
+            || req.devices.iter().any(|d| looks_canonical(&d.model))
+            || req.controllers.iter().any(|c| looks_canonical(&c.model))
+        {
+            return None;
+        }
         let ctrl_index: HashMap<&str, usize> = req
             .controllers
             .iter()
@@ -161,7 +177,7 @@ impl Shape {
                 Some(Canon::Device(i)) => req.devices.get(i).map(|d| &d.id),
                 Some(Canon::Controller(i)) => req.controllers.get(i).map(|c| &c.id),
                 Some(Canon::Group(i)) => self.groups.get(i),
-                None => None,
+                Some(Canon::Guest) | None => None,
             };
             if let Some(o) = orig {
                 s.clone_from(o);
@@ -183,9 +199,97 @@ impl Shape {
     }
 }
 
+/// A piece of a plan template: JSON text, or a name to fill in.
+#[derive(Debug, Clone)]
+enum Seg {
+    Text(String),
+    Name(Canon),
+}
+
+/// One cached shape that planned: the plan under canonical names, the same plan as a JSON
+/// template, and what a batch summary needs.
+#[derive(Debug)]
+pub(crate) struct Cached {
+    plan: Plan,
+    template: Vec<Seg>,
+    /// Controllers added, by model.
+    pub added: Vec<(String, u64)>,
+}
+
+impl Cached {
+    fn new(plan: Plan) -> Cached {
+        let mut named = plan.clone();
+        named.name = Some(canon_name(Canon::Guest));
+        let text = serde_json::to_string(&named).unwrap_or_default();
+        let mut added: Vec<(String, u64)> = Vec::new();
+        for c in plan.controllers.iter().filter(|c| c.added) {
+            match added.iter_mut().find(|(m, _)| *m == c.model) {
+                Some((_, n)) => *n += 1,
+                None => added.push((c.model.clone(), 1)),
+            }
+        }
+        Cached {
+            plan,
+            template: template(&text),
+            added,
+        }
+    }
+
+    /// The plan's cost.
+    pub fn cost(&self) -> u32 {
+        self.plan.cost
+    }
+
+    /// Whether the plan is proven optimal.
+    pub fn optimal(&self) -> bool {
+        self.plan.optimal
+    }
+}
+
+/// Splits plan JSON at every string that is a canonical name (`"k-3"`, `"n-0"`, ...).
+fn template(text: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    let mut lit = String::new();
+    let mut rest = text;
+    while let Some(q) = rest.find('"') {
+        lit.push_str(&rest[..q]);
+        let after = &rest[q + 1..];
+        // Strings in a plan hold ids, buses, models and drivers, none with escapes.
+        let end = after.find('"').unwrap_or(after.len());
+        let inner = &after[..end];
+        match parse_canon(inner) {
+            Some(c) => {
+                if !lit.is_empty() {
+                    out.push(Seg::Text(std::mem::take(&mut lit)));
+                }
+                out.push(Seg::Name(c));
+            }
+            None => {
+                lit.push('"');
+                lit.push_str(inner);
+                lit.push('"');
+            }
+        }
+        rest = after.get(end + 1..).unwrap_or("");
+    }
+    lit.push_str(rest);
+    if !lit.is_empty() {
+        out.push(Seg::Text(lit));
+    }
+    out
+}
+
 /// One cached shape: its plan, or the fact that it failed (then each guest is planned alone
 /// so that its error names its own devices).
-type Entry = Option<Arc<Plan>>;
+type Entry = Option<Arc<Cached>>;
+
+/// What the cache answers for one request.
+pub(crate) enum Answer {
+    /// A hit: the cached plan, to be rendered for this request with [`ShapeCache::render`].
+    Hit(Arc<Cached>, Shape),
+    /// Planned (or failed) for this request alone.
+    Planned(Result<Plan, PlanError>),
+}
 
 /// A memo of plans by request shape, shared between threads.
 ///
@@ -258,9 +362,17 @@ impl ShapeCache {
     /// # Errors
     /// As [`plan_with`](crate::plan_with).
     pub fn plan_with(&self, req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
+        match self.answer(req, cat) {
+            Answer::Hit(c, shape) => Ok(shape.relabel(&c.plan, req)),
+            Answer::Planned(r) => r,
+        }
+    }
+
+    /// Looks `req` up, planning its shape on a miss.
+    pub(crate) fn answer(&self, req: &Request, cat: &Catalog) -> Answer {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(shape) = Shape::of(req, cat) else {
-            return plan_with(req, cat);
+            return Answer::Planned(plan_with(req, cat));
         };
         let mut h = self.hasher.build_hasher();
         shape.request.hash(&mut h);
@@ -272,22 +384,55 @@ impl ShapeCache {
         if let Some(entry) = cached {
             self.hits.fetch_add(1, Relaxed);
             return match entry {
-                Some(plan) => Ok(shape.relabel(&plan, req)),
-                None => plan_with(req, cat),
+                Some(c) => Answer::Hit(c, shape),
+                None => Answer::Planned(plan_with(req, cat)),
             };
         }
         self.misses.fetch_add(1, Relaxed);
         let result = plan_with(&shape.request, cat);
-        let entry: Entry = result.as_ref().ok().map(|p| Arc::new(p.clone()));
+        let entry: Entry = result
+            .as_ref()
+            .ok()
+            .map(|p| Arc::new(Cached::new(p.clone())));
         if let Ok(mut m) = shard.lock() {
             if m.len() >= self.per_shard {
                 m.clear();
             }
-            m.insert(shape.request.clone(), entry);
+            m.insert(shape.request.clone(), entry.clone());
         }
-        match result {
-            Ok(p) => Ok(shape.relabel(&p, req)),
-            Err(_) => plan_with(req, cat),
+        match entry {
+            Some(c) => Answer::Hit(c, shape),
+            None => Answer::Planned(plan_with(req, cat)),
+        }
+    }
+
+    /// The plan of a hit, re-labelled for `req`.
+    pub(crate) fn plan_of(c: &Cached, shape: &Shape, req: &Request) -> Plan {
+        shape.relabel(&c.plan, req)
+    }
+
+    /// Appends the plan of a hit as `--format json` prints it on one line, with the names of
+    /// `req`: the same bytes as serialising `plan_with(req)`.
+    pub(crate) fn render(c: &Cached, shape: &Shape, req: &Request, out: &mut String) {
+        for seg in &c.template {
+            match seg {
+                Seg::Text(t) => out.push_str(t),
+                Seg::Name(Canon::Guest) => match &req.name {
+                    Some(n) => out.push_str(&serde_json::to_string(n).unwrap_or_default()),
+                    None => out.push_str("null"),
+                },
+                Seg::Name(n) => {
+                    let name = match *n {
+                        Canon::Device(i) => req.devices.get(i).map(|d| d.id.as_str()),
+                        Canon::Controller(i) => req.controllers.get(i).map(|c| c.id.as_str()),
+                        Canon::Group(i) => shape.groups.get(i).map(String::as_str),
+                        Canon::Guest => None,
+                    };
+                    out.push('"');
+                    out.push_str(name.unwrap_or(""));
+                    out.push('"');
+                }
+            }
         }
     }
 }

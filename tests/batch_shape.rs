@@ -19,7 +19,7 @@ fn alone(line: u64, text: &str) -> String {
     o.to_json_line()
 }
 
-fn check(lines: &[String]) -> (u64, u64) {
+fn run(lines: &[String], jsonl: bool) -> (Vec<String>, (u64, u64)) {
     let input = lines.join("\n") + "\n";
     let opts = BatchOptions {
         chunk: 97,
@@ -27,16 +27,38 @@ fn check(lines: &[String]) -> (u64, u64) {
     };
     let mut batch = Batch::new(input.as_bytes(), opts);
     let mut got = Vec::new();
-    while let Some(chunk) = batch.next_chunk_with(|o| o.to_json_line()).unwrap() {
-        got.extend(chunk);
-    }
-    assert_eq!(got.len(), lines.len());
-    for (i, (g, text)) in got.iter().zip(lines).enumerate() {
-        let want = alone(i as u64 + 1, text);
-        assert_eq!(g, &want, "line {}: {text}", i + 1);
+    loop {
+        let chunk = if jsonl {
+            batch.next_chunk_jsonl().unwrap().map(|v| {
+                v.into_iter()
+                    .map(|(l, _)| l.trim_end_matches('\n').to_string())
+                    .collect()
+            })
+        } else {
+            batch.next_chunk_with(|o| o.to_json_line()).unwrap()
+        };
+        match chunk {
+            Some(c) => got.extend(c),
+            None => break,
+        }
     }
     let s = batch.cache_stats().unwrap();
-    (s.hits, s.misses)
+    (got, (s.hits, s.misses))
+}
+
+/// Both ways of reading a cached batch (rendered lines and outcomes) give, line for line,
+/// the bytes of planning each guest alone.
+fn check(lines: &[String]) -> (u64, u64) {
+    let (rendered, stats) = run(lines, true);
+    let (outcomes, _) = run(lines, false);
+    assert_eq!(rendered.len(), lines.len());
+    assert_eq!(outcomes.len(), lines.len());
+    for (i, text) in lines.iter().enumerate() {
+        let want = alone(i as u64 + 1, text);
+        assert_eq!(rendered[i], want, "line {}: {text}", i + 1);
+        assert_eq!(outcomes[i], want, "line {}: {text}", i + 1);
+    }
+    stats
 }
 
 #[test]
@@ -94,4 +116,21 @@ fn errors_name_each_guests_own_devices() {
         assert_eq!(got, pciplan::plan(&req).unwrap_err());
         assert!(got.to_string().contains(&format!("{id}0")), "{got}");
     }
+}
+
+#[test]
+fn odd_names_and_models() {
+    let lines: Vec<String> = [
+        r#"{"name":"we\"ird \u00fc\\","devices":[{"id":"a","model":"virtio-net-pci"}]}"#,
+        r#"{"name":"plain","devices":[{"id":"b","model":"virtio-net-pci"}]}"#,
+        r#"{"devices":[{"id":"c","model":"virtio-net-pci"}]}"#,
+        r#"{"devices":[{"id":"d","model":"k-0","bus_kind":"pcie"},{"id":"e","model":"my\"card","bus_kind":"pci"}]}"#,
+        r#"{"devices":[{"id":"d","model":"k-0","bus_kind":"pcie"},{"id":"e","model":"my\"card","bus_kind":"pci"}]}"#,
+        r#"{"name":"n-0","devices":[{"id":"k-1","model":"virtio-net-pci","group":"g-0"},{"id":"k-0","model":"e1000e","group":"g-0"}]}"#,
+        r#"{"name":"x","devices":[{"id":"k-0","model":"virtio-net-pci","group":"g-1"},{"id":"k-1","model":"e1000e","group":"g-1"}]}"#,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    check(&lines);
 }
