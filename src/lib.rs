@@ -21,6 +21,7 @@ mod catalog;
 pub mod emit;
 mod error;
 mod ilp;
+pub mod libvirt;
 mod plan;
 mod planner;
 mod previous;

@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+#[path = "libvirt/cli.rs"]
+mod libvirt_cli;
+
 mod cli_batch;
 
 use pciplan::{Catalog, PlanError, Request};
@@ -26,6 +29,44 @@ enum Format {
     Qemu,
     Tree,
     Dot,
+    /// The input domain XML with every PCI address and the added controllers.
+    Libvirt,
+}
+
+/// Policy flags; each one set wins over the policy in the input.
+#[derive(clap::Args, Default)]
+struct PolicyFlags {
+    /// Hotplug requirement of devices that do not say: on, off or any.
+    #[arg(long, value_name = "on|off|any", value_parser = parse_hotplug)]
+    default_hotplug: Option<pciplan::Hotplug>,
+    /// Empty hot-pluggable ports to keep.
+    #[arg(long, value_name = "N")]
+    spare_ports: Option<u32>,
+    /// Where hotplug-off devices may go: integrated, port or auto.
+    #[arg(long, value_name = "integrated|port|auto", value_parser = parse_off)]
+    hotplug_off_strategy: Option<pciplan::OffStrategy>,
+    /// One device's hotplug requirement (repeatable): ALIAS=off|on|any.
+    #[arg(long, value_name = "ALIAS=off|on|any", value_parser = pciplan::libvirt::Overrides::parse_hotplug_arg)]
+    hotplug: Vec<(String, pciplan::Hotplug)>,
+}
+
+fn parse_hotplug(s: &str) -> Result<pciplan::Hotplug, String> {
+    pciplan::Hotplug::parse(s).ok_or_else(|| format!("'{s}': expected on, off or any"))
+}
+
+fn parse_off(s: &str) -> Result<pciplan::OffStrategy, String> {
+    pciplan::OffStrategy::parse(s).ok_or_else(|| format!("'{s}': expected integrated, port or auto"))
+}
+
+impl PolicyFlags {
+    fn overrides(&self) -> pciplan::libvirt::Overrides {
+        pciplan::libvirt::Overrides {
+            default_hotplug: self.default_hotplug,
+            spare_ports: self.spare_ports,
+            hotplug_off: self.hotplug_off_strategy,
+            hotplug: self.hotplug.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -44,6 +85,16 @@ enum Cmd {
         /// keeps its address; only new devices are placed.
         #[arg(long, value_name = "PLAN.json")]
         previous: Option<PathBuf>,
+        #[command(flatten)]
+        policy: PolicyFlags,
+    },
+    /// Check the addresses a domain XML or request already has, without planning
+    /// (exit 0 clean, 2 with every error listed).
+    Check {
+        /// Domain XML or request file, or `-`.
+        file: String,
+        #[command(flatten)]
+        policy: PolicyFlags,
     },
 }
 
@@ -89,15 +140,35 @@ fn main() -> ExitCode {
     };
     match cli.cmd {
         Cmd::Batch(args) => cli_batch::run(args, custom),
-        Cmd::Plan { file, format, previous } => {
+        Cmd::Check { file, policy } => libvirt_cli::check(&file, &policy.overrides(), custom.as_ref()),
+        Cmd::Plan { file, format, previous, policy } => {
             let text = match read_input(&file) {
                 Ok(t) => t,
                 Err(e) => return fail(2, &e),
             };
+            if pciplan::libvirt::looks_like_xml(&file, &text) {
+                if previous.is_some() {
+                    return fail(2, &format!("{file}: --previous takes JSON requests; a domain XML keeps its own addresses"));
+                }
+                let fmt = match format {
+                    Format::Json => libvirt_cli::Out::Json,
+                    Format::Qemu => libvirt_cli::Out::Qemu,
+                    Format::Tree => libvirt_cli::Out::Tree,
+                    Format::Dot => libvirt_cli::Out::Dot,
+                    Format::Libvirt => libvirt_cli::Out::Libvirt,
+                };
+                return libvirt_cli::plan(&file, &text, fmt, &policy.overrides(), custom.as_ref());
+            }
+            if matches!(format, Format::Libvirt) {
+                return fail(2, &format!("{file}: --format libvirt needs a libvirt domain XML as input"));
+            }
             let mut req = match Request::from_json(&text) {
                 Ok(r) => r,
                 Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
             };
+            if let Err(e) = libvirt_cli::apply_json_overrides(&mut req, &policy.overrides()) {
+                return fail(2, &format!("{file}: {e}"));
+            }
             if let Some(prev) = previous {
                 let pf = prev.display().to_string();
                 let pinned = read_input(&pf)
@@ -122,6 +193,7 @@ fn main() -> ExitCode {
                         Format::Qemu => pciplan::emit::qemu(&plan, cat),
                         Format::Tree => pciplan::emit::tree(&plan, cat),
                         Format::Dot => pciplan::emit::dot(&plan, cat),
+                        Format::Libvirt => unreachable!("checked above"),
                     };
                     print!("{out}");
                     ExitCode::SUCCESS

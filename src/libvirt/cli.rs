@@ -1,0 +1,144 @@
+//! The command-line side of libvirt support (`plan` on a domain XML, `check`), compiled into
+//! the `pciplan` binary (main.rs includes this file).
+
+use std::process::ExitCode;
+
+use pciplan::libvirt::{looks_like_xml, Domain, Overrides, ReadOptions};
+use pciplan::{Catalog, Request};
+
+/// Output formats for a planned domain.
+pub enum Out {
+    Json,
+    Qemu,
+    Tree,
+    Dot,
+    Libvirt,
+}
+
+fn fail(code: u8, msg: &str) -> ExitCode {
+    eprintln!("pciplan: {msg}");
+    ExitCode::from(code)
+}
+
+/// `pciplan plan DOMAIN.xml`.
+pub fn plan(
+    file: &str,
+    text: &str,
+    out: Out,
+    ov: &Overrides,
+    custom: Option<&Catalog>,
+) -> ExitCode {
+    let opts = ReadOptions {
+        overrides: ov.clone(),
+        ..ReadOptions::default()
+    };
+    let dom = match Domain::parse_with(text, &opts) {
+        Ok(d) => d,
+        Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
+    };
+    let cat = custom.unwrap_or_else(|| Catalog::q35());
+    let plan = match dom.plan_with(cat) {
+        Ok(p) => p,
+        Err(e) => return fail(e.exit_code() as u8, &format!("{file}: {e}")),
+    };
+    let s = match out {
+        Out::Json => pciplan::emit::json(&plan),
+        Out::Qemu => pciplan::emit::qemu(&plan, cat),
+        Out::Tree => pciplan::emit::tree(&plan, cat),
+        Out::Dot => pciplan::emit::dot(&plan, cat),
+        Out::Libvirt => match dom.write(&plan) {
+            Ok(x) => x,
+            Err(e) => return fail(2, &format!("{file}: {e}")),
+        },
+    };
+    print!("{s}");
+    if matches!(out, Out::Libvirt) && !s.ends_with('\n') {
+        println!();
+    }
+    ExitCode::SUCCESS
+}
+
+/// `pciplan check FILE`: exit 0 when every address is valid, 2 with every error listed.
+pub fn check(file: &str, ov: &Overrides, custom: Option<&Catalog>) -> ExitCode {
+    let text = match read(file) {
+        Ok(t) => t,
+        Err(e) => return fail(2, &e),
+    };
+    let errors = if looks_like_xml(file, &text) {
+        let opts = ReadOptions {
+            overrides: ov.clone(),
+            ..ReadOptions::default()
+        };
+        match Domain::parse_with(&text, &opts) {
+            Ok(d) => d.check(),
+            Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
+        }
+    } else {
+        let mut req = match Request::from_json(&text) {
+            Ok(r) => r,
+            Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
+        };
+        if let Err(e) = apply_json_overrides(&mut req, ov) {
+            return fail(2, &format!("{file}: {e}"));
+        }
+        let cat = match custom {
+            Some(c) => c,
+            None => match Catalog::for_machine(&req.machine) {
+                Ok(c) => c,
+                Err(e) => return fail(2, &format!("{file}: {e}")),
+            },
+        };
+        match pciplan::libvirt::check_request(&req, cat) {
+            Ok(v) => v,
+            Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
+        }
+    };
+    if errors.is_empty() {
+        println!("{file}: no address errors");
+        return ExitCode::SUCCESS;
+    }
+    for e in &errors {
+        println!("{e}");
+    }
+    fail(2, &format!("{file}: {} address error(s)", errors.len()))
+}
+
+/// Applies the policy flags to a JSON request (`--hotplug` names device ids).
+pub fn apply_json_overrides(req: &mut Request, ov: &Overrides) -> Result<(), String> {
+    if let Some(h) = ov.default_hotplug {
+        req.policy.default_hotplug = h;
+    }
+    if let Some(n) = ov.spare_ports {
+        req.policy.spare_ports = n;
+    }
+    if let Some(s) = ov.hotplug_off {
+        req.policy.hotplug_off = s;
+    }
+    for (id, h) in &ov.hotplug {
+        let d = req
+            .devices
+            .iter_mut()
+            .find(|d| &d.id == id)
+            .ok_or_else(|| format!("--hotplug: no device '{id}'"))?;
+        d.hotplug = Some(*h);
+    }
+    Ok(())
+}
+
+fn read(file: &str) -> Result<String, String> {
+    use std::io::Read;
+    const LIMIT: u64 = 16 << 20;
+    let mut text = String::new();
+    let res = if file == "-" {
+        std::io::stdin().take(LIMIT + 1).read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file).and_then(|f| f.take(LIMIT + 1).read_to_string(&mut text))
+    };
+    res.map_err(|e| format!("{file}: {e}"))?;
+    if text.len() as u64 > LIMIT {
+        return Err(format!(
+            "{file}: input is larger than the {LIMIT} byte limit"
+        ));
+    }
+    Ok(text)
+}
