@@ -206,6 +206,20 @@ pub struct DeviceModel {
     /// What it is.
     #[serde(default)]
     pub what: String,
+    /// Whether QEMU can hot-unplug it at all (false: `device_del` says "Device '...' does
+    /// not support hotplugging" wherever it sits, e.g. VGA-class devices).
+    #[serde(default = "yes")]
+    pub hotpluggable: bool,
+    /// Whether QEMU only accepts it on the root bus (e.g. virtio-iommu-pci).
+    #[serde(default)]
+    pub root_only: bool,
+    /// When QEMU accepts only one per guest: its message for a second one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A machine catalog.
@@ -347,6 +361,11 @@ impl Catalog {
         (self.root.slots.min..=self.root.slots.max)
             .filter(|s| !self.root.reserved_slots.contains(s))
             .collect()
+    }
+
+    /// Whether QEMU can ever hot-unplug a device of this model (unknown models: yes).
+    pub fn model_hotpluggable(&self, model: &str) -> bool {
+        self.device(model).map(|m| m.hotpluggable).unwrap_or(true)
     }
 
     /// Root-bus functions the chipset holds.

@@ -151,26 +151,40 @@ fn sum<I: IntoIterator<Item = Expression>>(it: I) -> Expression {
 
 /// Builds and solves the program.
 pub(crate) fn solve(m: &Model) -> Result<Counts, String> {
+    solve_for(m, None)
+}
+
+/// The same program with the objective swapped (what-if `--max`): with no slack allowed,
+/// maximise the units of class `grow` (at least its `n`), then minimise cost as usual. The
+/// class's count in the answer is the most that fit.
+pub(crate) fn solve_max(m: &Model, grow: usize) -> Result<Counts, String> {
+    solve_for(m, Some(grow))
+}
+
+fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     let big = 4096u32;
     let mut vars = variables!();
     let nreg = m.regions.len();
     let v: Vec<[Option<Variable>; 4]> = m
         .classes
         .iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(ci, c)| {
             let mut row = [None; 4];
             for p in PLACES {
                 if c.allowed[p as usize] {
-                    row[p as usize] = Some(int(&mut vars, c.n));
+                    row[p as usize] = Some(int(&mut vars, if grow == Some(ci) { big } else { c.n }));
                 }
             }
             row
         })
         .collect();
     let r0 = int(&mut vars, big);
-    let k0 = int(&mut vars, m.s0);
-    let ks = int(&mut vars, m.s0);
-    let x = int(&mut vars, m.s0);
+    // Not bounded by `s0`: the slot budget below is elastic (`ss`), and a bound here would
+    // make a request that needs one more slot than there is an unexplained solver failure.
+    let k0 = int(&mut vars, big);
+    let ks = int(&mut vars, big);
+    let x = int(&mut vars, big);
     let tx = int(&mut vars, big);
     let w = int(&mut vars, big);
     let d = int(&mut vars, big);
@@ -190,12 +204,20 @@ pub(crate) fn solve(m: &Model) -> Result<Counts, String> {
     let cost: Expression = r0 + x + tx + w + d + sum(t.iter().skip(1).map(|&e| e.into())) + sum(b.iter().map(|&e| e.into()))
         + f64::from(new_numa_pxbs);
     let tie: Expression = 20.0 * (x + w) + tx + d + sum(t.iter().skip(1).map(|&e| e.into()));
-    let objective = 1_000_000.0 * (ss + sb + si) + 1000.0 * cost.clone() + tie;
+    let mut objective = 1_000_000.0 * (ss + sb + si) + 1000.0 * cost.clone() + tie;
+    if let Some(g) = grow {
+        let grown = sum(v[g].iter().flatten().map(|&e| e.into()));
+        objective = objective - 1e9 * grown;
+    }
     let mut pb = vars.minimise(objective).using(microlp).with_time_limit(TIME_LIMIT_S);
 
     for (ci, c) in m.classes.iter().enumerate() {
         let all = sum(PLACES.iter().map(|&p| val(p, ci)));
-        pb = pb.with(constraint!(all == f64::from(c.n)));
+        if grow == Some(ci) {
+            pb = pb.with(constraint!(all >= f64::from(c.n)));
+        } else {
+            pb = pb.with(constraint!(all == f64::from(c.n)));
+        }
     }
     let mut global_new = Expression::from(0.0);
     let mut numa_new = Expression::from(0.0);
@@ -206,8 +228,16 @@ pub(crate) fn solve(m: &Model) -> Result<Counts, String> {
         if r == 0 {
             other = other + w + f64::from(m.spare);
         }
-        pb = pb.with(constraint!(eoff[r] <= off_dem.clone() + any_port));
+        // Existing hotplug=off ports take `off` units and anything that does not care: `any`
+        // units, bridges and switch upstreams (R-HP-PORT: hotplug=off protects only the direct
+        // child). Hot-pluggable ones take all but `off` units. No port is counted twice.
+        let mut flexible = any_port + b[r];
+        if r == 0 {
+            flexible = flexible + w;
+        }
+        pb = pb.with(constraint!(eoff[r] <= off_dem.clone() + flexible));
         pb = pb.with(constraint!(eon[r] <= other.clone()));
+        pb = pb.with(constraint!(eon[r] + eoff[r] <= off_dem.clone() + other.clone()));
         let new_ports = off_dem + other - eon[r] - eoff[r];
         let bridged = sum(in_region(r).map(|(i, _)| val(Place::Bridge, i)));
         pb = pb.with(constraint!(f64::from(m.bridge_cap) * b[r] + f64::from(m.regions[r].bridge_free) >= bridged));
@@ -230,7 +260,7 @@ pub(crate) fn solve(m: &Model) -> Result<Counts, String> {
     pb = pb.with(constraint!(r0 <= f64::from(m.ports_per_slot) * k0 + f64::from(m.f0)));
     pb = pb.with(constraint!(tx <= f64::from(m.pxb_cap) * x + f64::from(m.regions[0].pxb_free)));
     pb = pb.with(constraint!(d <= f64::from(m.switch_cap) * w + f64::from(m.upstream_free)));
-    pb = pb.with(constraint!(w <= r0 + tx + eon[0]));
+    pb = pb.with(constraint!(w <= r0 + tx + eon[0] + eoff[0]));
 
     let packed_singles = sum(m.classes.iter().enumerate().filter(|(_, c)| c.packable).map(|(i, _)| val(Place::Integrated, i)));
     let own_slots = sum(m.classes.iter().enumerate().filter(|(_, c)| !c.packable).map(|(i, _)| val(Place::Integrated, i)));
@@ -246,6 +276,9 @@ pub(crate) fn solve(m: &Model) -> Result<Counts, String> {
         + f64::from(m.io_used);
     pb = pb.with(constraint!(io.clone() <= f64::from(m.io_max) + si));
 
+    if grow.is_some() {
+        pb = pb.with(constraint!(ss + sb + si <= 0.0));
+    }
     let sol = match pb.solve() {
         Ok(s) => s,
         Err(ResolutionError::Infeasible) => return Err("the integer program has no solution".into()),

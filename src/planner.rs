@@ -102,6 +102,8 @@ pub(crate) struct Unit {
     /// A group of PCIe and conventional PCI members: only an integrated slot takes both
     /// (R-RP takes PCIe endpoints only, R-BRIDGE conventional ones only).
     pub mixed: bool,
+    /// Some member's model is accepted by QEMU only on the root bus.
+    pub root_only: bool,
 }
 
 /// Whether a device needs I/O port space: the catalog says so; an unknown model is assumed
@@ -113,9 +115,19 @@ pub(crate) fn needs_io(cat: &Catalog, model: &str, kind: BusKind) -> bool {
 fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
     let mut out: Vec<Unit> = Vec::new();
     let mut by_group: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut never: Vec<String> = Vec::new();
     for (i, d) in req.devices.iter().enumerate() {
         let kind = req.kind_of(cat, d);
-        let hp = req.hotplug_of(d);
+        let mut hp = req.hotplug_of(d);
+        if !cat.model_hotpluggable(&d.model) {
+            // QEMU never unplugs this model: `on` cannot be met, and `off` holds anywhere.
+            match hp {
+                Hotplug::On => never.push(d.id.clone()),
+                Hotplug::Off => hp = Hotplug::Any,
+                Hotplug::Any => {}
+            }
+        }
+        let root_only = cat.device(&d.model).is_some_and(|m| m.root_only);
         match &d.group {
             Some(g) => {
                 if let Some(&u) = by_group.get(g.as_str()) {
@@ -140,17 +152,35 @@ fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
                         unit.kind = BusKind::Pci;
                     }
                     unit.io |= needs_io(cat, &d.model, kind);
+                    unit.root_only |= root_only;
                     unit.devs.push(i);
                     if unit.devs.len() > usize::from(cat.root.functions) {
                         return Err(bad(format!("group '{g}' has more than {} members", cat.root.functions)));
                     }
                 } else {
                     by_group.insert(g, out.len());
-                    out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: true, pinned: d.address.is_some(), io: needs_io(cat, &d.model, kind), mixed: false });
+                    out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: true, pinned: d.address.is_some(), io: needs_io(cat, &d.model, kind), mixed: false, root_only });
                 }
             }
-            None => out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: false, pinned: d.address.is_some(), io: needs_io(cat, &d.model, kind), mixed: false }),
+            None => out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: false, pinned: d.address.is_some(), io: needs_io(cat, &d.model, kind), mixed: false, root_only }),
         }
+    }
+    if !never.is_empty() {
+        let models: BTreeSet<&str> = req.devices.iter().filter(|d| never.contains(&d.id)).map(|d| d.model.as_str()).collect();
+        return Err(PlanError::Infeasible(Explanation {
+            causes: vec![Cause {
+                rule: "D-HP".into(),
+                message: format!(
+                    "{} device(s) must stay hot-unpluggable, but QEMU cannot hot-unplug {} anywhere ('does not support hotplugging')",
+                    never.len(),
+                    models.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+                need: never.len() as u32,
+                have: 0,
+                devices: never,
+                hints: vec!["set hotplug 'any' (or 'off') for them".to_string()],
+            }],
+        }));
     }
     Ok(out)
 }
@@ -294,6 +324,9 @@ fn allowed(req: &Request, u: &Unit, region: usize) -> [bool; 4] {
     let off = req.policy.hotplug_off;
     let mut a = [false; 4];
     a[Place::Integrated as usize] = region == 0 && u.hp != Hotplug::On && (u.hp != Hotplug::Off || off.allows_integrated());
+    if u.root_only {
+        return a;
+    }
     a[Place::OffPort as usize] = !u.mixed && u.kind == BusKind::Pcie && u.hp == Hotplug::Off && off.allows_port();
     a[Place::Port as usize] = !u.mixed && u.kind == BusKind::Pcie && u.hp != Hotplug::Off;
     a[Place::Bridge as usize] = !u.mixed && u.kind == BusKind::Pci && u.hp != Hotplug::Off;
@@ -301,7 +334,7 @@ fn allowed(req: &Request, u: &Unit, region: usize) -> [bool; 4] {
 }
 
 fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Model, Vec<Option<usize>>) {
-    let mut keys: BTreeMap<(usize, BusKind, Hotplug, bool, bool, bool), usize> = BTreeMap::new();
+    let mut keys: BTreeMap<(usize, BusKind, Hotplug, bool, bool, bool, bool), usize> = BTreeMap::new();
     let mut classes: Vec<Class> = Vec::new();
     let mut unit_class = Vec::with_capacity(units.len());
     for u in units {
@@ -311,7 +344,7 @@ fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Mode
         }
         let region = u.numa.and_then(|n| w.region_numa.iter().position(|&r| r == Some(n))).unwrap_or(0);
         let packable = !u.grouped && req.policy.pack_integrated;
-        let key = (region, u.kind, u.hp, packable, u.io, u.mixed);
+        let key = (region, u.kind, u.hp, packable, u.io, u.mixed, u.root_only);
         let idx = *keys.entry(key).or_insert_with(|| {
             classes.push(Class { n: 0, allowed: allowed(req, u, region), region, off: u.hp == Hotplug::Off, any: u.hp == Hotplug::Any, packable, io: u.io });
             classes.len() - 1
@@ -743,13 +776,16 @@ impl<'a> Assigner<'a> {
         takers.extend(port_units.iter().map(|&u| Taker::Unit(u)));
         takers.extend((0..new_bridges).map(|_| Taker::Bridge));
 
-        // Existing free ports: off ports to off units then any units; on ports to the rest.
+        // Existing free ports: off ports to off units, on ports to on units, then either to
+        // what does not care (any units, bridges, switch upstreams; off ports first, so that
+        // hot-pluggable ones stay for spares).
         let mut e_off: VecDeque<String> = self.world.ports.iter().filter(|p| p.region == r && !p.hotplug).map(|p| p.id.clone()).collect();
         let mut e_on: VecDeque<String> = self.world.ports.iter().filter(|p| p.region == r && p.hotplug).map(|p| p.id.clone()).collect();
         let mut got: Vec<Option<String>> = vec![None; takers.len()];
         let hp_of = |t: &Taker| match t {
             Taker::Unit(u) => self.units[*u].hp,
-            _ => Hotplug::On,
+            Taker::Spare => Hotplug::On,
+            Taker::Bridge | Taker::Upstream => Hotplug::Any,
         };
         for (k, t) in takers.iter().enumerate() {
             if hp_of(t) == Hotplug::Off {
@@ -974,7 +1010,7 @@ impl<'a> Assigner<'a> {
             .iter()
             .filter_map(|d| {
                 let n = *t.ids.get(d.id.as_str())?;
-                Some((d.id.clone(), t.parent(n).map(|p| t.bus_hotpluggable(p)).unwrap_or(false)))
+                Some((d.id.clone(), t.device_hotpluggable(n)))
             })
             .collect();
         drop(t);
@@ -1004,4 +1040,29 @@ impl<'a> Assigner<'a> {
         self.plan.name = self.req.name.clone();
         self.plan.machine = self.req.machine.clone();
     }
+}
+
+/// What-if `--max`, one solve with the objective swapped (`ilp::solve_max`): the most units
+/// the class of device `dev` can hold next to everything else in the request, and how many
+/// units that class has in the request. A pinned device's class cannot grow: `(0, 0)`.
+pub(crate) fn max_of_class(req: &Request, cat: &Catalog, dev: usize) -> Result<(u32, u32), PlanError> {
+    req.check_shape()?;
+    req.check_models(cat)?;
+    let pins = validate_pins(req, cat);
+    if !pins.is_empty() {
+        return Err(PlanError::Pins(pins));
+    }
+    let units = units(req, cat)?;
+    let pinned = pinned_plan(req, cat);
+    let world = World::read(&pinned, req, cat);
+    let (model, unit_class) = build_model(req, cat, &units, &world);
+    precheck(req, &units, &unit_class, &model)?;
+    let Some(ci) = units.iter().position(|u| u.devs.contains(&dev)).and_then(|u| unit_class[u]) else {
+        return Ok((0, 0));
+    };
+    let counts = ilp::solve_max(&model, ci).map_err(PlanError::Solver)?;
+    if !counts.optimal {
+        return Err(PlanError::Solver(format!("no proven optimum within {} s", ilp::TIME_LIMIT_S)));
+    }
+    Ok((counts.v[ci].iter().sum(), model.classes[ci].n))
 }

@@ -319,6 +319,18 @@ impl Request {
                 ));
             }
         }
+        let mut first: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+        for (i, d) in self.devices.iter().enumerate() {
+            let Some(msg) = cat.device(&d.model).and_then(|m| m.single.as_deref()) else { continue };
+            // The transitional variants share one limit with the plain model.
+            let family = d.model.trim_end_matches("-non-transitional").trim_end_matches("-transitional");
+            if let Some(prev) = first.insert(family, d.id.as_str()) {
+                return Err(InputError::new(
+                    format!("devices[{i}].model"),
+                    format!("device '{}': a guest takes only one {} ('{prev}' is one already; QEMU: {msg})", d.id, family),
+                ));
+            }
+        }
         for (i, c) in self.controllers.iter().enumerate() {
             if cat.controller(&c.model).is_none() {
                 let known: Vec<&str> = cat.controllers.iter().map(|m| m.model.as_str()).collect();
@@ -426,6 +438,13 @@ mod tests {
         assert!(e.message.contains("invalid type"), "{e}");
         let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(MAX_REQUEST_BYTES));
         assert!(err(&big).message.contains("limit"));
+    }
+
+    #[test]
+    fn single_instance_models() {
+        let r = Request::from_json(r#"{"devices":[{"id":"b1","model":"virtio-balloon-pci"},{"id":"b2","model":"virtio-balloon-pci-non-transitional"}]}"#).unwrap();
+        let e = r.check_models(Catalog::q35()).unwrap_err();
+        assert!(e.message.contains("'b2'") && e.message.contains("'b1'") && e.message.contains("Only one balloon"), "{e}");
     }
 
     #[test]

@@ -115,6 +115,13 @@ impl<'a> Topology<'a> {
         }
     }
 
+    /// Whether the guest can hot-unplug the device at `n`: its bus allows it and QEMU can
+    /// unplug its model at all.
+    pub fn device_hotpluggable(&self, n: NodeIndex) -> bool {
+        let Node::Dev(d) = self.g[n] else { return false };
+        self.cat.model_hotpluggable(&d.model) && self.parent(n).is_some_and(|p| self.bus_hotpluggable(p))
+    }
+
     /// Ancestors, nearest first (stops at the root or on a cycle).
     pub fn ancestors(&self, n: NodeIndex) -> Vec<NodeIndex> {
         let mut out = Vec::new();

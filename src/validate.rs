@@ -87,6 +87,10 @@ fn v(out: &mut Vec<Violation>, device: &str, address: &Address, rule: &str, mess
     out.push(Violation { device: device.to_string(), address: address.to_string(), rule: rule.to_string(), message });
 }
 
+fn cat_fixed(cat: &Catalog, model: &str) -> bool {
+    !cat.model_hotpluggable(model)
+}
+
 fn rule_for_bus(bus_type: &str) -> &'static str {
     match bus_type {
         "pcie-root" => "R-ROOT",
@@ -265,21 +269,22 @@ impl<'a> Checker<'a> {
             }
             let Some(&n) = t.ids.get(d.id.as_str()) else { continue };
             let Some(p) = t.parent(n) else { continue };
-            let hp = t.bus_hotpluggable(p);
+            let hp = t.device_hotpluggable(n);
             let want = req.hotplug_of(rd);
             match want {
                 Hotplug::Off if hp => v(out, &d.id, &a, "D-OFF", format!("hotplug off, but bus '{}' lets the guest unplug it", d.bus)),
-                Hotplug::On if !hp => v(out, &d.id, &a, "D-ON", format!("hotplug on, but the guest cannot unplug it from bus '{}'", d.bus)),
+                Hotplug::On if !hp && !cat_fixed(self.cat, &d.model) => v(out, &d.id, &a, "D-ON", format!("hotplug on, but the guest cannot unplug it from bus '{}'", d.bus)),
+                Hotplug::On if !hp => v(out, &d.id, &a, "D-ON", format!("hotplug on, but QEMU cannot hot-unplug a {} anywhere", d.model)),
                 _ => {}
             }
             if self.full {
                 if d.hotpluggable != hp {
                     v(out, &d.id, &a, "D-HP", format!("plan says hotpluggable={} but the topology says {hp}", d.hotpluggable));
                 }
-                if want == Hotplug::Off && rd.address.is_none() && t.bus_type(p) == Some("port") && !req.policy.hotplug_off.allows_port() {
+                if want == Hotplug::Off && rd.address.is_none() && t.bus_type(p) == Some("port") && !req.policy.hotplug_off.allows_port() && !cat_fixed(self.cat, &d.model) {
                     v(out, &d.id, &a, "D-OFF", "on a hotplug=off port, but policy hotplug_off is 'integrated'".into());
                 }
-                if want == Hotplug::Off && rd.address.is_none() && t.bus_type(p) == Some("pcie-root") && !req.policy.hotplug_off.allows_integrated() {
+                if want == Hotplug::Off && rd.address.is_none() && t.bus_type(p) == Some("pcie-root") && !req.policy.hotplug_off.allows_integrated() && !cat_fixed(self.cat, &d.model) {
                     v(out, &d.id, &a, "D-OFF", "integrated, but policy hotplug_off is 'port'".into());
                 }
             }
