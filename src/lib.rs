@@ -29,6 +29,7 @@ mod request;
 mod shape;
 mod topology;
 mod validate;
+pub mod whatif;
 
 pub use catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl};
 pub use error::{Cause, Explanation, InputError, PlanError, Violation};

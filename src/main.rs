@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod libvirt_cli;
 
 mod cli_batch;
+mod cli_whatif;
 
 use pciplan::{Catalog, PlanError, Request};
 
@@ -74,6 +75,8 @@ enum Cmd {
     /// Plan a fleet: JSON Lines in (`-` reads standard input), one result per line out,
     /// in input order.
     Batch(cli_batch::BatchArgs),
+    /// Capacity studies on a guest or a fleet: --max, --sweep, --policy.
+    Whatif(cli_whatif::WhatifArgs),
     /// Plan one guest from a JSON request (`-` reads standard input).
     Plan {
         /// Request file, or `-`.
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
     };
     match cli.cmd {
         Cmd::Batch(args) => cli_batch::run(args, custom),
+        Cmd::Whatif(args) => cli_whatif::run(args, custom),
         Cmd::Check { file, policy } => libvirt_cli::check(&file, &policy.overrides(), custom.as_ref()),
         Cmd::Plan { file, format, previous, policy } => {
             let text = match read_input(&file) {

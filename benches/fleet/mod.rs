@@ -27,18 +27,18 @@ impl Rng {
     }
 }
 
-const PCIE: [&str; 12] = [
+// Models a guest may have several of, whatever their hotplug requirement (a balloon is added
+// at most once, below; a virtio-gpu cannot be hot-unplugged, so it is not drawn here).
+const PCIE: [&str; 10] = [
     "virtio-net-pci",
     "virtio-blk-pci",
     "virtio-scsi-pci",
     "virtio-serial-pci",
-    "virtio-balloon-pci",
     "virtio-rng-pci",
     "e1000e",
     "igb",
     "nvme",
     "qemu-xhci",
-    "virtio-gpu-pci",
     "vhost-vsock-pci",
 ];
 const PCI: [&str; 6] = [
@@ -77,6 +77,20 @@ pub fn guest(rng: &mut Rng, name: &str, n: usize, ids: u8) -> String {
         ctrls.push(format!(r#"{{"id":"{cid}","model":"pcie-root-port","chassis":200,"port":16,"hotplug":{},"address":{{"bus":"pcie.0","slot":2,"function":0}}}}"#, rng.chance(50)));
     }
     let group = rng.chance(15) && n >= 3;
+    if rng.chance(30) && i + 3 < n {
+        devs.push(format!(
+            r#"{{"id":"{}","model":"virtio-balloon-pci","hotplug":"any"}}"#,
+            id(i, "balloon")
+        ));
+        i += 1;
+    }
+    if rng.chance(30) && i + 3 < n {
+        devs.push(format!(
+            r#"{{"id":"{}","model":"virtio-balloon-pci","hotplug":"any"}}"#,
+            id(i, "balloon")
+        ));
+        i += 1;
+    }
     while i < n {
         let (model, base) = if rng.chance(15) {
             (*rng.pick(&PCI), "nic")
@@ -110,7 +124,7 @@ pub fn guest(rng: &mut Rng, name: &str, n: usize, ids: u8) -> String {
         r#"{{"default_hotplug":"{}","spare_ports":{},"hotplug_off":"{}","pack_integrated":{}}}"#,
         rng.pick(&["on", "on", "any", "off"]),
         rng.below(4),
-        rng.pick(&["integrated", "auto", "port"]),
+        rng.pick(&["integrated", "integrated", "auto", "auto", "port"]),
         rng.chance(20)
     );
     let ctrls = if ctrls.is_empty() {

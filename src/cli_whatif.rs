@@ -1,0 +1,476 @@
+//! `pciplan whatif`: prints the studies of [`pciplan::whatif`] as tables and writes them as
+//! CSV and SVG charts.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use pciplan::whatif::{self, GuestDelta, MaxReport, PolicyChange, PolicyDelta, Sweep, SweepStudy};
+use pciplan::{Catalog, Hotplug, Request};
+use plotters::prelude::*;
+
+/// Arguments of `pciplan whatif`.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("study").required(true).args(["max", "sweep", "policy"])))]
+pub struct WhatifArgs {
+    /// A guest (`.json`) or a fleet (JSON Lines); `-` reads standard input.
+    file: String,
+    /// How many more MODEL devices fit in the guest, and each one's controller cost.
+    #[arg(long, value_name = "MODEL[:on|off|any]")]
+    max: Option<String>,
+    /// Cost, pcie.0 slots and bus numbers for each value of a policy field, over the guest
+    /// or the fleet: FIELD=A..B or FIELD=v1,v2,...
+    #[arg(long, value_name = "FIELD=RANGE")]
+    sweep: Option<String>,
+    /// The fleet-wide effect of a policy change (JSON: {"policy": {...}, "devices": [{"match":
+    /// {"model": ["e1000*"]}, "set": {"hotplug": "off"}}]}).
+    #[arg(long, value_name = "CHANGE.json")]
+    policy: Option<PathBuf>,
+    /// Where to write the CSV (default whatif-max.csv, whatif-sweep.csv or whatif-policy.csv).
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Where to write the SVG chart (default like --csv, with .svg); `none` for no chart.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+fn fail(code: u8, msg: &str) -> ExitCode {
+    eprintln!("pciplan: {msg}");
+    ExitCode::from(code)
+}
+
+/// Runs `pciplan whatif`.
+pub fn run(args: WhatifArgs, catalog: Option<Catalog>) -> ExitCode {
+    let kind = if args.max.is_some() {
+        "max"
+    } else if args.sweep.is_some() {
+        "sweep"
+    } else {
+        "policy"
+    };
+    let csv = args
+        .csv
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("whatif-{kind}.csv")));
+    let svg = match &args.svg {
+        Some(p) if p.as_os_str() == "none" => None,
+        Some(p) => Some(p.clone()),
+        None => Some(csv.with_extension("svg")),
+    };
+    let guests = match read_guests(&args.file) {
+        Ok(g) => g,
+        Err(e) => return fail(2, &e),
+    };
+    let result = if let Some(spec) = &args.max {
+        run_max(
+            &args.file,
+            spec,
+            &guests,
+            catalog.as_ref(),
+            &csv,
+            svg.as_deref(),
+        )
+    } else if let Some(spec) = &args.sweep {
+        run_sweep(spec, &guests, catalog.as_ref(), &csv, svg.as_deref())
+    } else if let Some(path) = &args.policy {
+        run_policy(path, &guests, catalog.as_ref(), &csv, svg.as_deref())
+    } else {
+        Err((2, "choose a study: --max, --sweep or --policy".into()))
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, msg)) => fail(code, &msg),
+    }
+}
+
+type Failure = (u8, String);
+
+/// The guests of the input with their line numbers: one request (a whole `.json` file) or
+/// JSON Lines. Lines that do not parse are reported and left out.
+fn read_guests(file: &str) -> Result<Vec<(u64, Request)>, String> {
+    let mut text = String::new();
+    let res = if file == "-" {
+        io::stdin().read_to_string(&mut text)
+    } else {
+        File::open(file).and_then(|mut f| f.read_to_string(&mut text))
+    };
+    res.map_err(|e| format!("{file}: {e}"))?;
+    // One JSON value in the whole text is one guest; anything else is read as JSON Lines.
+    // (`Request::from_json` alone would read the first line of a fleet and ignore the rest.)
+    if serde_json::from_str::<serde_json::Value>(&text).is_ok() {
+        return Request::from_json(&text)
+            .map(|r| vec![(1, r)])
+            .map_err(|e| format!("{file}: invalid input: {e}"));
+    }
+    let mut out = Vec::new();
+    let mut bad = 0;
+    for (i, line) in BufReader::new(text.as_bytes()).lines().enumerate() {
+        let line = line.map_err(|e| format!("{file}: {e}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match Request::from_json(&line) {
+            Ok(r) => out.push((i as u64 + 1, r)),
+            Err(e) => {
+                bad += 1;
+                if bad <= 3 {
+                    eprintln!(
+                        "pciplan: {file}: line {}: invalid input: {e} (left out)",
+                        i + 1
+                    );
+                }
+            }
+        }
+    }
+    if bad > 3 {
+        eprintln!("pciplan: {file}: {bad} invalid lines left out");
+    }
+    if out.is_empty() {
+        return Err(format!("{file}: no request could be read"));
+    }
+    Ok(out)
+}
+
+fn write_csv(path: &Path, header: &str, rows: impl Iterator<Item = String>) -> Result<(), Failure> {
+    let mut f = io::BufWriter::new(
+        File::create(path).map_err(|e| (2, format!("{}: {e}", path.display())))?,
+    );
+    let mut res = writeln!(f, "{header}");
+    for r in rows {
+        res = res.and_then(|_| writeln!(f, "{r}"));
+    }
+    res.and_then(|_| f.flush())
+        .map_err(|e| (2, format!("{}: {e}", path.display())))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn run_max(
+    file: &str,
+    spec: &str,
+    guests: &[(u64, Request)],
+    catalog: Option<&Catalog>,
+    csv: &Path,
+    svg: Option<&Path>,
+) -> Result<(), Failure> {
+    let [(_, req)] = guests else {
+        return Err((
+            2,
+            format!(
+                "{file}: --max studies one guest; this input has {}",
+                guests.len()
+            ),
+        ));
+    };
+    let (model, hotplug) = match spec.split_once(':') {
+        Some((m, h)) => (
+            m,
+            Some(Hotplug::parse(h).ok_or_else(|| {
+                (
+                    2,
+                    format!("--max {spec}: hotplug '{h}' is not on, off or any"),
+                )
+            })?),
+        ),
+        None => (spec, None),
+    };
+    let cat = match catalog {
+        Some(c) => c,
+        None => Catalog::for_machine(&req.machine).map_err(|e| (2, e.to_string()))?,
+    };
+    let report = whatif::max_devices(req, cat, model, hotplug)
+        .map_err(|e| (e.exit_code() as u8, format!("{file}: {e}")))?;
+    print!("{report}");
+    write_csv(
+        csv,
+        "added,cost,step_cost,pcie0_slots,bus_numbers",
+        report.steps.iter().map(|s| {
+            format!(
+                "{},{},{},{},{}",
+                s.added, s.usage.cost, s.step_cost, s.usage.root_slots, s.usage.bus_numbers
+            )
+        }),
+    )?;
+    eprintln!("wrote {}", csv.display());
+    if let Some(svg) = svg {
+        chart_max(&report, svg).map_err(|e| (2, format!("{}: {e}", svg.display())))?;
+        eprintln!("wrote {}", svg.display());
+    }
+    Ok(())
+}
+
+fn run_sweep(
+    spec: &str,
+    guests: &[(u64, Request)],
+    catalog: Option<&Catalog>,
+    csv: &Path,
+    svg: Option<&Path>,
+) -> Result<(), Failure> {
+    let sweep = Sweep::parse(spec).map_err(|e| (2, format!("--{e}")))?;
+    let field = sweep.field.clone();
+    let mut study = SweepStudy::new(sweep);
+    for chunk in guests.chunks(4096) {
+        let reqs: Vec<Request> = chunk.iter().map(|(_, r)| r.clone()).collect();
+        study.add(&reqs, catalog);
+    }
+    println!("{} guest(s), sweeping {field}", guests.len());
+    println!(
+        "{:>12} {:>8} {:>8} {:>10} {:>10} {:>11}",
+        field, "planned", "failed", "cost", "pcie.0", "bus numbers"
+    );
+    for r in &study.rows {
+        println!(
+            "{:>12} {:>8} {:>8} {:>10} {:>10} {:>11}",
+            r.value, r.planned, r.failed, r.cost, r.root_slots, r.bus_numbers
+        );
+    }
+    write_csv(
+        csv,
+        &format!("{field},planned,failed,cost,pcie0_slots,bus_numbers"),
+        study.rows.iter().map(|r| {
+            format!(
+                "{},{},{},{},{},{}",
+                csv_field(&r.value),
+                r.planned,
+                r.failed,
+                r.cost,
+                r.root_slots,
+                r.bus_numbers
+            )
+        }),
+    )?;
+    eprintln!("wrote {}", csv.display());
+    if let Some(svg) = svg {
+        chart_sweep(&field, &study, svg).map_err(|e| (2, format!("{}: {e}", svg.display())))?;
+        eprintln!("wrote {}", svg.display());
+    }
+    Ok(())
+}
+
+fn run_policy(
+    path: &Path,
+    guests: &[(u64, Request)],
+    catalog: Option<&Catalog>,
+    csv: &Path,
+    svg: Option<&Path>,
+) -> Result<(), Failure> {
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map_err(|e| (2, format!("{}: {e}", path.display())))?;
+    let change =
+        PolicyChange::from_json(&text).map_err(|e| (2, format!("{}: {e}", path.display())))?;
+    let mut delta = PolicyDelta::default();
+    let mut rows: Vec<GuestDelta> = Vec::new();
+    for chunk in guests.chunks(4096) {
+        rows.extend(delta.add(chunk, &change, catalog));
+    }
+    let d = &delta;
+    println!(
+        "{} guest(s); planned before {}, after {}",
+        d.guests, d.planned_before, d.planned_after
+    );
+    let diff = d.cost_after as i64 - d.cost_before as i64;
+    println!(
+        "controllers: {} before, {} after ({:+}) over guests planned both times; {} guests dearer, {} cheaper",
+        d.cost_before, d.cost_after, diff, d.dearer, d.cheaper
+    );
+    for (m, n) in d.by_model.iter().filter(|(_, n)| **n != 0) {
+        println!("  {m:<20} {n:+}");
+    }
+    let list = |v: &[GuestDelta]| -> String {
+        let names: Vec<String> = v
+            .iter()
+            .take(20)
+            .map(|g| format!("{} (line {})", g.name.as_deref().unwrap_or("-"), g.line))
+            .collect();
+        let more = if v.len() > 20 {
+            format!(", ... ({} in all)", v.len())
+        } else {
+            String::new()
+        };
+        names.join(", ") + &more
+    };
+    println!("became infeasible: {}", d.became_infeasible.len());
+    if !d.became_infeasible.is_empty() {
+        println!("  {}", list(&d.became_infeasible));
+    }
+    if !d.became_feasible.is_empty() {
+        println!(
+            "became feasible: {}\n  {}",
+            d.became_feasible.len(),
+            list(&d.became_feasible)
+        );
+    }
+    let opt = |c: Option<u32>| c.map(|c| c.to_string()).unwrap_or_default();
+    write_csv(
+        csv,
+        "line,name,cost_before,cost_after,delta,rule_after",
+        rows.iter().map(|g| {
+            let delta = match (g.before, g.after) {
+                (Some(b), Some(a)) => (i64::from(a) - i64::from(b)).to_string(),
+                _ => String::new(),
+            };
+            format!(
+                "{},{},{},{},{},{}",
+                g.line,
+                csv_field(g.name.as_deref().unwrap_or("")),
+                opt(g.before),
+                opt(g.after),
+                delta,
+                g.rule.as_deref().unwrap_or("")
+            )
+        }),
+    )?;
+    eprintln!("wrote {}", csv.display());
+    if let Some(svg) = svg {
+        chart_policy(d, svg).map_err(|e| (2, format!("{}: {e}", svg.display())))?;
+        eprintln!("wrote {}", svg.display());
+    }
+    Ok(())
+}
+
+type ChartResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Controller cost after each added device, with the step cost.
+fn chart_max(r: &MaxReport, path: &Path) -> ChartResult {
+    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let xmax = r.max.max(1);
+    let ymax = r
+        .steps
+        .iter()
+        .map(|s| s.usage.cost)
+        .max()
+        .unwrap_or(r.base.cost)
+        .max(1)
+        + 1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "{} more {} (hotplug {})",
+                r.max,
+                r.model,
+                r.hotplug.as_str()
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0u32..xmax, 0u32..ymax)?;
+    chart
+        .configure_mesh()
+        .x_desc("devices added")
+        .y_desc("controllers added")
+        .draw()?;
+    let pts =
+        std::iter::once((0, r.base.cost)).chain(r.steps.iter().map(|s| (s.added, s.usage.cost)));
+    chart
+        .draw_series(LineSeries::new(pts, &BLUE))?
+        .label("cost")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLUE));
+    let slots = std::iter::once((0, r.base.root_slots))
+        .chain(r.steps.iter().map(|s| (s.added, s.usage.root_slots)));
+    chart
+        .draw_series(LineSeries::new(slots, &RED))?
+        .label("pcie.0 slots")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Cost, slots and bus numbers per value of the swept field.
+fn chart_sweep(field: &str, s: &SweepStudy, path: &Path) -> ChartResult {
+    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let n = s.rows.len() as u32;
+    let ymax = s
+        .rows
+        .iter()
+        .map(|r| r.cost.max(r.root_slots).max(r.bus_numbers))
+        .max()
+        .unwrap_or(1)
+        .max(1)
+        + 1;
+    let labels: Vec<String> = s.rows.iter().map(|r| r.value.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("sweep of {field}"), ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0u32..n.saturating_sub(1).max(1), 0u64..ymax)?;
+    chart
+        .configure_mesh()
+        .x_desc(field)
+        .y_desc("total over guests")
+        .x_labels(labels.len().min(20))
+        .x_label_formatter(&|i| labels.get(*i as usize).cloned().unwrap_or_default())
+        .draw()?;
+    let series: [(&str, RGBColor, fn(&whatif::SweepRow) -> u64); 3] = [
+        ("cost", BLUE, |r| r.cost),
+        ("pcie.0 slots", RED, |r| r.root_slots),
+        ("bus numbers", GREEN, |r| r.bus_numbers),
+    ];
+    for (name, color, get) in series {
+        chart
+            .draw_series(LineSeries::new(
+                s.rows.iter().enumerate().map(|(i, r)| (i as u32, get(r))),
+                &color,
+            ))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Histogram of per-guest cost change.
+fn chart_policy(d: &PolicyDelta, path: &Path) -> ChartResult {
+    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let lo = d.histogram.keys().next().copied().unwrap_or(0).min(0);
+    let hi = d.histogram.keys().last().copied().unwrap_or(0).max(0);
+    let ymax = d.histogram.values().copied().max().unwrap_or(1) + 1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "cost change per guest ({} became infeasible)",
+                d.became_infeasible.len()
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(lo..hi + 1, 0u64..ymax)?;
+    chart
+        .configure_mesh()
+        .x_desc("controllers after - before")
+        .y_desc("guests")
+        .draw()?;
+    chart.draw_series(
+        d.histogram
+            .iter()
+            .map(|(&k, &v)| Rectangle::new([(k, 0), (k + 1, v)], BLUE.mix(0.6).filled())),
+    )?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,702 @@
+//! Capacity studies ("what if"): how many more devices fit, what a policy field costs across
+//! its range, and what a policy change does to a whole fleet. Results are data; the
+//! command line prints them as tables, CSV and SVG charts.
+//!
+//! ```
+//! use pciplan::{whatif, Catalog, Request};
+//! let req = Request::from_json(r#"{"devices":[{"id":"net0","model":"virtio-net-pci"}]}"#).unwrap();
+//! let m = whatif::max_devices(&req, Catalog::q35(), "virtio-blk-pci", Some(pciplan::Hotplug::Off)).unwrap();
+//! // hotplug-off disks are integrated: the 29 free pcie.0 slots after net0's root port.
+//! assert_eq!(m.max, 29);
+//! assert_eq!(m.steps.last().unwrap().cost, m.base.cost);
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{BusKind, Catalog};
+use crate::error::{InputError, PlanError};
+use crate::plan::Plan;
+use crate::planner::{max_of_class, plan_with};
+use crate::request::{DeviceRequest, Hotplug, OffStrategy, Request};
+
+/// What a plan uses: its cost and the two scarce resources of q35.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Usage {
+    /// Controllers added (rule O-COST).
+    pub cost: u32,
+    /// `pcie.0` slots in use (R-ROOT: 30 usable).
+    pub root_slots: u32,
+    /// Guest bus numbers in use (R-BUSNR: 255 beside `pcie.0`).
+    pub bus_numbers: u32,
+}
+
+impl Usage {
+    /// The usage of a plan.
+    pub fn of(plan: &Plan, cat: &Catalog) -> Usage {
+        let root = cat.root.bus.as_str();
+        let mut slots: Vec<u8> = plan
+            .controllers
+            .iter()
+            .filter(|c| c.bus == root)
+            .map(|c| c.slot)
+            .chain(
+                plan.devices
+                    .iter()
+                    .filter(|d| d.bus == root)
+                    .map(|d| d.slot),
+            )
+            .filter(|&s| cat.root.slots.contains(s) && cat.root_reserved(s, 0).is_none())
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        let bus_numbers = plan
+            .controllers
+            .iter()
+            .filter(|c| cat.controller(&c.model).is_some_and(|m| m.uses_bus_number))
+            .count() as u32;
+        Usage {
+            cost: plan.cost,
+            root_slots: slots.len() as u32,
+            bus_numbers,
+        }
+    }
+}
+
+/// One step of a `--max` study: the guest with `added` more devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaxStep {
+    /// Devices added.
+    pub added: u32,
+    /// Cost and resources of the plan with them.
+    #[serde(flatten)]
+    pub usage: Usage,
+    /// Cost of this step over the previous one.
+    pub step_cost: u32,
+}
+
+/// How many more devices of one model fit in a guest, and what each costs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaxReport {
+    /// The device model added.
+    pub model: String,
+    /// Its hotplug requirement.
+    pub hotplug: Hotplug,
+    /// The guest as it is.
+    pub base: Usage,
+    /// The most that can be added (found with one solve, the objective swapped).
+    pub max: u32,
+    /// For each count 1..=max, the cheapest plan (each solved with the count fixed).
+    pub steps: Vec<MaxStep>,
+}
+
+/// An id not used in `req` for the `k`-th added device.
+fn fresh_id(req: &Request, k: u32) -> String {
+    let mut prefix = "whatif".to_string();
+    while req
+        .devices
+        .iter()
+        .map(|d| &d.id)
+        .chain(req.controllers.iter().map(|c| &c.id))
+        .any(|id| id.starts_with(&prefix))
+    {
+        prefix.push('x');
+    }
+    format!("{prefix}{k}")
+}
+
+fn with_devices(req: &Request, model: &str, hotplug: Option<Hotplug>, n: u32) -> Request {
+    let mut r = req.clone();
+    for k in 1..=n {
+        r.devices.push(DeviceRequest {
+            id: fresh_id(req, k),
+            model: model.to_string(),
+            hotplug,
+            group: None,
+            numa_node: None,
+            bus_kind: None,
+            address: None,
+        });
+    }
+    r
+}
+
+/// `--max MODEL[:hotplug]`: how many more `model` devices (with `hotplug`, or the policy
+/// default) fit in `req`, and the cost after each one.
+///
+/// The maximum comes from one solve of the same integer program with the objective swapped
+/// (maximise the devices of the added class, no slack allowed); the per-step costs from
+/// planning with the count fixed, which the solution memo makes cheap.
+///
+/// # Errors
+/// When `req` itself cannot be planned, or `model` is unknown.
+pub fn max_devices(
+    req: &Request,
+    cat: &Catalog,
+    model: &str,
+    hotplug: Option<Hotplug>,
+) -> Result<MaxReport, PlanError> {
+    let base_plan = plan_with(req, cat)?;
+    let base = Usage::of(&base_plan, cat);
+    let probe = with_devices(req, model, hotplug, 1);
+    probe.check_models(cat)?;
+    let max = match max_of_class(&probe, cat, probe.devices.len() - 1) {
+        Ok((most, n)) => (most + 1).saturating_sub(n),
+        // No room for even one (the program has no solution without slack, or the device
+        // has no place that meets its requirement).
+        Err(PlanError::Solver(_) | PlanError::Infeasible(_)) => 0,
+        Err(e) => return Err(e),
+    };
+    let steps: Vec<MaxStep> = (1..=max)
+        .into_par_iter()
+        .map(|k| plan_with(&with_devices(req, model, hotplug, k), cat).map(|p| Usage::of(&p, cat)))
+        .collect::<Result<Vec<Usage>, PlanError>>()?
+        .into_iter()
+        .scan(base.cost, |prev, usage| {
+            let step_cost = usage.cost.saturating_sub(*prev);
+            *prev = usage.cost;
+            Some((usage, step_cost))
+        })
+        .zip(1..)
+        .map(|((usage, step_cost), added)| MaxStep {
+            added,
+            usage,
+            step_cost,
+        })
+        .collect();
+    let hotplug = hotplug.unwrap_or(req.policy.default_hotplug);
+    Ok(MaxReport {
+        model: model.to_string(),
+        hotplug,
+        base,
+        max,
+        steps,
+    })
+}
+
+/// A policy field and the values to try (`--sweep spare_ports=0..32`,
+/// `--sweep hotplug_off=integrated,port,auto`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    /// Field name as in the request's `policy`.
+    pub field: String,
+    /// Values, as text.
+    pub values: Vec<String>,
+}
+
+impl Sweep {
+    /// Parses `FIELD=A..B` (integers, inclusive) or `FIELD=v1,v2,...`.
+    ///
+    /// ```
+    /// let s = pciplan::whatif::Sweep::parse("spare_ports=0..3").unwrap();
+    /// assert_eq!(s.values, ["0", "1", "2", "3"]);
+    /// assert!(pciplan::whatif::Sweep::parse("spare_ports=x").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// For an unknown field or a value the field does not take.
+    pub fn parse(text: &str) -> Result<Sweep, InputError> {
+        let bad = |m: String| InputError::new("sweep", m);
+        let (field, range) = text
+            .split_once('=')
+            .ok_or_else(|| bad(format!("'{text}': want FIELD=A..B or FIELD=v1,v2")))?;
+        let values: Vec<String> = match range.split_once("..") {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (
+                    a.trim()
+                        .parse()
+                        .map_err(|_| bad(format!("'{a}' is not a number")))?,
+                    b.trim()
+                        .parse()
+                        .map_err(|_| bad(format!("'{b}' is not a number")))?,
+                );
+                if b < a || b - a > 4096 {
+                    return Err(bad(format!("{a}..{b}: want A <= B and at most 4097 steps")));
+                }
+                (a..=b).map(|v| v.to_string()).collect()
+            }
+            None => range.split(',').map(|v| v.trim().to_string()).collect(),
+        };
+        let sweep = Sweep {
+            field: field.trim().to_string(),
+            values,
+        };
+        let probe = Request::from_json("{}").map_err(|e| bad(e.to_string()))?;
+        for i in 0..sweep.values.len() {
+            sweep.apply(&probe, i)?;
+        }
+        Ok(sweep)
+    }
+
+    /// `req` with value `i` of the sweep applied.
+    ///
+    /// # Errors
+    /// For an unknown field or a value the field does not take.
+    pub fn apply(&self, req: &Request, i: usize) -> Result<Request, InputError> {
+        let v = self.values.get(i).map(String::as_str).unwrap_or("");
+        let bad = || {
+            InputError::new(
+                "sweep",
+                format!("{}: '{v}' is not a valid value", self.field),
+            )
+        };
+        let mut r = req.clone();
+        match self.field.as_str() {
+            "spare_ports" => r.policy.spare_ports = v.parse().map_err(|_| bad())?,
+            "default_hotplug" => r.policy.default_hotplug = Hotplug::parse(v).ok_or_else(bad)?,
+            "hotplug_off" => r.policy.hotplug_off = OffStrategy::parse(v).ok_or_else(bad)?,
+            "pack_integrated" => r.policy.pack_integrated = v.parse().map_err(|_| bad())?,
+            f => {
+                return Err(InputError::new(
+                    "sweep",
+                    format!("unknown policy field '{f}' (spare_ports, default_hotplug, hotplug_off, pack_integrated)"),
+                ))
+            }
+        }
+        r.check_shape()?;
+        Ok(r)
+    }
+}
+
+/// One value of a sweep over a guest or a fleet: totals over the guests.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct SweepRow {
+    /// The value.
+    pub value: String,
+    /// Guests planned.
+    pub planned: u64,
+    /// Guests that cannot be placed (or fail otherwise) with this value.
+    pub failed: u64,
+    /// Total controllers added.
+    pub cost: u64,
+    /// Total `pcie.0` slots used.
+    pub root_slots: u64,
+    /// Total bus numbers used.
+    pub bus_numbers: u64,
+}
+
+/// A sweep's running totals, fed a fleet chunk by chunk.
+#[derive(Debug, Clone)]
+pub struct SweepStudy {
+    sweep: Sweep,
+    /// One row per value.
+    pub rows: Vec<SweepRow>,
+}
+
+impl SweepStudy {
+    /// An empty study.
+    pub fn new(sweep: Sweep) -> SweepStudy {
+        let rows = sweep
+            .values
+            .iter()
+            .map(|v| SweepRow {
+                value: v.clone(),
+                ..SweepRow::default()
+            })
+            .collect();
+        SweepStudy { sweep, rows }
+    }
+
+    /// Plans every guest at every value (in parallel) and adds them to the totals.
+    pub fn add(&mut self, guests: &[Request], catalog: Option<&Catalog>) {
+        let sweep = &self.sweep;
+        let cells: Vec<Vec<Option<Usage>>> = guests
+            .par_iter()
+            .map(|g| {
+                (0..sweep.values.len())
+                    .map(|i| {
+                        let r = sweep.apply(g, i).ok()?;
+                        let cat = match catalog {
+                            Some(c) => c,
+                            None => Catalog::for_machine(&r.machine).ok()?,
+                        };
+                        plan_with(&r, cat).ok().map(|p| Usage::of(&p, cat))
+                    })
+                    .collect()
+            })
+            .collect();
+        for guest in cells {
+            for (row, cell) in self.rows.iter_mut().zip(guest) {
+                match cell {
+                    Some(u) => {
+                        row.planned += 1;
+                        row.cost += u64::from(u.cost);
+                        row.root_slots += u64::from(u.root_slots);
+                        row.bus_numbers += u64::from(u.bus_numbers);
+                    }
+                    None => row.failed += 1,
+                }
+            }
+        }
+    }
+}
+
+/// Which devices a policy change's device rule applies to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceMatch {
+    /// Model names; `*` matches any run of characters (`e1000*`).
+    #[serde(default)]
+    pub model: Vec<String>,
+    /// Device id pattern, same syntax.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// PCIe or conventional PCI (after `bus_kind` and the catalog).
+    #[serde(default)]
+    pub kind: Option<BusKind>,
+}
+
+/// What a device rule sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSet {
+    /// New hotplug requirement.
+    #[serde(default)]
+    pub hotplug: Option<Hotplug>,
+}
+
+/// One device rule of a policy change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRule {
+    /// Which devices (all when empty).
+    #[serde(default, rename = "match")]
+    pub matches: DeviceMatch,
+    /// What to set on them.
+    pub set: DeviceSet,
+}
+
+/// Policy fields to override (absent ones stay as each guest has them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPatch {
+    /// New `default_hotplug`.
+    #[serde(default)]
+    pub default_hotplug: Option<Hotplug>,
+    /// New `spare_ports`.
+    #[serde(default)]
+    pub spare_ports: Option<u32>,
+    /// New `hotplug_off`.
+    #[serde(default)]
+    pub hotplug_off: Option<OffStrategy>,
+    /// New `pack_integrated`.
+    #[serde(default)]
+    pub pack_integrated: Option<bool>,
+}
+
+/// A policy change applied to every guest of a fleet (`whatif --policy FILE`):
+///
+/// ```
+/// let change = pciplan::whatif::PolicyChange::from_json(r#"{
+///   "policy": {"spare_ports": 2},
+///   "devices": [{"match": {"model": ["virtio-net-pci", "e1000*"]}, "set": {"hotplug": "off"}}]
+/// }"#).unwrap();
+/// let req = pciplan::Request::from_json(r#"{"devices":[{"id":"n","model":"e1000e"}]}"#).unwrap();
+/// let after = change.apply(&req, pciplan::Catalog::q35());
+/// assert_eq!(after.devices[0].hotplug, Some(pciplan::Hotplug::Off));
+/// assert_eq!(after.policy.spare_ports, 2);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyChange {
+    /// Policy overrides.
+    #[serde(default)]
+    pub policy: PolicyPatch,
+    /// Device rules, applied in order.
+    #[serde(default)]
+    pub devices: Vec<DeviceRule>,
+}
+
+/// `*` glob match.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(mut t) = text.strip_prefix(head) else {
+                return false;
+            };
+            loop {
+                if glob(rest, t) {
+                    return true;
+                }
+                let mut chars = t.chars();
+                if chars.next().is_none() {
+                    return false;
+                }
+                t = chars.as_str();
+            }
+        }
+    }
+}
+
+impl PolicyChange {
+    /// Parses a change file.
+    ///
+    /// # Errors
+    /// Naming the field at fault.
+    pub fn from_json(text: &str) -> Result<PolicyChange, InputError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            InputError::new(
+                format!("policy change: {}", e.path()),
+                e.inner().to_string(),
+            )
+        })
+    }
+
+    /// A guest with the change applied.
+    pub fn apply(&self, req: &Request, cat: &Catalog) -> Request {
+        let mut r = req.clone();
+        let p = &self.policy;
+        if let Some(v) = p.default_hotplug {
+            r.policy.default_hotplug = v;
+        }
+        if let Some(v) = p.spare_ports {
+            r.policy.spare_ports = v;
+        }
+        if let Some(v) = p.hotplug_off {
+            r.policy.hotplug_off = v;
+        }
+        if let Some(v) = p.pack_integrated {
+            r.policy.pack_integrated = v;
+        }
+        for rule in &self.devices {
+            let m = &rule.matches;
+            for i in 0..r.devices.len() {
+                let d = &r.devices[i];
+                let hit = (m.model.is_empty() || m.model.iter().any(|g| glob(g, &d.model)))
+                    && m.id.as_ref().is_none_or(|g| glob(g, &d.id))
+                    && m.kind.is_none_or(|k| req.kind_of(cat, d) == k);
+                if hit {
+                    if let Some(h) = rule.set.hotplug {
+                        r.devices[i].hotplug = Some(h);
+                    }
+                }
+            }
+        }
+        r
+    }
+}
+
+/// Before and after for one guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuestDelta {
+    /// Input line.
+    pub line: u64,
+    /// Guest name.
+    pub name: Option<String>,
+    /// Cost before, or `None` when it could not be planned.
+    pub before: Option<u32>,
+    /// Cost after, or `None`.
+    pub after: Option<u32>,
+    /// Rule that fails after the change (when it does).
+    pub rule: Option<String>,
+}
+
+/// The fleet-wide effect of a policy change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PolicyDelta {
+    /// Guests compared (lines that parse).
+    pub guests: u64,
+    /// Planned before the change.
+    pub planned_before: u64,
+    /// Planned after.
+    pub planned_after: u64,
+    /// Total cost before (over guests planned both times).
+    pub cost_before: u64,
+    /// Total cost after (same guests).
+    pub cost_after: u64,
+    /// Controllers added after minus before, by model (same guests).
+    pub by_model: BTreeMap<String, i64>,
+    /// Guests that cost more after.
+    pub dearer: u64,
+    /// Guests that cost less after.
+    pub cheaper: u64,
+    /// Guests planned before that cannot be planned after.
+    pub became_infeasible: Vec<GuestDelta>,
+    /// Guests that could not be planned before and can after.
+    pub became_feasible: Vec<GuestDelta>,
+    /// Histogram of per-guest cost change (after - before) over guests planned both times.
+    pub histogram: BTreeMap<i64, u64>,
+}
+
+impl PolicyDelta {
+    /// Compares one chunk of guests (line number and request) before and after `change`.
+    /// Returns every guest's delta (for CSV) and adds them to the totals.
+    pub fn add(
+        &mut self,
+        guests: &[(u64, Request)],
+        change: &PolicyChange,
+        catalog: Option<&Catalog>,
+    ) -> Vec<GuestDelta> {
+        type Side = Result<Plan, PlanError>;
+        let results: Vec<(Side, Side)> = guests
+            .par_iter()
+            .map(|(_, g)| {
+                let cat = match catalog {
+                    Some(c) => c,
+                    None => match Catalog::for_machine(&g.machine) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            return (
+                                Err(PlanError::Invalid(e.clone())),
+                                Err(PlanError::Invalid(e)),
+                            )
+                        }
+                    },
+                };
+                (plan_with(g, cat), plan_with(&change.apply(g, cat), cat))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(guests.len());
+        for ((line, g), (before, after)) in guests.iter().zip(results) {
+            self.guests += 1;
+            self.planned_before += u64::from(before.is_ok());
+            self.planned_after += u64::from(after.is_ok());
+            let delta = GuestDelta {
+                line: *line,
+                name: g.name.clone(),
+                before: before.as_ref().ok().map(|p| p.cost),
+                after: after.as_ref().ok().map(|p| p.cost),
+                rule: after
+                    .as_ref()
+                    .err()
+                    .and_then(|e| e.rule().map(String::from)),
+            };
+            match (&before, &after) {
+                (Ok(b), Ok(a)) => {
+                    self.cost_before += u64::from(b.cost);
+                    self.cost_after += u64::from(a.cost);
+                    let d = i64::from(a.cost) - i64::from(b.cost);
+                    *self.histogram.entry(d).or_insert(0) += 1;
+                    self.dearer += u64::from(d > 0);
+                    self.cheaper += u64::from(d < 0);
+                    for c in a.controllers.iter().filter(|c| c.added) {
+                        *self.by_model.entry(c.model.clone()).or_insert(0) += 1;
+                    }
+                    for c in b.controllers.iter().filter(|c| c.added) {
+                        *self.by_model.entry(c.model.clone()).or_insert(0) -= 1;
+                    }
+                }
+                (Ok(_), Err(_)) => self.became_infeasible.push(delta.clone()),
+                (Err(_), Ok(_)) => self.became_feasible.push(delta.clone()),
+                (Err(_), Err(_)) => {}
+            }
+            out.push(delta);
+        }
+        out
+    }
+}
+
+impl fmt::Display for MaxReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} more {} (hotplug {}) fit; the guest now costs {}",
+            self.max,
+            self.model,
+            self.hotplug.as_str(),
+            self.base.cost
+        )?;
+        writeln!(
+            f,
+            "{:>6} {:>6} {:>6} {:>10} {:>11}",
+            "added", "cost", "step", "pcie.0", "bus numbers"
+        )?;
+        for s in &self.steps {
+            writeln!(
+                f,
+                "{:>6} {:>6} {:>6} {:>10} {:>11}",
+                s.added, s.usage.cost, s.step_cost, s.usage.root_slots, s.usage.bus_numbers
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(text: &str) -> Request {
+        Request::from_json(text).unwrap()
+    }
+
+    #[test]
+    fn glob_matches() {
+        assert!(glob("e1000*", "e1000e") && glob("e1000*", "e1000") && !glob("e1000*", "igb"));
+        assert!(glob("*net*", "virtio-net-pci") && glob("*", "") && !glob("a*b", "ac"));
+    }
+
+    #[test]
+    fn max_hotplug_on_disks_fill_root_ports_then_an_expander() {
+        let r = req(r#"{"devices":[]}"#);
+        let m = max_devices(&r, Catalog::q35(), "virtio-blk-pci", Some(Hotplug::On)).unwrap();
+        assert!(m.max > 200, "{m}");
+        // The answer is exact: one more does not fit.
+        let more = with_devices(&r, "virtio-blk-pci", Some(Hotplug::On), m.max + 1);
+        assert!(matches!(
+            plan_with(&more, Catalog::q35()),
+            Err(PlanError::Infeasible(_))
+        ));
+        assert_eq!(m.steps.len() as u32, m.max);
+        assert_eq!(m.steps[0].usage.cost, 1);
+        assert_eq!(
+            m.steps.iter().map(|s| s.step_cost).sum::<u32>(),
+            m.steps.last().unwrap().usage.cost
+        );
+    }
+
+    #[test]
+    fn max_is_zero_when_full() {
+        let devs: Vec<String> = (0..30)
+            .map(|i| format!(r#"{{"id":"n{i}","model":"e1000","hotplug":"off"}}"#))
+            .collect();
+        let r = req(&format!(r#"{{"devices":[{}]}}"#, devs.join(",")));
+        let m = max_devices(&r, Catalog::q35(), "e1000", Some(Hotplug::Off)).unwrap();
+        assert_eq!((m.max, m.steps.len()), (0, 0));
+    }
+
+    #[test]
+    fn sweep_spare_ports() {
+        let s = Sweep::parse("spare_ports=0..3").unwrap();
+        let mut study = SweepStudy::new(s);
+        study.add(
+            &[req(
+                r#"{"devices":[{"id":"a","model":"virtio-net-pci","hotplug":"off"}]}"#,
+            )],
+            None,
+        );
+        let costs: Vec<u64> = study.rows.iter().map(|r| r.cost).collect();
+        assert_eq!(costs, [0, 1, 2, 3]);
+        assert!(Sweep::parse("colour=1..2").is_err());
+        assert!(Sweep::parse("hotplug_off=integrated,sideways").is_err());
+    }
+
+    #[test]
+    fn policy_delta_finds_guests_that_break() {
+        let change = PolicyChange::from_json(
+            r#"{"devices":[{"match":{"model":["e1000*"]},"set":{"hotplug":"off"}}]}"#,
+        )
+        .unwrap();
+        let fits = req(r#"{"name":"ok","devices":[{"id":"n","model":"e1000"}]}"#);
+        let devs: Vec<String> = (0..31)
+            .map(|i| format!(r#"{{"id":"n{i}","model":"e1000"}}"#))
+            .collect();
+        let breaks = req(&format!(
+            r#"{{"name":"big","devices":[{}]}}"#,
+            devs.join(",")
+        ));
+        let mut d = PolicyDelta::default();
+        let rows = d.add(&[(1, fits), (2, breaks)], &change, None);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(d.became_infeasible.len(), 1);
+        assert_eq!(d.became_infeasible[0].name.as_deref(), Some("big"));
+        assert_eq!(d.by_model.get("pcie-pci-bridge"), Some(&-1));
+        assert_eq!((d.cheaper, d.cost_before, d.cost_after), (1, 2, 0));
+        assert!(PolicyChange::from_json(r#"{"devices":[{"set":{"hotplg":"off"}}]}"#).is_err());
+    }
+}
