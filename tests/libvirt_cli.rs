@@ -1,0 +1,173 @@
+//! The command line on domain XML: `plan` (detection by name or leading `<`, `--format
+//! libvirt`, policy flags) and `check` (every error, exit 0/2). No libvirtd needed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pciplan"))
+}
+
+fn data(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/libvirt")
+        .join(p)
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut c = bin();
+    c.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+#[test]
+fn check_reports_every_address_error() {
+    let f = data("check/bad-addresses.xml");
+    let o = run(&["check", f.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(2));
+    let out = text(&o.stdout);
+    for (who, rule) in [
+        ("sata0", "[R-ROOT]"),
+        ("ua-fixed", "[D-OFF]"),
+        ("ua-nobus", "does not exist"),
+        ("ua-onpxb", "[R-PXB]"),
+        ("ua-slot", "must be <= 0x1F"),
+        ("ua-twin", "double use"),
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(who) && l.contains(rule)),
+            "missing {who} {rule} in:\n{out}"
+        );
+    }
+    assert!(
+        text(&o.stderr).contains("7 address error(s)"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn check_is_clean_on_a_planned_domain() {
+    let g = data("guests/g03-mixed.xml");
+    let planned = run(&["plan", g.to_str().unwrap(), "--format", "libvirt"], None);
+    assert!(planned.status.success(), "{}", text(&planned.stderr));
+    let xml = text(&planned.stdout);
+    let o = run(&["check", "-"], Some(&xml));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    // Planning the planned XML again changes nothing.
+    let again = run(&["plan", "-", "--format", "libvirt"], Some(&xml));
+    assert_eq!(text(&again.stdout), xml);
+}
+
+#[test]
+fn plan_reads_xml_from_stdin_and_flags_win() {
+    let g = std::fs::read_to_string(data("guests/g03-mixed.xml")).unwrap();
+    let o = run(
+        &[
+            "plan",
+            "-",
+            "--format",
+            "json",
+            "--spare-ports",
+            "0",
+            "--hotplug",
+            "ua-disk0=off",
+            "--default-hotplug",
+            "off",
+        ],
+        Some(&g),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let plan: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    assert_eq!(plan["cost"], 0, "everything fixed, no spare: {plan}");
+    let bad = run(&["plan", "-", "--hotplug", "ua-nosuch=off"], Some(&g));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("ua-nosuch"));
+}
+
+#[test]
+fn libvirt_format_needs_xml_and_q35() {
+    let json = r#"{"devices":[{"id":"n","model":"virtio-net-pci"}]}"#;
+    let o = run(&["plan", "-", "--format", "libvirt"], Some(json));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("needs a libvirt domain XML"));
+    let pc = "<domain type='qemu'><name>x</name><os><type machine='pc-i440fx-7.2'>hvm</type></os><devices/></domain>";
+    let o = run(&["plan", "-", "--format", "libvirt"], Some(pc));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("unsupported machine 'pc-i440fx-7.2'"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn no_dtd_no_entities() {
+    let evil = "<?xml version='1.0'?>\n<!DOCTYPE domain [<!ENTITY x 'boom'>]>\n<domain type='qemu'><name>&x;</name><os><type machine='q35'>hvm</type></os></domain>";
+    let o = run(&["plan", "-"], Some(evil));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("not a well-formed XML document"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn numa_node_needs_guest_cells() {
+    let xml = r#"<domain type='qemu'><name>n</name>
+  <metadata><pciplan:policy xmlns:pciplan="urn:pciplan:policy:1"><pciplan:device alias="ua-n" numa-node="1"/></pciplan:policy></metadata>
+  <os><type machine='q35'>hvm</type></os>
+  <devices><interface type='user'><model type='virtio'/><alias name='ua-n'/></interface></devices></domain>"#;
+    let o = run(&["plan", "-", "--format", "libvirt"], Some(xml));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("<cpu><numa>"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn writer_keeps_everything_else() {
+    let xml = "<domain type='qemu'>\n  <!-- keep me -->\n  <name>k</name>\n  <metadata>\n    <app:x xmlns:app='urn:app' a='1'>text &amp; more</app:x>\n  </metadata>\n  <os><type machine='pc-q35-7.2'>hvm</type></os>\n  <devices>\n    <interface type='user' foo='bar'><model type='e1000e'/></interface>\n  </devices>\n</domain>\n";
+    let o = run(&["plan", "-", "--format", "libvirt"], Some(xml));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    for keep in [
+        "<!-- keep me -->",
+        "<app:x xmlns:app='urn:app' a='1'>text &amp; more</app:x>",
+        "<interface type='user' foo='bar'><model type='e1000e'/>",
+        "machine='pc-q35-7.2'",
+    ] {
+        assert!(out.contains(keep), "lost {keep}:\n{out}");
+    }
+    assert!(
+        out.contains("<memballoon model='virtio'>")
+            && out.contains("<controller type='usb' index='0' model='qemu-xhci'>")
+    );
+    assert!(
+        out.contains("<controller type='sata' index='0'>")
+            && out.contains("slot='0x1f' function='0x2'")
+    );
+}
