@@ -115,6 +115,8 @@ struct Row {
     outcome: String,
     libvirt: Option<usize>,
     ours: Option<usize>,
+    /// pciplan with default hotplug `any` and no spare port (what hot-plug-agnostic guests cost).
+    ours_any: Option<usize>,
     spare: u32,
     note: String,
 }
@@ -273,6 +275,21 @@ fn corpus() {
             .unwrap_or_else(|e| panic!("{case}: write: {e}"));
         let ours = pci_controllers(&xml);
         row.ours = Some(ours);
+        let any_opts = ReadOptions {
+            overrides: Overrides {
+                default_hotplug: Some(pciplan::Hotplug::Any),
+                spare_ports: Some(0),
+                ..Overrides::default()
+            },
+            virtio_conventional: legacy,
+            implicit_usb: implicit_usb.clone(),
+        };
+        if let Ok((d, p)) = Domain::parse_with(&input, &any_opts)
+            .map_err(|e| e.to_string())
+            .and_then(|d| d.plan().map_err(|e| e.to_string()).map(|p| (d, p)))
+        {
+            row.ours_any = d.write(&p).ok().map(|x| pci_controllers(&x));
+        }
         if let Some(lv) = row.libvirt {
             if ours > lv {
                 failures.push(format!("{case}: {ours} PCI controllers, libvirt {lv}"));
@@ -317,14 +334,17 @@ fn corpus() {
          adds one (input without PCI controllers, libvirt added some); cases whose libvirt output used\n\
          fake capabilities without `virtio-pci.disable-legacy` are read with virtio as conventional PCI,\n\
          as libvirt did. Counts are `<controller type='pci'>` elements other than the root.\n\n\
-         | case | outcome | libvirt | pciplan | spare | note |\n|---|---|---|---|---|---|\n",
+         The `pciplan any` column plans the same input with default hotplug `any` and no spare\n\
+         port: what the guest costs when its devices need not stay hot-pluggable.\n\n\
+         | case | outcome | libvirt | pciplan | spare | pciplan any | note |\n|---|---|---|---|---|---|---|\n",
     );
-    let (mut n_lv, mut n_ours, mut fewer, mut same) = (0, 0, 0, 0);
+    let (mut n_lv, mut n_ours, mut fewer, mut same, mut n_any) = (0, 0, 0, 0, 0);
     for (case, r) in &rows {
         let f = |x: Option<usize>| x.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
         if let (Some(l), Some(o)) = (r.libvirt, r.ours) {
             n_lv += l;
             n_ours += o;
+            n_any += r.ours_any.unwrap_or(o);
             if o < l {
                 fewer += 1;
             } else {
@@ -332,17 +352,18 @@ fn corpus() {
             }
         }
         md.push_str(&format!(
-            "| {case} | {} | {} | {} | {} | {} |\n",
+            "| {case} | {} | {} | {} | {} | {} | {} |\n",
             r.outcome,
             f(r.libvirt),
             f(r.ours),
             r.spare,
+            f(r.ours_any),
             r.note.replace('|', "\\|")
         ));
     }
     md.push_str(&format!(
         "\n{} cases. With a libvirt output to compare: {} (pciplan fewer controllers in {fewer}, same in {same}, more in none); \
-         {n_ours} PCI controllers in all for pciplan vs {n_lv} for libvirt.\n",
+         {n_ours} PCI controllers in all for pciplan vs {n_lv} for libvirt ({n_any} with default hotplug `any`).\n",
         rows.len(),
         fewer + same
     ));
