@@ -8,7 +8,8 @@
 //! let m = whatif::max_devices(&req, Catalog::q35(), "virtio-blk-pci", Some(pciplan::Hotplug::Off)).unwrap();
 //! // hotplug-off disks are integrated: the 29 free pcie.0 slots after net0's root port.
 //! assert_eq!(m.max, 29);
-//! assert_eq!(m.steps.last().unwrap().cost, m.base.cost);
+//! // Integrated devices cost nothing: the last step costs what the guest costs now.
+//! assert_eq!(m.steps.last().unwrap().usage.cost, m.base.cost);
 //! ```
 
 use std::collections::BTreeMap;
