@@ -15,9 +15,20 @@ pub fn models() -> Vec<String> {
 /// The q35 catalog with the root bus cut to usable slots `1..=slots` and the bus-number
 /// budget cut to `bus_max`.
 pub fn small_catalog(slots: u8, bus_max: u32) -> Catalog {
+    shrunk_catalog(slots, bus_max, None)
+}
+
+/// Like [`small_catalog`], and with room for only `io_windows` bridge I/O windows (R-IO)
+/// when given.
+pub fn shrunk_catalog(slots: u8, bus_max: u32, io_windows: Option<u32>) -> Catalog {
     let mut v = serde_json::to_value(Catalog::q35()).expect("catalog serialises");
     v["root"]["slots"]["max"] = serde_json::json!(slots);
     v["bus_numbers"]["max"] = serde_json::json!(bus_max);
+    if let Some(w) = io_windows {
+        let reserved = v["io_space"]["reserved_kib"].as_u64().unwrap_or(8);
+        let window = v["io_space"]["window_kib"].as_u64().unwrap_or(4);
+        v["io_space"]["total_kib"] = serde_json::json!(reserved + window * u64::from(w));
+    }
     Catalog::from_json(&v.to_string()).expect("shrunken catalog is valid")
 }
 

@@ -1,0 +1,1357 @@
+//! Optimality oracle (style.md §22): an exhaustive search, written from rules.md alone and
+//! meant to be easy to read compared to the real solver (`src/ilp.rs` counts classes in an
+//! integer program; this file places one unit at a time and tries every way).
+//!
+//! A *unit* is a device or a multifunction group (D-GROUP). Each unit, in turn, goes to
+//! - an integrated `pcie.0` slot (R-INTEGRATED, R-INT-SLOT; never for hotplug `on`, D-ON;
+//!   for `off` only where policy allows, D-OFF; never with a NUMA node, D-NUMA), packed 8 to
+//!   a slot when `pack_integrated` allows;
+//! - a port (PCIe units only, R-RP): hot-pluggable for `on`, `hotplug=off` for `off` where
+//!   policy allows (D-OFF), either for `any`;
+//! - a `pcie-pci-bridge` slot (conventional units, not `off`: R-BRIDGE, D-ON);
+//!
+//! and a port comes from (every way is tried, each new controller costs 1, O-COST):
+//! an existing empty port; a new root port in a free function of a `pcie.0` slot already
+//! holding root ports, or in a fresh slot (R-RP-PACK, 8 per slot); a new root port on an
+//! expander (existing or added: one slot, 256 root-port positions, any NUMA node, R-PXB);
+//! a new downstream port on a switch (existing or added on some port: 32 downstream ports,
+//! R-SWITCH). A NUMA unit's port (or bridge's port) must be below an expander of its node.
+//! Then `spare_ports` empty hot-pluggable ports (O-SPARE), and finally the budgets: guest
+//! bus numbers laid out as R-BUSNR says (pinned `bus_nr` included), and I/O windows
+//! (R-IO, the planner's extension: one per port whose device has an I/O BAR and one per
+//! bridge holding such a device; `io_space` in the catalog).
+//!
+//! The search is a depth-first branch and bound with a memo of states already reached at a
+//! lower cost; it is exhaustive, only pruning branches that cannot beat the best found.
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+
+use pciplan::{
+    plan_with, validate, Address, Catalog, ControllerRequest, DeviceRequest, Hotplug, OffStrategy,
+    PlanError, Policy, Request,
+};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+use support::{few_models, json, shrunk_catalog};
+
+// Numbers from rules.md.
+const FUNCTIONS: u32 = 8; // R-FUNC, R-RP-PACK, R-INT-SLOT
+const PXB_PORTS: u32 = 32 * 8; // R-PXB: slots 0..31, 8 root ports each
+const SWITCH_PORTS: u32 = 32; // R-SWITCH: slots 0..31
+const BRIDGE_SLOTS: u32 = 31; // R-BRIDGE: slots 1..31
+/// How deep switches may nest below switches in the search.
+const SWITCH_DEPTH: u32 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Pcie,
+    Pci,
+    /// A group with both kinds: only an integrated slot takes it.
+    Mixed,
+}
+
+#[derive(Debug, Clone)]
+struct Unit {
+    kind: Kind,
+    hp: Hotplug,
+    numa: Option<u32>,
+    grouped: bool,
+    io: bool,
+    /// Some member is a model QEMU never hot-unplugs (catalog `hotpluggable: false`): `on`
+    /// cannot be met.
+    some_fixed: bool,
+    /// Every member is such a model: `off` holds anywhere.
+    all_fixed: bool,
+    /// Some member is a model QEMU only takes on the root bus (catalog `root_only`).
+    root_only: bool,
+}
+
+/// One PCI hierarchy with its own bus numbers: index 0 is `pcie.0`'s, the others are
+/// expanders (`pxb-pcie`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Tree {
+    numa: Option<u32>,
+    bus_nr: Option<u32>,
+    /// Bus numbers its controllers take (an expander counts its own root bus).
+    buses: u32,
+    /// Free root-port positions (expanders only).
+    free: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Port {
+    tree: usize,
+    hotplug: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Bridge {
+    tree: usize,
+    free: u32,
+    /// Already holds a device with an I/O BAR (so it already takes an I/O window).
+    io: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Switch {
+    tree: usize,
+    free: u32,
+}
+
+/// A topology, up to the symmetries that do not change the cost.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct State {
+    cost: u32,
+    /// Empty usable `pcie.0` slots.
+    root_slots: u32,
+    /// Free functions in `pcie.0` slots holding only root ports.
+    rp_functions: u32,
+    /// Free functions in slots of packed integrated devices.
+    pack_functions: u32,
+    trees: Vec<Tree>,
+    /// Empty ports (existing ones; new ones are made when needed).
+    ports: Vec<Port>,
+    bridges: Vec<Bridge>,
+    switches: Vec<Switch>,
+    /// I/O windows taken.
+    io: u32,
+}
+
+impl State {
+    fn canonical(mut self) -> State {
+        self.ports.sort();
+        self.bridges.sort();
+        self.switches.sort();
+        self
+    }
+    fn buses(&self) -> u32 {
+        self.trees.iter().map(|t| t.buses).sum()
+    }
+    fn add_bus(&mut self, tree: usize) {
+        self.cost += 1;
+        self.trees[tree].buses += 1;
+    }
+}
+
+/// What a unit (or bridge, switch, spare) asks of a port's hotplug setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Hot,
+    Off,
+    Either,
+}
+
+impl Need {
+    fn takes(self, hotplug: bool) -> bool {
+        match self {
+            Need::Hot => hotplug,
+            Need::Off => !hotplug,
+            Need::Either => true,
+        }
+    }
+}
+
+struct Oracle<'a> {
+    units: Vec<Unit>,
+    policy: &'a Policy,
+    /// NUMA nodes the request mentions (an added expander may take any of them).
+    nodes: Vec<u32>,
+    bus_max: u32,
+    io_max: u32,
+    best: Option<u32>,
+    memo: HashMap<(usize, u32, State), u32>,
+}
+
+/// The minimum number of added controllers, or `None` when nothing fits.
+fn oracle_min(req: &Request, cat: &Catalog) -> Option<u32> {
+    let start = existing(req, cat);
+    let units = units(req, cat);
+    let mut nodes: Vec<u32> = req
+        .devices
+        .iter()
+        .filter_map(|d| d.numa_node)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    nodes.extend(
+        req.controllers
+            .iter()
+            .filter_map(|c| c.numa_node)
+            .filter(|n| !nodes.contains(n))
+            .collect::<Vec<_>>(),
+    );
+    let io_max = (cat.io_space.total_kib - cat.io_space.reserved_kib) / cat.io_space.window_kib;
+    let mut o = Oracle {
+        units,
+        policy: &req.policy,
+        nodes,
+        bus_max: cat.bus_numbers.max,
+        io_max,
+        best: None,
+        memo: HashMap::new(),
+    };
+    o.search(0, start);
+    o.best
+}
+
+/// Units from the request's unpinned devices, groups merged (request order).
+fn units(req: &Request, cat: &Catalog) -> Vec<Unit> {
+    // Read as JSON so that the oracle does not depend on which model flags the catalog type has.
+    let json = serde_json::to_value(cat).expect("catalog serialises");
+    let flag = |model: &str, name: &str| json["devices"][model][name].as_bool();
+    let mut out: Vec<Unit> = Vec::new();
+    let mut group_at: HashMap<&str, usize> = HashMap::new();
+    for d in req.devices.iter().filter(|d| d.address.is_none()) {
+        let model = cat.device(&d.model);
+        let kind = match d.bus_kind.or(model.map(|m| m.kind)) {
+            Some(pciplan::BusKind::Pci) => Kind::Pci,
+            _ => Kind::Pcie,
+        };
+        let io = model.map(|m| m.io).unwrap_or(kind == Kind::Pci);
+        let hp = d.hotplug.unwrap_or(req.policy.default_hotplug);
+        let fixed = flag(&d.model, "hotpluggable") == Some(false);
+        let root_only = flag(&d.model, "root_only") == Some(true);
+        if let Some(&i) = d.group.as_deref().and_then(|g| group_at.get(g)) {
+            let u: &mut Unit = &mut out[i];
+            if u.kind != kind {
+                u.kind = Kind::Mixed;
+            }
+            if u.hp == Hotplug::Any {
+                u.hp = hp;
+            }
+            u.io |= io;
+            u.some_fixed |= fixed;
+            u.all_fixed &= fixed;
+            u.root_only |= root_only;
+            continue;
+        }
+        if let Some(g) = &d.group {
+            group_at.insert(g, out.len());
+        }
+        out.push(Unit {
+            kind,
+            hp,
+            numa: d.numa_node,
+            grouped: d.group.is_some(),
+            io,
+            some_fixed: fixed,
+            all_fixed: fixed,
+            root_only,
+        });
+    }
+    // `off` devices QEMU never unplugs are protected wherever they sit.
+    for u in &mut out {
+        if u.all_fixed && u.hp == Hotplug::Off {
+            u.hp = Hotplug::Any;
+        }
+    }
+    out
+}
+
+fn is_port(model: &str) -> bool {
+    matches!(model, "pcie-root-port" | "ioh3420" | "xio3130-downstream")
+}
+
+/// What the request's pinned controllers and devices already hold.
+fn existing(req: &Request, cat: &Catalog) -> State {
+    let io_model = |d: &DeviceRequest| {
+        cat.device(&d.model)
+            .map(|m| m.io)
+            .unwrap_or(d.bus_kind == Some(pciplan::BusKind::Pci))
+    };
+    let ctrl_children = |bus: &str| -> Vec<&ControllerRequest> {
+        req.controllers
+            .iter()
+            .filter(|c| c.address.bus == bus)
+            .collect()
+    };
+    let dev_children = |bus: &str| -> Vec<&DeviceRequest> {
+        req.devices
+            .iter()
+            .filter(|d| d.address.as_ref().map(|a| a.bus == bus).unwrap_or(false))
+            .collect()
+    };
+    let mut s = State {
+        cost: 0,
+        root_slots: 0,
+        rp_functions: 0,
+        pack_functions: 0,
+        trees: vec![Tree {
+            numa: None,
+            bus_nr: None,
+            buses: 0,
+            free: 0,
+        }],
+        ports: vec![],
+        bridges: vec![],
+        switches: vec![],
+        io: 0,
+    };
+
+    // pcie.0 slots (R-ROOT): empty, root ports only, or taken.
+    let root = cat.root.bus.as_str();
+    for slot in cat.root.slots.min..=cat.root.slots.max {
+        if cat.root.reserved_slots.contains(&slot) {
+            continue;
+        }
+        let ctrls: Vec<_> = ctrl_children(root)
+            .into_iter()
+            .filter(|c| c.address.slot == slot)
+            .collect();
+        let devs = dev_children(root)
+            .into_iter()
+            .filter(|d| d.address.as_ref().map(|a| a.slot) == Some(slot))
+            .count();
+        if ctrls.is_empty() && devs == 0 {
+            s.root_slots += 1;
+        } else if devs == 0
+            && ctrls
+                .iter()
+                .all(|c| matches!(c.model.as_str(), "pcie-root-port" | "ioh3420"))
+        {
+            s.rp_functions += FUNCTIONS - ctrls.len() as u32;
+        }
+    }
+
+    // Walk the controllers from the root, tree by tree.
+    fn walk(
+        req: &Request,
+        s: &mut State,
+        c: &ControllerRequest,
+        tree: usize,
+        io_model: &dyn Fn(&DeviceRequest) -> bool,
+    ) {
+        let kids: Vec<&ControllerRequest> = req
+            .controllers
+            .iter()
+            .filter(|k| k.address.bus == c.id)
+            .collect();
+        let devs: Vec<&DeviceRequest> = req
+            .devices
+            .iter()
+            .filter(|d| d.address.as_ref().map(|a| a.bus == c.id).unwrap_or(false))
+            .collect();
+        let used_slots: BTreeSet<u8> = kids
+            .iter()
+            .map(|k| k.address.slot)
+            .chain(
+                devs.iter()
+                    .filter_map(|d| d.address.as_ref().map(|a| a.slot)),
+            )
+            .collect();
+        let mut tree = tree;
+        match c.model.as_str() {
+            m if is_port(m) => {
+                s.trees[tree].buses += 1;
+                if kids.is_empty() && devs.is_empty() {
+                    s.ports.push(Port {
+                        tree,
+                        hotplug: c.hotplug.unwrap_or(true),
+                    });
+                }
+                if devs.iter().any(|d| io_model(d)) {
+                    s.io += 1;
+                }
+            }
+            "x3130-upstream" => {
+                s.trees[tree].buses += 1;
+                s.switches.push(Switch {
+                    tree,
+                    free: SWITCH_PORTS - used_slots.len() as u32,
+                });
+            }
+            "pcie-pci-bridge" => {
+                s.trees[tree].buses += 1;
+                let io = devs.iter().any(|d| io_model(d));
+                s.io += u32::from(io);
+                s.bridges.push(Bridge {
+                    tree,
+                    free: BRIDGE_SLOTS - used_slots.len() as u32,
+                    io,
+                });
+            }
+            "pxb-pcie" => {
+                let mut free = 0;
+                for slot in 0..32u8 {
+                    let here: Vec<_> = kids.iter().filter(|k| k.address.slot == slot).collect();
+                    if here
+                        .iter()
+                        .all(|k| matches!(k.model.as_str(), "pcie-root-port" | "ioh3420"))
+                    {
+                        free += FUNCTIONS - here.len() as u32;
+                    }
+                }
+                s.trees.push(Tree {
+                    numa: c.numa_node,
+                    bus_nr: c.bus_nr.map(u32::from),
+                    buses: 1,
+                    free,
+                });
+                tree = s.trees.len() - 1;
+            }
+            other => panic!("oracle does not know controller model {other}"),
+        }
+        for k in kids {
+            walk(req, s, k, tree, io_model);
+        }
+    }
+    for c in ctrl_children(root) {
+        walk(req, &mut s, c, 0, &io_model);
+    }
+    s
+}
+
+impl Oracle<'_> {
+    fn search(&mut self, i: usize, s: State) {
+        self.place_spares(i, self.policy.spare_ports, s);
+    }
+
+    /// Places unit `i` (and the rest), then the spares.
+    fn place_spares(&mut self, i: usize, spares: u32, s: State) {
+        if self.best.is_some_and(|b| s.cost >= b) || s.buses() > self.bus_max || s.io > self.io_max
+        {
+            return;
+        }
+        let s = s.canonical();
+        let key = (
+            i,
+            spares,
+            State {
+                cost: 0,
+                ..s.clone()
+            },
+        );
+        if self.memo.get(&key).is_some_and(|&c| c <= s.cost) {
+            return;
+        }
+        self.memo.insert(key, s.cost);
+        if i < self.units.len() {
+            let u = self.units[i].clone();
+            for next in self.unit_options(&u, &s) {
+                self.place_spares(i + 1, spares, next);
+            }
+        } else if spares > 0 {
+            // O-SPARE: an empty hot-pluggable port anywhere.
+            for (next, _) in self.ports(&s, None, Need::Hot, 0) {
+                self.place_spares(i, spares - 1, next);
+            }
+        } else if bus_layout_fits(&s.trees, self.bus_max) {
+            self.best = Some(s.cost);
+        }
+    }
+
+    /// Every way to place one unit.
+    fn unit_options(&self, u: &Unit, s: &State) -> Vec<State> {
+        let mut out = Vec::new();
+        let off = self.policy.hotplug_off;
+        if u.some_fixed && u.hp == Hotplug::On {
+            return out; // D-ON cannot be met anywhere
+        }
+        // Integrated (R-INTEGRATED, R-INT-SLOT, D-OFF, D-ON, D-NUMA).
+        let integrated_ok = u.numa.is_none()
+            && u.hp != Hotplug::On
+            && (u.hp != Hotplug::Off || off != OffStrategy::Port);
+        if integrated_ok {
+            if self.policy.pack_integrated && !u.grouped {
+                if s.pack_functions > 0 {
+                    let mut n = s.clone();
+                    n.pack_functions -= 1;
+                    out.push(n);
+                }
+                if s.root_slots > 0 {
+                    let mut n = s.clone();
+                    n.root_slots -= 1;
+                    n.pack_functions += FUNCTIONS - 1;
+                    out.push(n);
+                }
+            } else if s.root_slots > 0 {
+                let mut n = s.clone();
+                n.root_slots -= 1;
+                out.push(n);
+            }
+        }
+        if u.root_only {
+            return out;
+        }
+        // A port (R-RP, D-ON, D-OFF).
+        if u.kind == Kind::Pcie {
+            let need = match u.hp {
+                Hotplug::On => Some(Need::Hot),
+                Hotplug::Off => (off != OffStrategy::Integrated).then_some(Need::Off),
+                Hotplug::Any => Some(Need::Either),
+            };
+            if let Some(need) = need {
+                for (mut n, _) in self.ports(s, u.numa, need, 0) {
+                    n.io += u32::from(u.io);
+                    out.push(n);
+                }
+            }
+        }
+        // A bridge slot (R-BRIDGE, D-ON).
+        if u.kind == Kind::Pci && u.hp != Hotplug::Off {
+            for (k, b) in s.bridges.iter().enumerate() {
+                if b.free > 0 && self.tree_ok(s, b.tree, u.numa) {
+                    let mut n = s.clone();
+                    n.bridges[k].free -= 1;
+                    if u.io && !b.io {
+                        n.bridges[k].io = true;
+                        n.io += 1;
+                    }
+                    out.push(n);
+                }
+            }
+            for (mut n, tree) in self.ports(s, u.numa, Need::Either, 0) {
+                n.add_bus(tree);
+                n.bridges.push(Bridge {
+                    tree,
+                    free: BRIDGE_SLOTS - 1,
+                    io: u.io,
+                });
+                n.io += u32::from(u.io);
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    /// Whether something with NUMA node `numa` may sit in `tree` (D-NUMA).
+    fn tree_ok(&self, s: &State, tree: usize, numa: Option<u32>) -> bool {
+        numa.is_none() || s.trees[tree].numa == numa
+    }
+
+    /// Every way to get one port for something with NUMA node `numa`: the new state (with
+    /// the port taken) and the tree the port is in.
+    fn ports(&self, s: &State, numa: Option<u32>, need: Need, depth: u32) -> Vec<(State, usize)> {
+        let mut out = Vec::new();
+        // An existing empty port.
+        let mut seen = BTreeSet::new();
+        for (k, p) in s.ports.iter().enumerate() {
+            if need.takes(p.hotplug) && self.tree_ok(s, p.tree, numa) && seen.insert(p.clone()) {
+                let mut n = s.clone();
+                n.ports.remove(k);
+                out.push((n, p.tree));
+            }
+        }
+        // A new root port on pcie.0 (R-RP-PACK).
+        if numa.is_none() {
+            if s.rp_functions > 0 {
+                let mut n = s.clone();
+                n.rp_functions -= 1;
+                n.add_bus(0);
+                out.push((n, 0));
+            }
+            if s.root_slots > 0 {
+                let mut n = s.clone();
+                n.root_slots -= 1;
+                n.rp_functions += FUNCTIONS - 1;
+                n.add_bus(0);
+                out.push((n, 0));
+            }
+        }
+        // A new root port on an expander (R-PXB).
+        for t in 1..s.trees.len() {
+            if s.trees[t].free > 0 && self.tree_ok(s, t, numa) {
+                let mut n = s.clone();
+                n.trees[t].free -= 1;
+                n.add_bus(t);
+                out.push((n, t));
+            }
+        }
+        // A new expander (any NUMA node, or the one asked) with a root port on it.
+        if s.root_slots > 0 {
+            let choices: Vec<Option<u32>> = match numa {
+                Some(m) => vec![Some(m)],
+                None => std::iter::once(None)
+                    .chain(self.nodes.iter().map(|&m| Some(m)))
+                    .collect(),
+            };
+            for node in choices {
+                let mut n = s.clone();
+                n.root_slots -= 1;
+                n.cost += 1;
+                n.trees.push(Tree {
+                    numa: node,
+                    bus_nr: None,
+                    buses: 1,
+                    free: PXB_PORTS - 1,
+                });
+                let t = n.trees.len() - 1;
+                n.add_bus(t);
+                out.push((n, t));
+            }
+        }
+        // A new downstream port on an existing or new switch (R-SWITCH).
+        for (k, sw) in s.switches.iter().enumerate() {
+            if sw.free > 0 && self.tree_ok(s, sw.tree, numa) {
+                let mut n = s.clone();
+                n.switches[k].free -= 1;
+                n.add_bus(sw.tree);
+                out.push((n, sw.tree));
+            }
+        }
+        if depth < SWITCH_DEPTH {
+            for (mut n, tree) in self.ports(s, numa, Need::Either, depth + 1) {
+                n.add_bus(tree); // upstream port
+                n.add_bus(tree); // the downstream port asked for
+                n.switches.push(Switch {
+                    tree,
+                    free: SWITCH_PORTS - 1,
+                });
+                out.push((n, tree));
+            }
+        }
+        out
+    }
+}
+
+/// R-BUSNR: `pcie.0`'s hierarchy takes 1..B0; each expander takes `bus_nr..bus_nr+size-1`,
+/// all ranges disjoint, above `pcie.0`'s, within the budget. Pinned `bus_nr` stay; added
+/// expanders go into the gaps.
+fn bus_layout_fits(trees: &[Tree], max: u32) -> bool {
+    let below_root = trees[0].buses;
+    let mut fixed: Vec<(u32, u32)> = trees[1..]
+        .iter()
+        .filter_map(|t| t.bus_nr.map(|n| (n, n + t.buses - 1)))
+        .collect();
+    fixed.sort();
+    let mut gaps = Vec::new();
+    let mut lo = below_root + 1;
+    for &(a, b) in &fixed {
+        if a < lo {
+            return false;
+        }
+        gaps.push(a - lo);
+        lo = b + 1;
+    }
+    if lo > max + 1 {
+        return false;
+    }
+    gaps.push(max + 1 - lo);
+    let sizes: Vec<u32> = trees[1..]
+        .iter()
+        .filter(|t| t.bus_nr.is_none())
+        .map(|t| t.buses)
+        .collect();
+    fn fit(sizes: &[u32], gaps: &mut Vec<u32>) -> bool {
+        let Some((&first, rest)) = sizes.split_first() else {
+            return true;
+        };
+        for g in 0..gaps.len() {
+            if gaps[g] >= first {
+                gaps[g] -= first;
+                if fit(rest, gaps) {
+                    return true;
+                }
+                gaps[g] += first;
+            }
+        }
+        false
+    }
+    fit(&sizes, &mut gaps)
+}
+
+// ---------------------------------------------------------------------------------------
+// Random small requests on shrunken catalogs, compared with the planner.
+
+/// Pieces of an existing (pinned) topology, each on its own `pcie.0` slot.
+#[derive(Debug, Clone)]
+enum Piece {
+    /// Root ports in functions 0.. of one slot, with these hotplug settings.
+    RootPorts(Vec<bool>),
+    /// An expander with a NUMA node, a `bus_nr` (as an offset below the budget's top) and
+    /// root ports.
+    Expander(Option<u32>, Option<u32>, Vec<bool>),
+    /// A root port holding a pcie-pci-bridge.
+    Bridge(bool),
+    /// A root port holding a switch with these downstream ports.
+    Switch(bool, Vec<bool>),
+}
+
+fn piece() -> impl Strategy<Value = Piece> {
+    let hps = |n: usize| proptest::collection::vec(any::<bool>(), 0..=n);
+    prop_oneof![
+        hps(3).prop_map(|v| Piece::RootPorts(if v.is_empty() { vec![true] } else { v })),
+        (prop::option::of(0u32..2), prop::option::of(0u32..4), hps(2))
+            .prop_map(|(n, b, v)| Piece::Expander(n, b, v)),
+        any::<bool>().prop_map(Piece::Bridge),
+        (any::<bool>(), hps(2)).prop_map(|(h, v)| Piece::Switch(h, v)),
+    ]
+}
+
+/// One oracle case: the catalog's knobs and the request.
+#[derive(Debug, Clone)]
+struct Case {
+    slots: u8,
+    bus_max: u32,
+    io: Option<u32>,
+    req: Request,
+}
+
+impl Case {
+    fn catalog(&self) -> Catalog {
+        shrunk_catalog(self.slots, self.bus_max, self.io)
+    }
+    fn describe(&self) -> String {
+        format!(
+            "catalog: root slots 1..={}, bus_numbers.max {}, io windows {:?}\nrequest: {}",
+            self.slots,
+            self.bus_max,
+            self.io,
+            json(&self.req)
+        )
+    }
+}
+
+fn build_case(
+    slots: u8,
+    bus_max: u32,
+    io: Option<u32>,
+    policy: Policy,
+    devs: Vec<(usize, Option<Hotplug>, Option<u32>, u8)>,
+    pieces: Vec<Piece>,
+    pin_mask: u8,
+) -> Case {
+    let models = few_models();
+    let mut controllers = Vec::new();
+    let mut chassis = 0u8;
+    let mut port = |id: String, bus: &str, slot: u8, function: u8, hp: bool, model: &str| {
+        chassis += 1;
+        ControllerRequest {
+            id,
+            model: model.into(),
+            hotplug: Some(hp),
+            address: Address {
+                bus: bus.into(),
+                slot,
+                function,
+            },
+            chassis: Some(chassis),
+            port: None,
+            bus_nr: None,
+            numa_node: None,
+            io_reserve: None,
+        }
+    };
+    let mut slot = slots;
+    for (k, p) in pieces.iter().enumerate() {
+        if slot == 0 {
+            break;
+        }
+        match p {
+            Piece::RootPorts(hps) => {
+                for (f, &h) in hps.iter().enumerate() {
+                    controllers.push(port(
+                        format!("e{k}rp{f}"),
+                        "pcie.0",
+                        slot,
+                        f as u8,
+                        h,
+                        "pcie-root-port",
+                    ));
+                }
+            }
+            Piece::Expander(numa, bus_nr, hps) => {
+                let id = format!("e{k}pxb");
+                let mut pxb = port(id.clone(), "pcie.0", slot, 0, true, "pxb-pcie");
+                pxb.hotplug = None;
+                pxb.chassis = None;
+                pxb.numa_node = *numa;
+                pxb.bus_nr =
+                    bus_nr.map(|b| bus_max.saturating_sub(b + hps.len() as u32).max(1) as u8);
+                controllers.push(pxb);
+                for (f, &h) in hps.iter().enumerate() {
+                    controllers.push(port(
+                        format!("e{k}rp{f}"),
+                        &id,
+                        0,
+                        f as u8,
+                        h,
+                        "pcie-root-port",
+                    ));
+                }
+            }
+            Piece::Bridge(h) => {
+                controllers.push(port(
+                    format!("e{k}rp"),
+                    "pcie.0",
+                    slot,
+                    0,
+                    *h,
+                    "pcie-root-port",
+                ));
+                let mut br = port(
+                    format!("e{k}br"),
+                    &format!("e{k}rp"),
+                    0,
+                    0,
+                    true,
+                    "pcie-pci-bridge",
+                );
+                br.hotplug = None;
+                br.chassis = None;
+                controllers.push(br);
+            }
+            Piece::Switch(h, downs) => {
+                controllers.push(port(
+                    format!("e{k}rp"),
+                    "pcie.0",
+                    slot,
+                    0,
+                    *h,
+                    "pcie-root-port",
+                ));
+                let mut up = port(
+                    format!("e{k}up"),
+                    &format!("e{k}rp"),
+                    0,
+                    0,
+                    true,
+                    "x3130-upstream",
+                );
+                up.hotplug = None;
+                up.chassis = None;
+                controllers.push(up);
+                for (s, &dh) in downs.iter().enumerate() {
+                    controllers.push(port(
+                        format!("e{k}dp{s}"),
+                        &format!("e{k}up"),
+                        s as u8,
+                        0,
+                        dh,
+                        "xio3130-downstream",
+                    ));
+                }
+            }
+        }
+        slot -= 1;
+    }
+    // Devices: groups are runs with the same group number.
+    let mut devices: Vec<DeviceRequest> = Vec::new();
+    for (i, (m, hp, numa, g)) in devs.iter().enumerate() {
+        let group = (*g > 0).then(|| format!("g{g}"));
+        // a group member takes the first member's hotplug and NUMA node
+        let first = group
+            .as_ref()
+            .and_then(|gr| devices.iter().find(|d| d.group.as_ref() == Some(gr)));
+        let (hotplug, numa_node) = match first {
+            Some(f) => (f.hotplug, f.numa_node),
+            None => (*hp, *numa),
+        };
+        devices.push(DeviceRequest {
+            id: format!("d{i}"),
+            model: models[*m].clone(),
+            hotplug,
+            group,
+            numa_node,
+            bus_kind: None,
+            address: None,
+        });
+    }
+    let mut case = Case {
+        slots,
+        bus_max,
+        io,
+        req: Request {
+            name: None,
+            machine: "q35".into(),
+            policy,
+            devices,
+            controllers,
+        },
+    };
+    pin_some(&mut case, pin_mask);
+    case
+}
+
+/// Pins the devices `pin_mask` selects where they obviously fit: an ungrouped device without
+/// NUMA node on a free `pcie.0` slot (not `on`), into an empty existing port of the right
+/// hotplug (PCIe), or on the existing bridge (conventional, not `off`).
+fn pin_some(case: &mut Case, pin_mask: u8) {
+    let cat = case.catalog();
+    let req = &mut case.req;
+    let mut root_used: BTreeSet<u8> = req
+        .controllers
+        .iter()
+        .filter(|c| c.address.bus == "pcie.0")
+        .map(|c| c.address.slot)
+        .collect();
+    let mut taken: BTreeSet<String> = req
+        .controllers
+        .iter()
+        .map(|c| c.address.bus.clone())
+        .collect();
+    let mut bridge_slot = 1u8;
+    for i in 0..req.devices.len() {
+        if pin_mask & (1 << i) == 0
+            || req.devices[i].group.is_some()
+            || req.devices[i].numa_node.is_some()
+        {
+            continue;
+        }
+        let d = &req.devices[i];
+        let hp = d.hotplug.unwrap_or(req.policy.default_hotplug);
+        let kind = cat.device(&d.model).map(|m| m.kind);
+        let spot = if kind == Some(pciplan::BusKind::Pcie) {
+            req.controllers
+                .iter()
+                .filter(|c| is_port(&c.model) && !taken.contains(&c.id))
+                .find(|c| match hp {
+                    Hotplug::On => c.hotplug != Some(false),
+                    Hotplug::Off => c.hotplug == Some(false),
+                    Hotplug::Any => true,
+                })
+                .map(|c| (c.id.clone(), 0u8))
+        } else if hp != Hotplug::Off {
+            req.controllers
+                .iter()
+                .find(|c| c.model == "pcie-pci-bridge")
+                .map(|c| (c.id.clone(), bridge_slot))
+        } else {
+            None
+        };
+        let spot = spot.or_else(|| {
+            (hp != Hotplug::On)
+                .then(|| {
+                    (1..=case.slots)
+                        .find(|s| !root_used.contains(s))
+                        .map(|s| ("pcie.0".to_string(), s))
+                })
+                .flatten()
+        });
+        if let Some((bus, slot)) = spot {
+            if bus == "pcie.0" {
+                root_used.insert(slot);
+            } else if slot > 0 {
+                bridge_slot += 1;
+            } else {
+                taken.insert(bus.clone());
+            }
+            req.devices[i].address = Some(Address {
+                bus,
+                slot,
+                function: 0,
+            });
+        }
+    }
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let dev = (
+        0usize..6,
+        prop::option::of(prop_oneof![
+            Just(Hotplug::On),
+            Just(Hotplug::Off),
+            Just(Hotplug::Any)
+        ]),
+        prop::option::weighted(0.2, 0u32..2),
+        prop_oneof![6 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
+    );
+    (
+        2u8..=4,
+        prop_oneof![2 => Just(255u32), 1 => 3u32..=9],
+        prop_oneof![2 => Just(None), 1 => (0u32..=2).prop_map(Some)],
+        support::policy(2),
+        proptest::collection::vec(dev, 0..=6),
+        proptest::collection::vec(piece(), 0..=2),
+        any::<u8>(),
+        any::<bool>(),
+    )
+        .prop_map(|(slots, bus_max, io, policy, devs, pieces, mask, use_pieces)| {
+            let pieces = if use_pieces { pieces } else { vec![] };
+            build_case(slots, bus_max, io, policy, devs, pieces, mask)
+        })
+        .prop_filter("known bug: NUMA bridges not shared (see known_bug_numa_bridge_not_shared)", |c| !numa_bridge_sharing(&c.req))
+        .prop_filter("known bug: pinned bus_nr ignored (see known_bug_pinned_bus_nr_leaves_no_room)", |c| !c.req.controllers.iter().any(|x| x.bus_nr.is_some()))
+        .prop_filter("known bug: existing bridge's I/O window (see known_bug_existing_bridge_io_window_not_counted)", |c| {
+            !(c.io.is_some() && c.req.controllers.iter().any(|x| x.model == "pcie-pci-bridge"))
+        })
+}
+
+/// KNOWN BUG (reported, not fixed here): free slots of an existing pcie-pci-bridge count as
+/// window-free in the integer program (`31·bio[r] + bridge_free[r] >= io_bridged`), but a
+/// device with an I/O BAR put on an existing bridge that had none gives that bridge a window
+/// (R-IO). When the budget is tight the plan then fails the planner's own validation: an
+/// internal error instead of an R-IO explanation. Cases with a shrunken I/O budget and an
+/// existing bridge are left out of the random comparison until it is fixed.
+#[test]
+#[ignore = "known bug: an existing bridge without I/O devices takes a window the ILP does not count"]
+fn known_bug_existing_bridge_io_window_not_counted() {
+    let cat = shrunk_catalog(2, 255, Some(0));
+    let req = Request::from_json(
+        r#"{"devices":[{"id":"d0","model":"e1000","hotplug":"on"}],
+            "controllers":[{"id":"rp","model":"pcie-root-port","hotplug":false,"chassis":1,"address":{"bus":"pcie.0","slot":2}},
+                           {"id":"br","model":"pcie-pci-bridge","address":{"bus":"rp","slot":0}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(oracle_min(&req, &cat), None);
+    match plan_with(&req, &cat) {
+        Err(PlanError::Infeasible(x)) => assert_eq!(x.rule(), "R-IO"),
+        other => panic!("expected an R-IO infeasibility, got {other:?}"),
+    }
+}
+
+/// KNOWN BUG (reported, not fixed here): the integer program counts bus numbers in total
+/// only, so the ports it adds below a pinned expander can run past the range its `bus_nr`
+/// leaves (R-BUSNR), and it never adds a second expander for a NUMA node that has one.
+/// Since the planner gives new expanders the top of the range (`bus_nr` 254 for one root
+/// port), re-planning with `--previous` to add a device on the same NUMA node fails with an
+/// internal validation error. Random cases with pinned `bus_nr` are left out until fixed.
+#[test]
+#[ignore = "known bug: a pinned expander's bus_nr range is not respected (internal error on re-plan)"]
+fn known_bug_pinned_bus_nr_leaves_no_room() {
+    let r1 =
+        Request::from_json(r#"{"devices":[{"id":"d0","model":"virtio-net-pci","numa_node":1}]}"#)
+            .unwrap();
+    let p1 = pciplan::plan(&r1).unwrap();
+    let r2 = Request::from_json(r#"{"devices":[{"id":"d0","model":"virtio-net-pci","numa_node":1},{"id":"d1","model":"virtio-net-pci","numa_node":1}]}"#).unwrap();
+    let r2 = r2.pinned_to(&(&p1).into()).unwrap();
+    // A second expander for node 1 with a root port (cost 2) is what the rules allow; moving
+    // nothing, there is no cheaper way.
+    assert_eq!(oracle_min(&r2, Catalog::q35()), Some(2));
+    match pciplan::plan(&r2) {
+        Ok(p) => assert_eq!(p.cost, 2),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// KNOWN BUG (reported, not fixed here): the integer program gives each NUMA region its own
+/// bridges (`31·b[r] + free[r] >= bridged[r]`), so a conventional hot-pluggable device
+/// without a NUMA node never uses a free slot of a NUMA node's bridge. Cases with both kinds
+/// of conventional devices are left out of the random comparison until it is fixed; remove
+/// this filter then. `known_bug_numa_bridge_not_shared` keeps the minimal input.
+fn numa_bridge_sharing(req: &Request) -> bool {
+    // Same bug for existing free ports below an expander whose node an unplaced device asks
+    // for: that region's ports are not offered to devices without numa_node.
+    let asked: BTreeSet<u32> = req
+        .devices
+        .iter()
+        .filter(|d| d.address.is_none())
+        .filter_map(|d| d.numa_node)
+        .collect();
+    if req
+        .controllers
+        .iter()
+        .any(|c| c.numa_node.is_some_and(|n| asked.contains(&n)))
+    {
+        return true;
+    }
+    let cat = Catalog::q35();
+    let json = serde_json::to_value(cat).expect("catalog serialises");
+    // `off` devices QEMU never unplugs may sit on a bridge too.
+    let fixed = |m: &str| json["devices"][m]["hotpluggable"].as_bool() == Some(false);
+    let pci_bridgeable = |d: &&DeviceRequest| {
+        d.address.is_none()
+            && cat.device(&d.model).map(|m| m.kind) == Some(pciplan::BusKind::Pci)
+            && (d.hotplug.unwrap_or(req.policy.default_hotplug) != Hotplug::Off || fixed(&d.model))
+    };
+    let numa = req
+        .devices
+        .iter()
+        .filter(pci_bridgeable)
+        .any(|d| d.numa_node.is_some());
+    let global = req
+        .devices
+        .iter()
+        .filter(pci_bridgeable)
+        .any(|d| d.numa_node.is_none());
+    numa && global
+}
+
+/// Second minimal input (existing ports): an expander for node 1 with two empty hotplug=off
+/// root ports; `d1` (conventional, hotplug on) could have a bridge on one of them (cost 1)
+/// and `d2` (node 1) a new root port (cost 1): 2; the planner adds 3.
+#[test]
+#[ignore = "known bug: a NUMA node's existing free ports are not offered to devices without numa_node"]
+fn known_bug_numa_ports_not_shared() {
+    let cat = shrunk_catalog(2, 255, None);
+    let req = Request::from_json(
+        r#"{"policy":{"default_hotplug":"off"},"devices":[{"id":"d0","model":"virtio-net-pci"},{"id":"d1","model":"e1000","hotplug":"on"},
+            {"id":"d2","model":"virtio-net-pci","hotplug":"on","numa_node":1}],
+            "controllers":[{"id":"px","model":"pxb-pcie","numa_node":1,"address":{"bus":"pcie.0","slot":2}},
+              {"id":"r0","model":"pcie-root-port","hotplug":false,"chassis":2,"address":{"bus":"px","slot":0,"function":0}},
+              {"id":"r1","model":"pcie-root-port","hotplug":false,"chassis":3,"address":{"bus":"px","slot":0,"function":1}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(oracle_min(&req, &cat), Some(2));
+    assert_eq!(plan_with(&req, &cat).unwrap().cost, 2);
+}
+
+/// Minimal input of the known bug above: the planner adds 5 controllers (a bridge on a
+/// root port for `d1`, an expander with a root port and a second bridge for `d0`) and claims
+/// the plan optimal; 3 suffice (`d1` shares `d0`'s bridge below the expander).
+#[test]
+#[ignore = "known bug: a NUMA node's pcie-pci-bridge is not shared with devices without numa_node"]
+fn known_bug_numa_bridge_not_shared() {
+    let req = Request::from_json(
+        r#"{"devices":[{"id":"d0","model":"e1000","numa_node":0},{"id":"d1","model":"e1000"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(oracle_min(&req, Catalog::q35()), Some(3));
+    assert_eq!(pciplan::plan(&req).unwrap().cost, 3);
+}
+
+/// Compares the planner with the oracle on one case.
+fn compare(case: &Case) -> Result<(), TestCaseError> {
+    let cat = case.catalog();
+    let got = plan_with(&case.req, &cat);
+    if let Err(PlanError::Pins(_) | PlanError::Invalid(_)) = &got {
+        // The generator made pins the planner refuses; nothing to compare (see
+        // `generator_makes_valid_cases`, which keeps this rare).
+        return Ok(());
+    }
+    let want = oracle_min(&case.req, &cat);
+    match (&got, want) {
+        (Ok(p), Some(c)) => {
+            let bad = validate(p, &case.req, &cat);
+            prop_assert!(
+                bad.is_empty(),
+                "plan fails validation: {:?}\n{}",
+                bad,
+                case.describe()
+            );
+            prop_assert_eq!(
+                p.cost,
+                c,
+                "planner cost {} but the oracle finds {}\n{}",
+                p.cost,
+                c,
+                case.describe()
+            );
+        }
+        (Err(PlanError::Infeasible(_)), None) => {}
+        (Ok(p), None) => prop_assert!(
+            false,
+            "planner found cost {} but the oracle finds nothing\n{}",
+            p.cost,
+            case.describe()
+        ),
+        (Err(e), Some(c)) => prop_assert!(
+            false,
+            "planner says {e} but the oracle finds cost {c}\n{}",
+            case.describe()
+        ),
+        (Err(e), None) => prop_assert!(
+            false,
+            "planner error {e} (the oracle finds nothing too)\n{}",
+            case.describe()
+        ),
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 1000,
+        max_shrink_iters: 1024,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/oracle.txt"))),
+        ..ProptestConfig::default()
+    })]
+    #[test]
+    fn planner_cost_is_the_oracle_minimum(case in case()) {
+        compare(&case)?;
+    }
+}
+
+/// The generator mostly makes cases the planner accepts (pins valid), so that the
+/// comparison above is not vacuous.
+#[test]
+fn generator_makes_valid_cases() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut total, mut refused, mut infeasible, mut with_ctrl) = (0, 0, 0, 0);
+    for _ in 0..300 {
+        let c = case().new_tree(&mut runner).unwrap().current();
+        total += 1;
+        with_ctrl += usize::from(!c.req.controllers.is_empty());
+        match plan_with(&c.req, &c.catalog()) {
+            Err(PlanError::Pins(_) | PlanError::Invalid(_)) => refused += 1,
+            Err(PlanError::Infeasible(_)) => infeasible += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        refused * 10 < total,
+        "{refused} of {total} generated cases have invalid pins"
+    );
+    assert!(
+        infeasible * 10 > total / 2 && infeasible * 2 < total,
+        "{infeasible} of {total} infeasible"
+    );
+    assert!(
+        with_ctrl * 5 > total,
+        "{with_ctrl} of {total} have existing controllers"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Hand-written cases (rules.md "Consequences").
+
+fn devices(n: usize, model: &str, hotplug: &str) -> String {
+    (0..n)
+        .map(|i| format!(r#"{{"id":"d{i}","model":"{model}","hotplug":"{hotplug}"}}"#))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn request(policy: &str, devs: &str) -> Request {
+    Request::from_json(&format!(r#"{{"policy":{{{policy}}},"devices":[{devs}]}}"#)).unwrap()
+}
+
+#[test]
+fn thirty_one_off_devices_integrated_only_is_infeasible() {
+    let req = request(
+        r#""hotplug_off":"integrated""#,
+        &devices(31, "virtio-net-pci", "off"),
+    );
+    let e = pciplan::plan(&req).unwrap_err();
+    let PlanError::Infeasible(x) = &e else {
+        panic!("expected infeasible, got {e}")
+    };
+    assert_eq!(x.rule(), "R-ROOT");
+    let msg = e.to_string();
+    assert!(msg.contains("31") && msg.contains("30"), "{msg}");
+}
+
+#[test]
+fn thirty_one_off_devices_auto_costs_two() {
+    let req = request(
+        r#""hotplug_off":"auto""#,
+        &devices(31, "virtio-net-pci", "off"),
+    );
+    let p = pciplan::plan(&req).unwrap();
+    assert_eq!(
+        p.cost, 2,
+        "29 integrated, 2 on hotplug=off root ports in the 30th slot"
+    );
+    assert_eq!(p.added("pcie-root-port"), 2);
+    assert!(p.controllers.iter().all(|c| c.hotplug == Some(false)));
+}
+
+#[test]
+fn forty_conventional_hotplug_devices_need_two_bridges() {
+    let req = request("", &devices(40, "rtl8139", "on"));
+    let p = pciplan::plan(&req).unwrap();
+    assert_eq!(p.cost, 4);
+    assert_eq!(
+        (p.added("pcie-pci-bridge"), p.added("pcie-root-port")),
+        (2, 2)
+    );
+}
+
+#[test]
+fn two_hundred_fifty_hotplug_devices_need_an_expander() {
+    let req = request("", &devices(250, "virtio-blk-pci", "on"));
+    let p = pciplan::plan(&req).unwrap();
+    assert_eq!(p.cost, 251);
+    assert_eq!((p.added("pxb-pcie"), p.added("pcie-root-port")), (1, 250));
+    assert!(validate(&p, &req, Catalog::q35()).is_empty());
+}
+
+/// The oracle agrees on the small versions of the consequences, on a 3-slot root bus.
+#[test]
+fn oracle_on_hand_written_small_cases() {
+    let cat = shrunk_catalog(3, 255, None);
+    let cases: &[(&str, String, Option<u32>)] = &[
+        // 4 off devices, 3 slots, integrated only: infeasible.
+        (
+            r#""hotplug_off":"integrated""#,
+            devices(4, "nvme", "off"),
+            None,
+        ),
+        // auto: 2 integrated, 2 on hotplug=off root ports in the third slot.
+        (
+            r#""hotplug_off":"auto""#,
+            devices(4, "nvme", "off"),
+            Some(2),
+        ),
+        // conventional hotplug devices share one bridge: bridge + its port.
+        ("", devices(5, "ich9-intel-hda", "on"), Some(2)),
+        // conventional off devices can only be integrated.
+        (r#""hotplug_off":"port""#, devices(1, "e1000", "off"), None),
+        // spares count.
+        (r#""spare_ports":2"#, devices(1, "nvme", "on"), Some(3)),
+    ];
+    for (policy, devs, want) in cases {
+        let req = request(policy, devs);
+        let got = plan_with(&req, &cat);
+        assert_eq!(
+            oracle_min(&req, &cat),
+            *want,
+            "oracle on {policy} {}",
+            json(&req)
+        );
+        assert_eq!(
+            got.as_ref().ok().map(|p| p.cost),
+            *want,
+            "planner on {policy}: {got:?}"
+        );
+    }
+}
+
+/// One slot: an expander (256 root ports) beats a switch: 9 devices cost 1 + 9.
+#[test]
+fn oracle_and_planner_expander_on_the_last_slot() {
+    let cat = shrunk_catalog(1, 255, None);
+    let req = request("", &devices(9, "nvme", "on"));
+    assert_eq!(oracle_min(&req, &cat), Some(10));
+    assert_eq!(plan_with(&req, &cat).map(|p| p.cost).ok(), Some(10));
+}
+
+/// The only slot holds two existing root ports: 6 more fit beside them, and the 9th device
+/// needs a switch on one of the ports (upstream + 2 downstream ports): 6 + 1 + 2 = 9.
+#[test]
+fn oracle_and_planner_switch_when_no_slot_is_left() {
+    let cat = shrunk_catalog(1, 255, None);
+    let ctrls = r#"[{"id":"rpa","model":"pcie-root-port","chassis":1,"address":{"bus":"pcie.0","slot":1,"function":0}},
+                    {"id":"rpb","model":"pcie-root-port","chassis":2,"address":{"bus":"pcie.0","slot":1,"function":1}}]"#;
+    let req = Request::from_json(&format!(
+        r#"{{"devices":[{}],"controllers":{ctrls}}}"#,
+        devices(9, "nvme", "on")
+    ))
+    .unwrap();
+    assert_eq!(oracle_min(&req, &cat), Some(9));
+    let p = plan_with(&req, &cat).unwrap();
+    assert_eq!(
+        (
+            p.cost,
+            p.added("x3130-upstream"),
+            p.added("xio3130-downstream")
+        ),
+        (9, 1, 2)
+    );
+}
+
+/// Bus numbers run out before slots do: 3 slots, budget of 4 bus numbers.
+#[test]
+fn oracle_and_planner_on_bus_number_budget() {
+    let cat = shrunk_catalog(3, 4, None);
+    for (n, want) in [(4, Some(4)), (5, None)] {
+        let req = request("", &devices(n, "nvme", "on"));
+        assert_eq!(oracle_min(&req, &cat), want);
+        assert_eq!(plan_with(&req, &cat).ok().map(|p| p.cost), want);
+    }
+}
+
+/// KNOWN BUG (reported; appeared with the "never hot-unpluggable models" catalog facts):
+/// the solver hits its 2 s time limit on this 4-device infeasible request (2 root slots, 4
+/// bus numbers), so the user gets "solver: ... Time limit reached" instead of an
+/// explanation. On 5fa176f the same request solves in under a millisecond.
+#[test]
+#[ignore = "known bug: solver time limit on a tiny infeasible request"]
+fn known_bug_solver_time_limit_on_tiny_request() {
+    let cat = shrunk_catalog(2, 4, None);
+    let req = Request::from_json(
+        r#"{"policy":{"default_hotplug":"off","spare_ports":2,"hotplug_off":"auto","pack_integrated":true},
+            "devices":[{"id":"d0","model":"VGA","group":"g1"},{"id":"d1","model":"e1000","hotplug":"any"},
+                       {"id":"d2","model":"virtio-net-pci","address":{"bus":"pcie.0","slot":1,"function":0}},
+                       {"id":"d3","model":"virtio-net-pci"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(oracle_min(&req, &cat), None);
+    match plan_with(&req, &cat) {
+        Err(PlanError::Infeasible(_)) => {}
+        other => panic!("expected an infeasibility with an explanation, got {other:?}"),
+    }
+}
