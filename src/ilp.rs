@@ -180,31 +180,62 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         })
         .collect();
     let r0 = int(&mut vars, big);
-    // Not bounded by `s0`: the slot budget below is elastic (`ss`), and a bound here would
-    // make a request that needs one more slot than there is an unexplained solver failure.
-    let k0 = int(&mut vars, big);
-    let ks = int(&mut vars, big);
-    let x = int(&mut vars, big);
-    let tx = int(&mut vars, big);
-    let w = int(&mut vars, big);
-    let d = int(&mut vars, big);
-    let ss = int(&mut vars, big);
-    let sb = int(&mut vars, big);
-    let si = int(&mut vars, big);
-    let t: Vec<Variable> = (0..nreg).map(|_| int(&mut vars, big)).collect();
-    let b: Vec<Variable> = (0..nreg).map(|_| int(&mut vars, big)).collect();
-    let bio: Vec<Variable> = (0..nreg).map(|_| int(&mut vars, big)).collect();
-    let eon: Vec<Variable> = m.regions.iter().map(|r| int(&mut vars, r.e_on)).collect();
-    let eoff: Vec<Variable> = m.regions.iter().map(|r| int(&mut vars, r.e_off)).collect();
+    // `k0` is not bounded by `s0`: the slot budget below is elastic (`ss`), and a bound there
+    // would make a request that needs one more slot than there is an unexplained failure.
+    // Upper bounds on what any solution can use. When even the most the request could need
+    // fits, the budget constraint cannot bind and is left out, with its slack, and so are
+    // expanders and switches when root ports on pcie.0 can hold every port (they could only
+    // add cost). A smaller program has far fewer branch-and-bound nodes; the answer is the same.
+    let n_where = |f: &dyn Fn(&Class) -> bool| -> u32 { m.classes.iter().filter(|c| f(c)).map(|c| c.n).sum() };
+    let may_integrate = n_where(&|c| c.allowed[Place::Integrated as usize]);
+    let portable = n_where(&|c| c.allowed[Place::Port as usize] || c.allowed[Place::OffPort as usize]);
+    let bridges_max: u32 = (0..nreg)
+        .map(|r| {
+            let bridged: u32 = m.classes.iter().filter(|c| c.region == r && c.allowed[Place::Bridge as usize]).map(|c| c.n).sum();
+            bridged.div_ceil(m.bridge_cap.max(1))
+        })
+        .sum();
+    let io_bridges_max: u32 = (0..nreg)
+        .map(|r| {
+            let bridged: u32 = m.classes.iter().filter(|c| c.region == r && c.io && c.allowed[Place::Bridge as usize]).map(|c| c.n).sum();
+            bridged.div_ceil(m.bridge_cap.max(1))
+        })
+        .sum();
+    let ports_max = portable + m.spare + bridges_max;
+    let numa_pxbs = m.regions.iter().skip(1).filter(|r| r.new_pxb).count() as u32;
+    let roomy = grow.is_none() && may_integrate + ports_max.div_ceil(m.ports_per_slot.max(1)) + numa_pxbs <= m.s0;
+    let bus_room = roomy && m.bus_used + ports_max + bridges_max + numa_pxbs <= m.bus_max;
+    let io_portable = n_where(&|c| c.io && (c.allowed[Place::Port as usize] || c.allowed[Place::OffPort as usize]));
+    let io_room = grow.is_none() && m.io_used + io_portable + io_bridges_max <= m.io_max;
+    let opt = |vars: &mut good_lp::ProblemVariables, keep: bool| if keep { Some(int(vars, big)) } else { None };
+    let (xv, txv, wv, dv) = (opt(&mut vars, !roomy), opt(&mut vars, !roomy), opt(&mut vars, !roomy), opt(&mut vars, !roomy));
+    let (k0v, ksv, ssv) = (opt(&mut vars, !roomy), opt(&mut vars, !roomy), opt(&mut vars, !roomy));
+    let sbv = opt(&mut vars, !bus_room);
+    let siv = opt(&mut vars, !io_room);
+    let ex = |o: Option<Variable>| o.map(Expression::from).unwrap_or_default();
+    let (x, tx, w, d) = (ex(xv), ex(txv), ex(wv), ex(dv));
+    let (k0, ks, ss, sb, si) = (ex(k0v), ex(ksv), ex(ssv), ex(sbv), ex(siv));
+    // Only the variables a region can use: expander ports for NUMA regions, bridges where
+    // some class may sit on one, existing ports where there are some.
+    let has_bridge = |r: usize| m.classes.iter().any(|c| c.region == r && c.allowed[Place::Bridge as usize]);
+    let tv: Vec<Option<Variable>> = (0..nreg).map(|r| opt(&mut vars, r > 0)).collect();
+    let bv: Vec<Option<Variable>> = (0..nreg).map(|r| opt(&mut vars, has_bridge(r))).collect();
+    let t: Vec<Expression> = tv.iter().map(|&o| ex(o)).collect();
+    let b: Vec<Expression> = bv.iter().map(|&o| ex(o)).collect();
+    let bio: Vec<Option<Variable>> = (0..nreg).map(|_| opt(&mut vars, !io_room)).collect();
+    let eonv: Vec<Option<Variable>> = m.regions.iter().map(|r| (r.e_on > 0).then(|| int(&mut vars, r.e_on))).collect();
+    let eoffv: Vec<Option<Variable>> = m.regions.iter().map(|r| (r.e_off > 0).then(|| int(&mut vars, r.e_off))).collect();
+    let eon: Vec<Expression> = eonv.iter().map(|&o| ex(o)).collect();
+    let eoff: Vec<Expression> = eoffv.iter().map(|&o| ex(o)).collect();
 
     let val = |p: Place, ci: usize| -> Expression { v[ci][p as usize].map(Expression::from).unwrap_or_default() };
     let in_region = |r: usize| m.classes.iter().enumerate().filter(move |(_, c)| c.region == r);
 
     let new_numa_pxbs: u32 = m.regions.iter().skip(1).filter(|r| r.new_pxb).count() as u32;
-    let cost: Expression = r0 + x + tx + w + d + sum(t.iter().skip(1).map(|&e| e.into())) + sum(b.iter().map(|&e| e.into()))
+    let cost: Expression = r0 + x.clone() + tx.clone() + w.clone() + d.clone() + sum(t.iter().skip(1).cloned()) + sum(b.iter().cloned())
         + f64::from(new_numa_pxbs);
-    let tie: Expression = 20.0 * (x + w) + tx + d + sum(t.iter().skip(1).map(|&e| e.into()));
-    let mut objective = 1_000_000.0 * (ss + sb + si) + 1000.0 * cost.clone() + tie;
+    let tie: Expression = 20.0 * (x.clone() + w.clone()) + tx.clone() + d.clone() + sum(t.iter().skip(1).cloned());
+    let mut objective = 1_000_000.0 * (ss.clone() + sb.clone() + si.clone()) + 1000.0 * cost.clone() + tie;
     if let Some(g) = grow {
         let grown = sum(v[g].iter().flatten().map(|&e| e.into()));
         objective = objective - 1e9 * grown;
@@ -224,60 +255,78 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     for r in 0..nreg {
         let off_dem = sum(in_region(r).filter(|(_, c)| c.off).map(|(i, _)| val(Place::OffPort, i)));
         let any_port = sum(in_region(r).filter(|(_, c)| c.any).map(|(i, _)| val(Place::Port, i)));
-        let mut other = sum(in_region(r).map(|(i, _)| val(Place::Port, i))) + b[r];
+        let mut other = sum(in_region(r).map(|(i, _)| val(Place::Port, i))) + b[r].clone();
         if r == 0 {
-            other = other + w + f64::from(m.spare);
+            other = other + w.clone() + f64::from(m.spare);
         }
         // Existing hotplug=off ports take `off` units and anything that does not care: `any`
         // units, bridges and switch upstreams (R-HP-PORT: hotplug=off protects only the direct
         // child). Hot-pluggable ones take all but `off` units. No port is counted twice.
-        let mut flexible = any_port + b[r];
+        let mut flexible = any_port + b[r].clone();
         if r == 0 {
-            flexible = flexible + w;
+            flexible = flexible + w.clone();
         }
-        pb = pb.with(constraint!(eoff[r] <= off_dem.clone() + flexible));
-        pb = pb.with(constraint!(eon[r] <= other.clone()));
-        pb = pb.with(constraint!(eon[r] + eoff[r] <= off_dem.clone() + other.clone()));
-        let new_ports = off_dem + other - eon[r] - eoff[r];
+        if eoffv[r].is_some() {
+            pb = pb.with(constraint!(eoff[r].clone() <= off_dem.clone() + flexible));
+        }
+        if eonv[r].is_some() {
+            pb = pb.with(constraint!(eon[r].clone() <= other.clone()));
+        }
+        if eonv[r].is_some() && eoffv[r].is_some() {
+            pb = pb.with(constraint!(eon[r].clone() + eoff[r].clone() <= off_dem.clone() + other.clone()));
+        }
+        let new_ports = off_dem + other - eon[r].clone() - eoff[r].clone();
         let bridged = sum(in_region(r).map(|(i, _)| val(Place::Bridge, i)));
-        pb = pb.with(constraint!(f64::from(m.bridge_cap) * b[r] + f64::from(m.regions[r].bridge_free) >= bridged));
+        if bv[r].is_some() {
+            pb = pb.with(constraint!(f64::from(m.bridge_cap) * b[r].clone() + f64::from(m.regions[r].bridge_free) >= bridged));
+        }
         // Bridges holding devices with I/O BARs (filled first) are the ones that take a window.
-        let io_bridged = sum(in_region(r).filter(|(_, c)| c.io).map(|(i, _)| val(Place::Bridge, i)));
-        pb = pb.with(constraint!(f64::from(m.bridge_cap) * bio[r] + f64::from(m.regions[r].bridge_free) >= io_bridged));
-        pb = pb.with(constraint!(bio[r] <= b[r]));
+        if let (Some(bio_r), true) = (bio[r], bv[r].is_some()) {
+            let io_bridged = sum(in_region(r).filter(|(_, c)| c.io).map(|(i, _)| val(Place::Bridge, i)));
+            pb = pb.with(constraint!(f64::from(m.bridge_cap) * bio_r + f64::from(m.regions[r].bridge_free) >= io_bridged));
+            pb = pb.with(constraint!(bio_r <= b[r].clone()));
+        }
         if r == 0 {
             global_new = new_ports;
         } else {
             let cap = if m.regions[r].new_pxb { m.pxb_cap } else { m.regions[r].pxb_free };
-            pb = pb.with(constraint!(new_ports.clone() <= t[r]));
-            pb = pb.with(constraint!(t[r] <= f64::from(cap)));
+            pb = pb.with(constraint!(new_ports.clone() <= t[r].clone()));
+            pb = pb.with(constraint!(t[r].clone() <= f64::from(cap)));
             numa_new = numa_new + new_ports;
         }
     }
-    pb = pb.with(constraint!(t[0] == 0));
-    let numa_t = sum(t.iter().skip(1).map(|&e| e.into()));
-    pb = pb.with(constraint!(global_new <= r0 + tx + d + numa_t.clone() - numa_new));
-    pb = pb.with(constraint!(r0 <= f64::from(m.ports_per_slot) * k0 + f64::from(m.f0)));
-    pb = pb.with(constraint!(tx <= f64::from(m.pxb_cap) * x + f64::from(m.regions[0].pxb_free)));
-    pb = pb.with(constraint!(d <= f64::from(m.switch_cap) * w + f64::from(m.upstream_free)));
-    pb = pb.with(constraint!(w <= r0 + tx + eon[0] + eoff[0]));
+    let numa_t = sum(t.iter().skip(1).cloned());
+    pb = pb.with(constraint!(global_new <= r0 + tx.clone() + d.clone() + numa_t.clone() - numa_new));
+    if !roomy {
+        pb = pb.with(constraint!(r0 <= f64::from(m.ports_per_slot) * k0.clone() + f64::from(m.f0)));
+    }
+    if !roomy {
+        pb = pb.with(constraint!(tx.clone() <= f64::from(m.pxb_cap) * x.clone() + f64::from(m.regions[0].pxb_free)));
+        pb = pb.with(constraint!(d.clone() <= f64::from(m.switch_cap) * w.clone() + f64::from(m.upstream_free)));
+        pb = pb.with(constraint!(w.clone() <= r0 + tx.clone() + eon[0].clone() + eoff[0].clone()));
+    }
 
     let packed_singles = sum(m.classes.iter().enumerate().filter(|(_, c)| c.packable).map(|(i, _)| val(Place::Integrated, i)));
     let own_slots = sum(m.classes.iter().enumerate().filter(|(_, c)| !c.packable).map(|(i, _)| val(Place::Integrated, i)));
-    pb = pb.with(constraint!(f64::from(m.int_per_slot) * ks >= packed_singles));
-    let slots = own_slots.clone() + ks + k0 + x + f64::from(new_numa_pxbs);
-    pb = pb.with(constraint!(slots <= f64::from(m.s0) + ss));
-    let buses = r0 + tx + d + w + x + numa_t + sum(b.iter().map(|&e| e.into())) + f64::from(new_numa_pxbs + m.bus_used);
-    pb = pb.with(constraint!(buses <= f64::from(m.bus_max) + sb));
+    if !roomy {
+        pb = pb.with(constraint!(f64::from(m.int_per_slot) * ks.clone() >= packed_singles.clone()));
+        let slots = own_slots.clone() + ks.clone() + k0.clone() + x.clone() + f64::from(new_numa_pxbs);
+        pb = pb.with(constraint!(slots <= f64::from(m.s0) + ss.clone()));
+    }
+    let buses = r0 + tx.clone() + d.clone() + w.clone() + x.clone() + numa_t + sum(b.iter().cloned()) + f64::from(new_numa_pxbs + m.bus_used);
+    if !bus_room {
+        pb = pb.with(constraint!(buses <= f64::from(m.bus_max) + sb.clone()));
+    }
 
     // R-IO: every port whose device has I/O BARs, and every bridge holding one, takes a 4 KiB window.
-    let io = sum(m.classes.iter().enumerate().filter(|(_, c)| c.io).map(|(i, _)| val(Place::Port, i) + val(Place::OffPort, i)))
-        + sum(bio.iter().map(|&e| e.into()))
-        + f64::from(m.io_used);
-    pb = pb.with(constraint!(io.clone() <= f64::from(m.io_max) + si));
+    let io_ports = sum(m.classes.iter().enumerate().filter(|(_, c)| c.io).map(|(i, _)| val(Place::Port, i) + val(Place::OffPort, i)));
+    let io = io_ports.clone() + sum(bio.iter().map(|&e| ex(e))) + f64::from(m.io_used);
+    if !io_room {
+        pb = pb.with(constraint!(io.clone() <= f64::from(m.io_max) + si.clone()));
+    }
 
     if grow.is_some() {
-        pb = pb.with(constraint!(ss + sb + si <= 0.0));
+        pb = pb.with(constraint!(ss.clone() + sb.clone() + si.clone() <= 0.0));
     }
     let sol = match pb.solve() {
         Ok(s) => s,
@@ -286,6 +335,22 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     };
     let optimal = matches!(sol.status(), SolutionStatus::Optimal);
     let get = |var: Variable| -> u32 { sol.value(var).round().max(0.0) as u32 };
+    let eval = |e: &Expression| -> u32 { sol.eval(e).round().max(0.0) as u32 };
+    let r0_val = get(r0);
+    // Values of dropped variables follow from the others.
+    let k0_val = k0v.map(get).unwrap_or_else(|| r0_val.saturating_sub(m.f0).div_ceil(m.ports_per_slot.max(1)));
+    let ks_val = ksv.map(get).unwrap_or_else(|| eval(&packed_singles).div_ceil(m.int_per_slot.max(1)));
+    let io_val = if io_room {
+        let bio_val: u32 = (0..nreg)
+            .map(|r| {
+                let io_bridged: u32 = m.classes.iter().enumerate().filter(|(_, c)| c.region == r && c.io).map(|(i, _)| eval(&val(Place::Bridge, i))).sum();
+                io_bridged.saturating_sub(m.regions[r].bridge_free).div_ceil(m.bridge_cap.max(1))
+            })
+            .sum();
+        eval(&io_ports) + bio_val + m.io_used
+    } else {
+        eval(&io)
+    };
     let counts = Counts {
         v: v.iter().map(|row| {
             let mut out = [0u32; 4];
@@ -295,22 +360,22 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
             out
         })
         .collect(),
-        r0: get(r0),
-        k0: get(k0),
-        x: get(x),
-        tx: get(tx),
-        w: get(w),
-        d: get(d),
-        t: t.iter().map(|&e| get(e)).collect(),
-        b: b.iter().map(|&e| get(e)).collect(),
-        eon: eon.iter().map(|&e| get(e)).collect(),
-        eoff: eoff.iter().map(|&e| get(e)).collect(),
+        r0: r0_val,
+        k0: k0_val,
+        x: xv.map(get).unwrap_or(0),
+        tx: txv.map(get).unwrap_or(0),
+        w: wv.map(get).unwrap_or(0),
+        d: dv.map(get).unwrap_or(0),
+        t: tv.iter().map(|&e| e.map(get).unwrap_or(0)).collect(),
+        b: bv.iter().map(|&e| e.map(get).unwrap_or(0)).collect(),
+        eon: eonv.iter().map(|&e| e.map(get).unwrap_or(0)).collect(),
+        eoff: eoffv.iter().map(|&e| e.map(get).unwrap_or(0)).collect(),
         cost: sol.eval(&cost).round().max(0.0) as u32,
-        slack_slots: get(ss),
-        slack_bus: get(sb),
-        slack_io: get(si),
-        io_windows: sol.eval(&io).round().max(0.0) as u32,
-        int_slots: (sol.eval(&own_slots) + sol.value(ks)).round().max(0.0) as u32,
+        slack_slots: ssv.map(get).unwrap_or(0),
+        slack_bus: sbv.map(get).unwrap_or(0),
+        slack_io: siv.map(get).unwrap_or(0),
+        io_windows: io_val,
+        int_slots: eval(&own_slots) + ks_val,
         optimal,
     };
     Ok(counts)
