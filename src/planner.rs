@@ -18,7 +18,7 @@ use crate::error::{Cause, Explanation, PlanError};
 use crate::ilp::{self, Class, Counts, Model, Place, Region};
 use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::{Hotplug, Request};
-use crate::topology::{Node, Topology};
+use crate::topology::{IdMap, Node, Topology};
 use crate::validate::{pinned_plan, validate, validate_pins};
 
 /// Plans one guest with the catalog its `machine` names.
@@ -559,7 +559,7 @@ struct Assigner<'a> {
     world: &'a World,
     plan: Plan,
     ids: BTreeSet<String>,
-    counters: HashMap<&'static str, u32>,
+    counters: IdMap<&'static str, u32>,
     place: Vec<Option<Place>>,
     root_free: VecDeque<u8>,
 }
@@ -588,7 +588,7 @@ impl<'a> Assigner<'a> {
             .collect();
         let mut plan = pinned;
         plan.devices.clear();
-        Assigner { req, cat, units, unit_class, model, counts, world, plan, ids, counters: HashMap::new(), place, root_free: world.root_free.iter().copied().collect() }
+        Assigner { req, cat, units, unit_class, model, counts, world, plan, ids, counters: IdMap::default(), place, root_free: world.root_free.iter().copied().collect() }
     }
 
     fn new_id(&mut self, prefix: &'static str) -> String {
@@ -603,8 +603,9 @@ impl<'a> Assigner<'a> {
         }
     }
 
-    fn add(&mut self, m: &ControllerModel, prefix: &'static str, bus: &str, slot: u8, function: u8) -> String {
-        let id = self.new_id(prefix);
+    fn add(&mut self, m: &ControllerModel, _prefix: &'static str, bus: &str, slot: u8, function: u8) -> String {
+        // A temporary name no request id can have; `finish` names added controllers for good.
+        let id = format!("#{}", self.plan.controllers.len());
         let is_port = m.hotplug == crate::catalog::HotplugControl::Property;
         self.plan.controllers.push(PlacedController {
             id: id.clone(),
@@ -890,7 +891,7 @@ impl<'a> Assigner<'a> {
             let t = Topology::build(&self.plan, cat);
             t.descendants(t.root).into_iter().filter_map(|n| match t.g[n] { Node::Ctrl(c) => Some(c.id.clone()), _ => None }).collect()
         };
-        let mut by_id: HashMap<String, PlacedController> = self.plan.controllers.drain(..).map(|c| (c.id.clone(), c)).collect();
+        let mut by_id: IdMap<String, PlacedController> = self.plan.controllers.drain(..).map(|c| (c.id.clone(), c)).collect();
         self.plan.controllers = order.iter().filter_map(|id| by_id.remove(id)).collect();
         // Anything unreachable (cannot happen after pin validation) keeps its place at the end.
         let mut rest: Vec<PlacedController> = by_id.into_values().collect();
@@ -899,10 +900,7 @@ impl<'a> Assigner<'a> {
 
         // Added controllers are named by class in address order (rp1, rp2, ...).
         self.counters.clear();
-        for c in self.plan.controllers.iter().filter(|c| c.added) {
-            self.ids.remove(&c.id);
-        }
-        let mut rename: HashMap<String, String> = HashMap::new();
+        let mut rename: IdMap<String, String> = IdMap::default();
         for i in 0..self.plan.controllers.len() {
             if !self.plan.controllers[i].added {
                 continue;
@@ -950,7 +948,7 @@ impl<'a> Assigner<'a> {
         }
 
         let t = Topology::build(&self.plan, cat);
-        let mut updates: HashMap<String, (Option<u8>, Option<u32>)> = HashMap::new();
+        let mut updates: IdMap<String, (Option<u8>, Option<u32>)> = IdMap::default();
         // Expander bus ranges: from the top down, each new expander below the previous range.
         let mut ranges: Vec<(u32, u32)> = Vec::new();
         let mut below_root = 0u32;
@@ -1004,7 +1002,7 @@ impl<'a> Assigner<'a> {
                 multi.insert((bus.clone(), slot));
             }
         }
-        let hp: HashMap<String, bool> = self
+        let hp: IdMap<String, bool> = self
             .plan
             .devices
             .iter()
@@ -1027,7 +1025,7 @@ impl<'a> Assigner<'a> {
                 c.multifunction = true;
             }
         }
-        let order: HashMap<&str, usize> = self.req.devices.iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
+        let order: IdMap<&str, usize> = self.req.devices.iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
         self.plan.devices.sort_by_key(|d| order.get(d.id.as_str()).copied().unwrap_or(usize::MAX));
         for d in &mut self.plan.devices {
             if d.function == 0 && multi.contains(&(d.bus.clone(), d.slot)) {

@@ -264,17 +264,18 @@ impl Request {
             .devices
             .iter()
             .enumerate()
-            .map(|(i, d)| (format!("devices[{i}]"), &d.id))
-            .chain(self.controllers.iter().enumerate().map(|(i, c)| (format!("controllers[{i}]"), &c.id)));
-        for (field, id) in named {
+            .map(|(i, d)| (("devices", i), &d.id))
+            .chain(self.controllers.iter().enumerate().map(|(i, c)| (("controllers", i), &c.id)));
+        for ((list, i), id) in named {
+            let field = || format!("{list}[{i}]");
             if !valid_id(id) {
                 return Err(InputError::new(
-                    format!("{field}.id"),
+                    format!("{}.id", field()),
                     format!("'{id}' is not a valid QEMU id (letters, digits, '-', '_', '.'; starts with a letter)"),
                 ));
             }
             if id == "pcie.0" || !ids.insert(id.as_str()) {
-                return Err(InputError::new(format!("{field}.id"), format!("duplicate id '{id}'")));
+                return Err(InputError::new(format!("{}.id", field()), format!("duplicate id '{id}'")));
             }
         }
         for (i, d) in self.devices.iter().enumerate() {

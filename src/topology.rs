@@ -3,6 +3,7 @@
 //! the slot and function.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
@@ -32,14 +33,39 @@ impl<'a> Node<'a> {
     }
 }
 
+/// FNV-1a: ids are short strings, and the default SipHash costs more than the lookups.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// A map keyed by ids.
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
 /// A plan's topology.
 pub(crate) struct Topology<'a> {
     pub g: StableDiGraph<Node<'a>, (u8, u8)>,
     pub root: NodeIndex,
-    pub ids: HashMap<&'a str, NodeIndex>,
+    pub ids: IdMap<&'a str, NodeIndex>,
     /// Nodes whose bus names no existing bus: (node, bus name).
     pub dangling: Vec<(NodeIndex, &'a str)>,
     cat: &'a Catalog,
+    /// Children of each node, sorted by (slot, function), by node index.
+    kids: Vec<Vec<(u8, u8, NodeIndex)>>,
+    /// Controller model of each node, by node index.
+    models: Vec<Option<&'a ControllerModel>>,
 }
 
 impl<'a> Topology<'a> {
@@ -47,7 +73,7 @@ impl<'a> Topology<'a> {
     pub fn build(plan: &'a Plan, cat: &'a Catalog) -> Topology<'a> {
         let mut g = StableDiGraph::new();
         let root = g.add_node(Node::Root);
-        let mut ids = HashMap::new();
+        let mut ids = IdMap::default();
         ids.insert(cat.root.bus.as_str(), root);
         let mut members = Vec::new();
         for c in &plan.controllers {
@@ -69,15 +95,23 @@ impl<'a> Topology<'a> {
                 _ => dangling.push((n, bus)),
             }
         }
-        Topology { g, root, ids, dangling, cat }
+        let count = g.node_count();
+        let mut kids = vec![Vec::new(); count];
+        let mut models = vec![None; count];
+        for n in g.node_indices() {
+            let mut v: Vec<_> = g.edges_directed(n, Direction::Outgoing).map(|e| (e.weight().0, e.weight().1, e.target())).collect();
+            v.sort();
+            kids[n.index()] = v;
+            if let Node::Ctrl(c) = g[n] {
+                models[n.index()] = cat.controller(&c.model);
+            }
+        }
+        Topology { g, root, ids, dangling, cat, kids, models }
     }
 
     /// The controller model of a node, if it is a controller of a known model.
     pub fn model(&self, n: NodeIndex) -> Option<&'a ControllerModel> {
-        match self.g[n] {
-            Node::Ctrl(c) => self.cat.controller(&c.model),
-            _ => None,
-        }
+        self.models.get(n.index()).copied().flatten()
     }
 
     /// The parent of a node.
@@ -87,9 +121,12 @@ impl<'a> Topology<'a> {
 
     /// Children with their (slot, function), sorted by address.
     pub fn children(&self, n: NodeIndex) -> Vec<(u8, u8, NodeIndex)> {
-        let mut v: Vec<_> = self.g.edges_directed(n, Direction::Outgoing).map(|e| (e.weight().0, e.weight().1, e.target())).collect();
-        v.sort();
-        v
+        self.kids.get(n.index()).cloned().unwrap_or_default()
+    }
+
+    /// Children as a slice (see [`Topology::children`]).
+    pub fn kids(&self, n: NodeIndex) -> &[(u8, u8, NodeIndex)] {
+        self.kids.get(n.index()).map(|v| v.as_slice()).unwrap_or(&[])
     }
 
     /// The bus type of the bus a node owns (`pcie-root`, `port`, `switch`, `conventional`, `pxb`).
@@ -149,13 +186,14 @@ impl<'a> Topology<'a> {
     /// Nodes below `n` (depth first, in address order), not including `n`.
     pub fn descendants(&self, n: NodeIndex) -> Vec<NodeIndex> {
         let mut out = Vec::new();
-        let mut stack: Vec<NodeIndex> = self.children(n).into_iter().rev().map(|c| c.2).collect();
+        let mut seen = vec![false; self.kids.len()];
+        let mut stack: Vec<NodeIndex> = self.kids(n).iter().rev().map(|c| c.2).collect();
         while let Some(x) = stack.pop() {
-            if out.contains(&x) {
+            if std::mem::replace(&mut seen[x.index()], true) {
                 continue;
             }
             out.push(x);
-            stack.extend(self.children(x).into_iter().rev().map(|c| c.2));
+            stack.extend(self.kids(x).iter().rev().map(|c| c.2));
         }
         out
     }
@@ -172,7 +210,7 @@ impl<'a> Topology<'a> {
         let Node::Ctrl(_) = self.g[n] else { return 0 };
         let mut own_io = false;
         let mut below = 0;
-        for (_, _, c) in self.children(n) {
+        for &(_, _, c) in self.kids(n) {
             match self.g[c] {
                 Node::Dev(d) => own_io |= crate::planner::needs_io(self.cat, &d.model, d.kind),
                 Node::Ctrl(_) => below += self.io_windows(c),
