@@ -64,6 +64,10 @@ pub(crate) struct Region {
     pub e_on: u32,
     /// Free existing `hotplug=off` ports.
     pub e_off: u32,
+    /// Of `e_on`, those only an endpoint may use (no bus number left for a bridge).
+    pub e_on_ep: u32,
+    /// Of `e_off`, those only an endpoint may use.
+    pub e_off_ep: u32,
     /// Free existing hot-pluggable bridge slots.
     pub bridge_free: u32,
     /// Root-port positions free on existing expanders of this region.
@@ -100,6 +104,9 @@ pub(crate) struct Model {
     pub bus_used: u32,
     /// Bus numbers available.
     pub bus_max: u32,
+    /// Bus numbers left below the lowest pinned expander's `bus_nr` for the `pcie.0`
+    /// hierarchy (R-BUSNR); `u32::MAX` without pinned expanders.
+    pub root_bus_room: u32,
     /// I/O windows existing controllers already take.
     pub io_used: u32,
     /// I/O windows the firmware can give bridges.
@@ -122,6 +129,8 @@ pub(crate) struct Counts {
     pub b: Vec<u32>,
     pub eon: Vec<u32>,
     pub eoff: Vec<u32>,
+    /// New expanders per NUMA region.
+    pub xr: Vec<u32>,
     /// Controllers added.
     pub cost: u32,
     /// Missing `pcie.0` slots (0 when feasible).
@@ -202,8 +211,10 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         })
         .sum();
     let ports_max = portable + m.spare + bridges_max;
-    let numa_pxbs = m.regions.iter().skip(1).filter(|r| r.new_pxb).count() as u32;
-    let roomy = grow.is_none() && may_integrate + ports_max.div_ceil(m.ports_per_slot.max(1)) + numa_pxbs <= m.s0;
+    let numa_pxbs = m.regions.iter().skip(1).filter(|r| r.new_pxb || r.pxb_free == 0).count() as u32;
+    let roomy = grow.is_none()
+        && may_integrate + ports_max.div_ceil(m.ports_per_slot.max(1)) + numa_pxbs <= m.s0
+        && ports_max + bridges_max <= m.root_bus_room;
     let bus_room = roomy && m.bus_used + ports_max + bridges_max + numa_pxbs <= m.bus_max;
     let io_portable = n_where(&|c| c.io && (c.allowed[Place::Port as usize] || c.allowed[Place::OffPort as usize]));
     let io_room = grow.is_none() && m.io_used + io_portable + io_bridges_max <= m.io_max;
@@ -231,9 +242,12 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     let val = |p: Place, ci: usize| -> Expression { v[ci][p as usize].map(Expression::from).unwrap_or_default() };
     let in_region = |r: usize| m.classes.iter().enumerate().filter(move |(_, c)| c.region == r);
 
-    let new_numa_pxbs: u32 = m.regions.iter().skip(1).filter(|r| r.new_pxb).count() as u32;
+    // New expanders per NUMA region (a region whose node has no expander needs one; one whose
+    // expander is full, or has no bus numbers left above its bus_nr, may take another).
+    let xrv: Vec<Option<Variable>> = (0..nreg).map(|r| opt(&mut vars, r > 0)).collect();
+    let new_numa_pxbs: Expression = sum(xrv.iter().map(|&o| ex(o)));
     let cost: Expression = r0 + x.clone() + tx.clone() + w.clone() + d.clone() + sum(t.iter().skip(1).cloned()) + sum(b.iter().cloned())
-        + f64::from(new_numa_pxbs);
+        + new_numa_pxbs.clone();
     let tie: Expression = 20.0 * (x.clone() + w.clone()) + tx.clone() + d.clone() + sum(t.iter().skip(1).cloned());
     let mut objective = 1_000_000.0 * (ss.clone() + sb.clone() + si.clone()) + 1000.0 * cost.clone() + tie;
     if let Some(g) = grow {
@@ -266,8 +280,18 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         if r == 0 {
             flexible = flexible + w.clone();
         }
+        let on_units = sum(in_region(r).filter(|(_, c)| !c.off).map(|(i, _)| val(Place::Port, i)));
         if eoffv[r].is_some() {
             pb = pb.with(constraint!(eoff[r].clone() <= off_dem.clone() + flexible));
+            if m.regions[r].e_off_ep > 0 {
+                let any_units = sum(in_region(r).filter(|(_, c)| c.any).map(|(i, _)| val(Place::Port, i)));
+                pb = pb.with(constraint!(eoff[r].clone() <= f64::from(m.regions[r].e_off - m.regions[r].e_off_ep) + off_dem.clone() + any_units));
+            }
+        }
+        if eonv[r].is_some() && m.regions[r].e_on_ep > 0 {
+            // Endpoint-only ports take units, or stay empty as spares.
+            let spare = if r == 0 { f64::from(m.spare) } else { 0.0 };
+            pb = pb.with(constraint!(eon[r].clone() <= f64::from(m.regions[r].e_on - m.regions[r].e_on_ep) + on_units + spare));
         }
         if eonv[r].is_some() {
             pb = pb.with(constraint!(eon[r].clone() <= other.clone()));
@@ -289,9 +313,8 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         if r == 0 {
             global_new = new_ports;
         } else {
-            let cap = if m.regions[r].new_pxb { m.pxb_cap } else { m.regions[r].pxb_free };
             pb = pb.with(constraint!(new_ports.clone() <= t[r].clone()));
-            pb = pb.with(constraint!(t[r].clone() <= f64::from(cap)));
+            pb = pb.with(constraint!(t[r].clone() <= f64::from(m.regions[r].pxb_free) + f64::from(m.pxb_cap) * ex(xrv[r])));
             numa_new = numa_new + new_ports;
         }
     }
@@ -310,12 +333,19 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     let own_slots = sum(m.classes.iter().enumerate().filter(|(_, c)| !c.packable).map(|(i, _)| val(Place::Integrated, i)));
     if !roomy {
         pb = pb.with(constraint!(f64::from(m.int_per_slot) * ks.clone() >= packed_singles.clone()));
-        let slots = own_slots.clone() + ks.clone() + k0.clone() + x.clone() + f64::from(new_numa_pxbs);
+        let slots = own_slots.clone() + ks.clone() + k0.clone() + x.clone() + new_numa_pxbs.clone();
         pb = pb.with(constraint!(slots <= f64::from(m.s0) + ss.clone()));
     }
-    let buses = r0 + tx.clone() + d.clone() + w.clone() + x.clone() + numa_t + sum(b.iter().cloned()) + f64::from(new_numa_pxbs + m.bus_used);
+    let buses = r0 + tx.clone() + d.clone() + w.clone() + x.clone() + numa_t + sum(b.iter().cloned()) + new_numa_pxbs.clone() + f64::from(m.bus_used);
     if !bus_room {
         pb = pb.with(constraint!(buses <= f64::from(m.bus_max) + sb.clone()));
+    }
+    if m.root_bus_room < m.bus_max {
+        // Below pcie.0 the firmware numbers from 1 up to the lowest pinned expander's bus_nr.
+        // (Bridges may sit below an expander instead, so they are not counted here; a plan
+        // whose bridge lands below pcie.0 without room fails validation and is reported as
+        // R-BUSNR.)
+        pb = pb.with(constraint!(r0 + d.clone() + w.clone() <= f64::from(m.root_bus_room) + sb.clone()));
     }
 
     // R-IO: every port whose device has I/O BARs, and every bridge holding one, takes a 4 KiB window.
@@ -370,6 +400,7 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         b: bv.iter().map(|&e| e.map(get).unwrap_or(0)).collect(),
         eon: eonv.iter().map(|&e| e.map(get).unwrap_or(0)).collect(),
         eoff: eoffv.iter().map(|&e| e.map(get).unwrap_or(0)).collect(),
+        xr: xrv.iter().map(|&e| e.map(get).unwrap_or(0)).collect(),
         cost: sol.eval(&cost).round().max(0.0) as u32,
         slack_slots: ssv.map(get).unwrap_or(0),
         slack_bus: sbv.map(get).unwrap_or(0),
@@ -401,6 +432,7 @@ mod tests {
             bus_used: 0,
             bus_max: 255,
             io_used: 0,
+            root_bus_room: u32::MAX,
             io_max: 14,
             io_window_kib: 4,
         }

@@ -58,6 +58,20 @@ pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
     }
     let plan = Assigner::new(req, cat, &units, &unit_class, &model, &counts, &world, pinned).run()?;
     let bad = validate(&plan, req, cat);
+    if !bad.is_empty() && bad.iter().all(|v| v.rule == "R-BUSNR") {
+        // The program budgets bus numbers in total and per pinned expander; a pinned
+        // expander's bus_nr can still leave its subtree (or pcie.0's) too little room.
+        return Err(PlanError::Infeasible(Explanation {
+            causes: vec![Cause {
+                rule: "R-BUSNR".into(),
+                message: format!("the guest bus numbers do not fit the pinned expander ranges: {}", bad.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("; ")),
+                devices: bad.iter().map(|v| v.device.clone()).collect(),
+                need: 0,
+                have: cat.bus_numbers.max,
+                hints: vec!["lower the bus_nr of the pinned pxb-pcie to leave room above it, or unpin it".to_string(), "fewer hot-pluggable devices need fewer ports".to_string()],
+            }],
+        }));
+    }
     if !bad.is_empty() {
         let list: Vec<String> = bad.iter().map(|b| b.to_string()).collect();
         return Err(PlanError::Solver(format!("internal error: the plan fails validation: {}", list.join("; "))));
@@ -191,6 +205,11 @@ struct FreePort {
     id: String,
     hotplug: bool,
     region: usize,
+    /// Below a pinned expander whose bus_nr range has no bus number left: only an endpoint
+    /// may go there (a bridge or switch would need one more, R-BUSNR).
+    endpoint_only: bool,
+    /// The pinned expander with a bus_nr it is below, if any.
+    pxb: Option<String>,
 }
 
 /// What the pinned topology already offers.
@@ -212,6 +231,8 @@ pub(crate) struct World {
     bus_used: u32,
     /// I/O windows pinned controllers take (ports and bridges with I/O devices pinned below).
     io_used: u32,
+    /// Bus numbers left for the pcie.0 hierarchy below the lowest pinned expander.
+    root_bus_room: u32,
     pinned_pxb_numa: BTreeSet<u32>,
     /// Pinned endpoints on the root bus (for hints).
     root_pins: Vec<(String, String)>,
@@ -264,6 +285,12 @@ impl World {
             }
         }
         w.io_used = t.total_io_windows();
+        w.root_bus_room = {
+            let lowest = pinned.controllers.iter().filter_map(|c| c.bus_nr.map(u32::from)).min();
+            let below_root = t.descendants(t.root).into_iter().filter(|&n| t.uses_bus_number(n) && t.bus_type(n) != Some("pxb") && t.expander_of(n).is_none()).count() as u32;
+            lowest.map(|l| l.saturating_sub(1 + below_root)).unwrap_or(u32::MAX)
+        };
+        let mut rooms: BTreeMap<NodeIndex, usize> = BTreeMap::new();
         let mut ctrl_nodes: Vec<NodeIndex> = t.descendants(t.root);
         ctrl_nodes.retain(|&n| matches!(t.g[n], Node::Ctrl(_)));
         for n in ctrl_nodes {
@@ -277,7 +304,15 @@ impl World {
             match m.bus.bus_type.as_str() {
                 "port" => {
                     if occ.is_empty() {
-                        w.ports.push(FreePort { id: c.id.clone(), hotplug: t.bus_hotpluggable(n), region });
+                        // Below a pinned expander with a bus_nr and no bus number left in its
+                        // range (`rooms`), a free port takes endpoints only.
+                        let below = t.expander_of(n).filter(|x| rooms.contains_key(x));
+                        let endpoint_only = below.and_then(|x| rooms.get(&x)) == Some(&0);
+                        let pxb = below.and_then(|x| match t.g[x] {
+                            Node::Ctrl(c) => Some(c.id.clone()),
+                            _ => None,
+                        });
+                        w.ports.push(FreePort { id: c.id.clone(), hotplug: t.bus_hotpluggable(n), region, endpoint_only, pxb });
                     }
                 }
                 "pxb" => {
@@ -285,6 +320,15 @@ impl World {
                     if let Some(numa) = c.numa_node {
                         w.pinned_pxb_numa.insert(numa);
                     }
+                    // R-BUSNR: its buses run from bus_nr up to the next expander's bus_nr (or
+                    // the last bus number); new ports below it must fit in what is left.
+                    let room = c.bus_nr.map(|nr| {
+                        let nr = u32::from(nr);
+                        let upper = pinned.controllers.iter().filter_map(|o| o.bus_nr.map(u32::from)).filter(|&o| o > nr).min().unwrap_or(cat.bus_numbers.max + 1);
+                        let size = 1 + t.descendants(n).into_iter().filter(|&d| t.uses_bus_number(d)).count() as u32;
+                        upper.saturating_sub(nr + size) as usize
+                    });
+                    let before = w.pxb_positions[r].len();
                     for s in m.bus.slots.min..=m.bus.slots.max {
                         match occ.get(&s) {
                             None => (0..m.bus.functions).for_each(|f| w.pxb_positions[r].push((c.id.clone(), s, f))),
@@ -297,6 +341,10 @@ impl World {
                             }
                             Some(_) => {}
                         }
+                    }
+                    if let Some(room) = room {
+                        w.pxb_positions[r].truncate(before + room);
+                        rooms.insert(n, room);
                     }
                 }
                 "switch" => {
@@ -372,6 +420,8 @@ fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Mode
         .map(|(r, numa)| Region {
             e_on: w.ports.iter().filter(|p| p.region == r && p.hotplug).count() as u32,
             e_off: w.ports.iter().filter(|p| p.region == r && !p.hotplug).count() as u32,
+            e_on_ep: w.ports.iter().filter(|p| p.region == r && p.hotplug && p.endpoint_only).count() as u32,
+            e_off_ep: w.ports.iter().filter(|p| p.region == r && !p.hotplug && p.endpoint_only).count() as u32,
             bridge_free: w.bridge_slots[r].len() as u32,
             pxb_free: w.pxb_positions[r].len() as u32,
             new_pxb: numa.map(|n| !w.pinned_pxb_numa.contains(&n)).unwrap_or(false),
@@ -396,6 +446,7 @@ fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Mode
         bus_used: w.bus_used,
         bus_max: cat.bus_numbers.max,
         io_used: w.io_used,
+        root_bus_room: w.root_bus_room,
         io_window_kib: cat.io_space.window_kib,
         io_max: (cat.io_space.total_kib.saturating_sub(cat.io_space.reserved_kib)) / cat.io_space.window_kib.max(1),
     };
@@ -469,7 +520,7 @@ fn explain(req: &Request, units: &[Unit], unit_class: &[Option<usize>], model: &
                 format!("{} hotplug-off devices need {forced_slots} integrated slots (8 per slot); pcie.0 has {} free", forced.len(), model.s0)
             }
         } else {
-            let pxbs = c.x + model.regions.iter().filter(|r| r.new_pxb).count() as u32;
+            let pxbs = c.x + c.xr.iter().sum::<u32>();
             format!(
                 "the devices need {need} pcie.0 slots ({} for integrated devices, {} for root ports, {pxbs} for expander buses); pcie.0 has {} free",
                 c.int_slots, c.k0, model.s0
@@ -706,6 +757,7 @@ impl<'a> Assigner<'a> {
                 root_positions.push_back(Pos { bus: root.clone(), slot: s, function: f, class: CLASS_ROOT_PORT });
             }
         }
+        root_positions.truncate(self.counts.r0 as usize);
         // C. Expanders: NUMA regions needing one, then global ones.
         let pxb = cat.adder_or_internal(CLASS_PXB);
         let positions_on = |id: &str| -> Vec<Pos> {
@@ -720,7 +772,7 @@ impl<'a> Assigner<'a> {
             .map(|r| self.world.pxb_positions[r].iter().map(|(b, s, f)| Pos { bus: b.clone(), slot: *s, function: *f, class: CLASS_ROOT_PORT }).collect())
             .collect();
         for r in 1..nreg {
-            if self.model.regions[r].new_pxb {
+            for _ in 0..self.counts.xr.get(r).copied().unwrap_or(0) {
                 let s = self.next_root_slot()?;
                 let id = self.add(pxb, "pxb", &root, s, 0);
                 if let Some(c) = self.plan.controllers.last_mut() {
@@ -780,27 +832,50 @@ impl<'a> Assigner<'a> {
         // Existing free ports: off ports to off units, on ports to on units, then either to
         // what does not care (any units, bridges, switch upstreams; off ports first, so that
         // hot-pluggable ones stay for spares).
-        let mut e_off: VecDeque<String> = self.world.ports.iter().filter(|p| p.region == r && !p.hotplug).map(|p| p.id.clone()).collect();
-        let mut e_on: VecDeque<String> = self.world.ports.iter().filter(|p| p.region == r && p.hotplug).map(|p| p.id.clone()).collect();
+        // Ports that only endpoints may use are listed first and skipped for the others.
+        let list = |hp: bool| -> VecDeque<(String, bool)> {
+            let mut v: Vec<(String, bool)> = self.world.ports.iter().filter(|p| p.region == r && p.hotplug == hp).map(|p| (p.id.clone(), p.endpoint_only)).collect();
+            v.sort_by_key(|p| !p.1);
+            v.into()
+        };
+        let (mut e_off, mut e_on) = (list(false), list(true));
+        fn take(q: &mut VecDeque<(String, bool)>, endpoint: bool) -> Option<String> {
+            let i = q.iter().position(|p| endpoint || !p.1)?;
+            q.remove(i).map(|p| p.0)
+        }
         let mut got: Vec<Option<String>> = vec![None; takers.len()];
         let hp_of = |t: &Taker| match t {
             Taker::Unit(u) => self.units[*u].hp,
             Taker::Spare => Hotplug::On,
             Taker::Bridge | Taker::Upstream => Hotplug::Any,
         };
+        let is_unit = |t: &Taker| matches!(t, Taker::Unit(_));
         for (k, t) in takers.iter().enumerate() {
             if hp_of(t) == Hotplug::Off {
-                got[k] = e_off.pop_front();
+                got[k] = take(&mut e_off, is_unit(t));
             }
         }
         for (k, t) in takers.iter().enumerate() {
             if got[k].is_none() && hp_of(t) == Hotplug::On {
-                got[k] = e_on.pop_front();
+                got[k] = take(&mut e_on, is_unit(t));
             }
         }
         for (k, t) in takers.iter().enumerate() {
             if got[k].is_none() && hp_of(t) == Hotplug::Any {
-                got[k] = e_off.pop_front().or_else(|| e_on.pop_front());
+                got[k] = take(&mut e_off, is_unit(t)).or_else(|| take(&mut e_on, is_unit(t)));
+            }
+        }
+        // A bridge or switch on an existing port below a pinned expander takes one of the bus
+        // numbers its range leaves: one fewer new port fits there.
+        for (k, t) in takers.iter().enumerate() {
+            if is_unit(t) {
+                continue;
+            }
+            let Some(id) = &got[k] else { continue };
+            if let Some(pxb) = self.world.ports.iter().find(|p| &p.id == id).and_then(|p| p.pxb.as_ref()) {
+                if let Some(i) = pool.iter().rposition(|p| &p.bus == pxb) {
+                    pool.remove(i);
+                }
             }
         }
         // Spares (global): existing empty hot-pluggable ports count first.
@@ -824,7 +899,20 @@ impl<'a> Assigner<'a> {
                 None => {
                     let pos = match pool.pop_front().or_else(|| downstream.pop_front()) {
                         Some(p) => p,
-                        None => return Err(PlanError::Solver("internal error: ran out of port positions the solver counted".into())),
+                        // Only a pinned expander's bus_nr range can make the counted positions
+                        // short (a bridge on one of its ports took a bus number).
+                        None => {
+                            return Err(PlanError::Infeasible(Explanation {
+                                causes: vec![Cause {
+                                    rule: "R-BUSNR".into(),
+                                    message: "the ports and bridges below the pinned pxb-pcie expanders need more bus numbers than their bus_nr ranges leave".into(),
+                                    devices: self.world.ports.iter().filter_map(|p| p.pxb.clone()).collect::<BTreeSet<_>>().into_iter().collect(),
+                                    need: 0,
+                                    have: 0,
+                                    hints: vec!["lower the bus_nr of the pinned pxb-pcie to leave room above it, or unpin it".to_string()],
+                                }],
+                            }))
+                        }
                     };
                     let (m, prefix) = if pos.class == CLASS_DOWNSTREAM { (cat.adder_or_internal(CLASS_DOWNSTREAM), "dp") } else { (cat.adder_or_internal(CLASS_ROOT_PORT), "rp") };
                     let id = self.add(m, prefix, &pos.bus, pos.slot, pos.function);

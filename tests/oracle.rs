@@ -963,7 +963,6 @@ fn case() -> impl Strategy<Value = Case> {
             build_case(slots, bus_max, io, policy, devs, pieces, mask)
         })
         .prop_filter("known bug: NUMA bridges not shared (see known_bug_numa_bridge_not_shared)", |c| !numa_bridge_sharing(&c.req))
-        .prop_filter("known bug: pinned bus_nr ignored (see known_bug_pinned_bus_nr_leaves_no_room)", |c| !c.req.controllers.iter().any(|x| x.bus_nr.is_some()))
         .prop_filter("known bug: existing bridge's I/O window (see known_bug_existing_bridge_io_window_not_counted)", |c| {
             !(c.io.is_some() && c.req.controllers.iter().any(|x| x.model == "pcie-pci-bridge"))
         })
@@ -992,15 +991,15 @@ fn known_bug_existing_bridge_io_window_not_counted() {
     }
 }
 
-/// KNOWN BUG (reported, not fixed here): the integer program counts bus numbers in total
+/// Was a bug (fixed: ports below a pinned expander are capped by the bus numbers its
+/// `bus_nr` leaves, and a NUMA node may get a second expander): the integer program counted bus numbers in total
 /// only, so the ports it adds below a pinned expander can run past the range its `bus_nr`
 /// leaves (R-BUSNR), and it never adds a second expander for a NUMA node that has one.
 /// Since the planner gives new expanders the top of the range (`bus_nr` 254 for one root
 /// port), re-planning with `--previous` to add a device on the same NUMA node fails with an
 /// internal validation error. Random cases with pinned `bus_nr` are left out until fixed.
 #[test]
-#[ignore = "known bug: a pinned expander's bus_nr range is not respected (internal error on re-plan)"]
-fn known_bug_pinned_bus_nr_leaves_no_room() {
+fn pinned_bus_nr_range_is_respected_on_replan() {
     let r1 =
         Request::from_json(r#"{"devices":[{"id":"d0","model":"virtio-net-pci","numa_node":1}]}"#)
             .unwrap();
@@ -1339,8 +1338,7 @@ fn oracle_and_planner_on_bus_number_budget() {
 /// bus numbers), so the user gets "solver: ... Time limit reached" instead of an
 /// explanation. On 5fa176f the same request solves in under a millisecond.
 #[test]
-#[ignore = "known bug: solver time limit on a tiny infeasible request"]
-fn known_bug_solver_time_limit_on_tiny_request() {
+fn solver_time_limit_on_tiny_request_regression() {
     let cat = shrunk_catalog(2, 4, None);
     let req = Request::from_json(
         r#"{"policy":{"default_hotplug":"off","spare_ports":2,"hotplug_off":"auto","pack_integrated":true},
