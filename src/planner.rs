@@ -131,9 +131,11 @@ fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
     let mut by_group: BTreeMap<&str, usize> = BTreeMap::new();
     let mut never: Vec<String> = Vec::new();
     for (i, d) in req.devices.iter().enumerate() {
-        let kind = req.kind_of(cat, d);
+        let dm = cat.device(&d.model);
+        let kind = d.bus_kind.or(dm.map(|m| m.kind)).unwrap_or(BusKind::Pcie);
+        let io = dm.map(|m| m.io).unwrap_or(kind == BusKind::Pci);
         let mut hp = req.hotplug_of(d);
-        if !cat.model_hotpluggable(&d.model) {
+        if !dm.map(|m| m.hotpluggable).unwrap_or(true) {
             // QEMU never unplugs this model: `on` cannot be met, and `off` holds anywhere.
             match hp {
                 Hotplug::On => never.push(d.id.clone()),
@@ -141,7 +143,7 @@ fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
                 Hotplug::Any => {}
             }
         }
-        let root_only = cat.device(&d.model).is_some_and(|m| m.root_only);
+        let root_only = dm.is_some_and(|m| m.root_only);
         match &d.group {
             Some(g) => {
                 if let Some(&u) = by_group.get(g.as_str()) {
@@ -165,7 +167,7 @@ fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
                     if kind == BusKind::Pci {
                         unit.kind = BusKind::Pci;
                     }
-                    unit.io |= needs_io(cat, &d.model, kind);
+                    unit.io |= io;
                     unit.root_only |= root_only;
                     unit.devs.push(i);
                     if unit.devs.len() > usize::from(cat.root.functions) {
@@ -173,10 +175,10 @@ fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
                     }
                 } else {
                     by_group.insert(g, out.len());
-                    out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: true, pinned: d.address.is_some(), io: needs_io(cat, &d.model, kind), mixed: false, root_only });
+                    out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: true, pinned: d.address.is_some(), io, mixed: false, root_only });
                 }
             }
-            None => out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: false, pinned: d.address.is_some(), io: needs_io(cat, &d.model, kind), mixed: false, root_only }),
+            None => out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: false, pinned: d.address.is_some(), io, mixed: false, root_only }),
         }
     }
     if !never.is_empty() {
