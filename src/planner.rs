@@ -236,6 +236,8 @@ pub(crate) struct World {
     /// Bus numbers left for the pcie.0 hierarchy below the lowest pinned expander.
     root_bus_room: u32,
     pinned_pxb_numa: BTreeSet<u32>,
+    /// Pinned expanders whose free positions are capped by their bus_nr range.
+    capped_pxbs: BTreeSet<String>,
     /// Pinned endpoints on the root bus (for hints).
     root_pins: Vec<(String, String)>,
 }
@@ -347,6 +349,7 @@ impl World {
                     if let Some(room) = room {
                         w.pxb_positions[r].truncate(before + room);
                         rooms.insert(n, room);
+                        w.capped_pxbs.insert(c.id.clone());
                     }
                 }
                 "switch" => {
@@ -899,7 +902,27 @@ impl<'a> Assigner<'a> {
             let port = match got[k].take() {
                 Some(p) => p,
                 None => {
-                    let pos = match pool.pop_front().or_else(|| downstream.pop_front()) {
+                    // A bridge or switch takes a bus number of its own: on a pinned expander
+                    // with a bus_nr range it also uses up one more position there, so it goes
+                    // elsewhere when it can.
+                    let capped = |p: &Pos| self.world.capped_pxbs.contains(&p.bus);
+                    let next = if is_unit(t) {
+                        pool.pop_front()
+                    } else {
+                        match pool.iter().position(|p| !capped(p)) {
+                            Some(i) => pool.remove(i),
+                            None => {
+                                let first = pool.pop_front();
+                                if let Some(f) = &first {
+                                    if let Some(i) = pool.iter().rposition(|p| p.bus == f.bus) {
+                                        pool.remove(i);
+                                    }
+                                }
+                                first
+                            }
+                        }
+                    };
+                    let pos = match next.or_else(|| downstream.pop_front()) {
                         Some(p) => p,
                         // Only a pinned expander's bus_nr range can make the counted positions
                         // short (a bridge on one of its ports took a bus number).
