@@ -131,6 +131,10 @@ pub(crate) struct Counts {
     pub eoff: Vec<u32>,
     /// New expanders per NUMA region.
     pub xr: Vec<u32>,
+    /// Conventional units without a NUMA node, with I/O BARs, hosted on each NUMA region's bridges.
+    pub share_io: Vec<u32>,
+    /// The same without I/O BARs.
+    pub share: Vec<u32>,
     /// Controllers added.
     pub cost: u32,
     /// Missing `pcie.0` slots (0 when feasible).
@@ -232,6 +236,13 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     let tv: Vec<Option<Variable>> = (0..nreg).map(|r| opt(&mut vars, r > 0)).collect();
     let bv: Vec<Option<Variable>> = (0..nreg).map(|r| opt(&mut vars, has_bridge(r))).collect();
     let t: Vec<Expression> = tv.iter().map(|&o| ex(o)).collect();
+    // Conventional units without a NUMA node may fill slots of a NUMA node's bridges
+    // (with and without I/O BARs counted apart, for R-IO).
+    let share_ok = |r: usize| r > 0 && has_bridge(r) && has_bridge(0);
+    let shiov: Vec<Option<Variable>> = (0..nreg).map(|r| opt(&mut vars, share_ok(r))).collect();
+    let shnv: Vec<Option<Variable>> = (0..nreg).map(|r| opt(&mut vars, share_ok(r))).collect();
+    let shared_io = sum(shiov.iter().map(|&o| ex(o)));
+    let shared_all = shared_io.clone() + sum(shnv.iter().map(|&o| ex(o)));
     let b: Vec<Expression> = bv.iter().map(|&o| ex(o)).collect();
     let bio: Vec<Option<Variable>> = (0..nreg).map(|_| opt(&mut vars, !io_room)).collect();
     let eonv: Vec<Option<Variable>> = m.regions.iter().map(|r| (r.e_on > 0).then(|| int(&mut vars, r.e_on))).collect();
@@ -300,13 +311,23 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
             pb = pb.with(constraint!(eon[r].clone() + eoff[r].clone() <= off_dem.clone() + other.clone()));
         }
         let new_ports = off_dem + other - eon[r].clone() - eoff[r].clone();
-        let bridged = sum(in_region(r).map(|(i, _)| val(Place::Bridge, i)));
+        let own_bridged = sum(in_region(r).map(|(i, _)| val(Place::Bridge, i)));
+        let own_io_bridged = sum(in_region(r).filter(|(_, c)| c.io).map(|(i, _)| val(Place::Bridge, i)));
+        let (bridged, io_bridged) = if r == 0 {
+            if shiov.iter().any(|o| o.is_some()) {
+                let io_units = own_io_bridged.clone();
+                pb = pb.with(constraint!(shared_io.clone() <= io_units));
+                pb = pb.with(constraint!(shared_all.clone() - shared_io.clone() <= own_bridged.clone() - own_io_bridged.clone()));
+            }
+            (own_bridged - shared_all.clone(), own_io_bridged - shared_io.clone())
+        } else {
+            (own_bridged + ex(shiov[r]) + ex(shnv[r]), own_io_bridged + ex(shiov[r]))
+        };
         if bv[r].is_some() {
             pb = pb.with(constraint!(f64::from(m.bridge_cap) * b[r].clone() + f64::from(m.regions[r].bridge_free) >= bridged));
         }
         // Bridges holding devices with I/O BARs (filled first) are the ones that take a window.
         if let (Some(bio_r), true) = (bio[r], bv[r].is_some()) {
-            let io_bridged = sum(in_region(r).filter(|(_, c)| c.io).map(|(i, _)| val(Place::Bridge, i)));
             pb = pb.with(constraint!(f64::from(m.bridge_cap) * bio_r + f64::from(m.regions[r].bridge_free) >= io_bridged));
             pb = pb.with(constraint!(bio_r <= b[r].clone()));
         }
@@ -401,6 +422,8 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         eon: eonv.iter().map(|&e| e.map(get).unwrap_or(0)).collect(),
         eoff: eoffv.iter().map(|&e| e.map(get).unwrap_or(0)).collect(),
         xr: xrv.iter().map(|&e| e.map(get).unwrap_or(0)).collect(),
+        share_io: shiov.iter().map(|&e| e.map(get).unwrap_or(0)).collect(),
+        share: shnv.iter().map(|&e| e.map(get).unwrap_or(0)).collect(),
         cost: sol.eval(&cost).round().max(0.0) as u32,
         slack_slots: ssv.map(get).unwrap_or(0),
         slack_bus: sbv.map(get).unwrap_or(0),

@@ -618,6 +618,8 @@ struct Assigner<'a> {
     counters: IdMap<&'static str, u32>,
     place: Vec<Option<Place>>,
     root_free: VecDeque<u8>,
+    /// Per NUMA region, the units without a NUMA node placed on its bridges.
+    hosted: Vec<Vec<usize>>,
 }
 
 impl<'a> Assigner<'a> {
@@ -628,7 +630,7 @@ impl<'a> Assigner<'a> {
         ids.insert(cat.root.bus.clone());
         // Which placement each unit gets: per class, in request order, Integrated, OffPort, Port, Bridge.
         let mut left: Vec<[u32; 4]> = counts.v.clone();
-        let place = unit_class
+        let place: Vec<Option<Place>> = unit_class
             .iter()
             .map(|k| {
                 let ci = (*k)?;
@@ -644,7 +646,24 @@ impl<'a> Assigner<'a> {
             .collect();
         let mut plan = pinned;
         plan.devices.clear();
-        Assigner { req, cat, units, unit_class, model, counts, world, plan, ids, counters: IdMap::default(), place, root_free: world.root_free.iter().copied().collect() }
+        // Conventional units without a NUMA node that go on NUMA nodes' bridges: per region,
+        // first those with I/O BARs, then the others, in request order.
+        let mut hosted: Vec<Vec<usize>> = vec![Vec::new(); model.regions.len()];
+        let mut taken: BTreeSet<usize> = BTreeSet::new();
+        let global_bridged = |io: bool| -> Vec<usize> {
+            (0..units.len())
+                .filter(|&u| place[u] == Some(Place::Bridge) && units[u].numa.is_none() && units[u].io == io)
+                .collect()
+        };
+        let (io_units, plain_units) = (global_bridged(true), global_bridged(false));
+        for r in 1..model.regions.len() {
+            for (want, pool) in [(counts.share_io.get(r).copied().unwrap_or(0), &io_units), (counts.share.get(r).copied().unwrap_or(0), &plain_units)] {
+                let pick: Vec<usize> = pool.iter().copied().filter(|u| !taken.contains(u)).take(want as usize).collect();
+                taken.extend(pick.iter().copied());
+                hosted[r].extend(pick);
+            }
+        }
+        Assigner { req, cat, units, unit_class, model, counts, world, plan, ids, counters: IdMap::default(), place, root_free: world.root_free.iter().copied().collect(), hosted }
     }
 
     fn new_id(&mut self, prefix: &'static str) -> String {
@@ -819,8 +838,15 @@ impl<'a> Assigner<'a> {
         let cat = self.cat;
         let region_of_unit = |u: &Unit| u.numa.and_then(|n| self.world.region_numa.iter().position(|&x| x == Some(n))).unwrap_or(0);
         let mine: Vec<usize> = (0..self.units.len()).filter(|&i| !self.units[i].pinned && region_of_unit(&self.units[i]) == r).collect();
+        // Conventional units without a NUMA node that the solver put on a NUMA node's bridges.
+        let hosted: Vec<usize> = if r == 0 {
+            Vec::new()
+        } else {
+            self.hosted.get(r).cloned().unwrap_or_default()
+        };
         let port_units: Vec<usize> = mine.iter().copied().filter(|&i| matches!(self.place[i], Some(Place::Port | Place::OffPort))).collect();
-        let bridge_units: Vec<usize> = mine.iter().copied().filter(|&i| self.place[i] == Some(Place::Bridge)).collect();
+        let hosted_anywhere: BTreeSet<usize> = self.hosted.iter().flatten().copied().collect();
+        let bridge_units: Vec<usize> = mine.iter().copied().filter(|&i| self.place[i] == Some(Place::Bridge) && !hosted_anywhere.contains(&i)).chain(hosted).collect();
 
         // Bridges needed after existing free bridge slots.
         let br = cat.adder_or_internal(CLASS_BRIDGE);

@@ -962,8 +962,8 @@ fn case() -> impl Strategy<Value = Case> {
             let pieces = if use_pieces { pieces } else { vec![] };
             build_case(slots, bus_max, io, policy, devs, pieces, mask)
         })
-        .prop_filter("known bug: NUMA bridges not shared (see known_bug_numa_bridge_not_shared)", |c| !numa_bridge_sharing(&c.req))
-        .prop_filter("known limitation: pinned expander bus_nr ranges (see pinned_bus_nr_range_is_respected_on_replan and known_bug_pinned_bus_nr_corner)", |c| !c.req.controllers.iter().any(|x| x.bus_nr.is_some()))
+        .prop_filter("known bug: NUMA ports not shared (see known_bug_numa_ports_not_shared)", |c| !numa_ports_sharing(&c.req))
+        .prop_filter("known limitation: pinned expander bus_nr ranges (see pinned_bus_nr_range_is_respected_on_replan and pinned_expanders_with_and_without_bus_nr)", |c| !c.req.controllers.iter().any(|x| x.bus_nr.is_some()))
         .prop_filter("known bug: existing bridge's I/O window (see known_bug_existing_bridge_io_window_not_counted)", |c| {
             !(c.io.is_some() && c.req.controllers.iter().any(|x| x.model == "pcie-pci-bridge"))
         })
@@ -1021,42 +1021,18 @@ fn pinned_bus_nr_range_is_respected_on_replan() {
 /// without a NUMA node never uses a free slot of a NUMA node's bridge. Cases with both kinds
 /// of conventional devices are left out of the random comparison until it is fixed; remove
 /// this filter then. `known_bug_numa_bridge_not_shared` keeps the minimal input.
-fn numa_bridge_sharing(req: &Request) -> bool {
-    // Same bug for existing free ports below an expander whose node an unplaced device asks
-    // for: that region's ports are not offered to devices without numa_node.
+fn numa_ports_sharing(req: &Request) -> bool {
+    // Existing free ports below an expander whose node an unplaced device asks for are not
+    // offered to devices without numa_node.
     let asked: BTreeSet<u32> = req
         .devices
         .iter()
         .filter(|d| d.address.is_none())
         .filter_map(|d| d.numa_node)
         .collect();
-    if req
-        .controllers
+    req.controllers
         .iter()
         .any(|c| c.numa_node.is_some_and(|n| asked.contains(&n)))
-    {
-        return true;
-    }
-    let cat = Catalog::q35();
-    let json = serde_json::to_value(cat).expect("catalog serialises");
-    // `off` devices QEMU never unplugs may sit on a bridge too.
-    let fixed = |m: &str| json["devices"][m]["hotpluggable"].as_bool() == Some(false);
-    let pci_bridgeable = |d: &&DeviceRequest| {
-        d.address.is_none()
-            && cat.device(&d.model).map(|m| m.kind) == Some(pciplan::BusKind::Pci)
-            && (d.hotplug.unwrap_or(req.policy.default_hotplug) != Hotplug::Off || fixed(&d.model))
-    };
-    let numa = req
-        .devices
-        .iter()
-        .filter(pci_bridgeable)
-        .any(|d| d.numa_node.is_some());
-    let global = req
-        .devices
-        .iter()
-        .filter(pci_bridgeable)
-        .any(|d| d.numa_node.is_none());
-    numa && global
 }
 
 /// Second minimal input (existing ports): an expander for node 1 with two empty hotplug=off
@@ -1082,8 +1058,7 @@ fn known_bug_numa_ports_not_shared() {
 /// root port for `d1`, an expander with a root port and a second bridge for `d0`) and claims
 /// the plan optimal; 3 suffice (`d1` shares `d0`'s bridge below the expander).
 #[test]
-#[ignore = "known bug: a NUMA node's pcie-pci-bridge is not shared with devices without numa_node"]
-fn known_bug_numa_bridge_not_shared() {
+fn numa_bridge_is_shared_with_devices_without_numa_node() {
     let req = Request::from_json(
         r#"{"devices":[{"id":"d0","model":"e1000","numa_node":0},{"id":"d1","model":"e1000"}]}"#,
     )
@@ -1355,14 +1330,13 @@ fn solver_time_limit_on_tiny_request_regression() {
     }
 }
 
-/// KNOWN BUG (reported, not fixed): with several pinned expanders, some with a bus_nr and
+/// Was a bug (it passes since the expander-range fixes): with several pinned expanders, some with a bus_nr and
 /// some without, the program budgets bus numbers per pinned range only partly; here the
 /// expander without a bus_nr finds no free range for its spare ports and the plan is
 /// refused (R-BUSNR) although the oracle finds one. The realistic flow (re-planning a
 /// planned NUMA guest) is covered by `pinned_bus_nr_range_is_respected_on_replan`.
 #[test]
-#[ignore = "known bug: pinned expanders with and without bus_nr in one request"]
-fn known_bug_pinned_bus_nr_corner() {
+fn pinned_expanders_with_and_without_bus_nr() {
     let req = Request::from_json(r#"{"machine":"q35","policy":{"default_hotplug":"on","spare_ports":2,"hotplug_off":"integrated","pack_integrated":false},"devices":[],"controllers":[{"id":"e0pxb","model":"pxb-pcie","address":{"bus":"pcie.0","slot":2,"function":0}},{"id":"e1pxb","model":"pxb-pcie","address":{"bus":"pcie.0","slot":1,"function":0},"bus_nr":3}]}"#).unwrap();
     let cat = shrunk_catalog(2, 6, None);
     let want = oracle_min(&req, &cat);
