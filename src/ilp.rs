@@ -70,6 +70,10 @@ pub(crate) struct Region {
     pub e_off_ep: u32,
     /// Free existing hot-pluggable bridge slots.
     pub bridge_free: u32,
+    /// Of those, slots on bridges that already have an I/O window (R-IO).
+    pub bridge_free_io: u32,
+    /// Existing bridges with free slots but no I/O window yet.
+    pub bridges_unwindowed: u32,
     /// Root-port positions free on existing expanders of this region.
     pub pxb_free: u32,
     /// Whether a new expander must be added for this region (NUMA region without one).
@@ -211,7 +215,11 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     let io_bridges_max: u32 = (0..nreg)
         .map(|r| {
             let bridged: u32 = m.classes.iter().filter(|c| c.region == r && c.io && c.allowed[Place::Bridge as usize]).map(|c| c.n).sum();
-            bridged.div_ceil(m.bridge_cap.max(1))
+            if bridged == 0 {
+                0
+            } else {
+                bridged.div_ceil(m.bridge_cap.max(1)) + m.regions[r].bridges_unwindowed
+            }
         })
         .sum();
     let ports_max = portable + m.spare + bridges_max;
@@ -328,8 +336,9 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         }
         // Bridges holding devices with I/O BARs (filled first) are the ones that take a window.
         if let (Some(bio_r), true) = (bio[r], bv[r].is_some()) {
-            pb = pb.with(constraint!(f64::from(m.bridge_cap) * bio_r + f64::from(m.regions[r].bridge_free) >= io_bridged));
-            pb = pb.with(constraint!(bio_r <= b[r].clone()));
+            // `bio` counts bridges that open a window: new ones, or existing ones without one.
+            pb = pb.with(constraint!(f64::from(m.bridge_cap) * bio_r + f64::from(m.regions[r].bridge_free_io) >= io_bridged));
+            pb = pb.with(constraint!(bio_r <= b[r].clone() + f64::from(m.regions[r].bridges_unwindowed)));
         }
         if r == 0 {
             global_new = new_ports;
@@ -395,7 +404,7 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         let bio_val: u32 = (0..nreg)
             .map(|r| {
                 let io_bridged: u32 = m.classes.iter().enumerate().filter(|(_, c)| c.region == r && c.io).map(|(i, _)| eval(&val(Place::Bridge, i))).sum();
-                io_bridged.saturating_sub(m.regions[r].bridge_free).div_ceil(m.bridge_cap.max(1))
+                io_bridged.saturating_sub(m.regions[r].bridge_free_io).div_ceil(m.bridge_cap.max(1))
             })
             .sum();
         eval(&io_ports) + bio_val + m.io_used

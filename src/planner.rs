@@ -224,8 +224,15 @@ pub(crate) struct World {
     /// NUMA node of each region (index 0 = none).
     region_numa: Vec<Option<u32>>,
     ports: Vec<FreePort>,
-    /// Free bridge (bus, slot) per region.
+    /// Free bridge (bus, slot) per region, slots of bridges that already have an I/O
+    /// window first.
     bridge_slots: Vec<Vec<(String, u8)>>,
+    /// Of those, slots on bridges that already have an I/O window, per region.
+    bridge_free_io: Vec<u32>,
+    /// Existing bridges with free slots and no I/O window yet, per region.
+    bridges_unwindowed: Vec<u32>,
+    /// How many of `bridge_slots` belong to windowed bridges (they are at the front).
+    windowed_front: Vec<usize>,
     /// Free root-port positions on existing expanders, per region.
     pxb_positions: Vec<Vec<(String, u8, u8)>>,
     /// Free downstream positions on existing switches.
@@ -251,6 +258,9 @@ impl World {
         w.region_numa = std::iter::once(None).chain(numas.iter().map(|&n| Some(n))).collect();
         let nreg = w.region_numa.len();
         w.bridge_slots = vec![Vec::new(); nreg];
+        w.bridge_free_io = vec![0; nreg];
+        w.bridges_unwindowed = vec![0; nreg];
+        w.windowed_front = vec![0; nreg];
         w.pxb_positions = vec![Vec::new(); nreg];
         let region_of = |n: NodeIndex| -> usize {
             let numa = t.expander_of(n).and_then(|x| match t.g[x] {
@@ -360,10 +370,27 @@ impl World {
                     }
                 }
                 "conventional" if t.bus_hotpluggable(n) => {
+                    // R-IO: a bridge with I/O devices below already has its window; one
+                    // without takes a new window when a device with I/O BARs joins it.
+                    let windowed = t.io_windows(n) > 0;
+                    let before = w.bridge_slots[region].len();
                     for s in m.bus.slots.min..=m.bus.slots.max {
                         if !occ.contains_key(&s) {
                             w.bridge_slots[region].push((c.id.clone(), s));
                         }
+                    }
+                    let added = (w.bridge_slots[region].len() - before) as u32;
+                    if windowed {
+                        w.bridge_free_io[region] += added;
+                        // Windowed bridges' slots come first: units with I/O BARs fill them.
+                        let mine: Vec<(String, u8)> = w.bridge_slots[region].drain(before..).collect();
+                        let at = w.windowed_front[region];
+                        for (k, x) in mine.into_iter().enumerate() {
+                            w.bridge_slots[region].insert(at + k, x);
+                        }
+                        w.windowed_front[region] += added as usize;
+                    } else if added > 0 {
+                        w.bridges_unwindowed[region] += 1;
                     }
                 }
                 _ => {}
@@ -428,6 +455,8 @@ fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Mode
             e_on_ep: w.ports.iter().filter(|p| p.region == r && p.hotplug && p.endpoint_only).count() as u32,
             e_off_ep: w.ports.iter().filter(|p| p.region == r && !p.hotplug && p.endpoint_only).count() as u32,
             bridge_free: w.bridge_slots[r].len() as u32,
+            bridge_free_io: w.bridge_free_io[r],
+            bridges_unwindowed: w.bridges_unwindowed[r],
             pxb_free: w.pxb_positions[r].len() as u32,
             new_pxb: numa.map(|n| !w.pinned_pxb_numa.contains(&n)).unwrap_or(false),
         })

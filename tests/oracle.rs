@@ -964,20 +964,16 @@ fn case() -> impl Strategy<Value = Case> {
         })
         .prop_filter("known bug: NUMA ports not shared (see known_bug_numa_ports_not_shared)", |c| !numa_ports_sharing(&c.req))
         .prop_filter("known limitation: pinned expander bus_nr ranges (see pinned_bus_nr_range_is_respected_on_replan and pinned_expanders_with_and_without_bus_nr)", |c| !c.req.controllers.iter().any(|x| x.bus_nr.is_some()))
-        .prop_filter("known bug: existing bridge's I/O window (see known_bug_existing_bridge_io_window_not_counted)", |c| {
-            !(c.io.is_some() && c.req.controllers.iter().any(|x| x.model == "pcie-pci-bridge"))
-        })
 }
 
-/// KNOWN BUG (reported, not fixed here): free slots of an existing pcie-pci-bridge count as
+/// Was a bug, fixed (existing bridges without a window are counted apart): free slots of an existing pcie-pci-bridge counted as
 /// window-free in the integer program (`31·bio[r] + bridge_free[r] >= io_bridged`), but a
 /// device with an I/O BAR put on an existing bridge that had none gives that bridge a window
 /// (R-IO). When the budget is tight the plan then fails the planner's own validation: an
 /// internal error instead of an R-IO explanation. Cases with a shrunken I/O budget and an
 /// existing bridge are left out of the random comparison until it is fixed.
 #[test]
-#[ignore = "known bug: an existing bridge without I/O devices takes a window the ILP does not count"]
-fn known_bug_existing_bridge_io_window_not_counted() {
+fn existing_bridge_without_io_opens_a_window() {
     let cat = shrunk_catalog(2, 255, Some(0));
     let req = Request::from_json(
         r#"{"devices":[{"id":"d0","model":"e1000","hotplug":"on"}],
