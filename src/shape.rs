@@ -313,6 +313,8 @@ pub struct ShapeCache {
     hasher: std::collections::hash_map::RandomState,
     hits: std::sync::atomic::AtomicU64,
     misses: std::sync::atomic::AtomicU64,
+    /// Requests seen while the cache was mostly missing.
+    sampled: std::sync::atomic::AtomicU64,
 }
 
 /// Hit and miss counts of a [`ShapeCache`].
@@ -336,6 +338,7 @@ impl ShapeCache {
             hasher: std::collections::hash_map::RandomState::new(),
             hits: 0.into(),
             misses: 0.into(),
+            sampled: 0.into(),
         }
     }
 
@@ -371,6 +374,15 @@ impl ShapeCache {
     /// Looks `req` up, planning its shape on a miss.
     pub(crate) fn answer(&self, req: &Request, cat: &Catalog) -> Answer {
         use std::sync::atomic::Ordering::Relaxed;
+        // A fleet without repeats gains nothing from the cache, and a miss costs a canonical
+        // copy, a plan template and a re-labelling on top of planning. Once it mostly misses,
+        // only every 16th request still goes through it (so a fleet that turns repetitive
+        // later is noticed); the others are planned directly. Either way the bytes are those
+        // of planning alone.
+        let (hits, misses) = (self.hits.load(Relaxed), self.misses.load(Relaxed));
+        if misses >= 4096 && hits.saturating_mul(8) < misses && self.sampled.fetch_add(1, Relaxed) % 16 != 0 {
+            return Answer::Planned(plan_with(req, cat));
+        }
         let Some(shape) = Shape::of(req, cat) else {
             return Answer::Planned(plan_with(req, cat));
         };
