@@ -305,23 +305,39 @@ impl Catalog {
             if !seen.insert(c.model.as_str()) {
                 return err(format!("controller model '{}' listed twice", c.model));
             }
-            if c.bus.functions == 0 || c.bus.functions > 8 || c.bus.slots.max > 31 || c.bus.slots.min > c.bus.slots.max {
+            if c.bus.functions == 0
+                || c.bus.functions > 8
+                || c.bus.slots.max > 31
+                || c.bus.slots.min > c.bus.slots.max
+            {
                 return err(format!("controller '{}': bad slot/function range", c.model));
             }
             for into in &c.plugs_into {
-                let accepted = (self.root.bus_type == *into && self.root.accepts.contains(&c.class))
+                let accepted = (self.root.bus_type == *into
+                    && self.root.accepts.contains(&c.class))
                     || self
                         .controllers
                         .iter()
                         .any(|p| p.bus.bus_type == *into && p.bus.accepts.contains(&c.class));
                 if !accepted {
-                    return err(format!("controller '{}' plugs into '{into}' but no such bus accepts class '{}'", c.model, c.class));
+                    return err(format!(
+                        "controller '{}' plugs into '{into}' but no such bus accepts class '{}'",
+                        c.model, c.class
+                    ));
                 }
             }
         }
-        for class in [CLASS_ROOT_PORT, CLASS_UPSTREAM, CLASS_DOWNSTREAM, CLASS_BRIDGE, CLASS_PXB] {
+        for class in [
+            CLASS_ROOT_PORT,
+            CLASS_UPSTREAM,
+            CLASS_DOWNSTREAM,
+            CLASS_BRIDGE,
+            CLASS_PXB,
+        ] {
             if self.adder(class).is_none() {
-                return err(format!("no controller of class '{class}' that the planner may add"));
+                return err(format!(
+                    "no controller of class '{class}' that the planner may add"
+                ));
             }
         }
         if self.root.functions == 0 || self.root.functions > 8 || self.root.slots.max > 31 {
@@ -340,7 +356,9 @@ impl Catalog {
 
     /// The controller of `class` the planner adds.
     pub fn adder(&self, class: &str) -> Option<&ControllerModel> {
-        self.controllers.iter().find(|c| c.class == class && c.planner_adds)
+        self.controllers
+            .iter()
+            .find(|c| c.class == class && c.planner_adds)
     }
 
     pub(crate) fn adder_or_internal(&self, class: &str) -> &ControllerModel {
@@ -370,7 +388,10 @@ impl Catalog {
 
     /// Root-bus functions the chipset holds.
     pub fn root_reserved(&self, slot: u8, function: u8) -> Option<&Reserved> {
-        self.root.reserved.iter().find(|r| r.slot == slot && r.function == function)
+        self.root
+            .reserved
+            .iter()
+            .find(|r| r.slot == slot && r.function == function)
     }
 }
 
@@ -388,7 +409,11 @@ mod tests {
 
     #[test]
     fn unknown_catalog_field_names_path() {
-        let bad = Q35_JSON.replacen("\"machine\": \"q35\"", "\"machine\": \"q35\", \"bogus\": 1", 1);
+        let bad = Q35_JSON.replacen(
+            "\"machine\": \"q35\"",
+            "\"machine\": \"q35\", \"bogus\": 1",
+            1,
+        );
         let e = Catalog::from_json(&bad).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
     }

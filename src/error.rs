@@ -17,7 +17,10 @@ pub struct InputError {
 impl InputError {
     /// Builds an input error.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> InputError {
-        InputError { field: field.into(), message: message.into() }
+        InputError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -36,7 +39,11 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at {}: {} [{}]", self.device, self.address, self.message, self.rule)
+        write!(
+            f,
+            "{} at {}: {} [{}]",
+            self.device, self.address, self.message, self.rule
+        )
     }
 }
 
@@ -67,7 +74,10 @@ pub struct Explanation {
 impl Explanation {
     /// The rule of the first cause.
     pub fn rule(&self) -> &str {
-        self.causes.first().map(|c| c.rule.as_str()).unwrap_or("O-COST")
+        self.causes
+            .first()
+            .map(|c| c.rule.as_str())
+            .unwrap_or("O-COST")
     }
 }
 
@@ -80,7 +90,13 @@ impl fmt::Display for Explanation {
             write!(f, "[{}] {}", c.rule, c.message)?;
             if !c.devices.is_empty() {
                 const SHOW: usize = 12;
-                let mut list = c.devices.iter().take(SHOW).cloned().collect::<Vec<_>>().join(", ");
+                let mut list = c
+                    .devices
+                    .iter()
+                    .take(SHOW)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 if c.devices.len() > SHOW {
                     list.push_str(&format!(", ... ({} in all)", c.devices.len()));
                 }
@@ -112,7 +128,10 @@ pub enum PlanError {
 }
 
 fn list(v: &[Violation]) -> String {
-    v.iter().map(|x| format!("  {x}")).collect::<Vec<_>>().join("\n")
+    v.iter()
+        .map(|x| format!("  {x}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl PlanError {

@@ -19,8 +19,8 @@
 //! Objective (O-COST, O-TIE): `1e6·slack + 1000·controllers + 20·(x + w) + ports not on pcie.0`.
 
 use good_lp::{
-    constraint, microlp, variable, variables, Expression, ResolutionError, Solution, SolutionStatus, SolverModel,
-    Variable, WithTimeLimit,
+    constraint, microlp, variable, variables, Expression, ResolutionError, Solution,
+    SolutionStatus, SolverModel, Variable, WithTimeLimit,
 };
 
 /// Where a unit may go.
@@ -36,7 +36,12 @@ pub(crate) enum Place {
     Bridge = 3,
 }
 
-pub(crate) const PLACES: [Place; 4] = [Place::Integrated, Place::OffPort, Place::Port, Place::Bridge];
+pub(crate) const PLACES: [Place; 4] = [
+    Place::Integrated,
+    Place::OffPort,
+    Place::Port,
+    Place::Bridge,
+];
 
 /// A class of interchangeable units.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -190,7 +195,8 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
             let mut row = [None; 4];
             for p in PLACES {
                 if c.allowed[p as usize] {
-                    row[p as usize] = Some(int(&mut vars, if grow == Some(ci) { big } else { c.n }));
+                    row[p as usize] =
+                        Some(int(&mut vars, if grow == Some(ci) { big } else { c.n }));
                 }
             }
             row
@@ -203,18 +209,31 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     // fits, the budget constraint cannot bind and is left out, with its slack, and so are
     // expanders and switches when root ports on pcie.0 can hold every port (they could only
     // add cost). A smaller program has far fewer branch-and-bound nodes; the answer is the same.
-    let n_where = |f: &dyn Fn(&Class) -> bool| -> u32 { m.classes.iter().filter(|c| f(c)).map(|c| c.n).sum() };
+    let n_where = |f: &dyn Fn(&Class) -> bool| -> u32 {
+        m.classes.iter().filter(|c| f(c)).map(|c| c.n).sum()
+    };
     let may_integrate = n_where(&|c| c.allowed[Place::Integrated as usize]);
-    let portable = n_where(&|c| c.allowed[Place::Port as usize] || c.allowed[Place::OffPort as usize]);
+    let portable =
+        n_where(&|c| c.allowed[Place::Port as usize] || c.allowed[Place::OffPort as usize]);
     let bridges_max: u32 = (0..nreg)
         .map(|r| {
-            let bridged: u32 = m.classes.iter().filter(|c| c.region == r && c.allowed[Place::Bridge as usize]).map(|c| c.n).sum();
+            let bridged: u32 = m
+                .classes
+                .iter()
+                .filter(|c| c.region == r && c.allowed[Place::Bridge as usize])
+                .map(|c| c.n)
+                .sum();
             bridged.div_ceil(m.bridge_cap.max(1))
         })
         .sum();
     let io_bridges_max: u32 = (0..nreg)
         .map(|r| {
-            let bridged: u32 = m.classes.iter().filter(|c| c.region == r && c.io && c.allowed[Place::Bridge as usize]).map(|c| c.n).sum();
+            let bridged: u32 = m
+                .classes
+                .iter()
+                .filter(|c| c.region == r && c.io && c.allowed[Place::Bridge as usize])
+                .map(|c| c.n)
+                .sum();
             if bridged == 0 {
                 0
             } else {
@@ -223,16 +242,38 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         })
         .sum();
     let ports_max = portable + m.spare + bridges_max;
-    let numa_pxbs = m.regions.iter().skip(1).filter(|r| r.new_pxb || r.pxb_free == 0).count() as u32;
+    let numa_pxbs = m
+        .regions
+        .iter()
+        .skip(1)
+        .filter(|r| r.new_pxb || r.pxb_free == 0)
+        .count() as u32;
     let roomy = grow.is_none()
         && may_integrate + ports_max.div_ceil(m.ports_per_slot.max(1)) + numa_pxbs <= m.s0
         && ports_max + bridges_max <= m.root_bus_room;
     let bus_room = roomy && m.bus_used + ports_max + bridges_max + numa_pxbs <= m.bus_max;
-    let io_portable = n_where(&|c| c.io && (c.allowed[Place::Port as usize] || c.allowed[Place::OffPort as usize]));
+    let io_portable = n_where(&|c| {
+        c.io && (c.allowed[Place::Port as usize] || c.allowed[Place::OffPort as usize])
+    });
     let io_room = grow.is_none() && m.io_used + io_portable + io_bridges_max <= m.io_max;
-    let opt = |vars: &mut good_lp::ProblemVariables, keep: bool| if keep { Some(int(vars, big)) } else { None };
-    let (xv, txv, wv, dv) = (opt(&mut vars, !roomy), opt(&mut vars, !roomy), opt(&mut vars, !roomy), opt(&mut vars, !roomy));
-    let (k0v, ksv, ssv) = (opt(&mut vars, !roomy), opt(&mut vars, !roomy), opt(&mut vars, !roomy));
+    let opt = |vars: &mut good_lp::ProblemVariables, keep: bool| {
+        if keep {
+            Some(int(vars, big))
+        } else {
+            None
+        }
+    };
+    let (xv, txv, wv, dv) = (
+        opt(&mut vars, !roomy),
+        opt(&mut vars, !roomy),
+        opt(&mut vars, !roomy),
+        opt(&mut vars, !roomy),
+    );
+    let (k0v, ksv, ssv) = (
+        opt(&mut vars, !roomy),
+        opt(&mut vars, !roomy),
+        opt(&mut vars, !roomy),
+    );
     let sbv = opt(&mut vars, !bus_room);
     let siv = opt(&mut vars, !io_room);
     let ex = |o: Option<Variable>| o.map(Expression::from).unwrap_or_default();
@@ -240,7 +281,11 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     let (k0, ks, ss, sb, si) = (ex(k0v), ex(ksv), ex(ssv), ex(sbv), ex(siv));
     // Only the variables a region can use: expander ports for NUMA regions, bridges where
     // some class may sit on one, existing ports where there are some.
-    let has_bridge = |r: usize| m.classes.iter().any(|c| c.region == r && c.allowed[Place::Bridge as usize]);
+    let has_bridge = |r: usize| {
+        m.classes
+            .iter()
+            .any(|c| c.region == r && c.allowed[Place::Bridge as usize])
+    };
     let tv: Vec<Option<Variable>> = (0..nreg).map(|r| opt(&mut vars, r > 0)).collect();
     let bv: Vec<Option<Variable>> = (0..nreg).map(|r| opt(&mut vars, has_bridge(r))).collect();
     let t: Vec<Expression> = tv.iter().map(|&o| ex(o)).collect();
@@ -253,27 +298,53 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     let shared_all = shared_io.clone() + sum(shnv.iter().map(|&o| ex(o)));
     let b: Vec<Expression> = bv.iter().map(|&o| ex(o)).collect();
     let bio: Vec<Option<Variable>> = (0..nreg).map(|_| opt(&mut vars, !io_room)).collect();
-    let eonv: Vec<Option<Variable>> = m.regions.iter().map(|r| (r.e_on > 0).then(|| int(&mut vars, r.e_on))).collect();
-    let eoffv: Vec<Option<Variable>> = m.regions.iter().map(|r| (r.e_off > 0).then(|| int(&mut vars, r.e_off))).collect();
+    let eonv: Vec<Option<Variable>> = m
+        .regions
+        .iter()
+        .map(|r| (r.e_on > 0).then(|| int(&mut vars, r.e_on)))
+        .collect();
+    let eoffv: Vec<Option<Variable>> = m
+        .regions
+        .iter()
+        .map(|r| (r.e_off > 0).then(|| int(&mut vars, r.e_off)))
+        .collect();
     let eon: Vec<Expression> = eonv.iter().map(|&o| ex(o)).collect();
     let eoff: Vec<Expression> = eoffv.iter().map(|&o| ex(o)).collect();
 
-    let val = |p: Place, ci: usize| -> Expression { v[ci][p as usize].map(Expression::from).unwrap_or_default() };
-    let in_region = |r: usize| m.classes.iter().enumerate().filter(move |(_, c)| c.region == r);
+    let val = |p: Place, ci: usize| -> Expression {
+        v[ci][p as usize].map(Expression::from).unwrap_or_default()
+    };
+    let in_region = |r: usize| {
+        m.classes
+            .iter()
+            .enumerate()
+            .filter(move |(_, c)| c.region == r)
+    };
 
     // New expanders per NUMA region (a region whose node has no expander needs one; one whose
     // expander is full, or has no bus numbers left above its bus_nr, may take another).
     let xrv: Vec<Option<Variable>> = (0..nreg).map(|r| opt(&mut vars, r > 0)).collect();
     let new_numa_pxbs: Expression = sum(xrv.iter().map(|&o| ex(o)));
-    let cost: Expression = r0 + x.clone() + tx.clone() + w.clone() + d.clone() + sum(t.iter().skip(1).cloned()) + sum(b.iter().cloned())
+    let cost: Expression = r0
+        + x.clone()
+        + tx.clone()
+        + w.clone()
+        + d.clone()
+        + sum(t.iter().skip(1).cloned())
+        + sum(b.iter().cloned())
         + new_numa_pxbs.clone();
-    let tie: Expression = 20.0 * (x.clone() + w.clone()) + tx.clone() + d.clone() + sum(t.iter().skip(1).cloned());
-    let mut objective = 1_000_000.0 * (ss.clone() + sb.clone() + si.clone()) + 1000.0 * cost.clone() + tie;
+    let tie: Expression =
+        20.0 * (x.clone() + w.clone()) + tx.clone() + d.clone() + sum(t.iter().skip(1).cloned());
+    let mut objective =
+        1_000_000.0 * (ss.clone() + sb.clone() + si.clone()) + 1000.0 * cost.clone() + tie;
     if let Some(g) = grow {
         let grown = sum(v[g].iter().flatten().map(|&e| e.into()));
         objective = objective - 1e9 * grown;
     }
-    let mut pb = vars.minimise(objective).using(microlp).with_time_limit(TIME_LIMIT_S);
+    let mut pb = vars
+        .minimise(objective)
+        .using(microlp)
+        .with_time_limit(TIME_LIMIT_S);
 
     for (ci, c) in m.classes.iter().enumerate() {
         let all = sum(PLACES.iter().map(|&p| val(p, ci)));
@@ -286,8 +357,12 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     let mut global_new = Expression::from(0.0);
     let mut numa_new = Expression::from(0.0);
     for r in 0..nreg {
-        let off_dem = sum(in_region(r).filter(|(_, c)| c.off).map(|(i, _)| val(Place::OffPort, i)));
-        let any_port = sum(in_region(r).filter(|(_, c)| c.any).map(|(i, _)| val(Place::Port, i)));
+        let off_dem = sum(in_region(r)
+            .filter(|(_, c)| c.off)
+            .map(|(i, _)| val(Place::OffPort, i)));
+        let any_port = sum(in_region(r)
+            .filter(|(_, c)| c.any)
+            .map(|(i, _)| val(Place::Port, i)));
         let mut other = sum(in_region(r).map(|(i, _)| val(Place::Port, i))) + b[r].clone();
         if r == 0 {
             other = other + w.clone() + f64::from(m.spare);
@@ -299,74 +374,140 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         if r == 0 {
             flexible = flexible + w.clone();
         }
-        let on_units = sum(in_region(r).filter(|(_, c)| !c.off).map(|(i, _)| val(Place::Port, i)));
+        let on_units = sum(in_region(r)
+            .filter(|(_, c)| !c.off)
+            .map(|(i, _)| val(Place::Port, i)));
         if eoffv[r].is_some() {
             pb = pb.with(constraint!(eoff[r].clone() <= off_dem.clone() + flexible));
             if m.regions[r].e_off_ep > 0 {
-                let any_units = sum(in_region(r).filter(|(_, c)| c.any).map(|(i, _)| val(Place::Port, i)));
-                pb = pb.with(constraint!(eoff[r].clone() <= f64::from(m.regions[r].e_off - m.regions[r].e_off_ep) + off_dem.clone() + any_units));
+                let any_units = sum(in_region(r)
+                    .filter(|(_, c)| c.any)
+                    .map(|(i, _)| val(Place::Port, i)));
+                pb = pb.with(constraint!(
+                    eoff[r].clone()
+                        <= f64::from(m.regions[r].e_off - m.regions[r].e_off_ep)
+                            + off_dem.clone()
+                            + any_units
+                ));
             }
         }
         if eonv[r].is_some() && m.regions[r].e_on_ep > 0 {
             // Endpoint-only ports take units, or stay empty as spares.
             let spare = if r == 0 { f64::from(m.spare) } else { 0.0 };
-            pb = pb.with(constraint!(eon[r].clone() <= f64::from(m.regions[r].e_on - m.regions[r].e_on_ep) + on_units + spare));
+            pb = pb.with(constraint!(
+                eon[r].clone()
+                    <= f64::from(m.regions[r].e_on - m.regions[r].e_on_ep) + on_units + spare
+            ));
         }
         if eonv[r].is_some() {
             pb = pb.with(constraint!(eon[r].clone() <= other.clone()));
         }
         if eonv[r].is_some() && eoffv[r].is_some() {
-            pb = pb.with(constraint!(eon[r].clone() + eoff[r].clone() <= off_dem.clone() + other.clone()));
+            pb = pb.with(constraint!(
+                eon[r].clone() + eoff[r].clone() <= off_dem.clone() + other.clone()
+            ));
         }
         let new_ports = off_dem + other - eon[r].clone() - eoff[r].clone();
         let own_bridged = sum(in_region(r).map(|(i, _)| val(Place::Bridge, i)));
-        let own_io_bridged = sum(in_region(r).filter(|(_, c)| c.io).map(|(i, _)| val(Place::Bridge, i)));
+        let own_io_bridged = sum(in_region(r)
+            .filter(|(_, c)| c.io)
+            .map(|(i, _)| val(Place::Bridge, i)));
         let (bridged, io_bridged) = if r == 0 {
             if shiov.iter().any(|o| o.is_some()) {
                 let io_units = own_io_bridged.clone();
                 pb = pb.with(constraint!(shared_io.clone() <= io_units));
-                pb = pb.with(constraint!(shared_all.clone() - shared_io.clone() <= own_bridged.clone() - own_io_bridged.clone()));
+                pb = pb.with(constraint!(
+                    shared_all.clone() - shared_io.clone()
+                        <= own_bridged.clone() - own_io_bridged.clone()
+                ));
             }
-            (own_bridged - shared_all.clone(), own_io_bridged - shared_io.clone())
+            (
+                own_bridged - shared_all.clone(),
+                own_io_bridged - shared_io.clone(),
+            )
         } else {
-            (own_bridged + ex(shiov[r]) + ex(shnv[r]), own_io_bridged + ex(shiov[r]))
+            (
+                own_bridged + ex(shiov[r]) + ex(shnv[r]),
+                own_io_bridged + ex(shiov[r]),
+            )
         };
         if bv[r].is_some() {
-            pb = pb.with(constraint!(f64::from(m.bridge_cap) * b[r].clone() + f64::from(m.regions[r].bridge_free) >= bridged));
+            pb = pb.with(constraint!(
+                f64::from(m.bridge_cap) * b[r].clone() + f64::from(m.regions[r].bridge_free)
+                    >= bridged
+            ));
         }
         // Bridges holding devices with I/O BARs (filled first) are the ones that take a window.
         if let (Some(bio_r), true) = (bio[r], bv[r].is_some()) {
             // `bio` counts bridges that open a window: new ones, or existing ones without one.
-            pb = pb.with(constraint!(f64::from(m.bridge_cap) * bio_r + f64::from(m.regions[r].bridge_free_io) >= io_bridged));
-            pb = pb.with(constraint!(bio_r <= b[r].clone() + f64::from(m.regions[r].bridges_unwindowed)));
+            pb = pb.with(constraint!(
+                f64::from(m.bridge_cap) * bio_r + f64::from(m.regions[r].bridge_free_io)
+                    >= io_bridged
+            ));
+            pb = pb.with(constraint!(
+                bio_r <= b[r].clone() + f64::from(m.regions[r].bridges_unwindowed)
+            ));
         }
         if r == 0 {
             global_new = new_ports;
         } else {
             pb = pb.with(constraint!(new_ports.clone() <= t[r].clone()));
-            pb = pb.with(constraint!(t[r].clone() <= f64::from(m.regions[r].pxb_free) + f64::from(m.pxb_cap) * ex(xrv[r])));
+            pb = pb.with(constraint!(
+                t[r].clone()
+                    <= f64::from(m.regions[r].pxb_free) + f64::from(m.pxb_cap) * ex(xrv[r])
+            ));
             numa_new = numa_new + new_ports;
         }
     }
     let numa_t = sum(t.iter().skip(1).cloned());
-    pb = pb.with(constraint!(global_new <= r0 + tx.clone() + d.clone() + numa_t.clone() - numa_new));
+    pb = pb.with(constraint!(
+        global_new <= r0 + tx.clone() + d.clone() + numa_t.clone() - numa_new
+    ));
     if !roomy {
-        pb = pb.with(constraint!(r0 <= f64::from(m.ports_per_slot) * k0.clone() + f64::from(m.f0)));
+        pb = pb.with(constraint!(
+            r0 <= f64::from(m.ports_per_slot) * k0.clone() + f64::from(m.f0)
+        ));
     }
     if !roomy {
-        pb = pb.with(constraint!(tx.clone() <= f64::from(m.pxb_cap) * x.clone() + f64::from(m.regions[0].pxb_free)));
-        pb = pb.with(constraint!(d.clone() <= f64::from(m.switch_cap) * w.clone() + f64::from(m.upstream_free)));
-        pb = pb.with(constraint!(w.clone() <= r0 + tx.clone() + eon[0].clone() + eoff[0].clone()));
+        pb = pb.with(constraint!(
+            tx.clone() <= f64::from(m.pxb_cap) * x.clone() + f64::from(m.regions[0].pxb_free)
+        ));
+        pb = pb.with(constraint!(
+            d.clone() <= f64::from(m.switch_cap) * w.clone() + f64::from(m.upstream_free)
+        ));
+        pb = pb.with(constraint!(
+            w.clone() <= r0 + tx.clone() + eon[0].clone() + eoff[0].clone()
+        ));
     }
 
-    let packed_singles = sum(m.classes.iter().enumerate().filter(|(_, c)| c.packable).map(|(i, _)| val(Place::Integrated, i)));
-    let own_slots = sum(m.classes.iter().enumerate().filter(|(_, c)| !c.packable).map(|(i, _)| val(Place::Integrated, i)));
+    let packed_singles = sum(m
+        .classes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.packable)
+        .map(|(i, _)| val(Place::Integrated, i)));
+    let own_slots = sum(m
+        .classes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.packable)
+        .map(|(i, _)| val(Place::Integrated, i)));
     if !roomy {
-        pb = pb.with(constraint!(f64::from(m.int_per_slot) * ks.clone() >= packed_singles.clone()));
+        pb = pb.with(constraint!(
+            f64::from(m.int_per_slot) * ks.clone() >= packed_singles.clone()
+        ));
         let slots = own_slots.clone() + ks.clone() + k0.clone() + x.clone() + new_numa_pxbs.clone();
         pb = pb.with(constraint!(slots <= f64::from(m.s0) + ss.clone()));
     }
-    let buses = r0 + tx.clone() + d.clone() + w.clone() + x.clone() + numa_t + sum(b.iter().cloned()) + new_numa_pxbs.clone() + f64::from(m.bus_used);
+    let buses = r0
+        + tx.clone()
+        + d.clone()
+        + w.clone()
+        + x.clone()
+        + numa_t
+        + sum(b.iter().cloned())
+        + new_numa_pxbs.clone()
+        + f64::from(m.bus_used);
     if !bus_room {
         pb = pb.with(constraint!(buses <= f64::from(m.bus_max) + sb.clone()));
     }
@@ -375,11 +516,18 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         // (Bridges may sit below an expander instead, so they are not counted here; a plan
         // whose bridge lands below pcie.0 without room fails validation and is reported as
         // R-BUSNR.)
-        pb = pb.with(constraint!(r0 + d.clone() + w.clone() <= f64::from(m.root_bus_room) + sb.clone()));
+        pb = pb.with(constraint!(
+            r0 + d.clone() + w.clone() <= f64::from(m.root_bus_room) + sb.clone()
+        ));
     }
 
     // R-IO: every port whose device has I/O BARs, and every bridge holding one, takes a 4 KiB window.
-    let io_ports = sum(m.classes.iter().enumerate().filter(|(_, c)| c.io).map(|(i, _)| val(Place::Port, i) + val(Place::OffPort, i)));
+    let io_ports = sum(m
+        .classes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.io)
+        .map(|(i, _)| val(Place::Port, i) + val(Place::OffPort, i)));
     let io = io_ports.clone() + sum(bio.iter().map(|&e| ex(e))) + f64::from(m.io_used);
     if !io_room {
         pb = pb.with(constraint!(io.clone() <= f64::from(m.io_max) + si.clone()));
@@ -390,7 +538,9 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     }
     let sol = match pb.solve() {
         Ok(s) => s,
-        Err(ResolutionError::Infeasible) => return Err("the integer program has no solution".into()),
+        Err(ResolutionError::Infeasible) => {
+            return Err("the integer program has no solution".into())
+        }
         Err(e) => return Err(e.to_string()),
     };
     let optimal = matches!(sol.status(), SolutionStatus::Optimal);
@@ -398,13 +548,27 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     let eval = |e: &Expression| -> u32 { sol.eval(e).round().max(0.0) as u32 };
     let r0_val = get(r0);
     // Values of dropped variables follow from the others.
-    let k0_val = k0v.map(get).unwrap_or_else(|| r0_val.saturating_sub(m.f0).div_ceil(m.ports_per_slot.max(1)));
-    let ks_val = ksv.map(get).unwrap_or_else(|| eval(&packed_singles).div_ceil(m.int_per_slot.max(1)));
+    let k0_val = k0v.map(get).unwrap_or_else(|| {
+        r0_val
+            .saturating_sub(m.f0)
+            .div_ceil(m.ports_per_slot.max(1))
+    });
+    let ks_val = ksv
+        .map(get)
+        .unwrap_or_else(|| eval(&packed_singles).div_ceil(m.int_per_slot.max(1)));
     let io_val = if io_room {
         let bio_val: u32 = (0..nreg)
             .map(|r| {
-                let io_bridged: u32 = m.classes.iter().enumerate().filter(|(_, c)| c.region == r && c.io).map(|(i, _)| eval(&val(Place::Bridge, i))).sum();
-                io_bridged.saturating_sub(m.regions[r].bridge_free_io).div_ceil(m.bridge_cap.max(1))
+                let io_bridged: u32 = m
+                    .classes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.region == r && c.io)
+                    .map(|(i, _)| eval(&val(Place::Bridge, i)))
+                    .sum();
+                io_bridged
+                    .saturating_sub(m.regions[r].bridge_free_io)
+                    .div_ceil(m.bridge_cap.max(1))
             })
             .sum();
         eval(&io_ports) + bio_val + m.io_used
@@ -412,14 +576,15 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         eval(&io)
     };
     let counts = Counts {
-        v: v.iter().map(|row| {
-            let mut out = [0u32; 4];
-            for p in PLACES {
-                out[p as usize] = row[p as usize].map(get).unwrap_or(0);
-            }
-            out
-        })
-        .collect(),
+        v: v.iter()
+            .map(|row| {
+                let mut out = [0u32; 4];
+                for p in PLACES {
+                    out[p as usize] = row[p as usize].map(get).unwrap_or(0);
+                }
+                out
+            })
+            .collect(),
         r0: r0_val,
         k0: k0_val,
         x: xv.map(get).unwrap_or(0),
@@ -470,30 +635,68 @@ mod tests {
         }
     }
     fn class(n: u32, allowed: [bool; 4], off: bool, any: bool) -> Class {
-        Class { n, allowed, region: 0, off, any, packable: false, io: false }
+        Class {
+            n,
+            allowed,
+            region: 0,
+            off,
+            any,
+            packable: false,
+            io: false,
+        }
     }
 
     #[test]
     fn on_devices_cost_one_port_each() {
-        let c = solve(&model(vec![class(5, [false, false, true, false], false, false)])).unwrap();
+        let c = solve(&model(vec![class(
+            5,
+            [false, false, true, false],
+            false,
+            false,
+        )]))
+        .unwrap();
         assert_eq!((c.cost, c.r0, c.k0, c.slack_slots), (5, 5, 1, 0));
         assert!(c.optimal);
     }
 
     #[test]
     fn off_devices_integrated_cost_nothing_until_full() {
-        let c = solve(&model(vec![class(30, [true, false, false, false], true, false)])).unwrap();
+        let c = solve(&model(vec![class(
+            30,
+            [true, false, false, false],
+            true,
+            false,
+        )]))
+        .unwrap();
         assert_eq!((c.cost, c.slack_slots), (0, 0));
-        let c = solve(&model(vec![class(31, [true, false, false, false], true, false)])).unwrap();
+        let c = solve(&model(vec![class(
+            31,
+            [true, false, false, false],
+            true,
+            false,
+        )]))
+        .unwrap();
         assert_eq!(c.slack_slots, 1);
         // auto: the 31st goes to a hotplug=off port, with its slot (29 integrated + 1 port slot).
-        let c = solve(&model(vec![class(31, [true, true, false, false], true, false)])).unwrap();
+        let c = solve(&model(vec![class(
+            31,
+            [true, true, false, false],
+            true,
+            false,
+        )]))
+        .unwrap();
         assert_eq!((c.cost, c.slack_slots, c.v[0]), (2, 0, [29, 2, 0, 0]));
     }
 
     #[test]
     fn conventional_on_devices_share_a_bridge() {
-        let c = solve(&model(vec![class(40, [false, false, false, true], false, false)])).unwrap();
+        let c = solve(&model(vec![class(
+            40,
+            [false, false, false, true],
+            false,
+            false,
+        )]))
+        .unwrap();
         // two bridges and their two ports
         assert_eq!((c.cost, c.b[0], c.r0), (4, 2, 2));
     }
@@ -523,7 +726,13 @@ mod tests {
 
     #[test]
     fn bus_numbers_limit() {
-        let c = solve(&model(vec![class(300, [false, false, true, false], false, false)])).unwrap();
+        let c = solve(&model(vec![class(
+            300,
+            [false, false, true, false],
+            false,
+            false,
+        )]))
+        .unwrap();
         assert!(c.slack_bus > 0);
     }
 }

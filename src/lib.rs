@@ -36,6 +36,8 @@ pub use error::{Cause, Explanation, InputError, PlanError, Violation};
 pub use plan::{PlacedController, PlacedDevice, Plan};
 pub use planner::{plan, plan_with};
 pub use previous::{Previous, PreviousController, PreviousDevice};
+pub use request::{
+    Address, ControllerRequest, DeviceRequest, Hotplug, OffStrategy, Policy, Request,
+};
 pub use shape::{CacheStats, ShapeCache};
-pub use request::{Address, ControllerRequest, DeviceRequest, Hotplug, OffStrategy, Policy, Request};
 pub use validate::{validate, validate_pins};

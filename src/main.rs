@@ -15,7 +15,11 @@ mod cli_whatif;
 use pciplan::{Catalog, PlanError, Request};
 
 #[derive(Parser)]
-#[command(name = "pciplan", version, about = "Plan the PCI/PCIe topology of QEMU q35 guests, optimally")]
+#[command(
+    name = "pciplan",
+    version,
+    about = "Plan the PCI/PCIe topology of QEMU q35 guests, optimally"
+)]
 struct Cli {
     /// Use this machine catalog instead of the embedded one.
     #[arg(long, global = true, value_name = "FILE")]
@@ -56,7 +60,8 @@ fn parse_hotplug(s: &str) -> Result<pciplan::Hotplug, String> {
 }
 
 fn parse_off(s: &str) -> Result<pciplan::OffStrategy, String> {
-    pciplan::OffStrategy::parse(s).ok_or_else(|| format!("'{s}': expected integrated, port or auto"))
+    pciplan::OffStrategy::parse(s)
+        .ok_or_else(|| format!("'{s}': expected integrated, port or auto"))
 }
 
 impl PolicyFlags {
@@ -111,7 +116,9 @@ fn read_input(file: &str) -> Result<String, String> {
     };
     res.map_err(|e| format!("{file}: {e}"))?;
     if text.len() as u64 > LIMIT {
-        return Err(format!("{file}: input is larger than the {LIMIT} byte limit"));
+        return Err(format!(
+            "{file}: input is larger than the {LIMIT} byte limit"
+        ));
     }
     Ok(text)
 }
@@ -144,8 +151,15 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Batch(args) => cli_batch::run(args, custom),
         Cmd::Whatif(args) => cli_whatif::run(args, custom),
-        Cmd::Check { file, policy } => libvirt_cli::check(&file, &policy.overrides(), custom.as_ref()),
-        Cmd::Plan { file, format, previous, policy } => {
+        Cmd::Check { file, policy } => {
+            libvirt_cli::check(&file, &policy.overrides(), custom.as_ref())
+        }
+        Cmd::Plan {
+            file,
+            format,
+            previous,
+            policy,
+        } => {
             let text = match read_input(&file) {
                 Ok(t) => t,
                 Err(e) => return fail(2, &e),
@@ -164,7 +178,10 @@ fn main() -> ExitCode {
                 return libvirt_cli::plan(&file, &text, fmt, &policy.overrides(), custom.as_ref());
             }
             if matches!(format, Format::Libvirt) {
-                return fail(2, &format!("{file}: --format libvirt needs a libvirt domain XML as input"));
+                return fail(
+                    2,
+                    &format!("{file}: --format libvirt needs a libvirt domain XML as input"),
+                );
             }
             let mut req = match Request::from_json(&text) {
                 Ok(r) => r,
@@ -176,7 +193,9 @@ fn main() -> ExitCode {
             if let Some(prev) = previous {
                 let pf = prev.display().to_string();
                 let pinned = read_input(&pf)
-                    .and_then(|t| pciplan::Previous::from_json(&t).map_err(|e| format!("{pf}: {e}")))
+                    .and_then(|t| {
+                        pciplan::Previous::from_json(&t).map_err(|e| format!("{pf}: {e}"))
+                    })
                     .and_then(|p| req.pinned_to(&p).map_err(|e| format!("{file}: {e}")));
                 match pinned {
                     Ok(r) => req = r,

@@ -40,7 +40,11 @@ pub struct PlacedController {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub numa_node: Option<u32>,
     /// `io-reserve` (0 when nothing below needs I/O ports).
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "io-reserve")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "io-reserve"
+    )]
     pub io_reserve: Option<u32>,
     /// Added by the planner (counts in the cost) rather than given.
     pub added: bool,
@@ -49,7 +53,11 @@ pub struct PlacedController {
 impl PlacedController {
     /// Its address.
     pub fn address(&self) -> Address {
-        Address { bus: self.bus.clone(), slot: self.slot, function: self.function }
+        Address {
+            bus: self.bus.clone(),
+            slot: self.slot,
+            function: self.function,
+        }
     }
 }
 
@@ -87,7 +95,11 @@ pub struct PlacedDevice {
 impl PlacedDevice {
     /// Its address.
     pub fn address(&self) -> Address {
-        Address { bus: self.bus.clone(), slot: self.slot, function: self.function }
+        Address {
+            bus: self.bus.clone(),
+            slot: self.slot,
+            function: self.function,
+        }
     }
 }
 
@@ -113,6 +125,9 @@ pub struct Plan {
 impl Plan {
     /// Number of controllers of `model` the planner added.
     pub fn added(&self, model: &str) -> usize {
-        self.controllers.iter().filter(|c| c.added && c.model == model).count()
+        self.controllers
+            .iter()
+            .filter(|c| c.added && c.model == model)
+            .count()
     }
 }

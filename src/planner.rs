@@ -13,7 +13,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use petgraph::stable_graph::NodeIndex;
 
-use crate::catalog::{BusKind, Catalog, ControllerModel, CLASS_BRIDGE, CLASS_DOWNSTREAM, CLASS_PXB, CLASS_ROOT_PORT, CLASS_UPSTREAM};
+use crate::catalog::{
+    BusKind, Catalog, ControllerModel, CLASS_BRIDGE, CLASS_DOWNSTREAM, CLASS_PXB, CLASS_ROOT_PORT,
+    CLASS_UPSTREAM,
+};
 use crate::error::{Cause, Explanation, PlanError};
 use crate::ilp::{self, Class, Counts, Model, Place, Region};
 use crate::plan::{PlacedController, PlacedDevice, Plan};
@@ -54,9 +57,26 @@ pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
     precheck(req, &units, &unit_class, &model)?;
     let counts = solve_cached(&model)?;
     if counts.slack_slots > 0 || counts.slack_bus > 0 || counts.slack_io > 0 {
-        return Err(PlanError::Infeasible(explain(req, &units, &unit_class, &model, &counts, &world)));
+        return Err(PlanError::Infeasible(explain(
+            req,
+            &units,
+            &unit_class,
+            &model,
+            &counts,
+            &world,
+        )));
     }
-    let plan = Assigner::new(req, cat, &units, &unit_class, &model, &counts, &world, pinned).run()?;
+    let plan = Assigner::new(
+        req,
+        cat,
+        &units,
+        &unit_class,
+        &model,
+        &counts,
+        &world,
+        pinned,
+    )
+    .run()?;
     let bad = validate(&plan, req, cat);
     if !bad.is_empty() && bad.iter().all(|v| v.rule == "R-BUSNR") {
         // The program budgets bus numbers in total and per pinned expander; a pinned
@@ -64,17 +84,30 @@ pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
         return Err(PlanError::Infeasible(Explanation {
             causes: vec![Cause {
                 rule: "R-BUSNR".into(),
-                message: format!("the guest bus numbers do not fit the pinned expander ranges: {}", bad.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("; ")),
+                message: format!(
+                    "the guest bus numbers do not fit the pinned expander ranges: {}",
+                    bad.iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
                 devices: bad.iter().map(|v| v.device.clone()).collect(),
                 need: 0,
                 have: cat.bus_numbers.max,
-                hints: vec!["lower the bus_nr of the pinned pxb-pcie to leave room above it, or unpin it".to_string(), "fewer hot-pluggable devices need fewer ports".to_string()],
+                hints: vec![
+                    "lower the bus_nr of the pinned pxb-pcie to leave room above it, or unpin it"
+                        .to_string(),
+                    "fewer hot-pluggable devices need fewer ports".to_string(),
+                ],
             }],
         }));
     }
     if !bad.is_empty() {
         let list: Vec<String> = bad.iter().map(|b| b.to_string()).collect();
-        return Err(PlanError::Solver(format!("internal error: the plan fails validation: {}", list.join("; "))));
+        return Err(PlanError::Solver(format!(
+            "internal error: the plan fails validation: {}",
+            list.join("; ")
+        )));
     }
     Ok(plan)
 }
@@ -90,7 +123,10 @@ fn solve_cached(model: &Model) -> Result<Counts, PlanError> {
     }
     let counts = ilp::solve(model).map_err(PlanError::Solver)?;
     if !counts.optimal {
-        return Err(PlanError::Solver(format!("no proven optimum within {} s", ilp::TIME_LIMIT_S)));
+        return Err(PlanError::Solver(format!(
+            "no proven optimum within {} s",
+            ilp::TIME_LIMIT_S
+        )));
     }
     if let Ok(mut c) = cache.lock() {
         if c.len() > 100_000 {
@@ -123,7 +159,9 @@ pub(crate) struct Unit {
 /// Whether a device needs I/O port space: the catalog says so; an unknown model is assumed
 /// to when it is conventional PCI.
 pub(crate) fn needs_io(cat: &Catalog, model: &str, kind: BusKind) -> bool {
-    cat.device(model).map(|m| m.io).unwrap_or(kind == BusKind::Pci)
+    cat.device(model)
+        .map(|m| m.io)
+        .unwrap_or(kind == BusKind::Pci)
 }
 
 fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
@@ -149,16 +187,31 @@ fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
                 if let Some(&u) = by_group.get(g.as_str()) {
                     let unit = &mut out[u];
                     let first = &req.devices[unit.devs[0]];
-                    let bad = |msg: String| PlanError::Invalid(crate::error::InputError::new(format!("devices[{i}].group"), format!("device '{}': {msg} [D-GROUP]", d.id)));
+                    let bad = |msg: String| {
+                        PlanError::Invalid(crate::error::InputError::new(
+                            format!("devices[{i}].group"),
+                            format!("device '{}': {msg} [D-GROUP]", d.id),
+                        ))
+                    };
                     if unit.numa != d.numa_node {
-                        return Err(bad(format!("numa_node differs from '{}' in group '{g}'", first.id)));
+                        return Err(bad(format!(
+                            "numa_node differs from '{}' in group '{g}'",
+                            first.id
+                        )));
                     }
                     if unit.pinned != d.address.is_some() {
-                        return Err(bad(format!("group '{g}' is partly pinned: pin every member or none")));
+                        return Err(bad(format!(
+                            "group '{g}' is partly pinned: pin every member or none"
+                        )));
                     }
                     unit.hp = match (unit.hp, hp) {
                         (Hotplug::On, Hotplug::Off) | (Hotplug::Off, Hotplug::On) => {
-                            return Err(bad(format!("hotplug {} conflicts with '{}' (hotplug {}) in group '{g}'", hp.as_str(), first.id, unit.hp.as_str())));
+                            return Err(bad(format!(
+                                "hotplug {} conflicts with '{}' (hotplug {}) in group '{g}'",
+                                hp.as_str(),
+                                first.id,
+                                unit.hp.as_str()
+                            )));
                         }
                         (Hotplug::Any, x) => x,
                         (x, _) => x,
@@ -171,18 +224,46 @@ fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
                     unit.root_only |= root_only;
                     unit.devs.push(i);
                     if unit.devs.len() > usize::from(cat.root.functions) {
-                        return Err(bad(format!("group '{g}' has more than {} members", cat.root.functions)));
+                        return Err(bad(format!(
+                            "group '{g}' has more than {} members",
+                            cat.root.functions
+                        )));
                     }
                 } else {
                     by_group.insert(g, out.len());
-                    out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: true, pinned: d.address.is_some(), io, mixed: false, root_only });
+                    out.push(Unit {
+                        devs: vec![i],
+                        kind,
+                        hp,
+                        numa: d.numa_node,
+                        grouped: true,
+                        pinned: d.address.is_some(),
+                        io,
+                        mixed: false,
+                        root_only,
+                    });
                 }
             }
-            None => out.push(Unit { devs: vec![i], kind, hp, numa: d.numa_node, grouped: false, pinned: d.address.is_some(), io, mixed: false, root_only }),
+            None => out.push(Unit {
+                devs: vec![i],
+                kind,
+                hp,
+                numa: d.numa_node,
+                grouped: false,
+                pinned: d.address.is_some(),
+                io,
+                mixed: false,
+                root_only,
+            }),
         }
     }
     if !never.is_empty() {
-        let models: BTreeSet<&str> = req.devices.iter().filter(|d| never.contains(&d.id)).map(|d| d.model.as_str()).collect();
+        let models: BTreeSet<&str> = req
+            .devices
+            .iter()
+            .filter(|d| never.contains(&d.id))
+            .map(|d| d.model.as_str())
+            .collect();
         return Err(PlanError::Infeasible(Explanation {
             causes: vec![Cause {
                 rule: "D-HP".into(),
@@ -253,9 +334,16 @@ impl World {
     fn read(pinned: &Plan, req: &Request, cat: &Catalog) -> World {
         let t = Topology::build(pinned, cat);
         let mut w = World::default();
-        let mut numas: BTreeSet<u32> = req.devices.iter().filter(|d| d.address.is_none()).filter_map(|d| d.numa_node).collect();
+        let mut numas: BTreeSet<u32> = req
+            .devices
+            .iter()
+            .filter(|d| d.address.is_none())
+            .filter_map(|d| d.numa_node)
+            .collect();
         let _ = &mut numas;
-        w.region_numa = std::iter::once(None).chain(numas.iter().map(|&n| Some(n))).collect();
+        w.region_numa = std::iter::once(None)
+            .chain(numas.iter().map(|&n| Some(n)))
+            .collect();
         let nreg = w.region_numa.len();
         w.bridge_slots = vec![Vec::new(); nreg];
         w.bridge_free_io = vec![0; nreg];
@@ -267,7 +355,8 @@ impl World {
                 Node::Ctrl(c) => c.numa_node,
                 _ => None,
             });
-            numa.and_then(|m| w.region_numa.iter().position(|&r| r == Some(m))).unwrap_or(0)
+            numa.and_then(|m| w.region_numa.iter().position(|&r| r == Some(m)))
+                .unwrap_or(0)
         };
         let occupied = |p: NodeIndex| -> BTreeMap<u8, Vec<(u8, NodeIndex)>> {
             let mut m: BTreeMap<u8, Vec<(u8, NodeIndex)>> = BTreeMap::new();
@@ -276,7 +365,10 @@ impl World {
             }
             m
         };
-        let aggregate_only = |occ: &Vec<(u8, NodeIndex)>| occ.iter().all(|&(_, c)| t.model(c).map(|m| m.aggregate).unwrap_or(false));
+        let aggregate_only = |occ: &Vec<(u8, NodeIndex)>| {
+            occ.iter()
+                .all(|&(_, c)| t.model(c).map(|m| m.aggregate).unwrap_or(false))
+        };
         // Root bus.
         let root_occ = occupied(t.root);
         for s in cat.root_free_slots() {
@@ -300,9 +392,23 @@ impl World {
         }
         w.io_used = t.total_io_windows();
         w.root_bus_room = {
-            let lowest = pinned.controllers.iter().filter_map(|c| c.bus_nr.map(u32::from)).min();
-            let below_root = t.descendants(t.root).into_iter().filter(|&n| t.uses_bus_number(n) && t.bus_type(n) != Some("pxb") && t.expander_of(n).is_none()).count() as u32;
-            lowest.map(|l| l.saturating_sub(1 + below_root)).unwrap_or(u32::MAX)
+            let lowest = pinned
+                .controllers
+                .iter()
+                .filter_map(|c| c.bus_nr.map(u32::from))
+                .min();
+            let below_root = t
+                .descendants(t.root)
+                .into_iter()
+                .filter(|&n| {
+                    t.uses_bus_number(n)
+                        && t.bus_type(n) != Some("pxb")
+                        && t.expander_of(n).is_none()
+                })
+                .count() as u32;
+            lowest
+                .map(|l| l.saturating_sub(1 + below_root))
+                .unwrap_or(u32::MAX)
         };
         let mut rooms: BTreeMap<NodeIndex, usize> = BTreeMap::new();
         let mut ctrl_nodes: Vec<NodeIndex> = t.descendants(t.root);
@@ -326,11 +432,20 @@ impl World {
                             Node::Ctrl(c) => Some(c.id.clone()),
                             _ => None,
                         });
-                        w.ports.push(FreePort { id: c.id.clone(), hotplug: t.bus_hotpluggable(n), region, endpoint_only, pxb });
+                        w.ports.push(FreePort {
+                            id: c.id.clone(),
+                            hotplug: t.bus_hotpluggable(n),
+                            region,
+                            endpoint_only,
+                            pxb,
+                        });
                     }
                 }
                 "pxb" => {
-                    let r = c.numa_node.and_then(|m| w.region_numa.iter().position(|&x| x == Some(m))).unwrap_or(0);
+                    let r = c
+                        .numa_node
+                        .and_then(|m| w.region_numa.iter().position(|&x| x == Some(m)))
+                        .unwrap_or(0);
                     if let Some(numa) = c.numa_node {
                         w.pinned_pxb_numa.insert(numa);
                     }
@@ -338,14 +453,25 @@ impl World {
                     // the last bus number); new ports below it must fit in what is left.
                     let room = c.bus_nr.map(|nr| {
                         let nr = u32::from(nr);
-                        let upper = pinned.controllers.iter().filter_map(|o| o.bus_nr.map(u32::from)).filter(|&o| o > nr).min().unwrap_or(cat.bus_numbers.max + 1);
-                        let size = 1 + t.descendants(n).into_iter().filter(|&d| t.uses_bus_number(d)).count() as u32;
+                        let upper = pinned
+                            .controllers
+                            .iter()
+                            .filter_map(|o| o.bus_nr.map(u32::from))
+                            .filter(|&o| o > nr)
+                            .min()
+                            .unwrap_or(cat.bus_numbers.max + 1);
+                        let size = 1 + t
+                            .descendants(n)
+                            .into_iter()
+                            .filter(|&d| t.uses_bus_number(d))
+                            .count() as u32;
                         upper.saturating_sub(nr + size) as usize
                     });
                     let before = w.pxb_positions[r].len();
                     for s in m.bus.slots.min..=m.bus.slots.max {
                         match occ.get(&s) {
-                            None => (0..m.bus.functions).for_each(|f| w.pxb_positions[r].push((c.id.clone(), s, f))),
+                            None => (0..m.bus.functions)
+                                .for_each(|f| w.pxb_positions[r].push((c.id.clone(), s, f))),
                             Some(o) if aggregate_only(o) => {
                                 for f in 0..m.bus.functions {
                                     if !o.iter().any(|x| x.0 == f) {
@@ -383,7 +509,8 @@ impl World {
                     if windowed {
                         w.bridge_free_io[region] += added;
                         // Windowed bridges' slots come first: units with I/O BARs fill them.
-                        let mine: Vec<(String, u8)> = w.bridge_slots[region].drain(before..).collect();
+                        let mine: Vec<(String, u8)> =
+                            w.bridge_slots[region].drain(before..).collect();
                         let at = w.windowed_front[region];
                         for (k, x) in mine.into_iter().enumerate() {
                             w.bridge_slots[region].insert(at + k, x);
@@ -403,18 +530,26 @@ impl World {
 fn allowed(req: &Request, u: &Unit, region: usize) -> [bool; 4] {
     let off = req.policy.hotplug_off;
     let mut a = [false; 4];
-    a[Place::Integrated as usize] = region == 0 && u.hp != Hotplug::On && (u.hp != Hotplug::Off || off.allows_integrated());
+    a[Place::Integrated as usize] =
+        region == 0 && u.hp != Hotplug::On && (u.hp != Hotplug::Off || off.allows_integrated());
     if u.root_only {
         return a;
     }
-    a[Place::OffPort as usize] = !u.mixed && u.kind == BusKind::Pcie && u.hp == Hotplug::Off && off.allows_port();
+    a[Place::OffPort as usize] =
+        !u.mixed && u.kind == BusKind::Pcie && u.hp == Hotplug::Off && off.allows_port();
     a[Place::Port as usize] = !u.mixed && u.kind == BusKind::Pcie && u.hp != Hotplug::Off;
     a[Place::Bridge as usize] = !u.mixed && u.kind == BusKind::Pci && u.hp != Hotplug::Off;
     a
 }
 
-fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Model, Vec<Option<usize>>) {
-    let mut keys: BTreeMap<(usize, BusKind, Hotplug, bool, bool, bool, bool), usize> = BTreeMap::new();
+fn build_model(
+    req: &Request,
+    cat: &Catalog,
+    units: &[Unit],
+    w: &World,
+) -> (Model, Vec<Option<usize>>) {
+    let mut keys: BTreeMap<(usize, BusKind, Hotplug, bool, bool, bool, bool), usize> =
+        BTreeMap::new();
     let mut classes: Vec<Class> = Vec::new();
     let mut unit_class = Vec::with_capacity(units.len());
     for u in units {
@@ -422,11 +557,22 @@ fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Mode
             unit_class.push(None);
             continue;
         }
-        let region = u.numa.and_then(|n| w.region_numa.iter().position(|&r| r == Some(n))).unwrap_or(0);
+        let region = u
+            .numa
+            .and_then(|n| w.region_numa.iter().position(|&r| r == Some(n)))
+            .unwrap_or(0);
         let packable = !u.grouped && req.policy.pack_integrated;
         let key = (region, u.kind, u.hp, packable, u.io, u.mixed, u.root_only);
         let idx = *keys.entry(key).or_insert_with(|| {
-            classes.push(Class { n: 0, allowed: allowed(req, u, region), region, off: u.hp == Hotplug::Off, any: u.hp == Hotplug::Any, packable, io: u.io });
+            classes.push(Class {
+                n: 0,
+                allowed: allowed(req, u, region),
+                region,
+                off: u.hp == Hotplug::Off,
+                any: u.hp == Hotplug::Any,
+                packable,
+                io: u.io,
+            });
             classes.len() - 1
         });
         classes[idx].n += 1;
@@ -444,21 +590,42 @@ fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Mode
         renum[old] = new;
     }
     let classes: Vec<Class> = order.iter().map(|&i| classes[i].clone()).collect();
-    let unit_class = unit_class.into_iter().map(|c| c.map(|i| renum[i])).collect();
+    let unit_class = unit_class
+        .into_iter()
+        .map(|c| c.map(|i| renum[i]))
+        .collect();
     let regions = w
         .region_numa
         .iter()
         .enumerate()
         .map(|(r, numa)| Region {
-            e_on: w.ports.iter().filter(|p| p.region == r && p.hotplug).count() as u32,
-            e_off: w.ports.iter().filter(|p| p.region == r && !p.hotplug).count() as u32,
-            e_on_ep: w.ports.iter().filter(|p| p.region == r && p.hotplug && p.endpoint_only).count() as u32,
-            e_off_ep: w.ports.iter().filter(|p| p.region == r && !p.hotplug && p.endpoint_only).count() as u32,
+            e_on: w
+                .ports
+                .iter()
+                .filter(|p| p.region == r && p.hotplug)
+                .count() as u32,
+            e_off: w
+                .ports
+                .iter()
+                .filter(|p| p.region == r && !p.hotplug)
+                .count() as u32,
+            e_on_ep: w
+                .ports
+                .iter()
+                .filter(|p| p.region == r && p.hotplug && p.endpoint_only)
+                .count() as u32,
+            e_off_ep: w
+                .ports
+                .iter()
+                .filter(|p| p.region == r && !p.hotplug && p.endpoint_only)
+                .count() as u32,
             bridge_free: w.bridge_slots[r].len() as u32,
             bridge_free_io: w.bridge_free_io[r],
             bridges_unwindowed: w.bridges_unwindowed[r],
             pxb_free: w.pxb_positions[r].len() as u32,
-            new_pxb: numa.map(|n| !w.pinned_pxb_numa.contains(&n)).unwrap_or(false),
+            new_pxb: numa
+                .map(|n| !w.pinned_pxb_numa.contains(&n))
+                .unwrap_or(false),
         })
         .collect();
     let rp = cat.adder_or_internal(CLASS_ROOT_PORT);
@@ -470,9 +637,18 @@ fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Mode
         regions,
         s0: w.root_free.len() as u32,
         f0: w.root_partial.len() as u32,
-        ports_per_slot: if rp.aggregate { u32::from(cat.root.functions) } else { 1 },
+        ports_per_slot: if rp.aggregate {
+            u32::from(cat.root.functions)
+        } else {
+            1
+        },
         int_per_slot: u32::from(cat.root.functions),
-        pxb_cap: pxb.bus.slots.len() * if rp.aggregate { u32::from(pxb.bus.functions) } else { 1 },
+        pxb_cap: pxb.bus.slots.len()
+            * if rp.aggregate {
+                u32::from(pxb.bus.functions)
+            } else {
+                1
+            },
         switch_cap: sw.bus.slots.len(),
         bridge_cap: br.bus.slots.len(),
         upstream_free: w.upstream_slots.len() as u32,
@@ -482,22 +658,40 @@ fn build_model(req: &Request, cat: &Catalog, units: &[Unit], w: &World) -> (Mode
         io_used: w.io_used,
         root_bus_room: w.root_bus_room,
         io_window_kib: cat.io_space.window_kib,
-        io_max: (cat.io_space.total_kib.saturating_sub(cat.io_space.reserved_kib)) / cat.io_space.window_kib.max(1),
+        io_max: (cat
+            .io_space
+            .total_kib
+            .saturating_sub(cat.io_space.reserved_kib))
+            / cat.io_space.window_kib.max(1),
     };
     (model, unit_class)
 }
 
 fn dev_ids(req: &Request, units: &[Unit], pick: impl Fn(&Unit) -> bool) -> Vec<String> {
-    units.iter().filter(|u| pick(u)).flat_map(|u| u.devs.iter().map(|&i| req.devices[i].id.clone())).collect()
+    units
+        .iter()
+        .filter(|u| pick(u))
+        .flat_map(|u| u.devs.iter().map(|&i| req.devices[i].id.clone()))
+        .collect()
 }
 
-fn precheck(req: &Request, units: &[Unit], unit_class: &[Option<usize>], model: &Model) -> Result<(), PlanError> {
+fn precheck(
+    req: &Request,
+    units: &[Unit],
+    unit_class: &[Option<usize>],
+    model: &Model,
+) -> Result<(), PlanError> {
     let mut causes = Vec::new();
     for (ci, c) in model.classes.iter().enumerate() {
         if c.allowed.iter().any(|&a| a) {
             continue;
         }
-        let members: Vec<&Unit> = units.iter().zip(unit_class).filter(|(_, k)| **k == Some(ci)).map(|(u, _)| u).collect();
+        let members: Vec<&Unit> = units
+            .iter()
+            .zip(unit_class)
+            .filter(|(_, k)| **k == Some(ci))
+            .map(|(u, _)| u)
+            .collect();
         let Some(u) = members.first() else { continue };
         let devices = dev_ids(req, units, |x| members.iter().any(|m| std::ptr::eq(*m, x)));
         let (rule, message, hints) = match (u.kind, u.hp, u.numa) {
@@ -527,7 +721,14 @@ fn precheck(req: &Request, units: &[Unit], unit_class: &[Option<usize>], model: 
             ),
             _ => ("D-HP", format!("{} device(s) have no place that meets their hotplug requirement", devices.len()), vec![]),
         };
-        causes.push(Cause { rule: rule.into(), message, need: devices.len() as u32, have: 0, devices, hints });
+        causes.push(Cause {
+            rule: rule.into(),
+            message,
+            need: devices.len() as u32,
+            have: 0,
+            devices,
+            hints,
+        });
     }
     if causes.is_empty() {
         Ok(())
@@ -536,20 +737,42 @@ fn precheck(req: &Request, units: &[Unit], unit_class: &[Option<usize>], model: 
     }
 }
 
-fn explain(req: &Request, units: &[Unit], unit_class: &[Option<usize>], model: &Model, c: &Counts, w: &World) -> Explanation {
+fn explain(
+    req: &Request,
+    units: &[Unit],
+    unit_class: &[Option<usize>],
+    model: &Model,
+    c: &Counts,
+    w: &World,
+) -> Explanation {
     let mut causes = Vec::new();
-    let only_int = |ci: Option<usize>| ci.map(|i| model.classes[i].allowed == [true, false, false, false]).unwrap_or(false);
+    let only_int = |ci: Option<usize>| {
+        ci.map(|i| model.classes[i].allowed == [true, false, false, false])
+            .unwrap_or(false)
+    };
     if c.slack_slots > 0 {
-        let forced: Vec<&Unit> = units.iter().zip(unit_class).filter(|(_, k)| only_int(**k)).map(|(u, _)| u).collect();
+        let forced: Vec<&Unit> = units
+            .iter()
+            .zip(unit_class)
+            .filter(|(_, k)| only_int(**k))
+            .map(|(u, _)| u)
+            .collect();
         let devices = dev_ids(req, units, |x| forced.iter().any(|m| std::ptr::eq(*m, x)));
         let need = model.s0 + c.slack_slots;
         let forced_slots: u32 = {
-            let packed = forced.iter().filter(|u| !u.grouped && req.policy.pack_integrated).count() as u32;
+            let packed = forced
+                .iter()
+                .filter(|u| !u.grouped && req.policy.pack_integrated)
+                .count() as u32;
             (forced.len() as u32 - packed) + packed.div_ceil(model.int_per_slot.max(1))
         };
         let message = if forced_slots > model.s0 {
             if forced_slots == forced.len() as u32 {
-                format!("{} hotplug-off devices need integrated slots; pcie.0 has {} free", forced.len(), model.s0)
+                format!(
+                    "{} hotplug-off devices need integrated slots; pcie.0 has {} free",
+                    forced.len(),
+                    model.s0
+                )
             } else {
                 format!("{} hotplug-off devices need {forced_slots} integrated slots (8 per slot); pcie.0 has {} free", forced.len(), model.s0)
             }
@@ -561,32 +784,63 @@ fn explain(req: &Request, units: &[Unit], unit_class: &[Option<usize>], model: &
             )
         };
         let mut hints = Vec::new();
-        let off_pcie = units.iter().any(|u| !u.pinned && u.hp == Hotplug::Off && u.kind == BusKind::Pcie);
+        let off_pcie = units
+            .iter()
+            .any(|u| !u.pinned && u.hp == Hotplug::Off && u.kind == BusKind::Pcie);
         if off_pcie && !req.policy.hotplug_off.allows_port() {
-            hints.push("allow hotplug_off=auto so hotplug-off PCIe devices can use hotplug=off root ports".to_string());
+            hints.push(
+                "allow hotplug_off=auto so hotplug-off PCIe devices can use hotplug=off root ports"
+                    .to_string(),
+            );
         }
-        if !req.policy.pack_integrated && units.iter().any(|u| !u.pinned && !u.grouped && u.hp != Hotplug::On) {
-            hints.push("set pack_integrated=true to put up to 8 integrated devices in one slot".to_string());
+        if !req.policy.pack_integrated
+            && units
+                .iter()
+                .any(|u| !u.pinned && !u.grouped && u.hp != Hotplug::On)
+        {
+            hints.push(
+                "set pack_integrated=true to put up to 8 integrated devices in one slot"
+                    .to_string(),
+            );
         }
-        let pci_off = dev_ids(req, units, |u| !u.pinned && u.hp == Hotplug::Off && u.kind == BusKind::Pci);
+        let pci_off = dev_ids(req, units, |u| {
+            !u.pinned && u.hp == Hotplug::Off && u.kind == BusKind::Pci
+        });
         if !pci_off.is_empty() {
             let shown: Vec<&str> = pci_off.iter().take(5).map(|s| s.as_str()).collect();
-            let more = if pci_off.len() > 5 { format!(", ... ({} in all)", pci_off.len()) } else { String::new() };
+            let more = if pci_off.len() > 5 {
+                format!(", ... ({} in all)", pci_off.len())
+            } else {
+                String::new()
+            };
             hints.push(format!("conventional PCI devices with hotplug off can only be integrated ({}{more}): set hotplug 'any' or 'on' for some", shown.join(", ")));
         }
         for (id, addr) in w.root_pins.iter().take(3) {
             hints.push(format!("unpin {id} from {addr}"));
         }
-        causes.push(Cause { rule: "R-ROOT".into(), message, devices, need, have: model.s0, hints });
+        causes.push(Cause {
+            rule: "R-ROOT".into(),
+            message,
+            devices,
+            need,
+            have: model.s0,
+            hints,
+        });
     }
     if c.slack_bus > 0 {
         let need = model.bus_max + c.slack_bus;
         let devices = dev_ids(req, units, |u| !u.pinned && u.hp != Hotplug::Off);
         let mut hints = Vec::new();
         if req.policy.spare_ports > 0 {
-            hints.push(format!("lower spare_ports (now {})", req.policy.spare_ports));
+            hints.push(format!(
+                "lower spare_ports (now {})",
+                req.policy.spare_ports
+            ));
         }
-        hints.push("let more devices be hotplug 'off' or 'any' so they can be integrated without a port".to_string());
+        hints.push(
+            "let more devices be hotplug 'off' or 'any' so they can be integrated without a port"
+                .to_string(),
+        );
         causes.push(Cause {
             rule: "R-BUSNR".into(),
             message: format!("the plan needs {need} guest bus numbers (one per port, bridge, switch port and expander); there are {}", model.bus_max),
@@ -653,7 +907,16 @@ struct Assigner<'a> {
 
 impl<'a> Assigner<'a> {
     #[allow(clippy::too_many_arguments)]
-    fn new(req: &'a Request, cat: &'a Catalog, units: &'a [Unit], unit_class: &'a [Option<usize>], model: &'a Model, counts: &'a Counts, world: &'a World, pinned: Plan) -> Self {
+    fn new(
+        req: &'a Request,
+        cat: &'a Catalog,
+        units: &'a [Unit],
+        unit_class: &'a [Option<usize>],
+        model: &'a Model,
+        counts: &'a Counts,
+        world: &'a World,
+        pinned: Plan,
+    ) -> Self {
         let mut ids: BTreeSet<String> = req.devices.iter().map(|d| d.id.clone()).collect();
         ids.extend(req.controllers.iter().map(|c| c.id.clone()));
         ids.insert(cat.root.bus.clone());
@@ -681,18 +944,42 @@ impl<'a> Assigner<'a> {
         let mut taken: BTreeSet<usize> = BTreeSet::new();
         let global_bridged = |io: bool| -> Vec<usize> {
             (0..units.len())
-                .filter(|&u| place[u] == Some(Place::Bridge) && units[u].numa.is_none() && units[u].io == io)
+                .filter(|&u| {
+                    place[u] == Some(Place::Bridge) && units[u].numa.is_none() && units[u].io == io
+                })
                 .collect()
         };
         let (io_units, plain_units) = (global_bridged(true), global_bridged(false));
         for r in 1..model.regions.len() {
-            for (want, pool) in [(counts.share_io.get(r).copied().unwrap_or(0), &io_units), (counts.share.get(r).copied().unwrap_or(0), &plain_units)] {
-                let pick: Vec<usize> = pool.iter().copied().filter(|u| !taken.contains(u)).take(want as usize).collect();
+            for (want, pool) in [
+                (counts.share_io.get(r).copied().unwrap_or(0), &io_units),
+                (counts.share.get(r).copied().unwrap_or(0), &plain_units),
+            ] {
+                let pick: Vec<usize> = pool
+                    .iter()
+                    .copied()
+                    .filter(|u| !taken.contains(u))
+                    .take(want as usize)
+                    .collect();
                 taken.extend(pick.iter().copied());
                 hosted[r].extend(pick);
             }
         }
-        Assigner { req, cat, units, unit_class, model, counts, world, plan, ids, counters: IdMap::default(), place, root_free: world.root_free.iter().copied().collect(), hosted }
+        Assigner {
+            req,
+            cat,
+            units,
+            unit_class,
+            model,
+            counts,
+            world,
+            plan,
+            ids,
+            counters: IdMap::default(),
+            place,
+            root_free: world.root_free.iter().copied().collect(),
+            hosted,
+        }
     }
 
     fn new_id(&mut self, prefix: &'static str) -> String {
@@ -707,7 +994,14 @@ impl<'a> Assigner<'a> {
         }
     }
 
-    fn add(&mut self, m: &ControllerModel, _prefix: &'static str, bus: &str, slot: u8, function: u8) -> String {
+    fn add(
+        &mut self,
+        m: &ControllerModel,
+        _prefix: &'static str,
+        bus: &str,
+        slot: u8,
+        function: u8,
+    ) -> String {
         // A temporary name no request id can have; `finish` names added controllers for good.
         let id = format!("#{}", self.plan.controllers.len());
         let is_port = m.hotplug == crate::catalog::HotplugControl::Property;
@@ -750,7 +1044,9 @@ impl<'a> Assigner<'a> {
     }
 
     fn next_root_slot(&mut self) -> Result<u8, PlanError> {
-        self.root_free.pop_front().ok_or_else(|| PlanError::Solver("internal error: ran out of pcie.0 slots the solver counted".into()))
+        self.root_free.pop_front().ok_or_else(|| {
+            PlanError::Solver("internal error: ran out of pcie.0 slots the solver counted".into())
+        })
     }
 
     fn run(mut self) -> Result<Plan, PlanError> {
@@ -787,7 +1083,9 @@ impl<'a> Assigner<'a> {
             if self.place[ui] != Some(Place::Integrated) {
                 continue;
             }
-            let packable = self.unit_class[ui].map(|c| self.model.classes[c].packable).unwrap_or(false);
+            let packable = self.unit_class[ui]
+                .map(|c| self.model.classes[c].packable)
+                .unwrap_or(false);
             if packable {
                 let (slot, f) = match pack {
                     Some((s, f)) if f < cat.root.functions => (s, f),
@@ -802,12 +1100,27 @@ impl<'a> Assigner<'a> {
         }
         // B. Root-port positions on pcie.0: partial slots, then k0 fresh slots.
         let rp = cat.adder_or_internal(CLASS_ROOT_PORT);
-        let mut root_positions: VecDeque<Pos> = self.world.root_partial.iter().map(|&(s, f)| Pos { bus: root.clone(), slot: s, function: f, class: CLASS_ROOT_PORT }).collect();
+        let mut root_positions: VecDeque<Pos> = self
+            .world
+            .root_partial
+            .iter()
+            .map(|&(s, f)| Pos {
+                bus: root.clone(),
+                slot: s,
+                function: f,
+                class: CLASS_ROOT_PORT,
+            })
+            .collect();
         for _ in 0..self.counts.k0 {
             let s = self.next_root_slot()?;
             let per = if rp.aggregate { cat.root.functions } else { 1 };
             for f in 0..per {
-                root_positions.push_back(Pos { bus: root.clone(), slot: s, function: f, class: CLASS_ROOT_PORT });
+                root_positions.push_back(Pos {
+                    bus: root.clone(),
+                    slot: s,
+                    function: f,
+                    class: CLASS_ROOT_PORT,
+                });
             }
         }
         root_positions.truncate(self.counts.r0 as usize);
@@ -817,12 +1130,27 @@ impl<'a> Assigner<'a> {
             let per = if rp.aggregate { pxb.bus.functions } else { 1 };
             (pxb.bus.slots.min..=pxb.bus.slots.max)
                 .flat_map(|s| (0..per).map(move |f| (s, f)))
-                .map(|(s, f)| Pos { bus: id.to_string(), slot: s, function: f, class: CLASS_ROOT_PORT })
+                .map(|(s, f)| Pos {
+                    bus: id.to_string(),
+                    slot: s,
+                    function: f,
+                    class: CLASS_ROOT_PORT,
+                })
                 .collect()
         };
         let nreg = self.world.region_numa.len();
         let mut region_positions: Vec<VecDeque<Pos>> = (0..nreg)
-            .map(|r| self.world.pxb_positions[r].iter().map(|(b, s, f)| Pos { bus: b.clone(), slot: *s, function: *f, class: CLASS_ROOT_PORT }).collect())
+            .map(|r| {
+                self.world.pxb_positions[r]
+                    .iter()
+                    .map(|(b, s, f)| Pos {
+                        bus: b.clone(),
+                        slot: *s,
+                        function: *f,
+                        class: CLASS_ROOT_PORT,
+                    })
+                    .collect()
+            })
             .collect();
         for r in 1..nreg {
             for _ in 0..self.counts.xr.get(r).copied().unwrap_or(0) {
@@ -863,24 +1191,47 @@ impl<'a> Assigner<'a> {
     }
 
     /// Places the units of region `r` that need ports or bridges; returns unused positions.
-    fn ports_for_region(&mut self, r: usize, pool: &mut VecDeque<Pos>, spare_existing: &mut u32) -> Result<VecDeque<Pos>, PlanError> {
+    fn ports_for_region(
+        &mut self,
+        r: usize,
+        pool: &mut VecDeque<Pos>,
+        spare_existing: &mut u32,
+    ) -> Result<VecDeque<Pos>, PlanError> {
         let cat = self.cat;
-        let region_of_unit = |u: &Unit| u.numa.and_then(|n| self.world.region_numa.iter().position(|&x| x == Some(n))).unwrap_or(0);
-        let mine: Vec<usize> = (0..self.units.len()).filter(|&i| !self.units[i].pinned && region_of_unit(&self.units[i]) == r).collect();
+        let region_of_unit = |u: &Unit| {
+            u.numa
+                .and_then(|n| self.world.region_numa.iter().position(|&x| x == Some(n)))
+                .unwrap_or(0)
+        };
+        let mine: Vec<usize> = (0..self.units.len())
+            .filter(|&i| !self.units[i].pinned && region_of_unit(&self.units[i]) == r)
+            .collect();
         // Conventional units without a NUMA node that the solver put on a NUMA node's bridges.
         let hosted: Vec<usize> = if r == 0 {
             Vec::new()
         } else {
             self.hosted.get(r).cloned().unwrap_or_default()
         };
-        let port_units: Vec<usize> = mine.iter().copied().filter(|&i| matches!(self.place[i], Some(Place::Port | Place::OffPort))).collect();
+        let port_units: Vec<usize> = mine
+            .iter()
+            .copied()
+            .filter(|&i| matches!(self.place[i], Some(Place::Port | Place::OffPort)))
+            .collect();
         let hosted_anywhere: BTreeSet<usize> = self.hosted.iter().flatten().copied().collect();
-        let bridge_units: Vec<usize> = mine.iter().copied().filter(|&i| self.place[i] == Some(Place::Bridge) && !hosted_anywhere.contains(&i)).chain(hosted).collect();
+        let bridge_units: Vec<usize> = mine
+            .iter()
+            .copied()
+            .filter(|&i| self.place[i] == Some(Place::Bridge) && !hosted_anywhere.contains(&i))
+            .chain(hosted)
+            .collect();
 
         // Bridges needed after existing free bridge slots.
         let br = cat.adder_or_internal(CLASS_BRIDGE);
         let free_bridge = self.world.bridge_slots[r].len();
-        let new_bridges = bridge_units.len().saturating_sub(free_bridge).div_ceil(br.bus.slots.len() as usize);
+        let new_bridges = bridge_units
+            .len()
+            .saturating_sub(free_bridge)
+            .div_ceil(br.bus.slots.len() as usize);
         let switches = if r == 0 { self.counts.w as usize } else { 0 };
 
         // Consumers: switch upstreams, units, bridges, spares.
@@ -894,7 +1245,13 @@ impl<'a> Assigner<'a> {
         // hot-pluggable ones stay for spares).
         // Ports that only endpoints may use are listed first and skipped for the others.
         let list = |hp: bool| -> VecDeque<(String, bool)> {
-            let mut v: Vec<(String, bool)> = self.world.ports.iter().filter(|p| p.region == r && p.hotplug == hp).map(|p| (p.id.clone(), p.endpoint_only)).collect();
+            let mut v: Vec<(String, bool)> = self
+                .world
+                .ports
+                .iter()
+                .filter(|p| p.region == r && p.hotplug == hp)
+                .map(|p| (p.id.clone(), p.endpoint_only))
+                .collect();
             v.sort_by_key(|p| !p.1);
             v.into()
         };
@@ -932,7 +1289,13 @@ impl<'a> Assigner<'a> {
                 continue;
             }
             let Some(id) = &got[k] else { continue };
-            if let Some(pxb) = self.world.ports.iter().find(|p| &p.id == id).and_then(|p| p.pxb.as_ref()) {
+            if let Some(pxb) = self
+                .world
+                .ports
+                .iter()
+                .find(|p| &p.id == id)
+                .and_then(|p| p.pxb.as_ref())
+            {
                 if let Some(i) = pool.iter().rposition(|p| &p.bus == pxb) {
                     pool.remove(i);
                 }
@@ -951,7 +1314,18 @@ impl<'a> Assigner<'a> {
         }
 
         // New ports, in taker order (request order within units).
-        let mut downstream: VecDeque<Pos> = self.world.upstream_slots.iter().filter(|_| r == 0).map(|(b, s)| Pos { bus: b.clone(), slot: *s, function: 0, class: CLASS_DOWNSTREAM }).collect();
+        let mut downstream: VecDeque<Pos> = self
+            .world
+            .upstream_slots
+            .iter()
+            .filter(|_| r == 0)
+            .map(|(b, s)| Pos {
+                bus: b.clone(),
+                slot: *s,
+                function: 0,
+                class: CLASS_DOWNSTREAM,
+            })
+            .collect();
         let mut bridge_ports: Vec<String> = Vec::new();
         for (k, t) in takers.iter().enumerate() {
             let port = match got[k].take() {
@@ -994,7 +1368,11 @@ impl<'a> Assigner<'a> {
                             }))
                         }
                     };
-                    let (m, prefix) = if pos.class == CLASS_DOWNSTREAM { (cat.adder_or_internal(CLASS_DOWNSTREAM), "dp") } else { (cat.adder_or_internal(CLASS_ROOT_PORT), "rp") };
+                    let (m, prefix) = if pos.class == CLASS_DOWNSTREAM {
+                        (cat.adder_or_internal(CLASS_DOWNSTREAM), "dp")
+                    } else {
+                        (cat.adder_or_internal(CLASS_ROOT_PORT), "rp")
+                    };
                     let id = self.add(m, prefix, &pos.bus, pos.slot, pos.function);
                     if hp_of(t) == Hotplug::Off {
                         if let Some(c) = self.plan.controllers.last_mut() {
@@ -1011,14 +1389,20 @@ impl<'a> Assigner<'a> {
                     let up = cat.adder_or_internal(CLASS_UPSTREAM);
                     let id = self.add(up, "up", &port, 0, 0);
                     for s in up.bus.slots.min..=up.bus.slots.max {
-                        downstream.push_back(Pos { bus: id.clone(), slot: s, function: 0, class: CLASS_DOWNSTREAM });
+                        downstream.push_back(Pos {
+                            bus: id.clone(),
+                            slot: s,
+                            function: 0,
+                            class: CLASS_DOWNSTREAM,
+                        });
                     }
                 }
                 Taker::Spare => {}
             }
         }
         // Bridge units: existing free slots, then the new bridges.
-        let mut slots: VecDeque<(String, u8)> = self.world.bridge_slots[r].iter().cloned().collect();
+        let mut slots: VecDeque<(String, u8)> =
+            self.world.bridge_slots[r].iter().cloned().collect();
         for port in bridge_ports {
             let id = self.add(br, "br", &port, 0, 0);
             for s in br.bus.slots.min..=br.bus.slots.max {
@@ -1029,7 +1413,9 @@ impl<'a> Assigner<'a> {
         let mut bridge_units = bridge_units;
         bridge_units.sort_by_key(|&u| !self.units[u].io);
         for u in bridge_units {
-            let (bus, slot) = slots.pop_front().ok_or_else(|| PlanError::Solver("internal error: ran out of bridge slots".into()))?;
+            let (bus, slot) = slots.pop_front().ok_or_else(|| {
+                PlanError::Solver("internal error: ran out of bridge slots".into())
+            })?;
             self.put(u, &bus, slot, 0);
         }
         Ok(std::mem::take(pool))
@@ -1038,12 +1424,23 @@ impl<'a> Assigner<'a> {
     /// Drops added expanders and switches that ended up empty.
     fn cleanup(&mut self) {
         loop {
-            let used: BTreeSet<String> = self.plan.controllers.iter().map(|c| c.bus.clone()).chain(self.plan.devices.iter().map(|d| d.bus.clone())).collect();
+            let used: BTreeSet<String> = self
+                .plan
+                .controllers
+                .iter()
+                .map(|c| c.bus.clone())
+                .chain(self.plan.devices.iter().map(|d| d.bus.clone()))
+                .collect();
             let before = self.plan.controllers.len();
             let cat = self.cat;
             self.plan.controllers.retain(|c| {
-                let class = cat.controller(&c.model).map(|m| m.class.as_str()).unwrap_or("");
-                !(c.added && (class == CLASS_PXB || class == CLASS_UPSTREAM || class == CLASS_BRIDGE) && !used.contains(&c.id))
+                let class = cat
+                    .controller(&c.model)
+                    .map(|m| m.class.as_str())
+                    .unwrap_or("");
+                !(c.added
+                    && (class == CLASS_PXB || class == CLASS_UPSTREAM || class == CLASS_BRIDGE)
+                    && !used.contains(&c.id))
             });
             if self.plan.controllers.len() == before {
                 break;
@@ -1057,9 +1454,20 @@ impl<'a> Assigner<'a> {
         // Controllers in depth-first address order from the root, so every bus is defined first.
         let order: Vec<String> = {
             let t = Topology::build(&self.plan, cat);
-            t.descendants(t.root).into_iter().filter_map(|n| match t.g[n] { Node::Ctrl(c) => Some(c.id.clone()), _ => None }).collect()
+            t.descendants(t.root)
+                .into_iter()
+                .filter_map(|n| match t.g[n] {
+                    Node::Ctrl(c) => Some(c.id.clone()),
+                    _ => None,
+                })
+                .collect()
         };
-        let mut by_id: IdMap<String, PlacedController> = self.plan.controllers.drain(..).map(|c| (c.id.clone(), c)).collect();
+        let mut by_id: IdMap<String, PlacedController> = self
+            .plan
+            .controllers
+            .drain(..)
+            .map(|c| (c.id.clone(), c))
+            .collect();
         self.plan.controllers = order.iter().filter_map(|id| by_id.remove(id)).collect();
         // Anything unreachable (cannot happen after pin validation) keeps its place at the end.
         let mut rest: Vec<PlacedController> = by_id.into_values().collect();
@@ -1073,7 +1481,10 @@ impl<'a> Assigner<'a> {
             if !self.plan.controllers[i].added {
                 continue;
             }
-            let prefix = match cat.controller(&self.plan.controllers[i].model).map(|m| m.class.as_str()) {
+            let prefix = match cat
+                .controller(&self.plan.controllers[i].model)
+                .map(|m| m.class.as_str())
+            {
                 Some(CLASS_ROOT_PORT) => "rp",
                 Some(CLASS_DOWNSTREAM) => "dp",
                 Some(CLASS_UPSTREAM) => "up",
@@ -1098,17 +1509,33 @@ impl<'a> Assigner<'a> {
 
         // Chassis and port numbers for added ports, and for pinned ports that came without a
         // chassis (R-RP-ID: QEMU's default chassis 0 would collide; libvirt numbers them too).
-        let mut used: BTreeSet<u8> = self.plan.controllers.iter().filter_map(|c| c.chassis).collect();
+        let mut used: BTreeSet<u8> = self
+            .plan
+            .controllers
+            .iter()
+            .filter_map(|c| c.chassis)
+            .collect();
         let mut next = 1u8;
-        for c in self.plan.controllers.iter_mut().filter(|c| c.added || c.chassis.is_none()) {
-            let Some(m) = cat.controller(&c.model) else { continue };
+        for c in self
+            .plan
+            .controllers
+            .iter_mut()
+            .filter(|c| c.added || c.chassis.is_none())
+        {
+            let Some(m) = cat.controller(&c.model) else {
+                continue;
+            };
             if m.props.iter().any(|p| p == "chassis") {
                 while used.contains(&next) && next < 255 {
                     next += 1;
                 }
                 used.insert(next);
                 c.chassis = Some(next);
-                let port = if m.class == CLASS_DOWNSTREAM { c.slot } else { c.slot.wrapping_mul(8).wrapping_add(c.function) };
+                let port = if m.class == CLASS_DOWNSTREAM {
+                    c.slot
+                } else {
+                    c.slot.wrapping_mul(8).wrapping_add(c.function)
+                };
                 if c.added || c.port.is_none() {
                     c.port = Some(port);
                 }
@@ -1127,7 +1554,11 @@ impl<'a> Assigner<'a> {
             }
             let Node::Ctrl(c) = t.g[n] else { continue };
             if t.bus_type(n) == Some("pxb") {
-                let size = 1 + t.descendants(n).into_iter().filter(|&d| t.uses_bus_number(d)).count() as u32;
+                let size = 1 + t
+                    .descendants(n)
+                    .into_iter()
+                    .filter(|&d| t.uses_bus_number(d))
+                    .count() as u32;
                 match c.bus_nr {
                     Some(nr) => ranges.push((u32::from(nr), u32::from(nr) + size - 1)),
                     None => new_pxbs.push((c.id.clone(), size)),
@@ -1143,7 +1574,12 @@ impl<'a> Assigner<'a> {
                     break;
                 }
                 let lo = hi + 1 - size;
-                match ranges.iter().filter(|&&(a, b)| a <= hi && b >= lo).map(|&(a, _)| a).min() {
+                match ranges
+                    .iter()
+                    .filter(|&&(a, b)| a <= hi && b >= lo)
+                    .map(|&(a, _)| a)
+                    .min()
+                {
                     Some(a) => hi = a.saturating_sub(1),
                     None => {
                         ranges.push((lo, hi));
@@ -1165,7 +1601,18 @@ impl<'a> Assigner<'a> {
         }
         // Multifunction: function 0 of every slot with a function > 0 in use.
         let mut multi: BTreeSet<(String, u8)> = BTreeSet::new();
-        for (bus, slot, f) in self.plan.controllers.iter().map(|c| (&c.bus, c.slot, c.function)).chain(self.plan.devices.iter().map(|d| (&d.bus, d.slot, d.function))) {
+        for (bus, slot, f) in self
+            .plan
+            .controllers
+            .iter()
+            .map(|c| (&c.bus, c.slot, c.function))
+            .chain(
+                self.plan
+                    .devices
+                    .iter()
+                    .map(|d| (&d.bus, d.slot, d.function)),
+            )
+        {
             if f > 0 {
                 multi.insert((bus.clone(), slot));
             }
@@ -1193,8 +1640,16 @@ impl<'a> Assigner<'a> {
                 c.multifunction = true;
             }
         }
-        let order: IdMap<&str, usize> = self.req.devices.iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
-        self.plan.devices.sort_by_key(|d| order.get(d.id.as_str()).copied().unwrap_or(usize::MAX));
+        let order: IdMap<&str, usize> = self
+            .req
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.as_str(), i))
+            .collect();
+        self.plan
+            .devices
+            .sort_by_key(|d| order.get(d.id.as_str()).copied().unwrap_or(usize::MAX));
         for d in &mut self.plan.devices {
             if d.function == 0 && multi.contains(&(d.bus.clone(), d.slot)) {
                 d.multifunction = true;
@@ -1211,7 +1666,11 @@ impl<'a> Assigner<'a> {
 /// What-if `--max`, one solve with the objective swapped (`ilp::solve_max`): the most units
 /// the class of device `dev` can hold next to everything else in the request, and how many
 /// units that class has in the request. A pinned device's class cannot grow: `(0, 0)`.
-pub(crate) fn max_of_class(req: &Request, cat: &Catalog, dev: usize) -> Result<(u32, u32), PlanError> {
+pub(crate) fn max_of_class(
+    req: &Request,
+    cat: &Catalog,
+    dev: usize,
+) -> Result<(u32, u32), PlanError> {
     req.check_shape()?;
     req.check_models(cat)?;
     let pins = validate_pins(req, cat);
@@ -1223,12 +1682,19 @@ pub(crate) fn max_of_class(req: &Request, cat: &Catalog, dev: usize) -> Result<(
     let world = World::read(&pinned, req, cat);
     let (model, unit_class) = build_model(req, cat, &units, &world);
     precheck(req, &units, &unit_class, &model)?;
-    let Some(ci) = units.iter().position(|u| u.devs.contains(&dev)).and_then(|u| unit_class[u]) else {
+    let Some(ci) = units
+        .iter()
+        .position(|u| u.devs.contains(&dev))
+        .and_then(|u| unit_class[u])
+    else {
         return Ok((0, 0));
     };
     let counts = ilp::solve_max(&model, ci).map_err(PlanError::Solver)?;
     if !counts.optimal {
-        return Err(PlanError::Solver(format!("no proven optimum within {} s", ilp::TIME_LIMIT_S)));
+        return Err(PlanError::Solver(format!(
+            "no proven optimum within {} s",
+            ilp::TIME_LIMIT_S
+        )));
     }
     Ok((counts.v[ci].iter().sum(), model.classes[ci].n))
 }

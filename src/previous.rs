@@ -69,14 +69,28 @@ impl Previous {
     /// Parses a `--format json` plan (or a batch result line's `plan`).
     pub fn from_json(text: &str) -> Result<Previous, InputError> {
         let de = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| InputError::new(format!("previous plan: {}", e.path()), e.inner().to_string()))
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            InputError::new(
+                format!("previous plan: {}", e.path()),
+                e.inner().to_string(),
+            )
+        })
     }
 }
 
 impl From<&Plan> for Previous {
     fn from(p: &Plan) -> Previous {
         Previous {
-            devices: p.devices.iter().map(|d| PreviousDevice { id: d.id.clone(), bus: d.bus.clone(), slot: d.slot, function: d.function }).collect(),
+            devices: p
+                .devices
+                .iter()
+                .map(|d| PreviousDevice {
+                    id: d.id.clone(),
+                    bus: d.bus.clone(),
+                    slot: d.slot,
+                    function: d.function,
+                })
+                .collect(),
             controllers: p
                 .controllers
                 .iter()
@@ -115,8 +129,14 @@ impl Request {
     pub fn pinned_to(&self, prev: &Previous) -> Result<Request, InputError> {
         let mut out = self.clone();
         for (i, d) in out.devices.iter_mut().enumerate() {
-            let Some(p) = prev.devices.iter().find(|p| p.id == d.id) else { continue };
-            let old = Address { bus: p.bus.clone(), slot: p.slot, function: p.function };
+            let Some(p) = prev.devices.iter().find(|p| p.id == d.id) else {
+                continue;
+            };
+            let old = Address {
+                bus: p.bus.clone(),
+                slot: p.slot,
+                function: p.function,
+            };
             match &d.address {
                 Some(a) if *a != old => {
                     return Err(InputError::new(
@@ -129,20 +149,37 @@ impl Request {
         }
         for c in &prev.controllers {
             if let Some(existing) = out.controllers.iter().find(|x| x.id == c.id) {
-                let old = Address { bus: c.bus.clone(), slot: c.slot, function: c.function };
+                let old = Address {
+                    bus: c.bus.clone(),
+                    slot: c.slot,
+                    function: c.function,
+                };
                 if existing.address != old {
-                    return Err(InputError::new("controllers", format!("controller '{}' is at {} but the previous plan has it at {old}", c.id, existing.address)));
+                    return Err(InputError::new(
+                        "controllers",
+                        format!(
+                            "controller '{}' is at {} but the previous plan has it at {old}",
+                            c.id, existing.address
+                        ),
+                    ));
                 }
                 continue;
             }
             if out.devices.iter().any(|d| d.id == c.id) {
-                return Err(InputError::new("devices", format!("id '{}' was a controller in the previous plan", c.id)));
+                return Err(InputError::new(
+                    "devices",
+                    format!("id '{}' was a controller in the previous plan", c.id),
+                ));
             }
             out.controllers.push(ControllerRequest {
                 id: c.id.clone(),
                 model: c.model.clone(),
                 hotplug: c.hotplug,
-                address: Address { bus: c.bus.clone(), slot: c.slot, function: c.function },
+                address: Address {
+                    bus: c.bus.clone(),
+                    slot: c.slot,
+                    function: c.function,
+                },
                 chassis: c.chassis,
                 port: c.port,
                 bus_nr: c.bus_nr,

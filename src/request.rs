@@ -22,7 +22,9 @@ pub const MAX_SPARE_PORTS: u32 = 1024;
 pub const MAX_NUMA_NODE: u32 = 127;
 
 /// A device's hotplug requirement (rule D-HP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Hotplug {
     /// Must stay hot-unpluggable.
@@ -55,7 +57,9 @@ impl Hotplug {
 }
 
 /// Where hotplug-`off` devices may go (policy `hotplug_off`, rule D-OFF).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OffStrategy {
     /// Only integrated slots on `pcie.0`.
@@ -179,7 +183,12 @@ pub struct ControllerRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub numa_node: Option<u32>,
     /// `io-reserve` (root ports).
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "io-reserve", alias = "io_reserve")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "io-reserve",
+        alias = "io_reserve"
+    )]
     pub io_reserve: Option<u32>,
 }
 
@@ -230,13 +239,21 @@ impl Request {
         if text.len() > MAX_REQUEST_BYTES {
             return Err(InputError::new(
                 "request",
-                format!("{} bytes is larger than the {} byte limit", text.len(), MAX_REQUEST_BYTES),
+                format!(
+                    "{} bytes is larger than the {} byte limit",
+                    text.len(),
+                    MAX_REQUEST_BYTES
+                ),
             ));
         }
         let de = &mut serde_json::Deserializer::from_str(text);
         let req: Request = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let field = if path == "." || path.is_empty() { "request".to_string() } else { path };
+            let field = if path == "." || path.is_empty() {
+                "request".to_string()
+            } else {
+                path
+            };
             InputError::new(field, e.inner().to_string())
         })?;
         req.check_shape()?;
@@ -251,13 +268,28 @@ impl Request {
     /// Catalog-independent checks: ids, counts, ranges.
     pub fn check_shape(&self) -> Result<(), InputError> {
         if self.devices.len() > MAX_DEVICES {
-            return Err(InputError::new("devices", format!("{} devices is more than the limit of {MAX_DEVICES}", self.devices.len())));
+            return Err(InputError::new(
+                "devices",
+                format!(
+                    "{} devices is more than the limit of {MAX_DEVICES}",
+                    self.devices.len()
+                ),
+            ));
         }
         if self.controllers.len() > MAX_CONTROLLERS {
-            return Err(InputError::new("controllers", format!("{} controllers is more than the limit of {MAX_CONTROLLERS}", self.controllers.len())));
+            return Err(InputError::new(
+                "controllers",
+                format!(
+                    "{} controllers is more than the limit of {MAX_CONTROLLERS}",
+                    self.controllers.len()
+                ),
+            ));
         }
         if self.policy.spare_ports > MAX_SPARE_PORTS {
-            return Err(InputError::new("policy.spare_ports", format!("{} is more than {MAX_SPARE_PORTS}", self.policy.spare_ports)));
+            return Err(InputError::new(
+                "policy.spare_ports",
+                format!("{} is more than {MAX_SPARE_PORTS}", self.policy.spare_ports),
+            ));
         }
         let mut ids = BTreeSet::new();
         let named = self
@@ -265,7 +297,12 @@ impl Request {
             .iter()
             .enumerate()
             .map(|(i, d)| (("devices", i), &d.id))
-            .chain(self.controllers.iter().enumerate().map(|(i, c)| (("controllers", i), &c.id)));
+            .chain(
+                self.controllers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (("controllers", i), &c.id)),
+            );
         for ((list, i), id) in named {
             let field = || format!("{list}[{i}]");
             if !valid_id(id) {
@@ -275,18 +312,27 @@ impl Request {
                 ));
             }
             if id == "pcie.0" || !ids.insert(id.as_str()) {
-                return Err(InputError::new(format!("{}.id", field()), format!("duplicate id '{id}'")));
+                return Err(InputError::new(
+                    format!("{}.id", field()),
+                    format!("duplicate id '{id}'"),
+                ));
             }
         }
         for (i, d) in self.devices.iter().enumerate() {
             if let Some(n) = d.numa_node {
                 if n > MAX_NUMA_NODE {
-                    return Err(InputError::new(format!("devices[{i}].numa_node"), format!("device '{}': numa_node {n} is above {MAX_NUMA_NODE}", d.id)));
+                    return Err(InputError::new(
+                        format!("devices[{i}].numa_node"),
+                        format!("device '{}': numa_node {n} is above {MAX_NUMA_NODE}", d.id),
+                    ));
                 }
             }
             if let Some(g) = &d.group {
                 if !valid_id(g) {
-                    return Err(InputError::new(format!("devices[{i}].group"), format!("device '{}': group '{g}' is not a valid name", d.id)));
+                    return Err(InputError::new(
+                        format!("devices[{i}].group"),
+                        format!("device '{}': group '{g}' is not a valid name", d.id),
+                    ));
                 }
             }
             if let Some(a) = &d.address {
@@ -297,7 +343,13 @@ impl Request {
             check_address_range(&format!("controllers[{i}].address"), &c.id, &c.address)?;
             if let Some(n) = c.numa_node {
                 if n > MAX_NUMA_NODE {
-                    return Err(InputError::new(format!("controllers[{i}].numa_node"), format!("controller '{}': numa_node {n} is above {MAX_NUMA_NODE}", c.id)));
+                    return Err(InputError::new(
+                        format!("controllers[{i}].numa_node"),
+                        format!(
+                            "controller '{}': numa_node {n} is above {MAX_NUMA_NODE}",
+                            c.id
+                        ),
+                    ));
                 }
             }
         }
@@ -311,7 +363,10 @@ impl Request {
                 if cat.controller(&d.model).is_some() {
                     return Err(InputError::new(
                         format!("devices[{i}].model"),
-                        format!("device '{}': '{}' is a controller; list it under controllers", d.id, d.model),
+                        format!(
+                            "device '{}': '{}' is a controller; list it under controllers",
+                            d.id, d.model
+                        ),
                     ));
                 }
                 return Err(InputError::new(
@@ -322,9 +377,14 @@ impl Request {
         }
         let mut first: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
         for (i, d) in self.devices.iter().enumerate() {
-            let Some(msg) = cat.device(&d.model).and_then(|m| m.single.as_deref()) else { continue };
+            let Some(msg) = cat.device(&d.model).and_then(|m| m.single.as_deref()) else {
+                continue;
+            };
             // The transitional variants share one limit with the plain model.
-            let family = d.model.trim_end_matches("-non-transitional").trim_end_matches("-transitional");
+            let family = d
+                .model
+                .trim_end_matches("-non-transitional")
+                .trim_end_matches("-transitional");
             if let Some(prev) = first.insert(family, d.id.as_str()) {
                 return Err(InputError::new(
                     format!("devices[{i}].model"),
@@ -337,7 +397,12 @@ impl Request {
                 let known: Vec<&str> = cat.controllers.iter().map(|m| m.model.as_str()).collect();
                 return Err(InputError::new(
                     format!("controllers[{i}].model"),
-                    format!("controller '{}': unknown controller model '{}' (known: {})", c.id, c.model, known.join(", ")),
+                    format!(
+                        "controller '{}': unknown controller model '{}' (known: {})",
+                        c.id,
+                        c.model,
+                        known.join(", ")
+                    ),
                 ));
             }
         }
@@ -346,16 +411,27 @@ impl Request {
 
     /// A device's kind: `bus_kind` if given, else the catalog's.
     pub fn kind_of(&self, cat: &Catalog, d: &DeviceRequest) -> BusKind {
-        d.bus_kind.or_else(|| cat.device(&d.model).map(|m| m.kind)).unwrap_or(BusKind::Pcie)
+        d.bus_kind
+            .or_else(|| cat.device(&d.model).map(|m| m.kind))
+            .unwrap_or(BusKind::Pcie)
     }
 }
 
 fn check_address_range(field: &str, id: &str, a: &Address) -> Result<(), InputError> {
     if a.slot > 31 {
-        return Err(InputError::new(format!("{field}.slot"), format!("'{id}': slot {} is out of range 0..31 [D-PIN]", a.slot)));
+        return Err(InputError::new(
+            format!("{field}.slot"),
+            format!("'{id}': slot {} is out of range 0..31 [D-PIN]", a.slot),
+        ));
     }
     if a.function > 7 {
-        return Err(InputError::new(format!("{field}.function"), format!("'{id}': function {} is out of range 0..7 [D-PIN]", a.function)));
+        return Err(InputError::new(
+            format!("{field}.function"),
+            format!(
+                "'{id}': function {} is out of range 0..7 [D-PIN]",
+                a.function
+            ),
+        ));
     }
     Ok(())
 }
@@ -402,7 +478,9 @@ mod tests {
     fn duplicate_ids() {
         let e = err(r#"{"devices":[{"id":"a","model":"e1000"},{"id":"a","model":"e1000"}]}"#);
         assert_eq!(e.field, "devices[1].id");
-        let e = err(r#"{"devices":[{"id":"a","model":"e1000"}],"controllers":[{"id":"a","model":"pcie-root-port","address":{"bus":"pcie.0","slot":1}}]}"#);
+        let e = err(
+            r#"{"devices":[{"id":"a","model":"e1000"}],"controllers":[{"id":"a","model":"pcie-root-port","address":{"bus":"pcie.0","slot":1}}]}"#,
+        );
         assert_eq!(e.field, "controllers[0].id");
         let e = err(r#"{"devices":[{"id":"a","model":"e1000","model":"e1000"}]}"#);
         assert!(e.message.contains("duplicate field"), "{e}");
@@ -411,7 +489,9 @@ mod tests {
     #[test]
     fn bad_ids() {
         for id in ["1abc", "", "a b", "a/b", "é"] {
-            let e = err(&format!(r#"{{"devices":[{{"id":"{id}","model":"e1000"}}]}}"#));
+            let e = err(&format!(
+                r#"{{"devices":[{{"id":"{id}","model":"e1000"}}]}}"#
+            ));
             assert!(e.message.contains("not a valid QEMU id"), "{id}: {e}");
         }
         assert!(valid_id("net0.a-b_c"));
@@ -419,22 +499,30 @@ mod tests {
 
     #[test]
     fn out_of_range() {
-        let e = err(r#"{"devices":[{"id":"a","model":"e1000","address":{"bus":"pcie.0","slot":32}}]}"#);
+        let e =
+            err(r#"{"devices":[{"id":"a","model":"e1000","address":{"bus":"pcie.0","slot":32}}]}"#);
         assert_eq!(e.field, "devices[0].address.slot");
-        let e = err(r#"{"devices":[{"id":"a","model":"e1000","address":{"bus":"pcie.0","slot":3,"function":8}}]}"#);
+        let e = err(
+            r#"{"devices":[{"id":"a","model":"e1000","address":{"bus":"pcie.0","slot":3,"function":8}}]}"#,
+        );
         assert_eq!(e.field, "devices[0].address.function");
         let e = err(r#"{"devices":[{"id":"a","model":"e1000","numa_node":1000}]}"#);
         assert_eq!(e.field, "devices[0].numa_node");
         let e = err(r#"{"policy":{"spare_ports":100000}}"#);
         assert_eq!(e.field, "policy.spare_ports");
-        let e = err(r#"{"devices":[{"id":"a","model":"e1000","address":{"bus":"pcie.0","slot":300}}]}"#);
+        let e = err(
+            r#"{"devices":[{"id":"a","model":"e1000","address":{"bus":"pcie.0","slot":300}}]}"#,
+        );
         assert!(e.field.contains("slot"), "{e}");
     }
 
     #[test]
     fn malformed_and_oversized() {
         let e = err(r#"{"devices":[{"id":"a""#);
-        assert!(e.field.starts_with("devices[0]") && e.message.contains("EOF"), "{e}");
+        assert!(
+            e.field.starts_with("devices[0]") && e.message.contains("EOF"),
+            "{e}"
+        );
         let e = err("[1,2]");
         assert!(e.message.contains("invalid type"), "{e}");
         let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(MAX_REQUEST_BYTES));
@@ -445,7 +533,12 @@ mod tests {
     fn single_instance_models() {
         let r = Request::from_json(r#"{"devices":[{"id":"b1","model":"virtio-balloon-pci"},{"id":"b2","model":"virtio-balloon-pci-non-transitional"}]}"#).unwrap();
         let e = r.check_models(Catalog::q35()).unwrap_err();
-        assert!(e.message.contains("'b2'") && e.message.contains("'b1'") && e.message.contains("Only one balloon"), "{e}");
+        assert!(
+            e.message.contains("'b2'")
+                && e.message.contains("'b1'")
+                && e.message.contains("Only one balloon"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -453,11 +546,22 @@ mod tests {
         let r = Request::from_json(r#"{"devices":[{"id":"a","model":"frobnicator"}]}"#).unwrap();
         let e = r.check_models(Catalog::q35()).unwrap_err();
         assert!(e.message.contains("frobnicator") && e.message.contains("D-KIND"));
-        let r = Request::from_json(r#"{"devices":[{"id":"a","model":"frobnicator","bus_kind":"pci"}]}"#).unwrap();
+        let r = Request::from_json(
+            r#"{"devices":[{"id":"a","model":"frobnicator","bus_kind":"pci"}]}"#,
+        )
+        .unwrap();
         r.check_models(Catalog::q35()).unwrap();
         let r = Request::from_json(r#"{"controllers":[{"id":"c","model":"pcie-root-portx","address":{"bus":"pcie.0","slot":1}}]}"#).unwrap();
-        assert!(r.check_models(Catalog::q35()).unwrap_err().message.contains("unknown controller model"));
+        assert!(r
+            .check_models(Catalog::q35())
+            .unwrap_err()
+            .message
+            .contains("unknown controller model"));
         let r = Request::from_json(r#"{"devices":[{"id":"a","model":"pcie-root-port"}]}"#).unwrap();
-        assert!(r.check_models(Catalog::q35()).unwrap_err().message.contains("controller"));
+        assert!(r
+            .check_models(Catalog::q35())
+            .unwrap_err()
+            .message
+            .contains("controller"));
     }
 }

@@ -380,7 +380,10 @@ impl ShapeCache {
         // later is noticed); the others are planned directly. Either way the bytes are those
         // of planning alone.
         let (hits, misses) = (self.hits.load(Relaxed), self.misses.load(Relaxed));
-        if misses >= 4096 && hits.saturating_mul(8) < misses && self.sampled.fetch_add(1, Relaxed) % 16 != 0 {
+        if misses >= 4096
+            && hits.saturating_mul(8) < misses
+            && self.sampled.fetch_add(1, Relaxed) % 16 != 0
+        {
             return Answer::Planned(plan_with(req, cat));
         }
         let Some(shape) = Shape::of(req, cat) else {

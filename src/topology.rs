@@ -42,7 +42,11 @@ impl Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for &b in bytes {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -99,14 +103,25 @@ impl<'a> Topology<'a> {
         let mut kids = vec![Vec::new(); count];
         let mut models = vec![None; count];
         for n in g.node_indices() {
-            let mut v: Vec<_> = g.edges_directed(n, Direction::Outgoing).map(|e| (e.weight().0, e.weight().1, e.target())).collect();
+            let mut v: Vec<_> = g
+                .edges_directed(n, Direction::Outgoing)
+                .map(|e| (e.weight().0, e.weight().1, e.target()))
+                .collect();
             v.sort();
             kids[n.index()] = v;
             if let Node::Ctrl(c) = g[n] {
                 models[n.index()] = cat.controller(&c.model);
             }
         }
-        Topology { g, root, ids, dangling, cat, kids, models }
+        Topology {
+            g,
+            root,
+            ids,
+            dangling,
+            cat,
+            kids,
+            models,
+        }
     }
 
     /// The controller model of a node, if it is a controller of a known model.
@@ -126,7 +141,10 @@ impl<'a> Topology<'a> {
 
     /// Children as a slice (see [`Topology::children`]).
     pub fn kids(&self, n: NodeIndex) -> &[(u8, u8, NodeIndex)] {
-        self.kids.get(n.index()).map(|v| v.as_slice()).unwrap_or(&[])
+        self.kids
+            .get(n.index())
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
     }
 
     /// The bus type of the bus a node owns (`pcie-root`, `port`, `switch`, `conventional`, `pxb`).
@@ -155,8 +173,11 @@ impl<'a> Topology<'a> {
     /// Whether the guest can hot-unplug the device at `n`: its bus allows it and QEMU can
     /// unplug its model at all.
     pub fn device_hotpluggable(&self, n: NodeIndex) -> bool {
-        let Node::Dev(d) = self.g[n] else { return false };
-        self.cat.model_hotpluggable(&d.model) && self.parent(n).is_some_and(|p| self.bus_hotpluggable(p))
+        let Node::Dev(d) = self.g[n] else {
+            return false;
+        };
+        self.cat.model_hotpluggable(&d.model)
+            && self.parent(n).is_some_and(|p| self.bus_hotpluggable(p))
     }
 
     /// Ancestors, nearest first (stops at the root or on a cycle).
@@ -175,7 +196,9 @@ impl<'a> Topology<'a> {
 
     /// The nearest expander (`pxb` bus type) above a node.
     pub fn expander_of(&self, n: NodeIndex) -> Option<NodeIndex> {
-        self.ancestors(n).into_iter().find(|&a| self.bus_type(a) == Some("pxb"))
+        self.ancestors(n)
+            .into_iter()
+            .find(|&a| self.bus_type(a) == Some("pxb"))
     }
 
     /// Whether a node hangs from the root (no dangling bus, no cycle).
@@ -217,13 +240,28 @@ impl<'a> Topology<'a> {
                 Node::Root => {}
             }
         }
-        if own_io { below.max(1) } else { below }
+        if own_io {
+            below.max(1)
+        } else {
+            below
+        }
     }
 
     /// I/O windows the whole topology needs: the sum over controllers on the root bus and on
     /// expander buses.
     pub fn total_io_windows(&self) -> u32 {
-        let tops = std::iter::once(self.root).chain(self.g.node_indices().filter(|&n| self.bus_type(n) == Some("pxb") && self.rooted(n)));
-        tops.map(|b| self.children(b).into_iter().filter(|&(_, _, c)| self.bus_type(c) != Some("pxb")).map(|(_, _, c)| self.io_windows(c)).sum::<u32>()).sum()
+        let tops = std::iter::once(self.root).chain(
+            self.g
+                .node_indices()
+                .filter(|&n| self.bus_type(n) == Some("pxb") && self.rooted(n)),
+        );
+        tops.map(|b| {
+            self.children(b)
+                .into_iter()
+                .filter(|&(_, _, c)| self.bus_type(c) != Some("pxb"))
+                .map(|(_, _, c)| self.io_windows(c))
+                .sum::<u32>()
+        })
+        .sum()
     }
 }

@@ -20,12 +20,22 @@ use crate::topology::{Node, Topology};
 /// assert!(pciplan::validate(&plan, &req, &pciplan::Catalog::q35()).is_empty());
 /// ```
 pub fn validate(plan: &Plan, req: &Request, cat: &Catalog) -> Vec<Violation> {
-    Checker { req, cat, full: true }.run(plan)
+    Checker {
+        req,
+        cat,
+        full: true,
+    }
+    .run(plan)
 }
 
 /// Checks only the addresses a request pins (devices and controllers), before planning.
 pub fn validate_pins(req: &Request, cat: &Catalog) -> Vec<Violation> {
-    Checker { req, cat, full: false }.run(&pinned_plan(req, cat))
+    Checker {
+        req,
+        cat,
+        full: false,
+    }
+    .run(&pinned_plan(req, cat))
 }
 
 /// The pinned part of a request, as a partial plan.
@@ -35,7 +45,9 @@ pub(crate) fn pinned_plan(req: &Request, cat: &Catalog) -> Plan {
         .iter()
         .map(|c| {
             let m = cat.controller(&c.model);
-            let is_port = m.map(|m| m.props.iter().any(|p| p == "hotplug")).unwrap_or(false);
+            let is_port = m
+                .map(|m| m.props.iter().any(|p| p == "hotplug"))
+                .unwrap_or(false);
             PlacedController {
                 id: c.id.clone(),
                 model: c.model.clone(),
@@ -46,7 +58,11 @@ pub(crate) fn pinned_plan(req: &Request, cat: &Catalog) -> Plan {
                 multifunction: false,
                 chassis: c.chassis,
                 port: c.port,
-                hotplug: if is_port { Some(c.hotplug.unwrap_or(true)) } else { c.hotplug },
+                hotplug: if is_port {
+                    Some(c.hotplug.unwrap_or(true))
+                } else {
+                    c.hotplug
+                },
                 bus_nr: c.bus_nr,
                 numa_node: c.numa_node,
                 io_reserve: c.io_reserve,
@@ -74,7 +90,14 @@ pub(crate) fn pinned_plan(req: &Request, cat: &Catalog) -> Plan {
             })
         })
         .collect();
-    Plan { name: req.name.clone(), machine: req.machine.clone(), cost: 0, optimal: false, controllers, devices }
+    Plan {
+        name: req.name.clone(),
+        machine: req.machine.clone(),
+        cost: 0,
+        optimal: false,
+        controllers,
+        devices,
+    }
 }
 
 struct Checker<'a> {
@@ -84,7 +107,12 @@ struct Checker<'a> {
 }
 
 fn v(out: &mut Vec<Violation>, device: &str, address: &Address, rule: &str, message: String) {
-    out.push(Violation { device: device.to_string(), address: address.to_string(), rule: rule.to_string(), message });
+    out.push(Violation {
+        device: device.to_string(),
+        address: address.to_string(),
+        rule: rule.to_string(),
+        message,
+    });
 }
 
 fn cat_fixed(cat: &Catalog, model: &str) -> bool {
@@ -110,7 +138,14 @@ impl<'a> Checker<'a> {
             match t.g[n] {
                 Node::Ctrl(c) => (c.id.clone(), c.address()),
                 Node::Dev(d) => (d.id.clone(), d.address()),
-                Node::Root => (cat.root.bus.clone(), Address { bus: String::new(), slot: 0, function: 0 }),
+                Node::Root => (
+                    cat.root.bus.clone(),
+                    Address {
+                        bus: String::new(),
+                        slot: 0,
+                        function: 0,
+                    },
+                ),
             }
         };
         let pinned: HashMap<&str, &Address> = self
@@ -118,7 +153,12 @@ impl<'a> Checker<'a> {
             .devices
             .iter()
             .filter_map(|d| d.address.as_ref().map(|a| (d.id.as_str(), a)))
-            .chain(self.req.controllers.iter().map(|c| (c.id.as_str(), &c.address)))
+            .chain(
+                self.req
+                    .controllers
+                    .iter()
+                    .map(|c| (c.id.as_str(), &c.address)),
+            )
             .collect();
 
         // Names: unique, and every bus exists.
@@ -126,26 +166,62 @@ impl<'a> Checker<'a> {
         for n in t.g.node_indices() {
             let (id, a) = addr_of(n);
             if n != t.root && !seen.insert(id.clone()) {
-                v(&mut out, &id, &a, "D-PIN", format!("id '{id}' is used twice"));
+                v(
+                    &mut out,
+                    &id,
+                    &a,
+                    "D-PIN",
+                    format!("id '{id}' is used twice"),
+                );
             }
         }
         for &(n, bus) in &t.dangling {
             let (id, a) = addr_of(n);
-            v(&mut out, &id, &a, "D-PIN", format!("bus '{bus}' does not exist (no controller with that id)"));
+            v(
+                &mut out,
+                &id,
+                &a,
+                "D-PIN",
+                format!("bus '{bus}' does not exist (no controller with that id)"),
+            );
         }
         for n in t.g.node_indices() {
-            if !t.rooted(n) && !t.dangling.iter().any(|d| d.0 == n) && !t.ancestors(n).iter().any(|a| t.dangling.iter().any(|d| d.0 == *a)) {
+            if !t.rooted(n)
+                && !t.dangling.iter().any(|d| d.0 == n)
+                && !t
+                    .ancestors(n)
+                    .iter()
+                    .any(|a| t.dangling.iter().any(|d| d.0 == *a))
+            {
                 let (id, a) = addr_of(n);
-                v(&mut out, &id, &a, "D-PIN", "is not connected to the root bus (its bus chain loops)".into());
+                v(
+                    &mut out,
+                    &id,
+                    &a,
+                    "D-PIN",
+                    "is not connected to the root bus (its bus chain loops)".into(),
+                );
             }
         }
 
         // Per bus: ranges, kinds, double use, functions, slot sharing.
-        let groups: HashMap<&str, Option<&str>> = self.req.devices.iter().map(|d| (d.id.as_str(), d.group.as_deref())).collect();
+        let groups: HashMap<&str, Option<&str>> = self
+            .req
+            .devices
+            .iter()
+            .map(|d| (d.id.as_str(), d.group.as_deref()))
+            .collect();
         for p in t.g.node_indices() {
-            let Some(bus_type) = t.bus_type(p) else { continue };
+            let Some(bus_type) = t.bus_type(p) else {
+                continue;
+            };
             let (slots, functions, accepts, reserved) = match t.g[p] {
-                Node::Root => (cat.root.slots, cat.root.functions, &cat.root.accepts, cat.root.reserved_slots.as_slice()),
+                Node::Root => (
+                    cat.root.slots,
+                    cat.root.functions,
+                    &cat.root.accepts,
+                    cat.root.reserved_slots.as_slice(),
+                ),
                 Node::Ctrl(_) => match t.model(p) {
                     Some(m) => (m.bus.slots, m.bus.functions, &m.bus.accepts, &[][..]),
                     None => continue,
@@ -158,14 +234,41 @@ impl<'a> Checker<'a> {
             for (slot, f, c) in t.children(p) {
                 let (id, a) = addr_of(c);
                 if !slots.contains(slot) {
-                    v(&mut out, &id, &a, rule, format!("slot {slot} is out of range {}..{} on bus '{bus_name}'", slots.min, slots.max));
+                    v(
+                        &mut out,
+                        &id,
+                        &a,
+                        rule,
+                        format!(
+                            "slot {slot} is out of range {}..{} on bus '{bus_name}'",
+                            slots.min, slots.max
+                        ),
+                    );
                 }
                 if f >= functions {
-                    v(&mut out, &id, &a, "R-FUNC", format!("function {f} is out of range 0..{} on bus '{bus_name}'", functions - 1));
+                    v(
+                        &mut out,
+                        &id,
+                        &a,
+                        "R-FUNC",
+                        format!(
+                            "function {f} is out of range 0..{} on bus '{bus_name}'",
+                            functions - 1
+                        ),
+                    );
                 }
                 if reserved.contains(&slot) {
-                    let what = cat.root_reserved(slot, f).map(|r| r.what.clone()).unwrap_or_else(|| "the chipset".into());
-                    v(&mut out, &id, &a, "R-ROOT", format!("slot {slot} of {bus_name} is reserved ({what})"));
+                    let what = cat
+                        .root_reserved(slot, f)
+                        .map(|r| r.what.clone())
+                        .unwrap_or_else(|| "the chipset".into());
+                    v(
+                        &mut out,
+                        &id,
+                        &a,
+                        "R-ROOT",
+                        format!("slot {slot} of {bus_name} is reserved ({what})"),
+                    );
                 }
                 let category = match t.g[c] {
                     Node::Dev(d) => Some(d.kind.category().to_string()),
@@ -174,7 +277,13 @@ impl<'a> Checker<'a> {
                 };
                 if let Some(category) = category {
                     if !accepts.iter().any(|x| *x == category) {
-                        let r = if let Node::Ctrl(_) = t.g[c] { t.model(c).and_then(|m| m.rules.first().cloned()).unwrap_or_else(|| rule.to_string()) } else { rule.to_string() };
+                        let r = if let Node::Ctrl(_) = t.g[c] {
+                            t.model(c)
+                                .and_then(|m| m.rules.first().cloned())
+                                .unwrap_or_else(|| rule.to_string())
+                        } else {
+                            rule.to_string()
+                        };
                         v(&mut out, &id, &a, &r, format!("wrong kind of slot: a {category} cannot plug into bus '{bus_name}' ({bus_type}, accepts {})", accepts.join(", ")));
                     }
                 }
@@ -185,7 +294,13 @@ impl<'a> Checker<'a> {
                 for &(f, c) in &occ {
                     if let Some(prev) = fs.insert(f, c) {
                         let (id, a) = addr_of(c);
-                        v(&mut out, &id, &a, "D-PIN", format!("double use of {a}: also taken by '{}'", addr_of(prev).0));
+                        v(
+                            &mut out,
+                            &id,
+                            &a,
+                            "D-PIN",
+                            format!("double use of {a}: also taken by '{}'", addr_of(prev).0),
+                        );
                     }
                 }
                 if fs.keys().any(|&f| f > 0) {
@@ -202,7 +317,13 @@ impl<'a> Checker<'a> {
                             };
                             if !mf {
                                 let (id, a) = addr_of(f0);
-                                v(&mut out, &id, &a, "R-FUNC", "function 0 of a shared slot lacks multifunction=on".into());
+                                v(
+                                    &mut out,
+                                    &id,
+                                    &a,
+                                    "R-FUNC",
+                                    "function 0 of a shared slot lacks multifunction=on".into(),
+                                );
                             }
                         }
                         _ => {}
@@ -210,16 +331,27 @@ impl<'a> Checker<'a> {
                 }
                 // Who may share a slot.
                 if occ.len() > 1 {
-                    let aggregate: Vec<bool> = occ.iter().map(|&(_, c)| t.model(c).map(|m| m.aggregate).unwrap_or(false)).collect();
+                    let aggregate: Vec<bool> = occ
+                        .iter()
+                        .map(|&(_, c)| t.model(c).map(|m| m.aggregate).unwrap_or(false))
+                        .collect();
                     let any_ctrl = occ.iter().any(|&(_, c)| matches!(t.g[c], Node::Ctrl(_)));
                     if any_ctrl && !aggregate.iter().all(|&x| x) {
                         let (id, a) = addr_of(occ[0].1);
                         v(&mut out, &id, &a, "R-RP-PACK", format!("slot {slot} of '{bus_name}' is shared, but only root ports share slots with controllers"));
                     } else if !any_ctrl {
-                        let gs: BTreeSet<Option<&str>> = occ.iter().map(|&(_, c)| groups.get(addr_of(c).0.as_str()).copied().flatten()).collect();
-                        let packing_ok = bus_type == "pcie-root" && self.req.policy.pack_integrated && gs.iter().all(|g| g.is_none());
-                        let one_group = gs.len() == 1 && gs.iter().next().map(|g| g.is_some()).unwrap_or(false);
-                        let pinned_all = occ.iter().all(|&(_, c)| pinned.contains_key(addr_of(c).0.as_str()));
+                        let gs: BTreeSet<Option<&str>> = occ
+                            .iter()
+                            .map(|&(_, c)| groups.get(addr_of(c).0.as_str()).copied().flatten())
+                            .collect();
+                        let packing_ok = bus_type == "pcie-root"
+                            && self.req.policy.pack_integrated
+                            && gs.iter().all(|g| g.is_none());
+                        let one_group =
+                            gs.len() == 1 && gs.iter().next().map(|g| g.is_some()).unwrap_or(false);
+                        let pinned_all = occ
+                            .iter()
+                            .all(|&(_, c)| pinned.contains_key(addr_of(c).0.as_str()));
                         if !packing_ok && !one_group && !pinned_all {
                             let (id, a) = addr_of(occ[0].1);
                             v(&mut out, &id, &a, "R-INT-SLOT", format!("endpoints share slot {slot} of '{bus_name}' without being one group (D-GROUP) or pack_integrated"));
@@ -233,13 +365,20 @@ impl<'a> Checker<'a> {
         self.controllers(&t, plan, &mut out);
         self.bus_numbers(&t, &mut out);
         let io = t.total_io_windows();
-        let io_max = (cat.io_space.total_kib.saturating_sub(cat.io_space.reserved_kib)) / cat.io_space.window_kib.max(1);
+        let io_max = (cat
+            .io_space
+            .total_kib
+            .saturating_sub(cat.io_space.reserved_kib))
+            / cat.io_space.window_kib.max(1);
         if self.full && io > io_max {
             out.push(Violation {
                 device: cat.root.bus.clone(),
                 address: "-".into(),
                 rule: cat.io_space.rule.clone(),
-                message: format!("{io} I/O windows of {} KiB needed; the firmware has {io_max}", cat.io_space.window_kib),
+                message: format!(
+                    "{io} I/O windows of {} KiB needed; the firmware has {io_max}",
+                    cat.io_space.window_kib
+                ),
             });
         }
         out.sort();
@@ -249,43 +388,112 @@ impl<'a> Checker<'a> {
 
     fn devices(&self, t: &Topology, plan: &Plan, out: &mut Vec<Violation>) {
         let req = self.req;
-        let placed: HashMap<&str, &PlacedDevice> = plan.devices.iter().map(|d| (d.id.as_str(), d)).collect();
+        let placed: HashMap<&str, &PlacedDevice> =
+            plan.devices.iter().map(|d| (d.id.as_str(), d)).collect();
         let mut group_members: BTreeMap<&str, Vec<&PlacedDevice>> = BTreeMap::new();
         for rd in &req.devices {
             let Some(d) = placed.get(rd.id.as_str()) else {
                 if self.full {
-                    out.push(Violation { device: rd.id.clone(), address: "-".into(), rule: "D-PIN".into(), message: "device is missing from the plan".into() });
+                    out.push(Violation {
+                        device: rd.id.clone(),
+                        address: "-".into(),
+                        rule: "D-PIN".into(),
+                        message: "device is missing from the plan".into(),
+                    });
                 }
                 continue;
             };
             let a = d.address();
             if let (Some(pin), true) = (&rd.address, self.full) {
                 if *pin != a {
-                    v(out, &d.id, &a, "D-PIN", format!("pinned at {pin} but planned at {a}"));
+                    v(
+                        out,
+                        &d.id,
+                        &a,
+                        "D-PIN",
+                        format!("pinned at {pin} but planned at {a}"),
+                    );
                 }
             }
             if let Some(g) = &rd.group {
                 group_members.entry(g.as_str()).or_default().push(d);
             }
-            let Some(&n) = t.ids.get(d.id.as_str()) else { continue };
+            let Some(&n) = t.ids.get(d.id.as_str()) else {
+                continue;
+            };
             let Some(p) = t.parent(n) else { continue };
             let hp = t.device_hotpluggable(n);
             let want = req.hotplug_of(rd);
             match want {
-                Hotplug::Off if hp => v(out, &d.id, &a, "D-OFF", format!("hotplug off, but bus '{}' lets the guest unplug it", d.bus)),
-                Hotplug::On if !hp && !cat_fixed(self.cat, &d.model) => v(out, &d.id, &a, "D-ON", format!("hotplug on, but the guest cannot unplug it from bus '{}'", d.bus)),
-                Hotplug::On if !hp => v(out, &d.id, &a, "D-ON", format!("hotplug on, but QEMU cannot hot-unplug a {} anywhere", d.model)),
+                Hotplug::Off if hp => v(
+                    out,
+                    &d.id,
+                    &a,
+                    "D-OFF",
+                    format!("hotplug off, but bus '{}' lets the guest unplug it", d.bus),
+                ),
+                Hotplug::On if !hp && !cat_fixed(self.cat, &d.model) => v(
+                    out,
+                    &d.id,
+                    &a,
+                    "D-ON",
+                    format!(
+                        "hotplug on, but the guest cannot unplug it from bus '{}'",
+                        d.bus
+                    ),
+                ),
+                Hotplug::On if !hp => v(
+                    out,
+                    &d.id,
+                    &a,
+                    "D-ON",
+                    format!(
+                        "hotplug on, but QEMU cannot hot-unplug a {} anywhere",
+                        d.model
+                    ),
+                ),
                 _ => {}
             }
             if self.full {
                 if d.hotpluggable != hp {
-                    v(out, &d.id, &a, "D-HP", format!("plan says hotpluggable={} but the topology says {hp}", d.hotpluggable));
+                    v(
+                        out,
+                        &d.id,
+                        &a,
+                        "D-HP",
+                        format!(
+                            "plan says hotpluggable={} but the topology says {hp}",
+                            d.hotpluggable
+                        ),
+                    );
                 }
-                if want == Hotplug::Off && rd.address.is_none() && t.bus_type(p) == Some("port") && !req.policy.hotplug_off.allows_port() && !cat_fixed(self.cat, &d.model) {
-                    v(out, &d.id, &a, "D-OFF", "on a hotplug=off port, but policy hotplug_off is 'integrated'".into());
+                if want == Hotplug::Off
+                    && rd.address.is_none()
+                    && t.bus_type(p) == Some("port")
+                    && !req.policy.hotplug_off.allows_port()
+                    && !cat_fixed(self.cat, &d.model)
+                {
+                    v(
+                        out,
+                        &d.id,
+                        &a,
+                        "D-OFF",
+                        "on a hotplug=off port, but policy hotplug_off is 'integrated'".into(),
+                    );
                 }
-                if want == Hotplug::Off && rd.address.is_none() && t.bus_type(p) == Some("pcie-root") && !req.policy.hotplug_off.allows_integrated() && !cat_fixed(self.cat, &d.model) {
-                    v(out, &d.id, &a, "D-OFF", "integrated, but policy hotplug_off is 'port'".into());
+                if want == Hotplug::Off
+                    && rd.address.is_none()
+                    && t.bus_type(p) == Some("pcie-root")
+                    && !req.policy.hotplug_off.allows_integrated()
+                    && !cat_fixed(self.cat, &d.model)
+                {
+                    v(
+                        out,
+                        &d.id,
+                        &a,
+                        "D-OFF",
+                        "integrated, but policy hotplug_off is 'port'".into(),
+                    );
                 }
             }
             if let Some(node) = rd.numa_node {
@@ -300,15 +508,48 @@ impl<'a> Checker<'a> {
         }
         for (g, members) in group_members {
             if members.len() > 8 {
-                v(out, &members[0].id, &members[0].address(), "D-GROUP", format!("group '{g}' has {} members; a slot has 8 functions", members.len()));
+                v(
+                    out,
+                    &members[0].id,
+                    &members[0].address(),
+                    "D-GROUP",
+                    format!(
+                        "group '{g}' has {} members; a slot has 8 functions",
+                        members.len()
+                    ),
+                );
             }
             let first = members[0];
             for (i, m) in members.iter().enumerate() {
                 if m.bus != first.bus || m.slot != first.slot {
-                    v(out, &m.id, &m.address(), "D-GROUP", format!("group '{g}' is split: '{}' is at {}", first.id, first.address()));
+                    v(
+                        out,
+                        &m.id,
+                        &m.address(),
+                        "D-GROUP",
+                        format!(
+                            "group '{g}' is split: '{}' is at {}",
+                            first.id,
+                            first.address()
+                        ),
+                    );
                 }
-                if self.full && req.devices.iter().find(|d| d.id == m.id).map(|d| d.address.is_none()).unwrap_or(false) && usize::from(m.function) != i {
-                    v(out, &m.id, &m.address(), "D-GROUP", format!("group '{g}': member {i} in request order should be function {i}"));
+                if self.full
+                    && req
+                        .devices
+                        .iter()
+                        .find(|d| d.id == m.id)
+                        .map(|d| d.address.is_none())
+                        .unwrap_or(false)
+                    && usize::from(m.function) != i
+                {
+                    v(
+                        out,
+                        &m.id,
+                        &m.address(),
+                        "D-GROUP",
+                        format!("group '{g}': member {i} in request order should be function {i}"),
+                    );
                 }
             }
         }
@@ -320,7 +561,13 @@ impl<'a> Checker<'a> {
         for c in &plan.controllers {
             let a = c.address();
             let Some(m) = cat.controller(&c.model) else {
-                v(out, &c.id, &a, "D-PIN", format!("unknown controller model '{}'", c.model));
+                v(
+                    out,
+                    &c.id,
+                    &a,
+                    "D-PIN",
+                    format!("unknown controller model '{}'", c.model),
+                );
                 continue;
             };
             if m.props.iter().any(|p| p == "chassis") {
@@ -335,33 +582,70 @@ impl<'a> Checker<'a> {
                 }
             }
             if c.hotplug == Some(false) && m.hotplug != crate::catalog::HotplugControl::Property {
-                v(out, &c.id, &a, "R-HP-PORT", format!("'{}' has no hotplug property (QEMU: Property '{}.hotplug' not found)", c.model, m.qemu));
+                v(
+                    out,
+                    &c.id,
+                    &a,
+                    "R-HP-PORT",
+                    format!(
+                        "'{}' has no hotplug property (QEMU: Property '{}.hotplug' not found)",
+                        c.model, m.qemu
+                    ),
+                );
             }
             if m.bus.bus_type == "pxb" && self.full && c.bus_nr.is_none() {
                 v(out, &c.id, &a, "R-BUSNR", "expander has no bus_nr".into());
             }
             if !m.props.iter().any(|p| p == "numa_node") && c.numa_node.is_some() {
-                v(out, &c.id, &a, "D-NUMA", format!("'{}' takes no numa_node", c.model));
+                v(
+                    out,
+                    &c.id,
+                    &a,
+                    "D-NUMA",
+                    format!("'{}' takes no numa_node", c.model),
+                );
             }
         }
         if self.full {
             let added = plan.controllers.iter().filter(|c| c.added).count() as u32;
             if added != plan.cost {
-                out.push(Violation { device: "-".into(), address: "-".into(), rule: "O-COST".into(), message: format!("cost {} but {added} controllers were added", plan.cost) });
+                out.push(Violation {
+                    device: "-".into(),
+                    address: "-".into(),
+                    rule: "O-COST".into(),
+                    message: format!("cost {} but {added} controllers were added", plan.cost),
+                });
             }
             for rc in &self.req.controllers {
                 match plan.controllers.iter().find(|c| c.id == rc.id) {
                     Some(c) if c.address() == rc.address && !c.added => {}
-                    _ => out.push(Violation { device: rc.id.clone(), address: rc.address.to_string(), rule: "D-PIN".into(), message: "pinned controller moved or missing".into() }),
+                    _ => out.push(Violation {
+                        device: rc.id.clone(),
+                        address: rc.address.to_string(),
+                        rule: "D-PIN".into(),
+                        message: "pinned controller moved or missing".into(),
+                    }),
                 }
             }
-            let spare = t
-                .g
-                .node_indices()
-                .filter(|&n| t.bus_type(n) == Some("port") && t.bus_hotpluggable(n) && t.children(n).is_empty() && t.rooted(n))
-                .count() as u32;
+            let spare =
+                t.g.node_indices()
+                    .filter(|&n| {
+                        t.bus_type(n) == Some("port")
+                            && t.bus_hotpluggable(n)
+                            && t.children(n).is_empty()
+                            && t.rooted(n)
+                    })
+                    .count() as u32;
             if spare < self.req.policy.spare_ports {
-                out.push(Violation { device: "-".into(), address: "-".into(), rule: "O-SPARE".into(), message: format!("{spare} empty hot-pluggable ports, {} asked", self.req.policy.spare_ports) });
+                out.push(Violation {
+                    device: "-".into(),
+                    address: "-".into(),
+                    rule: "O-SPARE".into(),
+                    message: format!(
+                        "{spare} empty hot-pluggable ports, {} asked",
+                        self.req.policy.spare_ports
+                    ),
+                });
             }
         }
     }
@@ -377,9 +661,18 @@ impl<'a> Checker<'a> {
             }
             if t.bus_type(n) == Some("pxb") {
                 let Node::Ctrl(c) = t.g[n] else { continue };
-                let size = 1 + t.descendants(n).into_iter().filter(|&d| t.uses_bus_number(d)).count() as u32;
+                let size = 1 + t
+                    .descendants(n)
+                    .into_iter()
+                    .filter(|&d| t.uses_bus_number(d))
+                    .count() as u32;
                 if let Some(nr) = c.bus_nr {
-                    ranges.push((u32::from(nr), u32::from(nr) + size - 1, c.id.clone(), c.address()));
+                    ranges.push((
+                        u32::from(nr),
+                        u32::from(nr) + size - 1,
+                        c.id.clone(),
+                        c.address(),
+                    ));
                 }
             } else if t.expander_of(n).is_none() {
                 below_root += 1;
@@ -388,14 +681,34 @@ impl<'a> Checker<'a> {
         ranges.sort();
         let mut lowest_free = below_root + 1;
         if below_root > max {
-            out.push(Violation { device: self.cat.root.bus.clone(), address: "-".into(), rule: "R-BUSNR".into(), message: format!("{below_root} bus numbers needed below pcie.0; there are {max}") });
+            out.push(Violation {
+                device: self.cat.root.bus.clone(),
+                address: "-".into(),
+                rule: "R-BUSNR".into(),
+                message: format!("{below_root} bus numbers needed below pcie.0; there are {max}"),
+            });
         }
         for (lo, hi, id, a) in ranges {
             if lo < lowest_free {
-                v(out, &id, &a, "R-BUSNR", format!("bus_nr {lo} overlaps buses already numbered up to {}", lowest_free - 1));
+                v(
+                    out,
+                    &id,
+                    &a,
+                    "R-BUSNR",
+                    format!(
+                        "bus_nr {lo} overlaps buses already numbered up to {}",
+                        lowest_free - 1
+                    ),
+                );
             }
             if hi > max {
-                v(out, &id, &a, "R-BUSNR", format!("its buses {lo}..{hi} go past {max}"));
+                v(
+                    out,
+                    &id,
+                    &a,
+                    "R-BUSNR",
+                    format!("its buses {lo}..{hi} go past {max}"),
+                );
             }
             lowest_free = lowest_free.max(hi + 1);
         }

@@ -18,11 +18,18 @@ fn run(args: &[&str]) -> (i32, String, String) {
         if let Some(_status) = child.try_wait().expect("wait") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "pciplan {args:?} took more than 5 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "pciplan {args:?} took more than 5 s"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let out = child.wait_with_output().expect("output");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -30,13 +37,23 @@ fn every_bad_input_is_refused_clearly() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad");
     let expect = std::fs::read_to_string(dir.join("EXPECT.tsv")).unwrap();
     let mut n = 0;
-    for line in expect.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in expect
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let mut parts = line.split('\t');
-        let (file, code, needle) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        let (file, code, needle) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
         let path = dir.join(file);
         let (rc, stdout, stderr) = run(&["plan", path.to_str().unwrap()]);
         assert_eq!(rc.to_string(), code, "{file}: exit {rc}, stderr: {stderr}");
-        assert!(stderr.contains(needle), "{file}: stderr lacks {needle:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{file}: stderr lacks {needle:?}: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{file}: {stderr}");
         assert!(stdout.is_empty(), "{file}: printed a plan for bad input");
         assert!(stderr.starts_with("pciplan: "), "{file}: {stderr}");
@@ -87,11 +104,24 @@ fn a_1024_device_guest_plans() {
     let devices: Vec<String> = (0..1024)
         .map(|i| {
             let m = models[i % 4];
-            let hp = if m.starts_with("virtio") { if i < 960 { "any" } else { "on" } } else if i % 2 == 0 { "on" } else { "any" };
+            let hp = if m.starts_with("virtio") {
+                if i < 960 {
+                    "any"
+                } else {
+                    "on"
+                }
+            } else if i % 2 == 0 {
+                "on"
+            } else {
+                "any"
+            };
             format!(r#"{{"id":"d{i}","model":"{m}","hotplug":"{hp}"}}"#)
         })
         .collect();
-    let text = format!(r#"{{"policy":{{"hotplug_off":"auto","pack_integrated":true}},"devices":[{}]}}"#, devices.join(","));
+    let text = format!(
+        r#"{{"policy":{{"hotplug_off":"auto","pack_integrated":true}},"devices":[{}]}}"#,
+        devices.join(",")
+    );
     let req = pciplan::Request::from_json(&text).unwrap();
     let plan = pciplan::plan(&req).unwrap();
     assert_eq!(plan.devices.len(), 1024);

@@ -14,7 +14,10 @@ use pciplan::{BusKind, Catalog};
 fn check_batch(models: &[&str]) -> Vec<String> {
     let cat = Catalog::q35();
     let mut lines = String::new();
-    if models.iter().any(|m| cat.device(m).unwrap().kind == BusKind::Pci) {
+    if models
+        .iter()
+        .any(|m| cat.device(m).unwrap().kind == BusKind::Pci)
+    {
         lines.push_str("-device pcie-root-port,id=rpb,bus=pcie.0,addr=0x1,chassis=200\n");
         lines.push_str("-device pcie-pci-bridge,id=br,bus=rpb\n");
     }
@@ -31,7 +34,9 @@ fn check_batch(models: &[&str]) -> Vec<String> {
                 lines.push_str(&format!("-device {m},id=d{i},bus=rp{i}\n"));
             }
             BusKind::Pci => {
-                lines.push_str(&format!("-device {m},id=d{i},bus=br,addr={bridge_slot:#x}\n"));
+                lines.push_str(&format!(
+                    "-device {m},id=d{i},bus=br,addr={bridge_slot:#x}\n"
+                ));
                 bridge_slot += 1;
             }
         }
@@ -44,10 +49,15 @@ fn check_batch(models: &[&str]) -> Vec<String> {
     for (i, m) in models.iter().enumerate() {
         let facts = cat.device(m).unwrap();
         let id = format!("d{i}");
-        let dev = by_id.get(id.as_str()).unwrap_or_else(|| panic!("{m} not in query-pci"));
+        let dev = by_id
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("{m} not in query-pci"));
         let has_io = dev.io_bars().next().is_some();
         if has_io != facts.io {
-            wrong.push(format!("{m}: catalog io={} but QEMU shows I/O BARs: {has_io}", facts.io));
+            wrong.push(format!(
+                "{m}: catalog io={} but QEMU shows I/O BARs: {has_io}",
+                facts.io
+            ));
         }
         let refused = match q.unplug(&id) {
             Ok(u) => matches!(u, Unplug::Refused(_)),
@@ -56,7 +66,10 @@ fn check_batch(models: &[&str]) -> Vec<String> {
             Err(e) => panic!("{m}: device_del: {e}"),
         };
         if refused == facts.hotpluggable {
-            wrong.push(format!("{m}: catalog hotpluggable={} but device_del refused: {refused}", facts.hotpluggable));
+            wrong.push(format!(
+                "{m}: catalog hotpluggable={} but device_del refused: {refused}",
+                facts.hotpluggable
+            ));
         }
     }
     wrong
@@ -65,17 +78,28 @@ fn check_batch(models: &[&str]) -> Vec<String> {
 #[test]
 fn catalog_io_and_hotplug_facts_match_qemu() {
     let cat = Catalog::q35();
-    let many: Vec<&str> = TESTABLE_MODELS.iter().copied().filter(|m| cat.device(m).is_some() && !ROOT_BUS_ONLY_MODELS.contains(m)).collect();
+    let many: Vec<&str> = TESTABLE_MODELS
+        .iter()
+        .copied()
+        .filter(|m| cat.device(m).is_some() && !ROOT_BUS_ONLY_MODELS.contains(m))
+        .collect();
     assert!(many.len() >= 60);
     let mut wrong = Vec::new();
     // Batches small enough for the firmware's 14 I/O windows.
     for chunk in many.chunks(10) {
         wrong.extend(check_batch(chunk));
     }
-    for m in SINGLE_INSTANCE_MODELS.iter().filter(|m| cat.device(m).is_some() && !ROOT_BUS_ONLY_MODELS.contains(m)) {
+    for m in SINGLE_INSTANCE_MODELS
+        .iter()
+        .filter(|m| cat.device(m).is_some() && !ROOT_BUS_ONLY_MODELS.contains(m))
+    {
         wrong.extend(check_batch(&[m]));
     }
-    assert!(wrong.is_empty(), "catalog disagrees with QEMU:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "catalog disagrees with QEMU:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]

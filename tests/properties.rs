@@ -283,21 +283,44 @@ fn check_replan(base: &Request, extra: &Request, keep_mask: u64) -> Result<(), T
     }
     let pinned = match next.pinned_to(&(&first).into()) {
         Ok(p) => p,
-        Err(e) => return Err(TestCaseError::fail(format!("pinned_to failed: {e}\nbase: {}", json(base)))),
+        Err(e) => {
+            return Err(TestCaseError::fail(format!(
+                "pinned_to failed: {e}\nbase: {}",
+                json(base)
+            )))
+        }
     };
     match plan(&pinned) {
         Ok(second) => {
             prop_assert!(validate(&second, &pinned, Catalog::q35()).is_empty());
             for d in &second.devices {
                 if let Some(old) = first.devices.iter().find(|o| o.id == d.id) {
-                    prop_assert_eq!(old.address(), d.address(), "{} moved\nbase: {}", &d.id, json(base));
+                    prop_assert_eq!(
+                        old.address(),
+                        d.address(),
+                        "{} moved\nbase: {}",
+                        &d.id,
+                        json(base)
+                    );
                 }
             }
             for c in &first.controllers {
-                prop_assert!(second.controllers.iter().any(|n| n.id == c.id && n.address() == c.address()), "controller {} moved or dropped", c.id);
+                prop_assert!(
+                    second
+                        .controllers
+                        .iter()
+                        .any(|n| n.id == c.id && n.address() == c.address()),
+                    "controller {} moved or dropped",
+                    c.id
+                );
             }
         }
-        Err(PlanError::Solver(e)) => return Err(TestCaseError::fail(format!("solver error on re-plan: {e}\nbase: {}", json(base)))),
+        Err(PlanError::Solver(e)) => {
+            return Err(TestCaseError::fail(format!(
+                "solver error on re-plan: {e}\nbase: {}",
+                json(base)
+            )))
+        }
         Err(_) => {}
     }
     Ok(())

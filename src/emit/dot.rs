@@ -12,17 +12,38 @@ fn quote(s: &str) -> String {
 /// for devices (green when hot-pluggable, red when fixed), edges labelled `slot.function`.
 pub fn dot(plan: &Plan, cat: &Catalog) -> String {
     let t = Topology::build(plan, cat);
-    let mut out = String::from("digraph pciplan {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n");
+    let mut out =
+        String::from("digraph pciplan {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n");
     let _ = writeln!(out, "  {} [shape=box, style=bold];", quote(&cat.root.bus));
     for n in t.descendants(t.root) {
         match t.g[n] {
             Node::Ctrl(c) => {
-                let label = format!("{}\\n{}{}", c.id, c.model, if c.hotplug == Some(false) { "\\nhotplug=off" } else { "" });
-                let _ = writeln!(out, "  {} [shape=box, label={}{}];", quote(&c.id), quote(&label), if c.added { ", style=dashed" } else { "" });
+                let label = format!(
+                    "{}\\n{}{}",
+                    c.id,
+                    c.model,
+                    if c.hotplug == Some(false) {
+                        "\\nhotplug=off"
+                    } else {
+                        ""
+                    }
+                );
+                let _ = writeln!(
+                    out,
+                    "  {} [shape=box, label={}{}];",
+                    quote(&c.id),
+                    quote(&label),
+                    if c.added { ", style=dashed" } else { "" }
+                );
             }
             Node::Dev(d) => {
                 let color = if d.hotpluggable { "darkgreen" } else { "red" };
-                let _ = writeln!(out, "  {} [shape=ellipse, color={color}, label={}];", quote(&d.id), quote(&format!("{}\\n{}", d.id, d.model)));
+                let _ = writeln!(
+                    out,
+                    "  {} [shape=ellipse, color={color}, label={}];",
+                    quote(&d.id),
+                    quote(&format!("{}\\n{}", d.id, d.model))
+                );
             }
             Node::Root => {}
         }
@@ -33,7 +54,14 @@ pub fn dot(plan: &Plan, cat: &Catalog) -> String {
                 Node::Root => (0, 0),
             };
             let pid = t.g[p].id(cat);
-            let _ = writeln!(out, "  {} -> {} [label=\"{:02x}.{}\"];", quote(pid), quote(t.g[n].id(cat)), s, f);
+            let _ = writeln!(
+                out,
+                "  {} -> {} [label=\"{:02x}.{}\"];",
+                quote(pid),
+                quote(t.g[n].id(cat)),
+                s,
+                f
+            );
         }
     }
     out.push_str("}\n");

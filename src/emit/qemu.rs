@@ -16,9 +16,19 @@ fn addr(slot: u8, function: u8) -> String {
 pub fn qemu(plan: &Plan, cat: &Catalog) -> String {
     let mut out = String::new();
     for c in &plan.controllers {
-        let props = cat.controller(&c.model).map(|m| m.props.clone()).unwrap_or_default();
+        let props = cat
+            .controller(&c.model)
+            .map(|m| m.props.clone())
+            .unwrap_or_default();
         let has = |p: &str| props.iter().any(|x| x == p);
-        let _ = write!(out, "-device {},id={},bus={},addr={}", c.driver, c.id, c.bus, addr(c.slot, c.function));
+        let _ = write!(
+            out,
+            "-device {},id={},bus={},addr={}",
+            c.driver,
+            c.id,
+            c.bus,
+            addr(c.slot, c.function)
+        );
         if c.multifunction {
             out.push_str(",multifunction=on");
         }
@@ -43,7 +53,14 @@ pub fn qemu(plan: &Plan, cat: &Catalog) -> String {
         out.push('\n');
     }
     for d in &plan.devices {
-        let _ = write!(out, "-device {},id={},bus={},addr={}", d.model, d.id, d.bus, addr(d.slot, d.function));
+        let _ = write!(
+            out,
+            "-device {},id={},bus={},addr={}",
+            d.model,
+            d.id,
+            d.bus,
+            addr(d.slot, d.function)
+        );
         if d.multifunction {
             out.push_str(",multifunction=on");
         }

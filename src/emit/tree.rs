@@ -9,7 +9,17 @@ use crate::topology::{Node, Topology};
 pub fn tree(plan: &Plan, cat: &Catalog) -> String {
     let t = Topology::build(plan, cat);
     let mut out = String::new();
-    let _ = writeln!(out, "{}  (cost {}, {})", cat.root.bus, plan.cost, if plan.optimal { "proven optimal" } else { "not proven optimal" });
+    let _ = writeln!(
+        out,
+        "{}  (cost {}, {})",
+        cat.root.bus,
+        plan.cost,
+        if plan.optimal {
+            "proven optimal"
+        } else {
+            "not proven optimal"
+        }
+    );
     walk(&t, t.root, "", &mut out);
     out
 }
@@ -31,10 +41,29 @@ fn walk(t: &Topology, n: petgraph::stable_graph::NodeIndex, prefix: &str, out: &
                 if let Some(nn) = x.numa_node {
                     extra.push(format!("numa_node={nn}"));
                 }
-                let extra = if extra.is_empty() { String::new() } else { format!(" ({})", extra.join(", ")) };
-                format!("{:02x}.{} {}{} {}{}", slot, f, if x.added { "+" } else { "" }, x.id, x.model, extra)
+                let extra = if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", extra.join(", "))
+                };
+                format!(
+                    "{:02x}.{} {}{} {}{}",
+                    slot,
+                    f,
+                    if x.added { "+" } else { "" },
+                    x.id,
+                    x.model,
+                    extra
+                )
             }
-            Node::Dev(d) => format!("{:02x}.{} {} {} [{}]", slot, f, d.id, d.model, if d.hotpluggable { "hotplug" } else { "fixed" }),
+            Node::Dev(d) => format!(
+                "{:02x}.{} {} {} [{}]",
+                slot,
+                f,
+                d.id,
+                d.model,
+                if d.hotpluggable { "hotplug" } else { "fixed" }
+            ),
             Node::Root => continue,
         };
         let _ = writeln!(out, "{prefix}{branch}{line}");
