@@ -44,17 +44,13 @@ pub fn plan(req: &Request) -> Result<Plan, PlanError> {
 
 /// Plans one guest with an explicit catalog.
 pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
-    req.check_shape()?;
-    req.check_models(cat)?;
-    let pins = validate_pins(req, cat);
-    if !pins.is_empty() {
-        return Err(PlanError::Pins(pins));
-    }
-    let units = units(req, cat)?;
-    let pinned = pinned_plan(req, cat);
-    let world = World::read(&pinned, req, cat);
-    let (model, unit_class) = build_model(req, cat, &units, &world);
-    precheck(req, &units, &unit_class, &model)?;
+    let Prepared {
+        units,
+        pinned,
+        world,
+        model,
+        unit_class,
+    } = prepare(req, cat)?;
     let counts = solve_cached(&model)?;
     if counts.slack_slots > 0 || counts.slack_bus > 0 || counts.slack_io > 0 {
         return Err(PlanError::Infeasible(explain(
@@ -110,6 +106,39 @@ pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
         )));
     }
     Ok(plan)
+}
+
+/// A request checked and turned into units, the pinned topology's offer, and the model.
+struct Prepared {
+    units: Vec<Unit>,
+    pinned: Plan,
+    world: World,
+    model: Model,
+    unit_class: Vec<Option<usize>>,
+}
+
+/// Steps 1-3 of planning, shared by [`plan_with`] and what-if `--max`: checks (shape,
+/// models, pins), units, what the pinned topology offers, the class model, and the
+/// prechecks for classes with no allowed place.
+fn prepare(req: &Request, cat: &Catalog) -> Result<Prepared, PlanError> {
+    req.check_shape()?;
+    req.check_models(cat)?;
+    let pins = validate_pins(req, cat);
+    if !pins.is_empty() {
+        return Err(PlanError::Pins(pins));
+    }
+    let units = units(req, cat)?;
+    let pinned = pinned_plan(req, cat);
+    let world = World::read(&pinned, req, cat);
+    let (model, unit_class) = build_model(req, cat, &units, &world);
+    precheck(req, &units, &unit_class, &model)?;
+    Ok(Prepared {
+        units,
+        pinned,
+        world,
+        model,
+        unit_class,
+    })
 }
 
 fn solve_cached(model: &Model) -> Result<Counts, PlanError> {
@@ -1671,17 +1700,12 @@ pub(crate) fn max_of_class(
     cat: &Catalog,
     dev: usize,
 ) -> Result<(u32, u32), PlanError> {
-    req.check_shape()?;
-    req.check_models(cat)?;
-    let pins = validate_pins(req, cat);
-    if !pins.is_empty() {
-        return Err(PlanError::Pins(pins));
-    }
-    let units = units(req, cat)?;
-    let pinned = pinned_plan(req, cat);
-    let world = World::read(&pinned, req, cat);
-    let (model, unit_class) = build_model(req, cat, &units, &world);
-    precheck(req, &units, &unit_class, &model)?;
+    let Prepared {
+        units,
+        model,
+        unit_class,
+        ..
+    } = prepare(req, cat)?;
     let Some(ci) = units
         .iter()
         .position(|u| u.devs.contains(&dev))

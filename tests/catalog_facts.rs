@@ -42,7 +42,7 @@ fn check_batch(models: &[&str]) -> Vec<String> {
         }
     }
     let mut q = Qemu::start(&lines).unwrap_or_else(|e| panic!("{models:?}: {e}"));
-    let run = q.run_firmware(Duration::from_secs(5)).unwrap();
+    let run = q.run_firmware(Duration::from_secs(30)).unwrap();
     assert!(run.failure.is_none(), "{models:?}: {:?}", run.failure);
     let mut wrong = Vec::new();
     let by_id = run.pci.by_id();

@@ -162,7 +162,7 @@ fn firmware_numbers_buses_and_opens_io_windows() {
     assert!(ports >= 30, "{ports} ports");
     let cat = Catalog::q35();
     let mut q = Qemu::start(&pciplan::emit::qemu(&plan, cat)).unwrap();
-    let run = q.run_firmware(Duration::from_secs(5)).unwrap();
+    let run = q.run_firmware(Duration::from_secs(30)).unwrap();
     assert!(run.failure.is_none(), "firmware: {:?}", run.failure);
     assert!(run.settled, "firmware did not finish PCI setup");
     let by_id = run.pci.by_id();
@@ -239,7 +239,7 @@ fn fifteen_io_ports_exhaust_the_firmware() {
         lines.push_str(&format!("-device e1000e,id=e{i},bus=rp{i}\n"));
     }
     let mut q = Qemu::start(&lines).unwrap();
-    let run = q.run_firmware(Duration::from_secs(5)).unwrap();
+    let run = q.run_firmware(Duration::from_secs(30)).unwrap();
     assert!(
         run.failure
             .as_deref()
