@@ -308,8 +308,54 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         .iter()
         .map(|r| (r.e_off > 0).then(|| int(&mut vars, r.e_off)))
         .collect();
-    let eon: Vec<Expression> = eonv.iter().map(|&o| ex(o)).collect();
-    let eoff: Vec<Expression> = eoffv.iter().map(|&o| ex(o)).collect();
+    // Free existing ports below a NUMA node's expander may also take what has no NUMA node
+    // (`geon`/`geoff`); ports only endpoints may use stay with their region.
+    let geonv: Vec<Option<Variable>> = m
+        .regions
+        .iter()
+        .enumerate()
+        .map(|(r, reg)| {
+            (r > 0 && reg.e_on > 0 && reg.e_on_ep == 0).then(|| int(&mut vars, reg.e_on))
+        })
+        .collect();
+    let geoffv: Vec<Option<Variable>> = m
+        .regions
+        .iter()
+        .enumerate()
+        .map(|(r, reg)| {
+            (r > 0 && reg.e_off > 0 && reg.e_off_ep == 0).then(|| int(&mut vars, reg.e_off))
+        })
+        .collect();
+    let lent_on = sum(geonv.iter().map(|&o| ex(o)));
+    let lent_off = sum(geoffv.iter().map(|&o| ex(o)));
+    // Existing ports each region's consumers use; region 0 also gets the lent ones.
+    let eon: Vec<Expression> = eonv
+        .iter()
+        .enumerate()
+        .map(|(r, &o)| {
+            if r == 0 {
+                ex(o) + lent_on.clone()
+            } else {
+                ex(o)
+            }
+        })
+        .collect();
+    let eoff: Vec<Expression> = eoffv
+        .iter()
+        .enumerate()
+        .map(|(r, &o)| {
+            if r == 0 {
+                ex(o) + lent_off.clone()
+            } else {
+                ex(o)
+            }
+        })
+        .collect();
+    let lends_on = geonv.iter().any(|o| o.is_some());
+    let lends_off = geoffv.iter().any(|o| o.is_some());
+    // Whether region r has existing ports of each flavour to use at all.
+    let has_eon = |r: usize| eonv[r].is_some() || (r == 0 && lends_on);
+    let has_eoff = |r: usize| eoffv[r].is_some() || (r == 0 && lends_off);
 
     let val = |p: Place, ci: usize| -> Expression {
         v[ci][p as usize].map(Expression::from).unwrap_or_default()
@@ -377,14 +423,14 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         let on_units = sum(in_region(r)
             .filter(|(_, c)| !c.off)
             .map(|(i, _)| val(Place::Port, i)));
-        if eoffv[r].is_some() {
+        if has_eoff(r) {
             pb = pb.with(constraint!(eoff[r].clone() <= off_dem.clone() + flexible));
             if m.regions[r].e_off_ep > 0 {
                 let any_units = sum(in_region(r)
                     .filter(|(_, c)| c.any)
                     .map(|(i, _)| val(Place::Port, i)));
                 pb = pb.with(constraint!(
-                    eoff[r].clone()
+                    ex(eoffv[r])
                         <= f64::from(m.regions[r].e_off - m.regions[r].e_off_ep)
                             + off_dem.clone()
                             + any_units
@@ -395,14 +441,14 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
             // Endpoint-only ports take units, or stay empty as spares.
             let spare = if r == 0 { f64::from(m.spare) } else { 0.0 };
             pb = pb.with(constraint!(
-                eon[r].clone()
+                ex(eonv[r])
                     <= f64::from(m.regions[r].e_on - m.regions[r].e_on_ep) + on_units + spare
             ));
         }
-        if eonv[r].is_some() {
+        if has_eon(r) {
             pb = pb.with(constraint!(eon[r].clone() <= other.clone()));
         }
-        if eonv[r].is_some() && eoffv[r].is_some() {
+        if has_eon(r) && has_eoff(r) {
             pb = pb.with(constraint!(
                 eon[r].clone() + eoff[r].clone() <= off_dem.clone() + other.clone()
             ));
@@ -457,6 +503,16 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
                     <= f64::from(m.regions[r].pxb_free) + f64::from(m.pxb_cap) * ex(xrv[r])
             ));
             numa_new = numa_new + new_ports;
+        }
+    }
+    for r in 1..nreg {
+        if let Some(g) = geonv[r] {
+            pb = pb.with(constraint!(ex(eonv[r]) + g <= f64::from(m.regions[r].e_on)));
+        }
+        if let Some(g) = geoffv[r] {
+            pb = pb.with(constraint!(
+                ex(eoffv[r]) + g <= f64::from(m.regions[r].e_off)
+            ));
         }
     }
     let numa_t = sum(t.iter().skip(1).cloned());

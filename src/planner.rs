@@ -932,6 +932,8 @@ struct Assigner<'a> {
     root_free: VecDeque<u8>,
     /// Per NUMA region, the units without a NUMA node placed on its bridges.
     hosted: Vec<Vec<usize>>,
+    /// Free ports NUMA regions left, lent to the global region: (id, hot-pluggable).
+    lent: Vec<(String, bool)>,
 }
 
 impl<'a> Assigner<'a> {
@@ -1008,6 +1010,7 @@ impl<'a> Assigner<'a> {
             place,
             root_free: world.root_free.iter().copied().collect(),
             hosted,
+            lent: Vec::new(),
         }
     }
 
@@ -1273,6 +1276,8 @@ impl<'a> Assigner<'a> {
         // what does not care (any units, bridges, switch upstreams; off ports first, so that
         // hot-pluggable ones stay for spares).
         // Ports that only endpoints may use are listed first and skipped for the others.
+        // The global region also gets what NUMA regions left of their free ports.
+        let lent = std::mem::take(&mut self.lent);
         let list = |hp: bool| -> VecDeque<(String, bool)> {
             let mut v: Vec<(String, bool)> = self
                 .world
@@ -1282,6 +1287,13 @@ impl<'a> Assigner<'a> {
                 .map(|p| (p.id.clone(), p.endpoint_only))
                 .collect();
             v.sort_by_key(|p| !p.1);
+            if r == 0 {
+                v.extend(
+                    lent.iter()
+                        .filter(|(_, h)| *h == hp)
+                        .map(|(id, _)| (id.clone(), false)),
+                );
+            }
             v.into()
         };
         let (mut e_off, mut e_on) = (list(false), list(true));
@@ -1332,7 +1344,25 @@ impl<'a> Assigner<'a> {
         }
         // Spares (global): existing empty hot-pluggable ports count first.
         if r != 0 {
-            *spare_existing += e_on.len() as u32;
+            // Left over: lent to the global region (and counted as spares there, once).
+            let ep = |id: &String| {
+                self.world
+                    .ports
+                    .iter()
+                    .any(|p| &p.id == id && p.endpoint_only)
+            };
+            for (id, _) in e_on.iter() {
+                if ep(id) {
+                    *spare_existing += 1;
+                } else {
+                    self.lent.push((id.clone(), true));
+                }
+            }
+            for (id, _) in e_off.iter() {
+                if !ep(id) {
+                    self.lent.push((id.clone(), false));
+                }
+            }
         } else {
             let have = *spare_existing + e_on.len() as u32;
             let extra = self.req.policy.spare_ports.saturating_sub(have);

@@ -962,7 +962,6 @@ fn case() -> impl Strategy<Value = Case> {
             let pieces = if use_pieces { pieces } else { vec![] };
             build_case(slots, bus_max, io, policy, devs, pieces, mask)
         })
-        .prop_filter("known bug: NUMA ports not shared (see known_bug_numa_ports_not_shared)", |c| !numa_ports_sharing(&c.req))
         .prop_filter("known limitation: pinned expander bus_nr ranges (see pinned_bus_nr_range_is_respected_on_replan and pinned_expanders_with_and_without_bus_nr)", |c| !c.req.controllers.iter().any(|x| x.bus_nr.is_some()))
 }
 
@@ -1012,31 +1011,12 @@ fn pinned_bus_nr_range_is_respected_on_replan() {
     }
 }
 
-/// KNOWN BUG (reported, not fixed here): the integer program gives each NUMA region its own
-/// bridges (`31·b[r] + free[r] >= bridged[r]`), so a conventional hot-pluggable device
-/// without a NUMA node never uses a free slot of a NUMA node's bridge. Cases with both kinds
-/// of conventional devices are left out of the random comparison until it is fixed; remove
-/// this filter then. `known_bug_numa_bridge_not_shared` keeps the minimal input.
-fn numa_ports_sharing(req: &Request) -> bool {
-    // Existing free ports below an expander whose node an unplaced device asks for are not
-    // offered to devices without numa_node.
-    let asked: BTreeSet<u32> = req
-        .devices
-        .iter()
-        .filter(|d| d.address.is_none())
-        .filter_map(|d| d.numa_node)
-        .collect();
-    req.controllers
-        .iter()
-        .any(|c| c.numa_node.is_some_and(|n| asked.contains(&n)))
-}
-
-/// Second minimal input (existing ports): an expander for node 1 with two empty hotplug=off
-/// root ports; `d1` (conventional, hotplug on) could have a bridge on one of them (cost 1)
-/// and `d2` (node 1) a new root port (cost 1): 2; the planner adds 3.
+/// Was a bug, fixed (free ports below a NUMA node's expander are lent to devices without a
+/// node): an expander for node 1 with two empty hotplug=off root ports; `d1` (conventional,
+/// hotplug on) can have a bridge on one of them (cost 1) and `d2` (node 1) a new root port
+/// (cost 1): 2; the planner used to add 3.
 #[test]
-#[ignore = "known bug: a NUMA node's existing free ports are not offered to devices without numa_node"]
-fn known_bug_numa_ports_not_shared() {
+fn numa_free_ports_are_lent_to_devices_without_numa_node() {
     let cat = shrunk_catalog(2, 255, None);
     let req = Request::from_json(
         r#"{"policy":{"default_hotplug":"off"},"devices":[{"id":"d0","model":"virtio-net-pci"},{"id":"d1","model":"e1000","hotplug":"on"},
@@ -1050,7 +1030,7 @@ fn known_bug_numa_ports_not_shared() {
     assert_eq!(plan_with(&req, &cat).unwrap().cost, 2);
 }
 
-/// Minimal input of the known bug above: the planner adds 5 controllers (a bridge on a
+/// Minimal input of a bug, fixed (bridges are shared): the planner added 5 controllers (a bridge on a
 /// root port for `d1`, an expander with a root port and a second bridge for `d0`) and claims
 /// the plan optimal; 3 suffice (`d1` shares `d0`'s bridge below the expander).
 #[test]
@@ -1305,7 +1285,7 @@ fn oracle_and_planner_on_bus_number_budget() {
     }
 }
 
-/// KNOWN BUG (reported; appeared with the "never hot-unpluggable models" catalog facts):
+/// Was a bug (seen once with the "never hot-unpluggable models" catalog facts, gone since):
 /// the solver hits its 2 s time limit on this 4-device infeasible request (2 root slots, 4
 /// bus numbers), so the user gets "solver: ... Time limit reached" instead of an
 /// explanation. On 5fa176f the same request solves in under a millisecond.
