@@ -1510,17 +1510,85 @@ impl<'a> Assigner<'a> {
     /// Orders controllers, numbers chassis/ports/bus ranges, sets multifunction and flags.
     fn finish(&mut self) {
         let cat = self.cat;
-        // Controllers in depth-first address order from the root, so every bus is defined first.
-        let order: Vec<String> = {
-            let t = Topology::build(&self.plan, cat);
-            t.descendants(t.root)
-                .into_iter()
-                .filter_map(|n| match t.g[n] {
-                    Node::Ctrl(c) => Some(c.id.clone()),
-                    _ => None,
-                })
-                .collect()
-        };
+        // One topology of the assigned plan gives the controller order (depth first, in
+        // address order, so every bus is defined before it is used), the expander bus
+        // ranges, io-reserve and each device's hot-pluggability; names do not matter to any
+        // of them, so they are computed before added controllers get their final names.
+        let t = Topology::build(&self.plan, cat);
+        let order: Vec<String> = t
+            .descendants(t.root)
+            .into_iter()
+            .filter_map(|n| match t.g[n] {
+                Node::Ctrl(c) => Some(c.id.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut updates: IdMap<String, (Option<u8>, Option<u32>)> = IdMap::default();
+        // Expander bus ranges: from the top down, each new expander below the previous range.
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        let mut below_root = 0u32;
+        let mut new_pxbs: Vec<(String, u32)> = Vec::new();
+        for n in t.descendants(t.root) {
+            if !t.uses_bus_number(n) {
+                continue;
+            }
+            let Node::Ctrl(c) = t.g[n] else { continue };
+            if t.bus_type(n) == Some("pxb") {
+                let size = 1 + t
+                    .descendants(n)
+                    .into_iter()
+                    .filter(|&d| t.uses_bus_number(d))
+                    .count() as u32;
+                match c.bus_nr {
+                    Some(nr) => ranges.push((u32::from(nr), u32::from(nr) + size - 1)),
+                    None => new_pxbs.push((c.id.clone(), size)),
+                }
+            } else if t.expander_of(n).is_none() {
+                below_root += 1;
+            }
+        }
+        for (id, size) in new_pxbs {
+            let mut hi = cat.bus_numbers.max;
+            loop {
+                if hi < size + below_root {
+                    break;
+                }
+                let lo = hi + 1 - size;
+                match ranges
+                    .iter()
+                    .filter(|&&(a, b)| a <= hi && b >= lo)
+                    .map(|&(a, _)| a)
+                    .min()
+                {
+                    Some(a) => hi = a.saturating_sub(1),
+                    None => {
+                        ranges.push((lo, hi));
+                        updates.entry(id.clone()).or_default().0 = u8::try_from(lo).ok();
+                        break;
+                    }
+                }
+            }
+        }
+        // io-reserve=0 on added ports with nothing below that has I/O BARs.
+        for n in t.g.node_indices() {
+            let Node::Ctrl(c) = t.g[n] else { continue };
+            let Some(m) = t.model(n) else { continue };
+            if c.added && m.props.iter().any(|p| p == "io-reserve") {
+                if t.io_windows(n) == 0 {
+                    updates.entry(c.id.clone()).or_default().1 = Some(0);
+                }
+            }
+        }
+        let hp: IdMap<String, bool> = self
+            .plan
+            .devices
+            .iter()
+            .filter_map(|d| {
+                let n = *t.ids.get(d.id.as_str())?;
+                Some((d.id.clone(), t.device_hotpluggable(n)))
+            })
+            .collect();
+        drop(t);
         let mut by_id: IdMap<String, PlacedController> = self
             .plan
             .controllers
@@ -1532,6 +1600,17 @@ impl<'a> Assigner<'a> {
         let mut rest: Vec<PlacedController> = by_id.into_values().collect();
         rest.sort_by(|a, b| a.id.cmp(&b.id));
         self.plan.controllers.extend(rest);
+
+        for c in &mut self.plan.controllers {
+            if let Some((nr, io)) = updates.get(&c.id) {
+                if nr.is_some() {
+                    c.bus_nr = *nr;
+                }
+                if io.is_some() {
+                    c.io_reserve = *io;
+                }
+            }
+        }
 
         // Added controllers are named by class in address order (rp1, rp2, ...).
         self.counters.clear();
@@ -1601,63 +1680,6 @@ impl<'a> Assigner<'a> {
             }
         }
 
-        let t = Topology::build(&self.plan, cat);
-        let mut updates: IdMap<String, (Option<u8>, Option<u32>)> = IdMap::default();
-        // Expander bus ranges: from the top down, each new expander below the previous range.
-        let mut ranges: Vec<(u32, u32)> = Vec::new();
-        let mut below_root = 0u32;
-        let mut new_pxbs: Vec<(String, u32)> = Vec::new();
-        for n in t.descendants(t.root) {
-            if !t.uses_bus_number(n) {
-                continue;
-            }
-            let Node::Ctrl(c) = t.g[n] else { continue };
-            if t.bus_type(n) == Some("pxb") {
-                let size = 1 + t
-                    .descendants(n)
-                    .into_iter()
-                    .filter(|&d| t.uses_bus_number(d))
-                    .count() as u32;
-                match c.bus_nr {
-                    Some(nr) => ranges.push((u32::from(nr), u32::from(nr) + size - 1)),
-                    None => new_pxbs.push((c.id.clone(), size)),
-                }
-            } else if t.expander_of(n).is_none() {
-                below_root += 1;
-            }
-        }
-        for (id, size) in new_pxbs {
-            let mut hi = cat.bus_numbers.max;
-            loop {
-                if hi < size + below_root {
-                    break;
-                }
-                let lo = hi + 1 - size;
-                match ranges
-                    .iter()
-                    .filter(|&&(a, b)| a <= hi && b >= lo)
-                    .map(|&(a, _)| a)
-                    .min()
-                {
-                    Some(a) => hi = a.saturating_sub(1),
-                    None => {
-                        ranges.push((lo, hi));
-                        updates.entry(id.clone()).or_default().0 = u8::try_from(lo).ok();
-                        break;
-                    }
-                }
-            }
-        }
-        // io-reserve=0 on added ports with nothing below that has I/O BARs.
-        for n in t.g.node_indices() {
-            let Node::Ctrl(c) = t.g[n] else { continue };
-            let Some(m) = t.model(n) else { continue };
-            if c.added && m.props.iter().any(|p| p == "io-reserve") {
-                if t.io_windows(n) == 0 {
-                    updates.entry(c.id.clone()).or_default().1 = Some(0);
-                }
-            }
-        }
         // Multifunction: function 0 of every slot with a function > 0 in use.
         let mut multi: BTreeSet<(String, u8)> = BTreeSet::new();
         for (bus, slot, f) in self
@@ -1676,25 +1698,7 @@ impl<'a> Assigner<'a> {
                 multi.insert((bus.clone(), slot));
             }
         }
-        let hp: IdMap<String, bool> = self
-            .plan
-            .devices
-            .iter()
-            .filter_map(|d| {
-                let n = *t.ids.get(d.id.as_str())?;
-                Some((d.id.clone(), t.device_hotpluggable(n)))
-            })
-            .collect();
-        drop(t);
         for c in &mut self.plan.controllers {
-            if let Some((nr, io)) = updates.get(&c.id) {
-                if nr.is_some() {
-                    c.bus_nr = *nr;
-                }
-                if io.is_some() {
-                    c.io_reserve = *io;
-                }
-            }
             if c.function == 0 && multi.contains(&(c.bus.clone(), c.slot)) {
                 c.multifunction = true;
             }
