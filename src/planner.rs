@@ -786,7 +786,12 @@ fn explain(
             .filter(|(_, k)| only_int(**k))
             .map(|(u, _)| u)
             .collect();
-        let devices = dev_ids(req, units, |x| forced.iter().any(|m| std::ptr::eq(*m, x)));
+        let mut devices = dev_ids(req, units, |x| forced.iter().any(|m| std::ptr::eq(*m, x)));
+        if devices.is_empty() {
+            // Nothing is forced onto pcie.0: the slots are missing for the ports that the
+            // devices which must stay hot-pluggable (or need a bridge) sit behind.
+            devices = dev_ids(req, units, |u| !u.pinned && u.hp != Hotplug::Off);
+        }
         let need = model.s0 + c.slack_slots;
         let forced_slots: u32 = {
             let packed = forced
