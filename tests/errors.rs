@@ -454,3 +454,23 @@ fn no_solver_error_at_the_edges() {
         }
     }
 }
+
+/// When pcie.0 is full of pinned hotplug-off devices, the slot is missing for the port of the
+/// device that must stay hot-pluggable: the explanation names that device.
+#[test]
+fn r_root_names_the_devices_needing_a_port() {
+    let mut devices: Vec<String> = (0..30)
+        .map(|i| format!(r#"{{"id":"p{i}","model":"virtio-net-pci","hotplug":"off","address":{{"bus":"pcie.0","slot":{}}}}}"#, i + 1))
+        .collect();
+    devices.push(r#"{"id":"hot0","model":"virtio-net-pci","hotplug":"on"}"#.to_string());
+    let req =
+        pciplan::Request::from_json(&format!(r#"{{"devices":[{}]}}"#, devices.join(","))).unwrap();
+    match pciplan::plan(&req) {
+        Err(pciplan::PlanError::Infeasible(e)) => {
+            assert_eq!(e.causes[0].rule, "R-ROOT");
+            assert_eq!(e.causes[0].devices, vec!["hot0".to_string()]);
+            assert_eq!((e.causes[0].need, e.causes[0].have), (1, 0));
+        }
+        other => panic!("expected R-ROOT, got {other:?}"),
+    }
+}
