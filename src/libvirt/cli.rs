@@ -60,7 +60,7 @@ pub fn plan(
 
 /// `pciplan check FILE`: exit 0 when every address is valid, 2 with every error listed.
 pub fn check(file: &str, ov: &Overrides, custom: Option<&Catalog>) -> ExitCode {
-    let text = match read(file) {
+    let text = match crate::read_input(file) {
         Ok(t) => t,
         Err(e) => return fail(2, &e),
     };
@@ -123,22 +123,4 @@ pub fn apply_json_overrides(req: &mut Request, ov: &Overrides) -> Result<(), Str
         d.hotplug = Some(*h);
     }
     Ok(())
-}
-
-fn read(file: &str) -> Result<String, String> {
-    use std::io::Read;
-    const LIMIT: u64 = 16 << 20;
-    let mut text = String::new();
-    let res = if file == "-" {
-        std::io::stdin().take(LIMIT + 1).read_to_string(&mut text)
-    } else {
-        std::fs::File::open(file).and_then(|f| f.take(LIMIT + 1).read_to_string(&mut text))
-    };
-    res.map_err(|e| format!("{file}: {e}"))?;
-    if text.len() as u64 > LIMIT {
-        return Err(format!(
-            "{file}: input is larger than the {LIMIT} byte limit"
-        ));
-    }
-    Ok(text)
 }
