@@ -3,11 +3,24 @@ use std::fmt::Write;
 use crate::catalog::Catalog;
 use crate::plan::Plan;
 
-fn addr(slot: u8, function: u8) -> String {
-    if function == 0 {
-        format!("{slot:#x}")
-    } else {
-        format!("{slot:#x}.{function:#x}")
+/// The part every line has: driver, id, bus, `addr` (`0xS` or `0xS.0xF`) and
+/// `multifunction=on` on function 0 of a shared slot.
+#[allow(clippy::too_many_arguments)]
+fn head(
+    out: &mut String,
+    driver: &str,
+    id: &str,
+    bus: &str,
+    slot: u8,
+    function: u8,
+    multifunction: bool,
+) {
+    let _ = write!(out, "-device {driver},id={id},bus={bus},addr={slot:#x}");
+    if function != 0 {
+        let _ = write!(out, ".{function:#x}");
+    }
+    if multifunction {
+        out.push_str(",multifunction=on");
     }
 }
 
@@ -16,22 +29,20 @@ fn addr(slot: u8, function: u8) -> String {
 pub fn qemu(plan: &Plan, cat: &Catalog) -> String {
     let mut out = String::new();
     for c in &plan.controllers {
-        let props = cat
+        let props: &[String] = cat
             .controller(&c.model)
-            .map(|m| m.props.clone())
-            .unwrap_or_default();
+            .map(|m| m.props.as_slice())
+            .unwrap_or(&[]);
         let has = |p: &str| props.iter().any(|x| x == p);
-        let _ = write!(
-            out,
-            "-device {},id={},bus={},addr={}",
-            c.driver,
-            c.id,
-            c.bus,
-            addr(c.slot, c.function)
+        head(
+            &mut out,
+            &c.driver,
+            &c.id,
+            &c.bus,
+            c.slot,
+            c.function,
+            c.multifunction,
         );
-        if c.multifunction {
-            out.push_str(",multifunction=on");
-        }
         if let (true, Some(ch)) = (has("chassis"), c.chassis) {
             let _ = write!(out, ",chassis={ch}");
         }
@@ -53,17 +64,15 @@ pub fn qemu(plan: &Plan, cat: &Catalog) -> String {
         out.push('\n');
     }
     for d in &plan.devices {
-        let _ = write!(
-            out,
-            "-device {},id={},bus={},addr={}",
-            d.model,
-            d.id,
-            d.bus,
-            addr(d.slot, d.function)
+        head(
+            &mut out,
+            &d.model,
+            &d.id,
+            &d.bus,
+            d.slot,
+            d.function,
+            d.multifunction,
         );
-        if d.multifunction {
-            out.push_str(",multifunction=on");
-        }
         out.push('\n');
     }
     out
