@@ -246,6 +246,12 @@ impl Request {
                 ),
             ));
         }
+        // Plain serde first (fast); only a request that fails is parsed again with the
+        // path-tracking deserializer, whose error names the field.
+        if let Ok(req) = serde_json::from_str::<Request>(text) {
+            req.check_shape()?;
+            return Ok(req);
+        }
         let de = &mut serde_json::Deserializer::from_str(text);
         let req: Request = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
