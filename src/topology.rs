@@ -70,6 +70,12 @@ pub(crate) struct Topology<'a> {
     kids: Vec<Vec<(u8, u8, NodeIndex)>>,
     /// Controller model of each node, by node index.
     models: Vec<Option<&'a ControllerModel>>,
+    /// Parent of each node, by node index.
+    parents: Vec<Option<NodeIndex>>,
+    /// Whether each node hangs from the root, by node index.
+    reach: Vec<bool>,
+    /// Number of controller nodes.
+    ctrls: usize,
 }
 
 impl<'a> Topology<'a> {
@@ -102,16 +108,30 @@ impl<'a> Topology<'a> {
         let count = g.node_count();
         let mut kids = vec![Vec::new(); count];
         let mut models = vec![None; count];
+        let mut parents = vec![None; count];
         for n in g.node_indices() {
             let mut v: Vec<_> = g
                 .edges_directed(n, Direction::Outgoing)
                 .map(|e| (e.weight().0, e.weight().1, e.target()))
                 .collect();
             v.sort();
+            for &(_, _, c) in &v {
+                parents[c.index()].get_or_insert(n);
+            }
             kids[n.index()] = v;
             if let Node::Ctrl(c) = g[n] {
                 models[n.index()] = cat.controller(&c.model);
             }
+        }
+        // Every node has at most one bus, so the nodes reachable from the root are exactly
+        // those whose parent chain ends there.
+        let mut reach = vec![false; count];
+        let mut stack = vec![root];
+        while let Some(n) = stack.pop() {
+            if std::mem::replace(&mut reach[n.index()], true) {
+                continue;
+            }
+            stack.extend(kids[n.index()].iter().map(|k| k.2));
         }
         Topology {
             g,
@@ -121,7 +141,21 @@ impl<'a> Topology<'a> {
             cat,
             kids,
             models,
+            parents,
+            reach,
+            ctrls: plan.controllers.len(),
         }
+    }
+
+    /// The index in `plan.controllers` of a controller node (nodes are the root, then the
+    /// controllers, then the devices, each in plan order).
+    pub fn ctrl_index(&self, n: NodeIndex) -> Option<usize> {
+        matches!(self.g[n], Node::Ctrl(_)).then(|| n.index() - 1)
+    }
+
+    /// The index in `plan.devices` of a device node.
+    pub fn dev_index(&self, n: NodeIndex) -> Option<usize> {
+        matches!(self.g[n], Node::Dev(_)).then(|| n.index() - 1 - self.ctrls)
     }
 
     /// The controller model of a node, if it is a controller of a known model.
@@ -131,7 +165,7 @@ impl<'a> Topology<'a> {
 
     /// The parent of a node.
     pub fn parent(&self, n: NodeIndex) -> Option<NodeIndex> {
-        self.g.neighbors_directed(n, Direction::Incoming).next()
+        self.parents.get(n.index()).copied().flatten()
     }
 
     /// Children with their (slot, function), sorted by address.
@@ -196,14 +230,26 @@ impl<'a> Topology<'a> {
 
     /// The nearest expander (`pxb` bus type) above a node.
     pub fn expander_of(&self, n: NodeIndex) -> Option<NodeIndex> {
-        self.ancestors(n)
-            .into_iter()
-            .find(|&a| self.bus_type(a) == Some("pxb"))
+        if !self.rooted(n) {
+            return self
+                .ancestors(n)
+                .into_iter()
+                .find(|&a| self.bus_type(a) == Some("pxb"));
+        }
+        // Rooted: the parent chain ends at the root, no cycle to guard against.
+        let mut cur = self.parent(n);
+        while let Some(p) = cur {
+            if self.bus_type(p) == Some("pxb") {
+                return Some(p);
+            }
+            cur = self.parent(p);
+        }
+        None
     }
 
     /// Whether a node hangs from the root (no dangling bus, no cycle).
     pub fn rooted(&self, n: NodeIndex) -> bool {
-        n == self.root || self.ancestors(n).last() == Some(&self.root)
+        self.reach.get(n.index()).copied().unwrap_or(false)
     }
 
     /// Nodes below `n` (depth first, in address order), not including `n`.
@@ -256,10 +302,10 @@ impl<'a> Topology<'a> {
                 .filter(|&n| self.bus_type(n) == Some("pxb") && self.rooted(n)),
         );
         tops.map(|b| {
-            self.children(b)
-                .into_iter()
-                .filter(|&(_, _, c)| self.bus_type(c) != Some("pxb"))
-                .map(|(_, _, c)| self.io_windows(c))
+            self.kids(b)
+                .iter()
+                .filter(|&&(_, _, c)| self.bus_type(c) != Some("pxb"))
+                .map(|&(_, _, c)| self.io_windows(c))
                 .sum::<u32>()
         })
         .sum()

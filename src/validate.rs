@@ -2,7 +2,7 @@
 //! pinned part of a request) against every rule and reports each violation with the device,
 //! its address and the rule id.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
 use petgraph::stable_graph::NodeIndex;
 
@@ -10,7 +10,7 @@ use crate::catalog::Catalog;
 use crate::error::Violation;
 use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::{Address, Hotplug, Request};
-use crate::topology::{Node, Topology};
+use crate::topology::{IdMap, Node, Topology};
 
 /// Checks a complete plan for `req` against every rule. An empty list means valid.
 ///
@@ -148,7 +148,8 @@ impl<'a> Checker<'a> {
                 ),
             }
         };
-        let pinned: HashMap<&str, &Address> = self
+        let id_of = |n: NodeIndex| -> &str { t.g[n].id(cat) };
+        let pinned: IdMap<&str, &Address> = self
             .req
             .devices
             .iter()
@@ -162,10 +163,11 @@ impl<'a> Checker<'a> {
             .collect();
 
         // Names: unique, and every bus exists.
-        let mut seen = BTreeSet::new();
+        let mut seen: IdMap<&str, ()> = IdMap::default();
+        seen.reserve(t.g.node_count());
         for n in t.g.node_indices() {
-            let (id, a) = addr_of(n);
-            if n != t.root && !seen.insert(id.clone()) {
+            if n != t.root && seen.insert(id_of(n), ()).is_some() {
+                let (id, a) = addr_of(n);
                 v(
                     &mut out,
                     &id,
@@ -205,7 +207,7 @@ impl<'a> Checker<'a> {
         }
 
         // Per bus: ranges, kinds, double use, functions, slot sharing.
-        let groups: HashMap<&str, Option<&str>> = self
+        let groups: IdMap<&str, Option<&str>> = self
             .req
             .devices
             .iter()
@@ -228,12 +230,12 @@ impl<'a> Checker<'a> {
                 },
                 Node::Dev(_) => continue,
             };
-            let bus_name = addr_of(p).0;
+            let bus_name = id_of(p);
             let rule = rule_for_bus(bus_type);
-            let mut by_slot: BTreeMap<u8, Vec<(u8, NodeIndex)>> = BTreeMap::new();
-            for (slot, f, c) in t.children(p) {
-                let (id, a) = addr_of(c);
+            let kids = t.kids(p);
+            for &(slot, f, c) in kids {
                 if !slots.contains(slot) {
+                    let (id, a) = addr_of(c);
                     v(
                         &mut out,
                         &id,
@@ -246,6 +248,7 @@ impl<'a> Checker<'a> {
                     );
                 }
                 if f >= functions {
+                    let (id, a) = addr_of(c);
                     v(
                         &mut out,
                         &id,
@@ -262,6 +265,7 @@ impl<'a> Checker<'a> {
                         .root_reserved(slot, f)
                         .map(|r| r.what.clone())
                         .unwrap_or_else(|| "the chipset".into());
+                    let (id, a) = addr_of(c);
                     v(
                         &mut out,
                         &id,
@@ -271,12 +275,12 @@ impl<'a> Checker<'a> {
                     );
                 }
                 let category = match t.g[c] {
-                    Node::Dev(d) => Some(d.kind.category().to_string()),
-                    Node::Ctrl(_) => t.model(c).map(|m| m.class.clone()),
+                    Node::Dev(d) => Some(d.kind.category()),
+                    Node::Ctrl(_) => t.model(c).map(|m| m.class.as_str()),
                     Node::Root => None,
                 };
                 if let Some(category) = category {
-                    if !accepts.iter().any(|x| *x == category) {
+                    if !accepts.iter().any(|x| x == category) {
                         let r = if let Node::Ctrl(_) = t.g[c] {
                             t.model(c)
                                 .and_then(|m| m.rules.first().cloned())
@@ -284,32 +288,35 @@ impl<'a> Checker<'a> {
                         } else {
                             rule.to_string()
                         };
+                        let (id, a) = addr_of(c);
                         v(&mut out, &id, &a, &r, format!("wrong kind of slot: a {category} cannot plug into bus '{bus_name}' ({bus_type}, accepts {})", accepts.join(", ")));
                     }
                 }
-                by_slot.entry(slot).or_default().push((f, c));
             }
-            for (slot, occ) in by_slot {
-                let mut fs = BTreeMap::new();
-                for &(f, c) in &occ {
-                    if let Some(prev) = fs.insert(f, c) {
-                        let (id, a) = addr_of(c);
+            // The children are sorted by (slot, function): each slot's occupants are a run,
+            // and two occupants of one function are neighbours.
+            for occ in kids.chunk_by(|a, b| a.0 == b.0) {
+                let slot = occ[0].0;
+                for w in occ.windows(2) {
+                    if w[0].1 == w[1].1 {
+                        let (id, a) = addr_of(w[1].2);
                         v(
                             &mut out,
                             &id,
                             &a,
                             "D-PIN",
-                            format!("double use of {a}: also taken by '{}'", addr_of(prev).0),
+                            format!("double use of {a}: also taken by '{}'", id_of(w[0].2)),
                         );
                     }
                 }
-                if fs.keys().any(|&f| f > 0) {
-                    match fs.get(&0) {
+                if occ.iter().any(|&(_, f, _)| f > 0) {
+                    // The last occupant of function 0 (the others are double uses).
+                    match occ.iter().rev().find(|&&(_, f, _)| f == 0) {
                         None => {
-                            let (id, a) = addr_of(occ[0].1);
+                            let (id, a) = addr_of(occ[0].2);
                             v(&mut out, &id, &a, "R-FUNC", format!("function > 0 used on slot {slot} of '{bus_name}' but function 0 is empty"));
                         }
-                        Some(&f0) if self.full => {
+                        Some(&(_, _, f0)) if self.full => {
                             let mf = match t.g[f0] {
                                 Node::Ctrl(c) => c.multifunction,
                                 Node::Dev(d) => d.multifunction,
@@ -331,29 +338,24 @@ impl<'a> Checker<'a> {
                 }
                 // Who may share a slot.
                 if occ.len() > 1 {
-                    let aggregate: Vec<bool> = occ
+                    let any_ctrl = occ.iter().any(|&(_, _, c)| matches!(t.g[c], Node::Ctrl(_)));
+                    let all_aggregate = occ
                         .iter()
-                        .map(|&(_, c)| t.model(c).map(|m| m.aggregate).unwrap_or(false))
-                        .collect();
-                    let any_ctrl = occ.iter().any(|&(_, c)| matches!(t.g[c], Node::Ctrl(_)));
-                    if any_ctrl && !aggregate.iter().all(|&x| x) {
-                        let (id, a) = addr_of(occ[0].1);
+                        .all(|&(_, _, c)| t.model(c).map(|m| m.aggregate).unwrap_or(false));
+                    if any_ctrl && !all_aggregate {
+                        let (id, a) = addr_of(occ[0].2);
                         v(&mut out, &id, &a, "R-RP-PACK", format!("slot {slot} of '{bus_name}' is shared, but only root ports share slots with controllers"));
                     } else if !any_ctrl {
-                        let gs: BTreeSet<Option<&str>> = occ
-                            .iter()
-                            .map(|&(_, c)| groups.get(addr_of(c).0.as_str()).copied().flatten())
-                            .collect();
+                        let group = |c: NodeIndex| groups.get(id_of(c)).copied().flatten();
+                        let first = group(occ[0].2);
+                        let same_group = occ.iter().all(|&(_, _, c)| group(c) == first);
                         let packing_ok = bus_type == "pcie-root"
                             && self.req.policy.pack_integrated
-                            && gs.iter().all(|g| g.is_none());
-                        let one_group =
-                            gs.len() == 1 && gs.iter().next().map(|g| g.is_some()).unwrap_or(false);
-                        let pinned_all = occ
-                            .iter()
-                            .all(|&(_, c)| pinned.contains_key(addr_of(c).0.as_str()));
+                            && occ.iter().all(|&(_, _, c)| group(c).is_none());
+                        let one_group = same_group && first.is_some();
+                        let pinned_all = occ.iter().all(|&(_, _, c)| pinned.contains_key(id_of(c)));
                         if !packing_ok && !one_group && !pinned_all {
-                            let (id, a) = addr_of(occ[0].1);
+                            let (id, a) = addr_of(occ[0].2);
                             v(&mut out, &id, &a, "R-INT-SLOT", format!("endpoints share slot {slot} of '{bus_name}' without being one group (D-GROUP) or pack_integrated"));
                         }
                     }
@@ -388,7 +390,7 @@ impl<'a> Checker<'a> {
 
     fn devices(&self, t: &Topology, plan: &Plan, out: &mut Vec<Violation>) {
         let req = self.req;
-        let placed: HashMap<&str, &PlacedDevice> =
+        let placed: IdMap<&str, &PlacedDevice> =
             plan.devices.iter().map(|d| (d.id.as_str(), d)).collect();
         let mut group_members: BTreeMap<&str, Vec<&PlacedDevice>> = BTreeMap::new();
         for rd in &req.devices {
@@ -632,7 +634,7 @@ impl<'a> Checker<'a> {
                     .filter(|&n| {
                         t.bus_type(n) == Some("port")
                             && t.bus_hotpluggable(n)
-                            && t.children(n).is_empty()
+                            && t.kids(n).is_empty()
                             && t.rooted(n)
                     })
                     .count() as u32;
