@@ -931,7 +931,8 @@ struct Assigner<'a> {
     counts: &'a Counts,
     world: &'a World,
     plan: Plan,
-    ids: BTreeSet<String>,
+    /// Names the request uses (and the root bus): added controllers get other names.
+    ids: IdMap<&'a str, ()>,
     counters: IdMap<&'static str, u32>,
     place: Vec<Option<Place>>,
     root_free: VecDeque<u8>,
@@ -953,9 +954,11 @@ impl<'a> Assigner<'a> {
         world: &'a World,
         pinned: Plan,
     ) -> Self {
-        let mut ids: BTreeSet<String> = req.devices.iter().map(|d| d.id.clone()).collect();
-        ids.extend(req.controllers.iter().map(|c| c.id.clone()));
-        ids.insert(cat.root.bus.clone());
+        let mut ids: IdMap<&'a str, ()> = IdMap::default();
+        ids.reserve(req.devices.len() + req.controllers.len() + 1);
+        ids.extend(req.devices.iter().map(|d| (d.id.as_str(), ())));
+        ids.extend(req.controllers.iter().map(|c| (c.id.as_str(), ())));
+        ids.insert(cat.root.bus.as_str(), ());
         // Which placement each unit gets: per class, in request order, Integrated, OffPort, Port, Bridge.
         let mut left: Vec<[u32; 4]> = counts.v.clone();
         let place: Vec<Option<Place>> = unit_class
@@ -1019,13 +1022,14 @@ impl<'a> Assigner<'a> {
         }
     }
 
+    /// The next free name with `prefix` (`rp1`, `rp2`, ...). Names made here differ from
+    /// each other by prefix or number, so only the request's names need skipping.
     fn new_id(&mut self, prefix: &'static str) -> String {
         let n = self.counters.entry(prefix).or_insert(0);
         loop {
             *n += 1;
             let id = format!("{prefix}{n}");
-            if !self.ids.contains(&id) {
-                self.ids.insert(id.clone());
+            if !self.ids.contains_key(id.as_str()) {
                 return id;
             }
         }
@@ -1487,28 +1491,36 @@ impl<'a> Assigner<'a> {
 
     /// Drops added expanders and switches that ended up empty.
     fn cleanup(&mut self) {
+        let cat = self.cat;
         loop {
-            let used: BTreeSet<String> = self
+            let used: IdMap<&str, ()> = self
                 .plan
                 .controllers
                 .iter()
-                .map(|c| c.bus.clone())
-                .chain(self.plan.devices.iter().map(|d| d.bus.clone()))
+                .map(|c| (c.bus.as_str(), ()))
+                .chain(self.plan.devices.iter().map(|d| (d.bus.as_str(), ())))
                 .collect();
-            let before = self.plan.controllers.len();
-            let cat = self.cat;
-            self.plan.controllers.retain(|c| {
-                let class = cat
-                    .controller(&c.model)
-                    .map(|m| m.class.as_str())
-                    .unwrap_or("");
-                !(c.added
-                    && (class == CLASS_PXB || class == CLASS_UPSTREAM || class == CLASS_BRIDGE)
-                    && !used.contains(&c.id))
-            });
-            if self.plan.controllers.len() == before {
+            let keep: Vec<bool> = self
+                .plan
+                .controllers
+                .iter()
+                .map(|c| {
+                    let class = cat
+                        .controller(&c.model)
+                        .map(|m| m.class.as_str())
+                        .unwrap_or("");
+                    !(c.added
+                        && (class == CLASS_PXB || class == CLASS_UPSTREAM || class == CLASS_BRIDGE)
+                        && !used.contains_key(c.id.as_str()))
+                })
+                .collect();
+            if keep.iter().all(|&k| k) {
                 break;
             }
+            let mut keep = keep.into_iter();
+            self.plan
+                .controllers
+                .retain(|_| keep.next().unwrap_or(true));
         }
     }
 
@@ -1520,20 +1532,20 @@ impl<'a> Assigner<'a> {
         // ranges, io-reserve and each device's hot-pluggability; names do not matter to any
         // of them, so they are computed before added controllers get their final names.
         let t = Topology::build(&self.plan, cat);
-        let order: Vec<String> = t
-            .descendants(t.root)
-            .into_iter()
-            .filter_map(|n| match t.g[n] {
-                Node::Ctrl(c) => Some(c.id.clone()),
-                _ => None,
-            })
+        let below_root_order = t.descendants(t.root);
+        // Controllers by index in `plan.controllers`, depth first in address order.
+        let order: Vec<usize> = below_root_order
+            .iter()
+            .filter_map(|&n| t.ctrl_index(n))
             .collect();
-        let mut updates: IdMap<String, (Option<u8>, Option<u32>)> = IdMap::default();
+        // Per controller index: (bus_nr, io_reserve) to set.
+        let mut updates: Vec<(Option<u8>, Option<u32>)> =
+            vec![(None, None); self.plan.controllers.len()];
         // Expander bus ranges: from the top down, each new expander below the previous range.
         let mut ranges: Vec<(u32, u32)> = Vec::new();
         let mut below_root = 0u32;
-        let mut new_pxbs: Vec<(String, u32)> = Vec::new();
-        for n in t.descendants(t.root) {
+        let mut new_pxbs: Vec<(usize, u32)> = Vec::new();
+        for &n in &below_root_order {
             if !t.uses_bus_number(n) {
                 continue;
             }
@@ -1546,13 +1558,13 @@ impl<'a> Assigner<'a> {
                     .count() as u32;
                 match c.bus_nr {
                     Some(nr) => ranges.push((u32::from(nr), u32::from(nr) + size - 1)),
-                    None => new_pxbs.push((c.id.clone(), size)),
+                    None => new_pxbs.extend(t.ctrl_index(n).map(|i| (i, size))),
                 }
             } else if t.expander_of(n).is_none() {
                 below_root += 1;
             }
         }
-        for (id, size) in new_pxbs {
+        for (i, size) in new_pxbs {
             let mut hi = cat.bus_numbers.max;
             loop {
                 if hi < size + below_root {
@@ -1568,7 +1580,7 @@ impl<'a> Assigner<'a> {
                     Some(a) => hi = a.saturating_sub(1),
                     None => {
                         ranges.push((lo, hi));
-                        updates.entry(id.clone()).or_default().0 = u8::try_from(lo).ok();
+                        updates[i].0 = u8::try_from(lo).ok();
                         break;
                     }
                 }
@@ -1578,44 +1590,38 @@ impl<'a> Assigner<'a> {
         for n in t.g.node_indices() {
             let Node::Ctrl(c) = t.g[n] else { continue };
             let Some(m) = t.model(n) else { continue };
-            if c.added && m.props.iter().any(|p| p == "io-reserve") {
-                if t.io_windows(n) == 0 {
-                    updates.entry(c.id.clone()).or_default().1 = Some(0);
+            if c.added && m.props.iter().any(|p| p == "io-reserve") && t.io_windows(n) == 0 {
+                if let Some(i) = t.ctrl_index(n) {
+                    updates[i].1 = Some(0);
                 }
             }
         }
-        let hp: IdMap<String, bool> = self
-            .plan
-            .devices
-            .iter()
-            .filter_map(|d| {
-                let n = *t.ids.get(d.id.as_str())?;
-                Some((d.id.clone(), t.device_hotpluggable(n)))
-            })
-            .collect();
+        // Per device index: whether the guest can unplug it.
+        let mut hp = vec![false; self.plan.devices.len()];
+        for n in t.g.node_indices() {
+            if let Some(i) = t.dev_index(n) {
+                hp[i] = t.device_hotpluggable(n);
+            }
+        }
         drop(t);
-        let mut by_id: IdMap<String, PlacedController> = self
-            .plan
-            .controllers
-            .drain(..)
-            .map(|c| (c.id.clone(), c))
-            .collect();
-        self.plan.controllers = order.iter().filter_map(|id| by_id.remove(id)).collect();
+        for (d, h) in self.plan.devices.iter_mut().zip(hp) {
+            d.hotpluggable = h;
+        }
+        for (c, (nr, io)) in self.plan.controllers.iter_mut().zip(updates) {
+            if nr.is_some() {
+                c.bus_nr = nr;
+            }
+            if io.is_some() {
+                c.io_reserve = io;
+            }
+        }
+        let mut slots: Vec<Option<PlacedController>> =
+            self.plan.controllers.drain(..).map(Some).collect();
+        self.plan.controllers = order.iter().filter_map(|&i| slots[i].take()).collect();
         // Anything unreachable (cannot happen after pin validation) keeps its place at the end.
-        let mut rest: Vec<PlacedController> = by_id.into_values().collect();
+        let mut rest: Vec<PlacedController> = slots.into_iter().flatten().collect();
         rest.sort_by(|a, b| a.id.cmp(&b.id));
         self.plan.controllers.extend(rest);
-
-        for c in &mut self.plan.controllers {
-            if let Some((nr, io)) = updates.get(&c.id) {
-                if nr.is_some() {
-                    c.bus_nr = *nr;
-                }
-                if io.is_some() {
-                    c.io_reserve = *io;
-                }
-            }
-        }
 
         // Added controllers are named by class in address order (rp1, rp2, ...).
         self.counters.clear();
@@ -1686,26 +1692,41 @@ impl<'a> Assigner<'a> {
         }
 
         // Multifunction: function 0 of every slot with a function > 0 in use.
-        let mut multi: BTreeSet<(String, u8)> = BTreeSet::new();
-        for (bus, slot, f) in self
+        let multi: IdMap<(&str, u8), ()> = self
             .plan
             .controllers
             .iter()
-            .map(|c| (&c.bus, c.slot, c.function))
+            .map(|c| (c.bus.as_str(), c.slot, c.function))
             .chain(
                 self.plan
                     .devices
                     .iter()
-                    .map(|d| (&d.bus, d.slot, d.function)),
+                    .map(|d| (d.bus.as_str(), d.slot, d.function)),
             )
-        {
-            if f > 0 {
-                multi.insert((bus.clone(), slot));
+            .filter(|&(_, _, f)| f > 0)
+            .map(|(b, s, _)| ((b, s), ()))
+            .collect();
+        let mf_ctrl: Vec<bool> = self
+            .plan
+            .controllers
+            .iter()
+            .map(|c| c.function == 0 && multi.contains_key(&(c.bus.as_str(), c.slot)))
+            .collect();
+        let mf_dev: Vec<bool> = self
+            .plan
+            .devices
+            .iter()
+            .map(|d| d.function == 0 && multi.contains_key(&(d.bus.as_str(), d.slot)))
+            .collect();
+        drop(multi);
+        for (c, mf) in self.plan.controllers.iter_mut().zip(mf_ctrl) {
+            if mf {
+                c.multifunction = true;
             }
         }
-        for c in &mut self.plan.controllers {
-            if c.function == 0 && multi.contains(&(c.bus.clone(), c.slot)) {
-                c.multifunction = true;
+        for (d, mf) in self.plan.devices.iter_mut().zip(mf_dev) {
+            if mf {
+                d.multifunction = true;
             }
         }
         let order: IdMap<&str, usize> = self
@@ -1718,12 +1739,6 @@ impl<'a> Assigner<'a> {
         self.plan
             .devices
             .sort_by_key(|d| order.get(d.id.as_str()).copied().unwrap_or(usize::MAX));
-        for d in &mut self.plan.devices {
-            if d.function == 0 && multi.contains(&(d.bus.clone(), d.slot)) {
-                d.multifunction = true;
-            }
-            d.hotpluggable = hp.get(&d.id).copied().unwrap_or(false);
-        }
         self.plan.cost = self.plan.controllers.iter().filter(|c| c.added).count() as u32;
         self.plan.optimal = self.counts.optimal && self.plan.cost == self.counts.cost;
         self.plan.name = self.req.name.clone();
