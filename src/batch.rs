@@ -34,7 +34,7 @@ use crate::error::{Cause, InputError, PlanError, Violation};
 use crate::plan::Plan;
 use crate::planner::plan_with;
 use crate::request::{Request, MAX_REQUEST_BYTES};
-use crate::shape::{Answer, Cached, Shape, ShapeCache};
+use crate::shape::{json_string, Answer, Cached, ShapeCache};
 
 /// Lines planned together (and the most results held in memory at once).
 pub const DEFAULT_CHUNK: usize = 4096;
@@ -305,15 +305,6 @@ fn invalid_message(line: u64, e: &InputError) -> String {
     }
 }
 
-/// Parses one request: plain serde first (fast), and on any failure the checked parser,
-/// whose error names the field (the same result as [`Request::from_json`]).
-fn parse(text: &str) -> Result<Request, InputError> {
-    match serde_json::from_str::<Request>(text) {
-        Ok(r) => r.check_shape().map(|()| r),
-        Err(_) => Request::from_json(text),
-    }
-}
-
 /// A planned line: an outcome, or a shape-cache hit not yet turned into one.
 enum Done {
     Outcome(Outcome),
@@ -321,7 +312,6 @@ enum Done {
         line: u64,
         req: Request,
         cached: Arc<Cached>,
-        shape: Shape,
     },
 }
 
@@ -329,13 +319,8 @@ impl Done {
     fn into_outcome(self) -> Outcome {
         match self {
             Done::Outcome(o) => o,
-            Done::Hit {
-                line,
-                req,
-                cached,
-                shape,
-            } => {
-                let plan = ShapeCache::plan_of(&cached, &shape, &req);
+            Done::Hit { line, req, cached } => {
+                let plan = ShapeCache::plan_of(&cached, &req);
                 Outcome {
                     line,
                     name: req.name,
@@ -354,18 +339,13 @@ impl Done {
                 s.push('\n');
                 (s, Tally::of(&o))
             }
-            Done::Hit {
-                line,
-                req,
-                cached,
-                shape,
-            } => {
-                let mut s = String::with_capacity(4096);
+            Done::Hit { line, req, cached } => {
+                let mut s = String::with_capacity(cached.len_hint() + 128);
                 s.push_str("{\"line\":");
                 s.push_str(&line.to_string());
                 s.push_str(",\"name\":");
                 match &req.name {
-                    Some(n) => s.push_str(&serde_json::to_string(n).unwrap_or_default()),
+                    Some(n) => json_string(n, &mut s),
                     None => s.push_str("null"),
                 }
                 s.push_str(",\"ok\":true,\"cost\":");
@@ -375,7 +355,7 @@ impl Done {
                 } else {
                     ",\"optimal\":false,\"plan\":"
                 });
-                ShapeCache::render(&cached, &shape, &req, &mut s);
+                ShapeCache::render(&cached, &req, &mut s);
                 s.push_str("}\n");
                 let tally = Tally {
                     kind: None,
@@ -416,7 +396,7 @@ fn plan_line(
     if text.trim().is_empty() {
         return invalid(None, "request", "empty line".into());
     }
-    let req = match parse(text) {
+    let req = match Request::from_json(text) {
         Ok(r) => r,
         Err(e) => {
             let name = serde_json::from_str::<serde_json::Value>(text)
@@ -444,14 +424,7 @@ fn plan_line(
     };
     let result = match cache {
         Some(c) => match c.answer(&req, cat) {
-            Answer::Hit(cached, shape) => {
-                return Done::Hit {
-                    line,
-                    req,
-                    cached,
-                    shape,
-                }
-            }
+            Answer::Hit(cached) => return Done::Hit { line, req, cached },
             Answer::Planned(r) => r,
         },
         None => plan_with(&req, cat),

@@ -21,7 +21,7 @@
 //! level down, where the planner memoises integer-program solutions by class counts.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
 use crate::catalog::Catalog;
@@ -29,6 +29,7 @@ use crate::error::PlanError;
 use crate::plan::Plan;
 use crate::planner::plan_with;
 use crate::request::{Address, Request};
+use crate::topology::IdMap;
 
 /// Prefixes of the names the planner gives the controllers it adds (`planner.rs`, `finish`).
 /// Request names of the form `PREFIX` + digits are kept verbatim in a shape.
@@ -76,10 +77,8 @@ fn parse_canon(name: &str) -> Option<Canon> {
 /// A request in canonical form plus what is needed to map its plan back.
 #[derive(Debug, Clone)]
 pub(crate) struct Shape {
-    /// The canonical request (the cache key).
+    /// The canonical request (what the planner plans on a miss).
     pub request: Request,
-    /// Group names in order of first appearance.
-    groups: Vec<String>,
 }
 
 impl Shape {
@@ -165,38 +164,230 @@ impl Shape {
             devices,
             controllers,
         };
-        Some(Shape { request, groups })
+        Some(Shape { request })
     }
+}
 
-    /// The plan of the shape, re-labelled with the names of `req` (the request this shape
-    /// was made from, or any request with the same shape).
-    pub(crate) fn relabel(&self, plan: &Plan, req: &Request) -> Plan {
-        let mut p = plan.clone();
-        let name = |s: &mut String| {
-            let orig = match parse_canon(s) {
-                Some(Canon::Device(i)) => req.devices.get(i).map(|d| &d.id),
-                Some(Canon::Controller(i)) => req.controllers.get(i).map(|c| &c.id),
-                Some(Canon::Group(i)) => self.groups.get(i),
-                Some(Canon::Guest) | None => None,
-            };
-            if let Some(o) = orig {
-                s.clone_from(o);
-            }
-        };
-        for c in &mut p.controllers {
-            name(&mut c.id);
-            name(&mut c.bus);
+/// Group names of `req` in order of first appearance (canonical group `g-i` is the `i`th).
+fn groups_of(req: &Request) -> Vec<&str> {
+    let mut groups: Vec<&str> = Vec::new();
+    for g in req.devices.iter().filter_map(|d| d.group.as_deref()) {
+        if !groups.contains(&g) {
+            groups.push(g);
         }
-        for d in &mut p.devices {
-            name(&mut d.id);
-            name(&mut d.bus);
-            if let Some(g) = &mut d.group {
-                name(g);
-            }
-        }
-        p.name.clone_from(&req.name);
-        p
     }
+    groups
+}
+
+/// A cached plan (under canonical names) re-labelled with the names of `req`, a request
+/// of the same shape.
+fn relabel(plan: &Plan, req: &Request) -> Plan {
+    let groups = groups_of(req);
+    let mut p = plan.clone();
+    let name = |s: &mut String| {
+        let orig = match parse_canon(s) {
+            Some(Canon::Device(i)) => req.devices.get(i).map(|d| d.id.as_str()),
+            Some(Canon::Controller(i)) => req.controllers.get(i).map(|c| c.id.as_str()),
+            Some(Canon::Group(i)) => groups.get(i).copied(),
+            Some(Canon::Guest) | None => None,
+        };
+        if let Some(o) = orig {
+            s.clear();
+            s.push_str(o);
+        }
+    };
+    for c in &mut p.controllers {
+        name(&mut c.id);
+        name(&mut c.bus);
+    }
+    for d in &mut p.devices {
+        name(&mut d.id);
+        name(&mut d.bus);
+        if let Some(g) = &mut d.group {
+            name(g);
+        }
+    }
+    p.name.clone_from(&req.name);
+    p
+}
+
+/// Writes the shape key of `req` into `out`: an injective encoding of the request with
+/// every name replaced as [`Shape::of`] replaces it, so two requests have the same key
+/// exactly when they have the same canonical request. Computed without copying the
+/// request, it is what a cache lookup costs. `false` when the request cannot be shared
+/// (the cases where [`Shape::of`] gives `None`).
+fn shape_key(req: &Request, cat: &Catalog, out: &mut Vec<u8>) -> bool {
+    fn str(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    fn num(out: &mut Vec<u8>, n: Option<u32>) {
+        match n {
+            Some(n) => {
+                out.push(1);
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            None => out.push(0),
+        }
+    }
+    /// A device or controller name: kept verbatim when it looks like a planner name,
+    /// else replaced by its position (implicit in where the token sits).
+    fn name(out: &mut Vec<u8>, id: &str) {
+        if planner_style(id) {
+            out.push(1);
+            str(out, id);
+        } else {
+            out.push(0);
+        }
+    }
+    let Request {
+        name: _,
+        machine,
+        policy,
+        devices,
+        controllers,
+    } = req;
+    let crate::request::Policy {
+        default_hotplug,
+        spare_ports,
+        hotplug_off,
+        pack_integrated,
+    } = policy;
+    let looks_canonical = |m: &str| {
+        parse_canon(m).is_some() || m.contains(['"', '\\']) || m.chars().any(char::is_control)
+    };
+    if looks_canonical(machine)
+        || devices.iter().any(|d| looks_canonical(&d.model))
+        || controllers.iter().any(|c| looks_canonical(&c.model))
+    {
+        return false;
+    }
+    out.clear();
+    str(out, machine);
+    out.extend_from_slice(&[
+        *default_hotplug as u8,
+        *hotplug_off as u8,
+        u8::from(*pack_integrated),
+    ]);
+    out.extend_from_slice(&spare_ports.to_le_bytes());
+    let root = cat.root.bus.as_str();
+    // Controller positions by id: a scan for a few, a map for many.
+    let index: Option<IdMap<&str, usize>> = (controllers.len() > 16).then(|| {
+        controllers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.as_str(), i))
+            .collect()
+    });
+    let position = |b: &str| -> Option<usize> {
+        match &index {
+            Some(m) => m.get(b).copied(),
+            None => controllers.iter().rposition(|c| c.id == b),
+        }
+    };
+    let address = |out: &mut Vec<u8>, a: &Address| -> bool {
+        let Address {
+            bus,
+            slot,
+            function,
+        } = a;
+        if bus == root {
+            out.push(2);
+        } else {
+            let Some(i) = position(bus) else { return false };
+            if planner_style(bus) {
+                out.push(1);
+                str(out, bus);
+            } else {
+                out.push(0);
+                out.extend_from_slice(&(i as u32).to_le_bytes());
+            }
+        }
+        out.extend_from_slice(&[*slot, *function]);
+        true
+    };
+    let mut groups: Vec<&str> = Vec::new();
+    out.extend_from_slice(&(devices.len() as u32).to_le_bytes());
+    for d in devices {
+        let crate::request::DeviceRequest {
+            id,
+            model,
+            hotplug,
+            group,
+            numa_node,
+            bus_kind,
+            address: addr,
+        } = d;
+        name(out, id);
+        str(out, model);
+        out.push(hotplug.map_or(0, |h| 1 + h as u8));
+        num(
+            out,
+            group
+                .as_deref()
+                .map(|g| match groups.iter().position(|x| *x == g) {
+                    Some(p) => p as u32,
+                    None => {
+                        groups.push(g);
+                        groups.len() as u32 - 1
+                    }
+                }),
+        );
+        num(out, *numa_node);
+        out.push(bus_kind.map_or(0, |k| 1 + k as u8));
+        match addr {
+            Some(a) => {
+                out.push(1);
+                if !address(out, a) {
+                    return false;
+                }
+            }
+            None => out.push(0),
+        }
+    }
+    out.extend_from_slice(&(controllers.len() as u32).to_le_bytes());
+    for c in controllers {
+        let crate::request::ControllerRequest {
+            id,
+            model,
+            hotplug,
+            address: addr,
+            chassis,
+            port,
+            bus_nr,
+            numa_node,
+            io_reserve,
+        } = c;
+        name(out, id);
+        str(out, model);
+        out.push(hotplug.map_or(0, |h| 1 + u8::from(h)));
+        if !address(out, addr) {
+            return false;
+        }
+        num(out, chassis.map(u32::from));
+        num(out, port.map(u32::from));
+        num(out, bus_nr.map(u32::from));
+        num(out, *numa_node);
+        num(out, *io_reserve);
+    }
+    true
+}
+
+/// A fast 64-bit hash of a shape key (word at a time). Not keyed: a colliding key only
+/// costs a comparison, and the cache is bounded.
+fn key_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    let mut w = [0u8; 8];
+    w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    h ^ (h >> 29)
 }
 
 /// A piece of a plan template: JSON text, or a name to fill in.
@@ -212,6 +403,10 @@ enum Seg {
 pub(crate) struct Cached {
     plan: Plan,
     template: Vec<Seg>,
+    /// Whether the plan names groups (then a render needs the request's group names).
+    grouped: bool,
+    /// About how long the rendered plan is.
+    len_hint: usize,
     /// Controllers added, by model.
     pub added: Vec<(String, u64)>,
 }
@@ -228,9 +423,20 @@ impl Cached {
                 None => added.push((c.model.clone(), 1)),
             }
         }
+        let template = template(&text);
         Cached {
+            len_hint: template
+                .iter()
+                .map(|s| match s {
+                    Seg::Text(t) => t.len(),
+                    Seg::Name(_) => 16,
+                })
+                .sum(),
+            grouped: template
+                .iter()
+                .any(|s| matches!(s, Seg::Name(Canon::Group(_)))),
             plan,
-            template: template(&text),
+            template,
             added,
         }
     }
@@ -243,6 +449,11 @@ impl Cached {
     /// Whether the plan is proven optimal.
     pub fn optimal(&self) -> bool {
         self.plan.optimal
+    }
+
+    /// About how long the rendered plan is, in bytes.
+    pub fn len_hint(&self) -> usize {
+        self.len_hint
     }
 }
 
@@ -286,7 +497,7 @@ type Entry = Option<Arc<Cached>>;
 /// What the cache answers for one request.
 pub(crate) enum Answer {
     /// A hit: the cached plan, to be rendered for this request with [`ShapeCache::render`].
-    Hit(Arc<Cached>, Shape),
+    Hit(Arc<Cached>),
     /// Planned (or failed) for this request alone.
     Planned(Result<Plan, PlanError>),
 }
@@ -308,9 +519,11 @@ pub(crate) enum Answer {
 /// assert_eq!(cache.stats().hits, 1);
 /// ```
 pub struct ShapeCache {
-    shards: Vec<Mutex<HashMap<Request, Entry>>>,
+    /// Shape keys by their hash; a bucket holds the keys that share a hash.
+    shards: Vec<Mutex<HashMap<u64, Bucket, BuildHasherDefault<Pass>>>>,
+    /// Keys held per shard.
+    lens: Vec<std::sync::atomic::AtomicUsize>,
     per_shard: usize,
-    hasher: std::collections::hash_map::RandomState,
     hits: std::sync::atomic::AtomicU64,
     misses: std::sync::atomic::AtomicU64,
     /// Requests seen while the cache was mostly missing.
@@ -333,9 +546,11 @@ impl ShapeCache {
     /// emptied, so memory stays bounded whatever the fleet.
     pub fn new(capacity: usize) -> ShapeCache {
         ShapeCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
+            lens: (0..SHARDS).map(|_| 0.into()).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
-            hasher: std::collections::hash_map::RandomState::new(),
             hits: 0.into(),
             misses: 0.into(),
             sampled: 0.into(),
@@ -366,7 +581,7 @@ impl ShapeCache {
     /// As [`plan_with`](crate::plan_with).
     pub fn plan_with(&self, req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
         match self.answer(req, cat) {
-            Answer::Hit(c, shape) => Ok(shape.relabel(&c.plan, req)),
+            Answer::Hit(c) => Ok(relabel(&c.plan, req)),
             Answer::Planned(r) => r,
         }
     }
@@ -386,61 +601,87 @@ impl ShapeCache {
         {
             return Answer::Planned(plan_with(req, cat));
         }
-        let Some(shape) = Shape::of(req, cat) else {
+        thread_local! {
+            static KEY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let looked = KEY.with(|k| {
+            let mut key = k.borrow_mut();
+            if !shape_key(req, cat, &mut key) {
+                return None;
+            }
+            let h = key_hash(&key);
+            let i = (h as usize) % SHARDS;
+            let hit = self.shards[i].lock().ok().and_then(|m| {
+                m.get(&h)?
+                    .iter()
+                    .find(|(k, _)| **k == key[..])
+                    .map(|(_, e)| e.clone())
+            });
+            // A miss keeps a copy of the key, to store it with the plan.
+            let owned = hit.is_none().then(|| key.clone().into_boxed_slice());
+            Some((h, i, hit, owned))
+        });
+        let Some((h, i, hit, key)) = looked else {
             return Answer::Planned(plan_with(req, cat));
         };
-        let mut h = self.hasher.build_hasher();
-        shape.request.hash(&mut h);
-        let shard = &self.shards[(h.finish() as usize) % SHARDS];
-        let cached = shard
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&shape.request).cloned());
-        if let Some(entry) = cached {
+        if let Some(entry) = hit {
             self.hits.fetch_add(1, Relaxed);
             return match entry {
-                Some(c) => Answer::Hit(c, shape),
+                Some(c) => Answer::Hit(c),
                 None => Answer::Planned(plan_with(req, cat)),
             };
         }
         self.misses.fetch_add(1, Relaxed);
+        let Some(shape) = Shape::of(req, cat) else {
+            return Answer::Planned(plan_with(req, cat));
+        };
         let result = plan_with(&shape.request, cat);
         let entry: Entry = result
             .as_ref()
             .ok()
             .map(|p| Arc::new(Cached::new(p.clone())));
-        if let Ok(mut m) = shard.lock() {
-            if m.len() >= self.per_shard {
+        if let (Ok(mut m), Some(key)) = (self.shards[i].lock(), key) {
+            if self.lens[i].load(Relaxed) >= self.per_shard {
                 m.clear();
+                self.lens[i].store(0, Relaxed);
             }
-            m.insert(shape.request.clone(), entry.clone());
+            let bucket = m.entry(h).or_default();
+            if !bucket.iter().any(|(k, _)| *k == key) {
+                bucket.push((key, entry.clone()));
+                self.lens[i].fetch_add(1, Relaxed);
+            }
         }
         match entry {
-            Some(c) => Answer::Hit(c, shape),
+            Some(c) => Answer::Hit(c),
             None => Answer::Planned(plan_with(req, cat)),
         }
     }
 
     /// The plan of a hit, re-labelled for `req`.
-    pub(crate) fn plan_of(c: &Cached, shape: &Shape, req: &Request) -> Plan {
-        shape.relabel(&c.plan, req)
+    pub(crate) fn plan_of(c: &Cached, req: &Request) -> Plan {
+        relabel(&c.plan, req)
     }
 
     /// Appends the plan of a hit as `--format json` prints it on one line, with the names of
     /// `req`: the same bytes as serialising `plan_with(req)`.
-    pub(crate) fn render(c: &Cached, shape: &Shape, req: &Request, out: &mut String) {
+    pub(crate) fn render(c: &Cached, req: &Request, out: &mut String) {
+        let groups = if c.grouped {
+            groups_of(req)
+        } else {
+            Vec::new()
+        };
         for seg in &c.template {
             match seg {
                 Seg::Text(t) => out.push_str(t),
                 Seg::Name(Canon::Guest) => match &req.name {
-                    Some(n) => out.push_str(&serde_json::to_string(n).unwrap_or_default()),
+                    Some(n) => json_string(n, out),
                     None => out.push_str("null"),
                 },
                 Seg::Name(n) => {
                     let name = match *n {
                         Canon::Device(i) => req.devices.get(i).map(|d| d.id.as_str()),
                         Canon::Controller(i) => req.controllers.get(i).map(|c| c.id.as_str()),
-                        Canon::Group(i) => shape.groups.get(i).map(String::as_str),
+                        Canon::Group(i) => groups.get(i).copied(),
                         Canon::Guest => None,
                     };
                     out.push('"');
@@ -449,6 +690,38 @@ impl ShapeCache {
                 }
             }
         }
+    }
+}
+
+/// Appends `s` as a JSON string, as serde_json writes it.
+pub(crate) fn json_string(s: &str, out: &mut String) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    }
+}
+
+/// A shape key's bucket: the keys with one hash, and what each planned to.
+type Bucket = Vec<(Box<[u8]>, Entry)>;
+
+/// The hasher of a map keyed by hashes already computed.
+#[derive(Default)]
+struct Pass(u64);
+
+impl Hasher for Pass {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
