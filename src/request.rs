@@ -3,8 +3,6 @@
 //! Parsing is strict: unknown fields, duplicate ids, malformed ids, unknown models and
 //! out-of-range values are errors naming the field or device.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{BusKind, Catalog};
@@ -226,10 +224,11 @@ pub struct Request {
 
 /// Whether `id` is a valid QEMU id: letters, digits, `-`, `_`, `.`, starting with a letter.
 pub fn valid_id(id: &str) -> bool {
-    let mut chars = id.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && id.len() <= 128
+    let b = id.as_bytes();
+    b.len() <= 128
+        && b.first().is_some_and(u8::is_ascii_alphabetic)
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 impl Request {
@@ -297,7 +296,8 @@ impl Request {
                 format!("{} is more than {MAX_SPARE_PORTS}", self.policy.spare_ports),
             ));
         }
-        let mut ids = BTreeSet::new();
+        let mut ids: crate::topology::IdMap<&str, ()> = crate::topology::IdMap::default();
+        ids.reserve(self.devices.len() + self.controllers.len());
         let named = self
             .devices
             .iter()
@@ -317,7 +317,7 @@ impl Request {
                     format!("'{id}' is not a valid QEMU id (letters, digits, '-', '_', '.'; starts with a letter)"),
                 ));
             }
-            if id == "pcie.0" || !ids.insert(id.as_str()) {
+            if id == "pcie.0" || ids.insert(id.as_str(), ()).is_some() {
                 return Err(InputError::new(
                     format!("{}.id", field()),
                     format!("duplicate id '{id}'"),
@@ -342,11 +342,11 @@ impl Request {
                 }
             }
             if let Some(a) = &d.address {
-                check_address_range(&format!("devices[{i}].address"), &d.id, a)?;
+                check_address_range(|| format!("devices[{i}].address"), &d.id, a)?;
             }
         }
         for (i, c) in self.controllers.iter().enumerate() {
-            check_address_range(&format!("controllers[{i}].address"), &c.id, &c.address)?;
+            check_address_range(|| format!("controllers[{i}].address"), &c.id, &c.address)?;
             if let Some(n) = c.numa_node {
                 if n > MAX_NUMA_NODE {
                     return Err(InputError::new(
@@ -423,7 +423,15 @@ impl Request {
     }
 }
 
-fn check_address_range(field: &str, id: &str, a: &Address) -> Result<(), InputError> {
+fn check_address_range(
+    field: impl Fn() -> String,
+    id: &str,
+    a: &Address,
+) -> Result<(), InputError> {
+    if a.slot <= 31 && a.function <= 7 {
+        return Ok(());
+    }
+    let field = field();
     if a.slot > 31 {
         return Err(InputError::new(
             format!("{field}.slot"),
