@@ -10,6 +10,11 @@
 //! Both go through `Batch::next_chunk_jsonl`, i.e. the work of `pciplan batch` from reading
 //! lines to the rendered result lines, on all cores.
 
+/// The command line's allocator (src/main.rs), so that the numbers are those of `pciplan`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "fleet/mod.rs"]
 mod fleet;
 

@@ -9,6 +9,11 @@
 //! define time); pciplan's side is reading the same XML, planning it and writing the planned
 //! XML, on one thread and on all cores.
 
+/// The command line's allocator (src/main.rs), so that the numbers are those of `pciplan`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Instant;

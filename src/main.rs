@@ -14,6 +14,13 @@ mod cli_whatif;
 
 use pciplan::{Catalog, PlanError, Request};
 
+/// Planning allocates many short strings (ids, bus names) per guest; mimalloc plans a batch
+/// about 30% faster than glibc's allocator (README, "Speed"). The library itself leaves
+/// the allocator to the program that uses it; `--no-default-features` drops this.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "pciplan",
