@@ -34,7 +34,7 @@ pub mod whatif;
 pub use catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl};
 pub use error::{Cause, Explanation, InputError, PlanError, Violation};
 pub use plan::{PlacedController, PlacedDevice, Plan};
-pub use planner::{plan, plan_with};
+pub use planner::{forget_solutions, plan, plan_with};
 pub use previous::{Previous, PreviousController, PreviousDevice};
 pub use request::{
     Address, ControllerRequest, DeviceRequest, Hotplug, OffStrategy, Policy, Request,
