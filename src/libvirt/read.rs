@@ -24,6 +24,21 @@ fn err(field: impl Into<String>, msg: impl Into<String>) -> InputError {
 
 /// Parses an unsigned number the way libvirt does (C `strtoul` base 0: `0x` hex, leading `0`
 /// octal, else decimal).
+/// The index libvirt gives a disk target name: `sda` 0, `sdz` 25, `sdaa` 26 (letters after
+/// the `sd`/`hd`/`vd`/`xvd`/`ubd` prefix, counted like spreadsheet columns).
+pub(crate) fn disk_index(dev: &str) -> Option<u64> {
+    let letters = ["xvd", "ubd", "sd", "hd", "vd", "fd"]
+        .iter()
+        .find_map(|p| dev.strip_prefix(p))?;
+    if letters.is_empty() || letters.len() > 6 || !letters.bytes().all(|b| b.is_ascii_lowercase()) {
+        return None;
+    }
+    let n = letters
+        .bytes()
+        .fold(0u64, |n, b| n * 26 + u64::from(b - b'a') + 1);
+    Some(n - 1)
+}
+
 pub(crate) fn parse_uint(s: &str) -> Option<u64> {
     let s = s.trim();
     if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -441,12 +456,22 @@ pub(crate) fn read(xml: &str, opts: &ReadOptions) -> Result<Domain, InputError> 
     let mut usb_next_index: u32 = 0;
     let mut usb_sets: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
     let mut first_video = true;
-    let drive_ctrl = |n: Node| -> u32 {
-        n.children()
+    // The controller a disk sits on: its drive address, else what libvirt derives from the
+    // target name (`sdz` is disk 25: SATA controller 25 / 6 = 4, so libvirt adds SATA
+    // controllers 1..4; SCSI buses are wide in the QEMU driver, 15 disks a controller).
+    let drive_ctrl = |n: Node, per_controller: u64| -> u32 {
+        let given = n
+            .children()
             .find(|c| c.has_tag_name("address") && c.attribute("type") == Some("drive"))
             .and_then(|a| a.attribute("controller"))
-            .and_then(parse_uint)
-            .unwrap_or(0) as u32
+            .and_then(parse_uint);
+        let derived = || {
+            child(n, "target")
+                .and_then(|t| t.attribute("dev"))
+                .and_then(disk_index)
+                .map(|i| i / per_controller)
+        };
+        u32::try_from(given.or_else(derived).unwrap_or(0)).unwrap_or(u32::MAX)
     };
     let mut ordinal: HashMap<&str, usize> = HashMap::new();
     for n in &dev_elems {
@@ -497,10 +522,10 @@ pub(crate) fn read(xml: &str, opts: &ReadOptions) -> Result<Domain, InputError> 
                         }
                     }
                     "scsi" => {
-                        scsi_need.insert(drive_ctrl(*n));
+                        scsi_need.insert(drive_ctrl(*n, 15));
                     }
                     "sata" => {
-                        sata_need.insert(drive_ctrl(*n));
+                        sata_need.insert(drive_ctrl(*n, 6));
                     }
                     _ => {}
                 }
@@ -538,7 +563,7 @@ pub(crate) fn read(xml: &str, opts: &ReadOptions) -> Result<Domain, InputError> 
                         push("hostdev", m, kd, false, None)?;
                     }
                     Some("scsi") => {
-                        scsi_need.insert(drive_ctrl(*n));
+                        scsi_need.insert(drive_ctrl(*n, 15));
                     }
                     _ => {}
                 }
@@ -862,6 +887,18 @@ pub(crate) fn read(xml: &str, opts: &ReadOptions) -> Result<Domain, InputError> 
             kind,
             false,
         );
+    }
+    // libvirt adds every disk controller from 0 up to the highest one a disk sits on.
+    for (bus, need) in [("scsi", &mut scsi_need), ("sata", &mut sata_need)] {
+        if let Some(&top) = need.iter().next_back() {
+            if top as usize >= crate::request::MAX_DEVICES {
+                return Err(InputError::new(
+                    "devices/disk/target",
+                    format!("a {bus} disk's target or drive address puts it on {bus} controller {top}; libvirt would add {top} more controllers, past the {} device limit", crate::request::MAX_DEVICES),
+                ));
+            }
+            need.extend(0..=top);
+        }
     }
     for i in scsi_need.difference(&scsi_have) {
         implicit(
@@ -1518,5 +1555,41 @@ mod tests {
         assert_eq!(parse_uint("010"), Some(8));
         assert_eq!(parse_uint("0"), Some(0));
         assert_eq!(parse_uint("x"), None);
+    }
+
+    #[test]
+    fn disk_names_index_like_libvirt() {
+        assert_eq!(disk_index("sda"), Some(0));
+        assert_eq!(disk_index("sdz"), Some(25));
+        assert_eq!(disk_index("sdaa"), Some(26));
+        assert_eq!(disk_index("vdb"), Some(1));
+        assert_eq!(disk_index("xvdc"), Some(2));
+        assert_eq!(disk_index("sd"), None);
+        assert_eq!(disk_index("sd1"), None);
+    }
+
+    fn sata_controllers(disks: &str) -> usize {
+        let xml = format!("<domain type='qemu'><name>t</name><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>{disks}</devices></domain>");
+        let d = read(&xml, &ReadOptions::default()).unwrap();
+        d.request
+            .devices
+            .iter()
+            .filter(|x| x.model == "ich9-ahci")
+            .count()
+    }
+
+    #[test]
+    fn sata_controllers_follow_the_target_names() {
+        let disk = |dev: &str| {
+            format!("<disk type='file' device='cdrom'><target dev='{dev}' bus='sata'/></disk>")
+        };
+        // Controller 0 is the chipset's own at 00:1f.2 (no device to place); libvirt adds
+        // one more per 6 disks after it (seen with libvirt 9.0: `sdz` gave SATA 1..4).
+        assert_eq!(sata_controllers(&disk("sda")), 0);
+        assert_eq!(sata_controllers(&disk("sdf")), 0);
+        assert_eq!(sata_controllers(&disk("sdg")), 1);
+        assert_eq!(sata_controllers(&disk("sdz")), 4);
+        let pinned = "<disk type='file' device='cdrom'><target dev='sdz' bus='sata'/><address type='drive' controller='0' bus='0' unit='1'/></disk>";
+        assert_eq!(sata_controllers(pinned), 0);
     }
 }
