@@ -2,6 +2,9 @@
 //! catalog, and shrunken catalogs whose root bus runs out quickly.
 #![allow(dead_code)]
 
+pub mod heldout;
+pub mod oracle;
+
 use std::collections::BTreeSet;
 
 use pciplan::{Address, Catalog, DeviceRequest, Hotplug, OffStrategy, Policy, Request};
