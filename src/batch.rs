@@ -34,6 +34,7 @@ use crate::error::{Cause, InputError, PlanError, Violation};
 use crate::plan::Plan;
 use crate::planner::plan_with;
 use crate::request::{Request, MAX_REQUEST_BYTES};
+use crate::shape::lines::{name_at, name_json, LineEntry};
 use crate::shape::{json_string, Answer, Cached, ShapeCache};
 
 /// Lines planned together (and the most results held in memory at once).
@@ -313,12 +314,20 @@ enum Done {
         req: Request,
         cached: Arc<Cached>,
     },
+    /// A line seen before up to the guest name (only when rendering lines): the name as
+    /// JSON text, and what the line planned to.
+    LineHit {
+        line: u64,
+        name: String,
+        entry: Arc<LineEntry>,
+    },
 }
 
 impl Done {
     fn into_outcome(self) -> Outcome {
         match self {
             Done::Outcome(o) => o,
+            Done::LineHit { .. } => unreachable_line_hit(),
             Done::Hit { line, req, cached } => {
                 let plan = ShapeCache::plan_of(&cached, &req);
                 Outcome {
@@ -339,6 +348,17 @@ impl Done {
                 s.push('\n');
                 (s, Tally::of(&o))
             }
+            Done::LineHit { line, name, entry } => {
+                let mut s = String::with_capacity(entry.len_hint() + 2 * name.len() + 128);
+                s.push_str("{\"line\":");
+                s.push_str(&line.to_string());
+                s.push_str(",\"name\":");
+                s.push_str(&name);
+                ok_head(&mut s, &entry.cached);
+                entry.render(&name, &mut s);
+                s.push_str("}\n");
+                (s, Tally::of_cached(&entry.cached))
+            }
             Done::Hit { line, req, cached } => {
                 let mut s = String::with_capacity(cached.len_hint() + 128);
                 s.push_str("{\"line\":");
@@ -348,32 +368,45 @@ impl Done {
                     Some(n) => json_string(n, &mut s),
                     None => s.push_str("null"),
                 }
-                s.push_str(",\"ok\":true,\"cost\":");
-                s.push_str(&cached.cost().to_string());
-                s.push_str(if cached.optimal() {
-                    ",\"optimal\":true,\"plan\":"
-                } else {
-                    ",\"optimal\":false,\"plan\":"
-                });
+                ok_head(&mut s, &cached);
                 ShapeCache::render(&cached, &req, &mut s);
                 s.push_str("}\n");
-                let tally = Tally {
-                    kind: None,
-                    added: cached.added.clone(),
-                    cost: u64::from(cached.cost()),
-                };
-                (s, tally)
+                (s, Tally::of_cached(&cached))
             }
         }
     }
 }
 
-/// Plans one input line (the text without its newline).
+/// `,"ok":true,"cost":C,"optimal":B,"plan":` of a cached plan's result line.
+fn ok_head(s: &mut String, cached: &Cached) {
+    s.push_str(",\"ok\":true,\"cost\":");
+    s.push_str(&cached.cost().to_string());
+    s.push_str(if cached.optimal() {
+        ",\"optimal\":true,\"plan\":"
+    } else {
+        ",\"optimal\":false,\"plan\":"
+    });
+}
+
+/// Line hits only happen when lines are rendered ([`Batch::next_chunk_jsonl`]).
+fn unreachable_line_hit() -> Outcome {
+    Outcome {
+        line: 0,
+        name: None,
+        result: Err(PlanError::Solver(
+            "internal error: a line-cache hit outside rendering".into(),
+        )),
+    }
+}
+
+/// Plans one input line (the text without its newline). With `render`, the result goes
+/// straight to a result line, and the cache may answer a repeated line without parsing it.
 fn plan_line(
     line: u64,
     text: &[u8],
     catalog: Option<&Catalog>,
     cache: Option<&ShapeCache>,
+    render: bool,
 ) -> Done {
     let invalid = |name: Option<String>, field: &str, msg: String| {
         Done::Outcome(Outcome {
@@ -395,6 +428,19 @@ fn plan_line(
     }
     if text.trim().is_empty() {
         return invalid(None, "request", "empty line".into());
+    }
+    let lines = cache.filter(|_| render);
+    let at = lines.and_then(|_| name_at(text.as_bytes()));
+    let mut line_hash = None;
+    if let (Some(c), Some(at)) = (lines, at) {
+        match c.lines.get(text.as_bytes(), at) {
+            Ok(entry) => {
+                let mut name = String::new();
+                name_json(text.as_bytes(), at, &mut name);
+                return Done::LineHit { line, name, entry };
+            }
+            Err(h) => line_hash = Some(h),
+        }
     }
     let req = match Request::from_json(text) {
         Ok(r) => r,
@@ -424,7 +470,16 @@ fn plan_line(
     };
     let result = match cache {
         Some(c) => match c.answer(&req, cat) {
-            Answer::Hit(cached) => return Done::Hit { line, req, cached },
+            Answer::Hit(cached) => {
+                if let (Some(at), Some(h)) = (at, line_hash) {
+                    if c.lines.seen_before(h) {
+                        if let Some(e) = LineEntry::new(cached.clone(), &req) {
+                            c.lines.put(text.as_bytes(), at, Arc::new(e));
+                        }
+                    }
+                }
+                return Done::Hit { line, req, cached };
+            }
             Answer::Planned(r) => r,
         },
         None => plan_with(&req, cat),
@@ -449,6 +504,8 @@ pub struct Batch<R> {
     bytes_read: u64,
     ready: VecDeque<Outcome>,
     done: bool,
+    /// Bytes of the last chunk (the next one's buffer starts that large).
+    chunk_bytes: usize,
 }
 
 impl<R: BufRead> Batch<R> {
@@ -463,6 +520,7 @@ impl<R: BufRead> Batch<R> {
             bytes_read: 0,
             ready: VecDeque::new(),
             done: false,
+            chunk_bytes: 0,
         }
     }
 
@@ -479,7 +537,8 @@ impl<R: BufRead> Batch<R> {
     /// Reads one line (up to the limit; the rest of a longer line is discarded and the line
     /// reported as too long). Returns `None` at the end of the input.
     fn read_line(&mut self, keep: bool, buf: &mut Vec<u8>) -> io::Result<Option<()>> {
-        let limit = MAX_REQUEST_BYTES + 2;
+        // The line is appended to `buf`, which may hold earlier lines of the chunk.
+        let limit = buf.len() + MAX_REQUEST_BYTES + 2;
         let mut any = false;
         loop {
             let avail = match self.input.fill_buf() {
@@ -516,7 +575,7 @@ impl<R: BufRead> Batch<R> {
         &mut self,
         f: impl Fn(Outcome) -> T + Sync + Send,
     ) -> io::Result<Option<Vec<T>>> {
-        self.next_chunk_raw(|d| f(d.into_outcome()))
+        self.next_chunk_raw(false, |d| f(d.into_outcome()))
     }
 
     /// Reads and plans the next chunk and renders each result line (with its newline) as
@@ -527,29 +586,30 @@ impl<R: BufRead> Batch<R> {
     /// # Errors
     /// When reading the input fails.
     pub fn next_chunk_jsonl(&mut self) -> io::Result<Option<Vec<(String, Tally)>>> {
-        self.next_chunk_raw(Done::into_line)
+        self.next_chunk_raw(true, Done::into_line)
     }
 
     fn next_chunk_raw<T: Send>(
         &mut self,
+        render: bool,
         f: impl Fn(Done) -> T + Sync + Send,
     ) -> io::Result<Option<Vec<T>>> {
         if self.done {
             return Ok(None);
         }
-        let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.opts.chunk.min(65_536));
-        let mut scratch = Vec::new();
+        // The chunk's lines end to end in one buffer: (line number, start, end) each.
+        let mut text: Vec<u8> = Vec::with_capacity(self.chunk_bytes);
+        let mut lines: Vec<(u64, usize, usize)> = Vec::with_capacity(self.opts.chunk.min(65_536));
         while lines.len() < self.opts.chunk.max(1) {
             let line = self.next_line;
             let keep = self.opts.shard.is_none_or(|s| s.contains(line))
                 && !self.opts.skip.as_ref().is_some_and(|s| s.contains(line));
-            let mut buf = if keep {
-                Vec::new()
-            } else {
-                std::mem::take(&mut scratch)
-            };
-            buf.clear();
-            match self.read_line(keep, &mut buf) {
+            let start = text.len();
+            let read = self.read_line(keep, &mut text);
+            if !keep {
+                text.truncate(start);
+            }
+            match read {
                 Ok(Some(())) => {}
                 Ok(None) => {
                     self.done = true;
@@ -565,11 +625,10 @@ impl<R: BufRead> Batch<R> {
             }
             self.next_line += 1;
             if keep {
-                lines.push((line, buf));
-            } else {
-                scratch = buf;
+                lines.push((line, start, text.len()));
             }
         }
+        self.chunk_bytes = text.len();
         if lines.is_empty() {
             return Ok(if self.done { None } else { Some(Vec::new()) });
         }
@@ -578,9 +637,10 @@ impl<R: BufRead> Batch<R> {
         let out = lines
             .par_iter()
             .with_min_len(8)
-            .map(|(line, text)| {
-                let text = text.strip_suffix(b"\n").unwrap_or(text);
-                f(plan_line(*line, text, catalog, cache))
+            .map(|&(line, start, end)| {
+                let t = &text[start..end];
+                let t = t.strip_suffix(b"\n").unwrap_or(t);
+                f(plan_line(line, t, catalog, cache, render))
             })
             .collect();
         Ok(Some(out))
@@ -588,7 +648,7 @@ impl<R: BufRead> Batch<R> {
 }
 
 fn memchr(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+    memchr::memchr(b'\n', b)
 }
 
 impl<R: BufRead> Iterator for Batch<R> {
@@ -650,6 +710,15 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// The tally of a cached plan.
+    fn of_cached(c: &Cached) -> Tally {
+        Tally {
+            kind: None,
+            added: c.added.clone(),
+            cost: u64::from(c.cost()),
+        }
+    }
+
     /// The tally of one outcome.
     pub fn of(o: &Outcome) -> Tally {
         match &o.result {

@@ -31,6 +31,8 @@ use crate::planner::plan_with;
 use crate::request::{Address, Request};
 use crate::topology::IdMap;
 
+pub(crate) mod lines;
+
 /// Prefixes of the names the planner gives the controllers it adds (`planner.rs`, `finish`).
 /// Request names of the form `PREFIX` + digits are kept verbatim in a shape.
 const PLANNER_PREFIXES: [&str; 6] = ["pxb", "ctl", "rp", "dp", "up", "br"];
@@ -63,6 +65,9 @@ fn canon_name(c: Canon) -> String {
 }
 
 fn parse_canon(name: &str) -> Option<Canon> {
+    if name.as_bytes().get(1) != Some(&b'-') {
+        return None;
+    }
     let (kind, n) = name.split_once('-')?;
     let i: usize = n.parse().ok()?;
     match kind {
@@ -460,32 +465,27 @@ impl Cached {
 /// Splits plan JSON at every string that is a canonical name (`"k-3"`, `"n-0"`, ...).
 fn template(text: &str) -> Vec<Seg> {
     let mut out = Vec::new();
-    let mut lit = String::new();
-    let mut rest = text;
-    while let Some(q) = rest.find('"') {
-        lit.push_str(&rest[..q]);
-        let after = &rest[q + 1..];
-        // Strings in a plan hold ids, buses, models and drivers, none with escapes.
-        let end = after.find('"').unwrap_or(after.len());
-        let inner = &after[..end];
-        match parse_canon(inner) {
-            Some(c) => {
-                if !lit.is_empty() {
-                    out.push(Seg::Text(std::mem::take(&mut lit)));
-                }
-                out.push(Seg::Name(c));
+    // Start of the literal text not yet pushed.
+    let mut lit = 0;
+    let mut at = 0;
+    // Strings in a plan hold ids, buses, models and drivers, none with escapes.
+    while let Some(q) = memchr::memchr(b'"', &text.as_bytes()[at..]) {
+        let open = at + q;
+        let Some(len) = memchr::memchr(b'"', &text.as_bytes()[open + 1..]) else {
+            break;
+        };
+        let close = open + 1 + len;
+        if let Some(c) = parse_canon(&text[open + 1..close]) {
+            if lit < open {
+                out.push(Seg::Text(text[lit..open].to_string()));
             }
-            None => {
-                lit.push('"');
-                lit.push_str(inner);
-                lit.push('"');
-            }
+            out.push(Seg::Name(c));
+            lit = close + 1;
         }
-        rest = after.get(end + 1..).unwrap_or("");
+        at = close + 1;
     }
-    lit.push_str(rest);
-    if !lit.is_empty() {
-        out.push(Seg::Text(lit));
+    if lit < text.len() {
+        out.push(Seg::Text(text[lit..].to_string()));
     }
     out
 }
@@ -528,6 +528,8 @@ pub struct ShapeCache {
     misses: std::sync::atomic::AtomicU64,
     /// Requests seen while the cache was mostly missing.
     sampled: std::sync::atomic::AtomicU64,
+    /// Batch lines seen, up to the guest name.
+    pub(crate) lines: lines::LineCache,
 }
 
 /// Hit and miss counts of a [`ShapeCache`].
@@ -554,6 +556,7 @@ impl ShapeCache {
             hits: 0.into(),
             misses: 0.into(),
             sampled: 0.into(),
+            lines: lines::LineCache::new(capacity),
         }
     }
 
@@ -561,7 +564,7 @@ impl ShapeCache {
     pub fn stats(&self) -> CacheStats {
         use std::sync::atomic::Ordering::Relaxed;
         CacheStats {
-            hits: self.hits.load(Relaxed),
+            hits: self.hits.load(Relaxed) + self.lines.hits(),
             misses: self.misses.load(Relaxed),
         }
     }

@@ -134,3 +134,34 @@ fn odd_names_and_models() {
     .collect();
     check(&lines);
 }
+
+/// Lines that repeat byte for byte but for the guest name are answered from the line cache
+/// (no parse), with every kind of name written in: the bytes stay those of planning alone,
+/// and lines that only look alike (a second `name`, a name that is no string) still fail.
+#[test]
+fn repeated_lines_up_to_the_name() {
+    let body = r#""devices":[{"id":"net0","model":"virtio-net-pci","hotplug":"off"},{"id":"d","model":"virtio-blk-pci","group":"g"},{"id":"e","model":"virtio-rng-pci","group":"g"}],"policy":{"spare_ports":1}"#;
+    let mut lines = Vec::new();
+    for name in [
+        r#""a""#,
+        r#""b""#,
+        r#""tab\there""#,
+        r#""\u00e9t\u00e9""#,
+        r#""été""#,
+        r#""q\"uote\\""#,
+        r#""sl\/ash""#,
+        "null",
+        r#""a""#,
+    ] {
+        lines.push(format!(r#"{{"name":{name},{body}}}"#));
+        lines.push(format!(r#"{{{body},"name":{name}}}"#));
+    }
+    lines.push(format!("{{{body}}}"));
+    lines.push(format!("{{{body}}}"));
+    lines.push(format!(r#"{{"name":"a","name":"b",{body}}}"#));
+    lines.push(format!(r#"{{"name":7,{body}}}"#));
+    lines.push(format!(r#"{{"name":"a",{body}}} trailing"#));
+    lines.push(format!(r#"  {{ "name" : "spaced" , {body} }}  "#));
+    let (hits, _) = check(&lines);
+    assert!(hits >= 15, "repeats answered from the caches: {hits}");
+}
