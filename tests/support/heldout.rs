@@ -263,7 +263,7 @@ fn domain(name: &str, f: &Flavor, rng: &mut Rng) -> String {
 /// one-offs) is drawn again until it does.
 pub fn fleet(seed: u64, guests: usize, runs: impl Fn(&str) -> bool) -> Vec<(String, String)> {
     let mut rng = Rng(seed);
-    let mut draw = |rng: &mut Rng, make: &dyn Fn(&mut Rng) -> Flavor| loop {
+    let draw = |rng: &mut Rng, make: &dyn Fn(&mut Rng) -> Flavor| loop {
         let f = make(rng);
         if runs(&domain("probe", &f, &mut Rng(seed))) {
             return f;
