@@ -34,7 +34,7 @@ use crate::error::{Cause, InputError, PlanError, Violation};
 use crate::plan::Plan;
 use crate::planner::plan_with;
 use crate::request::{Request, MAX_REQUEST_BYTES};
-use crate::shape::lines::{name_at, name_json, LineEntry};
+use crate::shape::lines::{name_at, name_json, LineEntry, NameAt};
 use crate::shape::{json_string, Answer, Cached, ShapeCache};
 
 /// Lines planned together (and the most results held in memory at once).
@@ -306,28 +306,43 @@ fn invalid_message(line: u64, e: &InputError) -> String {
     }
 }
 
-/// A planned line: an outcome, or a shape-cache hit not yet turned into one.
-enum Done {
+/// A planned line: an outcome, or a cache hit not yet turned into one.
+enum Done<'a> {
     Outcome(Outcome),
     Hit {
         line: u64,
         req: Request,
         cached: Arc<Cached>,
     },
-    /// A line seen before up to the guest name (only when rendering lines): the name as
-    /// JSON text, and what the line planned to.
+    /// A line equal to one seen before but for the guest name: the line, where its name
+    /// is, and what the earlier line planned to.
     LineHit {
         line: u64,
-        name: String,
+        text: &'a str,
+        at: NameAt,
         entry: Arc<LineEntry>,
     },
 }
 
-impl Done {
+impl Done<'_> {
     fn into_outcome(self) -> Outcome {
         match self {
             Done::Outcome(o) => o,
-            Done::LineHit { .. } => unreachable_line_hit(),
+            // Only rendering asks the line cache; an outcome needs the request after all.
+            Done::LineHit {
+                line, text, entry, ..
+            } => match Request::from_json(text) {
+                Ok(req) => Outcome {
+                    line,
+                    result: Ok(ShapeCache::plan_of(&entry.cached, &req)),
+                    name: req.name,
+                },
+                Err(e) => Outcome {
+                    line,
+                    name: None,
+                    result: Err(PlanError::Invalid(e)),
+                },
+            },
             Done::Hit { line, req, cached } => {
                 let plan = ShapeCache::plan_of(&cached, &req);
                 Outcome {
@@ -348,7 +363,14 @@ impl Done {
                 s.push('\n');
                 (s, Tally::of(&o))
             }
-            Done::LineHit { line, name, entry } => {
+            Done::LineHit {
+                line,
+                text,
+                at,
+                entry,
+            } => {
+                let mut name = String::new();
+                name_json(text.as_bytes(), at, &mut name);
                 let mut s = String::with_capacity(entry.len_hint() + 2 * name.len() + 128);
                 s.push_str("{\"line\":");
                 s.push_str(&line.to_string());
@@ -388,26 +410,15 @@ fn ok_head(s: &mut String, cached: &Cached) {
     });
 }
 
-/// Line hits only happen when lines are rendered ([`Batch::next_chunk_jsonl`]).
-fn unreachable_line_hit() -> Outcome {
-    Outcome {
-        line: 0,
-        name: None,
-        result: Err(PlanError::Solver(
-            "internal error: a line-cache hit outside rendering".into(),
-        )),
-    }
-}
-
 /// Plans one input line (the text without its newline). With `render`, the result goes
 /// straight to a result line, and the cache may answer a repeated line without parsing it.
-fn plan_line(
+fn plan_line<'a>(
     line: u64,
-    text: &[u8],
+    text: &'a [u8],
     catalog: Option<&Catalog>,
     cache: Option<&ShapeCache>,
     render: bool,
-) -> Done {
+) -> Done<'a> {
     let invalid = |name: Option<String>, field: &str, msg: String| {
         Done::Outcome(Outcome {
             line,
@@ -435,9 +446,12 @@ fn plan_line(
     if let (Some(c), Some(at)) = (lines, at) {
         match c.lines.get(text.as_bytes(), at) {
             Ok(entry) => {
-                let mut name = String::new();
-                name_json(text.as_bytes(), at, &mut name);
-                return Done::LineHit { line, name, entry };
+                return Done::LineHit {
+                    line,
+                    text,
+                    at,
+                    entry,
+                }
             }
             Err(h) => line_hash = Some(h),
         }
@@ -586,13 +600,13 @@ impl<R: BufRead> Batch<R> {
     /// # Errors
     /// When reading the input fails.
     pub fn next_chunk_jsonl(&mut self) -> io::Result<Option<Vec<(String, Tally)>>> {
-        self.next_chunk_raw(true, Done::into_line)
+        self.next_chunk_raw(true, |d| d.into_line())
     }
 
     fn next_chunk_raw<T: Send>(
         &mut self,
         render: bool,
-        f: impl Fn(Done) -> T + Sync + Send,
+        f: impl Fn(Done<'_>) -> T + Sync + Send,
     ) -> io::Result<Option<Vec<T>>> {
         if self.done {
             return Ok(None);

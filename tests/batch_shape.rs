@@ -165,3 +165,47 @@ fn repeated_lines_up_to_the_name() {
     let (hits, _) = check(&lines);
     assert!(hits >= 15, "repeats answered from the caches: {hits}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    /// Any guest name, written plainly or with every character escaped, first or last in a
+    /// line that otherwise repeats: the line cache gives the bytes of planning alone.
+    #[test]
+    fn any_name_in_a_repeated_line(
+        names in proptest::collection::vec(
+            proptest::option::of("(\\PC|[\"\\\\/\\t\\u{1}\\u{7f}]){0,8}"),
+            1..6,
+        ),
+        escaped in proptest::collection::vec(proptest::prelude::any::<bool>(), 6),
+        last in proptest::prelude::any::<bool>(),
+        body in 0usize..3,
+    ) {
+        let bodies = [
+            r#""devices":[{"id":"n","model":"virtio-net-pci","hotplug":"off"},{"id":"d","model":"e1000","hotplug":"any"}]"#,
+            r#""devices":[{"id":"a","model":"vfio-pci","group":"g"},{"id":"b","model":"vfio-pci","group":"g"}],"policy":{"spare_ports":2}"#,
+            r#""controllers":[{"id":"p","model":"pcie-root-port","address":{"bus":"pcie.0","slot":4}}],"devices":[{"id":"x","model":"virtio-blk-pci","address":{"bus":"p","slot":0}},{"id":"y","model":"virtio-blk-pci"}]"#,
+        ];
+        let lines: Vec<String> = names
+            .iter()
+            .zip(&escaped)
+            .flat_map(|(n, &esc)| {
+                let name = match n {
+                    Some(n) if esc => format!(
+                        "\"{}\"",
+                        n.encode_utf16().map(|u| format!("\\u{u:04x}")).collect::<String>()
+                    ),
+                    n => serde_json::to_string(n).unwrap(),
+                };
+                let line = if last {
+                    format!(r#"{{{},"name":{name}}}"#, bodies[body])
+                } else {
+                    format!(r#"{{"name":{name},{}}}"#, bodies[body])
+                };
+                [line.clone(), line]
+            })
+            .collect();
+        let (hits, _) = check(&lines);
+        proptest::prop_assert!(hits as usize >= names.len(), "hits {hits}");
+    }
+}

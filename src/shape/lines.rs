@@ -205,15 +205,18 @@ pub(crate) struct LineCache {
     hits: AtomicU64,
 }
 
+/// Stored keys and entries by key hash.
+type Buckets = std::collections::HashMap<
+    u64,
+    Vec<(StoredKey, Arc<LineEntry>)>,
+    std::hash::BuildHasherDefault<Pass>,
+>;
+
 #[derive(Default)]
 struct LineShard {
     /// Hashes of lines seen once: a line gets an entry when it comes again.
     seen: std::collections::HashSet<u64, std::hash::BuildHasherDefault<Pass>>,
-    map: std::collections::HashMap<
-        u64,
-        Vec<(StoredKey, Arc<LineEntry>)>,
-        std::hash::BuildHasherDefault<Pass>,
-    >,
+    map: Buckets,
     len: usize,
 }
 

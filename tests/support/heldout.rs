@@ -221,17 +221,17 @@ fn domain(name: &str, f: &Flavor, rng: &mut Rng) -> String {
                 let _ = write!(devs, "    <channel type='unix'>\n      <target type='virtio' name='org.qemu.guest_agent.0'/>\n    </channel>\n");
             }
             Dev::Usb(m) => {
-                let _ = write!(devs, "    <controller type='usb' index='0' model='{m}'/>\n");
+                let _ = writeln!(devs, "    <controller type='usb' index='0' model='{m}'/>");
             }
             Dev::NoBalloon => {
-                let _ = write!(devs, "    <memballoon model='none'/>\n");
+                let _ = writeln!(devs, "    <memballoon model='none'/>");
             }
         }
     }
     if scsi {
-        let _ = write!(
+        let _ = writeln!(
             devs,
-            "    <controller type='scsi' index='0' model='virtio-scsi'/>\n"
+            "    <controller type='scsi' index='0' model='virtio-scsi'/>"
         );
     }
     let _ = nic;
