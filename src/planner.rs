@@ -141,6 +141,9 @@ fn prepare(req: &Request, cat: &Catalog) -> Result<Prepared, PlanError> {
     })
 }
 
+/// Programs the solution memo holds at most.
+const MEMO_PROGRAMS: usize = 20_000;
+
 /// The process-wide memo of integer-program solutions, by numeric model.
 fn solution_memo() -> &'static std::sync::Mutex<HashMap<Model, Counts>> {
     static MEMO: std::sync::OnceLock<std::sync::Mutex<HashMap<Model, Counts>>> =
@@ -150,7 +153,7 @@ fn solution_memo() -> &'static std::sync::Mutex<HashMap<Model, Counts>> {
 
 /// Empties the process-wide memo of integer-program solutions, so that the next plans solve
 /// their programs afresh. Plans do not change; only their time does. Benchmarks use it to
-/// time cold solves; a service has no need to (the memo is bounded at 100,000 programs).
+/// time cold solves; a service has no need to (the memo is bounded at 20,000 programs).
 ///
 /// ```
 /// let req = pciplan::Request::from_json(r#"{"devices":[{"id":"d","model":"virtio-blk-pci"}]}"#).unwrap();
@@ -179,7 +182,8 @@ fn solve_cached(model: &Model) -> Result<Counts, PlanError> {
         )));
     }
     if let Ok(mut c) = cache.lock() {
-        if c.len() > 100_000 {
+        // A program and its solution take about 1-2 kB: 20,000 of them stay near 40 MB.
+        if c.len() >= MEMO_PROGRAMS {
             c.clear();
         }
         c.insert(model.clone(), counts.clone());

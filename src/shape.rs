@@ -460,6 +460,11 @@ impl Cached {
     pub fn len_hint(&self) -> usize {
         self.len_hint
     }
+
+    /// About how many bytes the entry takes: the plan, its template and the tally.
+    pub(crate) fn weight(&self) -> usize {
+        3 * self.len_hint + 256
+    }
 }
 
 /// Splits plan JSON at every string that is a canonical name (`"k-3"`, `"n-0"`, ...).
@@ -521,8 +526,9 @@ pub(crate) enum Answer {
 pub struct ShapeCache {
     /// Shape keys by their hash; a bucket holds the keys that share a hash.
     shards: Vec<Mutex<HashMap<u64, Bucket, BuildHasherDefault<Pass>>>>,
-    /// Keys held per shard.
+    /// Keys held per shard, and about how many bytes they take.
     lens: Vec<std::sync::atomic::AtomicUsize>,
+    bytes: Vec<std::sync::atomic::AtomicUsize>,
     per_shard: usize,
     hits: std::sync::atomic::AtomicU64,
     misses: std::sync::atomic::AtomicU64,
@@ -543,8 +549,12 @@ pub struct CacheStats {
 
 const SHARDS: usize = 16;
 
+/// Bytes of cached plans the shape cache holds at most (about).
+const SHAPE_BYTES: usize = 96 << 20;
+
 impl ShapeCache {
-    /// A cache holding up to about `capacity` shapes. When a part of it fills up it is
+    /// A cache holding up to about `capacity` shapes, and at most about 96 MiB of plans
+    /// (plus 64 MiB of repeated lines for a batch). When a part of it fills up it is
     /// emptied, so memory stays bounded whatever the fleet.
     pub fn new(capacity: usize) -> ShapeCache {
         ShapeCache {
@@ -552,6 +562,7 @@ impl ShapeCache {
                 .map(|_| Mutex::new(HashMap::default()))
                 .collect(),
             lens: (0..SHARDS).map(|_| 0.into()).collect(),
+            bytes: (0..SHARDS).map(|_| 0.into()).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             hits: 0.into(),
             misses: 0.into(),
@@ -644,14 +655,19 @@ impl ShapeCache {
             .ok()
             .map(|p| Arc::new(Cached::new(p.clone())));
         if let (Ok(mut m), Some(key)) = (self.shards[i].lock(), key) {
-            if self.lens[i].load(Relaxed) >= self.per_shard {
+            let weight = key.len() + entry.as_ref().map_or(64, |c| c.weight());
+            if self.lens[i].load(Relaxed) >= self.per_shard
+                || self.bytes[i].load(Relaxed) + weight > SHAPE_BYTES / SHARDS
+            {
                 m.clear();
                 self.lens[i].store(0, Relaxed);
+                self.bytes[i].store(0, Relaxed);
             }
             let bucket = m.entry(h).or_default();
             if !bucket.iter().any(|(k, _)| *k == key) {
                 bucket.push((key, entry.clone()));
                 self.lens[i].fetch_add(1, Relaxed);
+                self.bytes[i].fetch_add(weight, Relaxed);
             }
         }
         match entry {

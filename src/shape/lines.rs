@@ -218,9 +218,14 @@ struct LineShard {
     seen: std::collections::HashSet<u64, std::hash::BuildHasherDefault<Pass>>,
     map: Buckets,
     len: usize,
+    /// About how many bytes the entries take.
+    bytes: usize,
 }
 
 const SHARDS: usize = 16;
+
+/// Bytes of seen lines and their results the cache holds at most (about).
+const LINE_BYTES: usize = 64 << 20;
 
 /// A line's key: the text before and after the name value (or the whole line, when it has
 /// no name), and its hash.
@@ -316,9 +321,11 @@ impl LineCache {
         let Ok(mut shard) = self.shards[(key.hash as usize) % SHARDS].lock() else {
             return;
         };
-        if shard.len >= self.per_shard {
+        let weight = key.before.len() + key.after.len() + entry.len_hint() + 128;
+        if shard.len >= self.per_shard || shard.bytes + weight > LINE_BYTES / SHARDS {
             shard.map.clear();
             shard.len = 0;
+            shard.bytes = 0;
         }
         let bucket = shard.map.entry(key.hash).or_default();
         if !bucket.iter().any(|(k, _)| key.matches(k)) {
@@ -329,6 +336,7 @@ impl LineCache {
             };
             bucket.push((stored, entry));
             shard.len += 1;
+            shard.bytes += weight;
         }
     }
 }
