@@ -232,8 +232,8 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 impl Request {
-    /// Parses a JSON request and checks it (see [`Request::check`] for what is checked
-    /// against the catalog).
+    /// Parses a JSON request and checks what needs no catalog ([`Request::check_shape`]);
+    /// the catalog's checks ([`Request::check_models`]) come when it is planned.
     pub fn from_json(text: &str) -> Result<Request, InputError> {
         if text.len() > MAX_REQUEST_BYTES {
             return Err(InputError::new(
