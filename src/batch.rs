@@ -594,8 +594,9 @@ impl<R: BufRead> Batch<R> {
 
     /// Reads and plans the next chunk and renders each result line (with its newline) as
     /// formats.md "Batch" fixes it, plus its tally for the summary. Shape-cache hits are
-    /// rendered straight from the cached plan's template, which is what makes a
-    /// template-heavy fleet fast.
+    /// rendered straight from the cached plan's template, and a line that repeats an
+    /// earlier one but for the guest name is answered by the line cache without being
+    /// parsed: that is what makes a template-heavy fleet fast.
     ///
     /// # Errors
     /// When reading the input fails.
