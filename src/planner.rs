@@ -1311,7 +1311,13 @@ impl<'a> Assigner<'a> {
         // hot-pluggable ones stay for spares).
         // Ports that only endpoints may use are listed first and skipped for the others.
         // The global region also gets what NUMA regions left of their free ports.
-        let lent = std::mem::take(&mut self.lent);
+        // (Only the global region takes them: a NUMA region planned before it must not
+        // drop what an earlier NUMA region lent.)
+        let lent = if r == 0 {
+            std::mem::take(&mut self.lent)
+        } else {
+            Vec::new()
+        };
         let list = |hp: bool| -> VecDeque<(String, bool)> {
             let mut v: Vec<(String, bool)> = self
                 .world

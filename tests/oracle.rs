@@ -416,6 +416,25 @@ fn numa_free_ports_are_lent_to_devices_without_numa_node() {
     assert_eq!(plan_with(&req, &cat).unwrap().cost, 2);
 }
 
+/// Minimal input of a bug, fixed (found by CI's random cases): a free port node 0 lent to the
+/// global region was dropped when node 1 was planned after it, so the spare was added anew
+/// (cost 4, "not proven optimal"); the lent hot-pluggable port is the spare (cost 3).
+#[test]
+fn ports_one_numa_region_lends_survive_the_next_region() {
+    let cat = shrunk_catalog(4, 255, None);
+    let req = Request::from_json(
+        r#"{"policy":{"spare_ports":2},"devices":[{"id":"d0","model":"virtio-net-pci","hotplug":"any","numa_node":0},
+            {"id":"d1","model":"virtio-net-pci","numa_node":1}],
+            "controllers":[{"id":"e0pxb","model":"pxb-pcie","numa_node":0,"address":{"bus":"pcie.0","slot":4}},
+              {"id":"e0rp0","model":"pcie-root-port","hotplug":false,"chassis":2,"address":{"bus":"e0pxb","slot":0,"function":0}},
+              {"id":"e0rp1","model":"pcie-root-port","hotplug":true,"chassis":3,"address":{"bus":"e0pxb","slot":0,"function":1}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(oracle_min(&req, &cat), Some(3));
+    let plan = plan_with(&req, &cat).unwrap();
+    assert_eq!((plan.cost, plan.optimal), (3, true));
+}
+
 /// Minimal input of a bug, fixed (bridges are shared): the planner added 5 controllers (a bridge on a
 /// root port for `d1`, an expander with a root port and a second bridge for `d0`) and claims
 /// the plan optimal; 3 suffice (`d1` shares `d0`'s bridge below the expander).
