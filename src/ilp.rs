@@ -269,13 +269,15 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
         opt(&mut vars, !roomy),
         opt(&mut vars, !roomy),
     );
-    let (k0v, ksv, ssv) = (
-        opt(&mut vars, !roomy),
-        opt(&mut vars, !roomy),
-        opt(&mut vars, !roomy),
-    );
-    let sbv = opt(&mut vars, !bus_room);
-    let siv = opt(&mut vars, !io_room);
+    let (k0v, ksv) = (opt(&mut vars, !roomy), opt(&mut vars, !roomy));
+    // Slack is continuous: at any integer placement the least slack is integer anyway, and
+    // branch and bound then never has to search for a feasible point (any placement is one).
+    let slack = |vars: &mut good_lp::ProblemVariables, keep: bool| {
+        keep.then(|| vars.add(variable().min(0).max(f64::from(big))))
+    };
+    let ssv = slack(&mut vars, !roomy);
+    let sbv = slack(&mut vars, !bus_room);
+    let siv = slack(&mut vars, !io_room);
     let ex = |o: Option<Variable>| o.map(Expression::from).unwrap_or_default();
     let (x, tx, w, d) = (ex(xv), ex(txv), ex(wv), ex(dv));
     let (k0, ks, ss, sb, si) = (ex(k0v), ex(ksv), ex(ssv), ex(sbv), ex(siv));

@@ -711,6 +711,30 @@ fn solver_time_limit_on_tiny_request_regression() {
     }
 }
 
+/// Was a bug (found by a 30,000-case oracle run): on this infeasible 5-device request (2 root
+/// slots, 5 bus numbers, one I/O window) branch and bound found no point at all within 2 s
+/// while the slack variables were integers; with continuous slack it answers in
+/// milliseconds with an explanation naming the budget that fails.
+#[test]
+fn infeasible_request_gets_an_explanation_not_a_time_limit() {
+    let cat = shrunk_catalog(2, 5, Some(1));
+    let req = Request::from_json(
+        r#"{"policy":{"default_hotplug":"any","spare_ports":2,"hotplug_off":"auto","pack_integrated":true},
+            "devices":[{"id":"d0","model":"e1000","group":"g1"},
+                       {"id":"d1","model":"nvme","hotplug":"off","address":{"bus":"pcie.0","slot":1,"function":0}},
+                       {"id":"d2","model":"vfio-pci"},{"id":"d3","model":"e1000","hotplug":"on"},
+                       {"id":"d4","model":"virtio-net-pci","hotplug":"any","numa_node":1}]}"#,
+    )
+    .unwrap();
+    assert_eq!(oracle_min(&req, &cat), None);
+    match plan_with(&req, &cat) {
+        Err(PlanError::Infeasible(x)) => {
+            assert!(matches!(x.rule(), "R-ROOT" | "R-BUSNR" | "R-IO"), "{x}")
+        }
+        other => panic!("expected an infeasibility with an explanation, got {other:?}"),
+    }
+}
+
 /// Was a bug (it passes since the expander-range fixes): with several pinned expanders, some with a bus_nr and
 /// some without, the program budgets bus numbers per pinned range only partly; here the
 /// expander without a bus_nr finds no free range for its spare ports and the plan is
