@@ -92,16 +92,7 @@ impl Shape {
     /// request fails anyway and is planned on its own).
     pub(crate) fn of(req: &Request, cat: &Catalog) -> Option<Shape> {
         let root = cat.root.bus.as_str();
-        // Model and machine strings are free text that ends up in the plan beside the names;
-        // one that looks like a canonical name would be mistaken for one in a template.
-        // Templates also assume plan strings need no JSON escapes.
-        let looks_canonical = |m: &str| {
-            parse_canon(m).is_some() || m.contains(['"', '\\']) || m.chars().any(char::is_control)
-        };
-        if looks_canonical(&req.machine)
-            || req.devices.iter().any(|d| looks_canonical(&d.model))
-            || req.controllers.iter().any(|c| looks_canonical(&c.model))
-        {
+        if !free_text_fits_templates(req) {
             return None;
         }
         let ctrl_index: HashMap<&str, usize> = req
@@ -171,6 +162,19 @@ impl Shape {
         };
         Some(Shape { request })
     }
+}
+
+/// Whether the request's free text (machine and model strings, which end up in the plan
+/// beside the names) can go into a plan template: none looks like a canonical name (it would
+/// be mistaken for one) or needs a JSON escape (templates assume plan strings need none).
+/// [`Shape::of`] and [`shape_key`] share the request only when this holds.
+fn free_text_fits_templates(req: &Request) -> bool {
+    let fits = |m: &str| {
+        parse_canon(m).is_none() && !m.contains(['"', '\\']) && !m.chars().any(char::is_control)
+    };
+    fits(&req.machine)
+        && req.devices.iter().all(|d| fits(&d.model))
+        && req.controllers.iter().all(|c| fits(&c.model))
 }
 
 /// Group names of `req` in order of first appearance (canonical group `g-i` is the `i`th).
@@ -258,13 +262,7 @@ fn shape_key(req: &Request, cat: &Catalog, out: &mut Vec<u8>) -> bool {
         hotplug_off,
         pack_integrated,
     } = policy;
-    let looks_canonical = |m: &str| {
-        parse_canon(m).is_some() || m.contains(['"', '\\']) || m.chars().any(char::is_control)
-    };
-    if looks_canonical(machine)
-        || devices.iter().any(|d| looks_canonical(&d.model))
-        || controllers.iter().any(|c| looks_canonical(&c.model))
-    {
+    if !free_text_fits_templates(req) {
         return false;
     }
     out.clear();
