@@ -87,25 +87,9 @@ fn main() {
     }
     let cat = Catalog::q35();
     let seed = heldout::seed();
-    let runs = |xml: &str| {
-        Domain::parse(xml).is_ok_and(|d| {
-            oracle::oracle_min_within(&d.request, cat, Some(1_000_000)).is_ok_and(|m| m.is_some())
-        })
-    };
-    let fleet = heldout::fleet(seed, GUESTS, runs);
-    let reqs: Vec<pciplan::Request> = fleet
-        .iter()
-        .map(|(name, xml)| {
-            let mut r = Domain::parse(xml).expect("reads").request;
-            r.name = Some(name.clone());
-            r
-        })
-        .collect();
-    let input: String = reqs
-        .iter()
-        .map(|r| serde_json::to_string(r).expect("serialises") + "\n")
-        .collect();
-    let devices: usize = reqs.iter().map(|r| r.devices.len()).sum();
+    let fleet = heldout::acceptance(seed, GUESTS);
+    let input = heldout::jsonl(&fleet);
+    let devices: usize = fleet.iter().map(|g| g.request.devices.len()).sum();
     println!(
         "held-out fleet, seed {seed:#x}: {GUESTS} guests, {:.1} devices a guest on average, {} rayon threads",
         devices as f64 / GUESTS as f64,
@@ -120,7 +104,7 @@ fn main() {
         let dir = std::env::temp_dir().join(format!("pciplan-acceptance-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let (mut define, mut undefine) = (String::new(), String::new());
-        for (name, xml) in &fleet {
+        for heldout::Guest { name, xml, .. } in &fleet {
             let f = dir.join(format!("{name}.xml"));
             std::fs::write(&f, xml).expect("writes");
             define.push_str(&format!("define {}\n", f.display()));
@@ -174,8 +158,8 @@ fn main() {
     let t = Instant::now();
     let xml_ok = fleet
         .par_iter()
-        .filter(|(_, xml)| {
-            Domain::parse(xml)
+        .filter(|g| {
+            Domain::parse(&g.xml)
                 .ok()
                 .and_then(|d| d.plan().ok().and_then(|p| d.write(&p).ok()))
                 .is_some()
@@ -186,12 +170,13 @@ fn main() {
     // The contract, on the timed lines.
     let mut optimum: BTreeMap<String, Option<u32>> = BTreeMap::new();
     let mut bad = 0usize;
-    for (req, line) in reqs.iter().zip(&lines) {
+    for (g, line) in fleet.iter().zip(&lines) {
+        let req = &g.request;
         let mut key = req.clone();
         key.name = None;
         let key = serde_json::to_string(&key).expect("serialises");
         let o = *optimum.entry(key).or_insert_with(|| {
-            oracle::oracle_min_within(req, cat, Some(5_000_000))
+            oracle::oracle_min_within(req, cat, Some(heldout::ORACLE_BUDGET))
                 .ok()
                 .flatten()
         });

@@ -21,45 +21,18 @@ use std::collections::BTreeMap;
 
 use common::libvirt as lv;
 use pciplan::batch::{Batch, BatchOptions, Outcome};
-use pciplan::libvirt::Domain;
-use pciplan::{plan_with, Catalog, Request};
+use pciplan::{plan_with, Catalog};
 use support::heldout;
 use support::oracle::oracle_min_within;
 
 const GUESTS: usize = 3000;
-/// Oracle search steps per request.
-const ORACLE_BUDGET: u64 = 5_000_000;
-
-/// The fleet's requests as JSON Lines, each named after its guest.
-fn requests(fleet: &[(String, String)]) -> (Vec<Request>, Vec<Domain>) {
-    fleet
-        .iter()
-        .map(|(name, xml)| {
-            let d = Domain::parse(xml).unwrap_or_else(|e| panic!("{name}: {e}\n{xml}"));
-            let mut r = d.request.clone();
-            r.name = Some(name.clone());
-            (r, d)
-        })
-        .unzip()
-}
 
 #[test]
 fn held_out_fleet_batch_contract() {
     let seed = heldout::seed();
     let cat = Catalog::q35();
-    // A shape the oracle cannot settle within its budget counts as not running (in
-    // practice: infeasible ones, whose proof is the whole search).
-    let runs = |xml: &str| {
-        Domain::parse(xml).is_ok_and(|d| {
-            oracle_min_within(&d.request, cat, Some(ORACLE_BUDGET / 5)).is_ok_and(|m| m.is_some())
-        })
-    };
-    let fleet = heldout::fleet(seed, GUESTS, runs);
-    let (reqs, doms) = requests(&fleet);
-    let input: String = reqs
-        .iter()
-        .map(|r| serde_json::to_string(r).unwrap() + "\n")
-        .collect();
+    let fleet = heldout::acceptance(seed, GUESTS);
+    let input = heldout::jsonl(&fleet);
 
     let mut batch = Batch::new(input.as_bytes(), BatchOptions::default());
     let mut lines: Vec<String> = Vec::new();
@@ -72,7 +45,8 @@ fn held_out_fleet_batch_contract() {
     let mut shapes: BTreeMap<String, (usize, Option<u32>)> = BTreeMap::new();
     let mut failures = Vec::new();
     let mut infeasible = 0usize;
-    for (i, (req, line)) in reqs.iter().zip(&lines).enumerate() {
+    for (i, (g, line)) in fleet.iter().zip(&lines).enumerate() {
+        let req = &g.request;
         let name = req.name.as_deref().unwrap_or("");
         let v: serde_json::Value = serde_json::from_str(line).expect("result line is JSON");
         let alone = Outcome {
@@ -90,10 +64,10 @@ fn held_out_fleet_batch_contract() {
         key.name = None;
         let key = serde_json::to_string(&key).unwrap();
         let (first, optimum) = *shapes.entry(key).or_insert_with(|| {
-            let o = oracle_min_within(req, cat, Some(ORACLE_BUDGET));
+            let o = oracle_min_within(req, cat, Some(heldout::ORACLE_BUDGET));
             (i, o.expect("the oracle settles every shape of the fleet"))
         });
-        let same = reqs[first].name.as_deref().unwrap_or("");
+        let same = &fleet[first].name;
         match optimum {
             Some(o) if v["ok"] == true && v["optimal"] == true && v["cost"] == o => {}
             Some(o) => failures.push(format!(
@@ -133,9 +107,9 @@ fn held_out_fleet_batch_contract() {
     let mut defined = 0;
     for &(i, _) in shapes.values().filter(|s| s.1.is_some()) {
         defined += 1;
-        let name = reqs[i].name.as_deref().unwrap_or("");
-        let plan = plan_with(&reqs[i], cat).expect("planned above");
-        let planned = doms[i].write(&plan).expect("writes");
+        let name = &fleet[i].name;
+        let plan = plan_with(&fleet[i].request, cat).expect("planned above");
+        let planned = fleet[i].domain.write(&plan).expect("writes");
         match lv::define_dump(&planned, name) {
             Ok(dump) => {
                 if lv::pci_addresses(&planned) != lv::pci_addresses(&dump) {

@@ -15,6 +15,58 @@
 
 use std::fmt::Write;
 
+use pciplan::libvirt::Domain;
+use pciplan::{Catalog, Request};
+
+use super::oracle::oracle_min_within;
+
+/// Search steps the oracle gets for one request of the fleet.
+pub const ORACLE_BUDGET: u64 = 5_000_000;
+
+/// One guest of the acceptance fleet: its domain XML, as read, and its request named after
+/// the guest.
+pub struct Guest {
+    pub name: String,
+    pub xml: String,
+    pub domain: Domain,
+    pub request: Request,
+}
+
+/// The acceptance fleet (`tests/acceptance.rs`, `benches/acceptance.rs`): `guests` domains
+/// from `seed` whose every shape the oracle settles as placeable within a fifth of its budget
+/// (a shape it cannot settle, in practice an infeasible one whose proof is the whole search,
+/// is drawn again), each read into its request.
+pub fn acceptance(seed: u64, guests: usize) -> Vec<Guest> {
+    let cat = Catalog::q35();
+    let runs = |xml: &str| {
+        Domain::parse(xml).is_ok_and(|d| {
+            oracle_min_within(&d.request, cat, Some(ORACLE_BUDGET / 5)).is_ok_and(|m| m.is_some())
+        })
+    };
+    fleet(seed, guests, runs)
+        .into_iter()
+        .map(|(name, xml)| {
+            let domain = Domain::parse(&xml).unwrap_or_else(|e| panic!("{name}: {e}\n{xml}"));
+            let mut request = domain.request.clone();
+            request.name = Some(name.clone());
+            Guest {
+                name,
+                xml,
+                domain,
+                request,
+            }
+        })
+        .collect()
+}
+
+/// The guests' requests as JSON Lines.
+pub fn jsonl(guests: &[Guest]) -> String {
+    guests
+        .iter()
+        .map(|g| serde_json::to_string(&g.request).expect("serialises") + "\n")
+        .collect()
+}
+
 /// The seed of the acceptance run: `PCIPLAN_HELDOUT_SEED`, or a fixed default.
 pub fn seed() -> u64 {
     std::env::var("PCIPLAN_HELDOUT_SEED")
