@@ -442,7 +442,8 @@ fn plan_line<'a>(
     }
     let lines = cache.filter(|_| render);
     let at = lines.and_then(|_| name_at(text.as_bytes()));
-    let mut line_hash = None;
+    // Whether this line (up to its name) was seen before: then it earns a line-cache entry.
+    let mut seen_before = false;
     if let (Some(c), Some(at)) = (lines, at) {
         match c.lines.get(text.as_bytes(), at) {
             Ok(entry) => {
@@ -453,7 +454,7 @@ fn plan_line<'a>(
                     entry,
                 }
             }
-            Err(h) => line_hash = Some(h),
+            Err(seen) => seen_before = seen,
         }
     }
     let req = match Request::from_json(text) {
@@ -485,11 +486,9 @@ fn plan_line<'a>(
     let result = match cache {
         Some(c) => match c.answer(&req, cat) {
             Answer::Hit(cached) => {
-                if let (Some(at), Some(h)) = (at, line_hash) {
-                    if c.lines.seen_before(h) {
-                        if let Some(e) = LineEntry::new(cached.clone(), &req) {
-                            c.lines.put(text.as_bytes(), at, Arc::new(e));
-                        }
+                if let (Some(at), true) = (at, seen_before) {
+                    if let Some(e) = LineEntry::new(cached.clone(), &req) {
+                        c.lines.put(text.as_bytes(), at, Arc::new(e));
                     }
                 }
                 return Done::Hit { line, req, cached };

@@ -282,37 +282,28 @@ impl LineCache {
         self.hits.load(Relaxed)
     }
 
-    /// The entry of a line seen before (up to its name), else the line's key hash.
-    pub(crate) fn get(&self, line: &[u8], at: NameAt) -> Result<Arc<LineEntry>, u64> {
+    /// The entry of a line seen before (up to its name). Else the line is marked seen, and
+    /// `Err` says whether it had been seen already: a line earns an entry on its second
+    /// sight, so fleets whose lines never repeat (ids that change per guest) pay a hash per
+    /// line, not an entry.
+    pub(crate) fn get(&self, line: &[u8], at: NameAt) -> Result<Arc<LineEntry>, bool> {
         let key = Key::of(line, at);
-        let Ok(shard) = self.shards[(key.hash as usize) % SHARDS].lock() else {
-            return Err(key.hash);
+        let Ok(mut shard) = self.shards[(key.hash as usize) % SHARDS].lock() else {
+            return Err(false);
         };
         let hit = shard
             .map
             .get(&key.hash)
             .and_then(|b| b.iter().find(|(k, _)| key.matches(k)))
             .map(|(_, e)| e.clone());
-        match hit {
-            Some(e) => {
-                self.hits.fetch_add(1, Relaxed);
-                Ok(e)
-            }
-            None => Err(key.hash),
+        if let Some(e) = hit {
+            self.hits.fetch_add(1, Relaxed);
+            return Ok(e);
         }
-    }
-
-    /// Whether the line with key hash `hash` was seen before; marks it seen. A line earns
-    /// an entry on its second sight, so fleets whose lines never repeat (ids that change per
-    /// guest) pay a hash per line, not an entry.
-    pub(crate) fn seen_before(&self, hash: u64) -> bool {
-        let Ok(mut shard) = self.shards[(hash as usize) % SHARDS].lock() else {
-            return false;
-        };
         if shard.seen.len() >= 4 * self.per_shard {
             shard.seen.clear();
         }
-        !shard.seen.insert(hash)
+        Err(!shard.seen.insert(key.hash))
     }
 
     /// Remembers what `line` planned to.
