@@ -237,7 +237,7 @@ struct ErrLine<'a> {
 struct ErrBody<'a> {
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    rule: Option<&'a str>,
+    rule: Option<crate::Rule>,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     causes: Option<&'a [Cause]>,

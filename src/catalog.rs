@@ -6,6 +6,7 @@
 //! whether its hotplug can be turned off, what it costs, and the kind (PCIe or conventional
 //! PCI) of every device model (rule D-KIND).
 
+use crate::rule::Rule;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -72,7 +73,7 @@ pub struct Reserved {
     /// What holds it.
     pub what: String,
     /// Rule id.
-    pub rule: String,
+    pub rule: Rule,
 }
 
 /// The machine's root bus (`pcie.0` on q35).
@@ -96,7 +97,7 @@ pub struct RootBus {
     /// Whether devices on it can be hot-unplugged.
     pub hotpluggable: bool,
     /// Rule ids.
-    pub rules: Vec<String>,
+    pub rules: Vec<Rule>,
 }
 
 /// Guest bus-number budget (rule R-BUSNR).
@@ -106,7 +107,7 @@ pub struct BusNumbers {
     /// Highest usable bus number.
     pub max: u32,
     /// Rule id.
-    pub rule: String,
+    pub rule: Rule,
 }
 
 /// Firmware I/O port budget (rule R-IO).
@@ -120,7 +121,7 @@ pub struct IoSpace {
     /// KiB kept by the chipset and legacy devices.
     pub reserved_kib: u32,
     /// Rule id.
-    pub rule: String,
+    pub rule: Rule,
     /// Explanation.
     #[serde(default)]
     pub note: String,
@@ -192,7 +193,7 @@ pub struct ControllerModel {
     /// Whether the planner may add it.
     pub planner_adds: bool,
     /// Rule ids.
-    pub rules: Vec<String>,
+    pub rules: Vec<Rule>,
 }
 
 /// A device model entry.
@@ -372,6 +373,14 @@ impl Catalog {
     /// A device model by QEMU driver name.
     pub fn device(&self, model: &str) -> Option<&DeviceModel> {
         self.devices.get(model)
+    }
+
+    /// Whether a device needs I/O port space (rule R-IO): the catalog says so; an unknown
+    /// model is assumed to when it is conventional PCI.
+    pub fn needs_io(&self, model: &str, kind: BusKind) -> bool {
+        self.device(model)
+            .map(|m| m.io)
+            .unwrap_or(kind == BusKind::Pci)
     }
 
     /// Usable slots of the root bus (all slots minus the reserved ones), ascending.

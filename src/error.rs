@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::rule::Rule;
+
 /// Malformed or contradictory input, naming the field or device at fault (exit status 2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -31,8 +33,8 @@ pub struct Violation {
     pub device: String,
     /// Address as `bus:slot.function`.
     pub address: String,
-    /// Rule id from rules.md.
-    pub rule: String,
+    /// The rule broken (`Display` gives its id).
+    pub rule: Rule,
     /// What is wrong.
     pub message: String,
 }
@@ -50,8 +52,8 @@ impl fmt::Display for Violation {
 /// One reason a request cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cause {
-    /// Rule id that cannot be met.
-    pub rule: String,
+    /// The rule that cannot be met (`Display` gives its id).
+    pub rule: Rule,
     /// Sentence with the numbers ("31 hotplug-off devices need integrated slots; pcie.0 has 30 free").
     pub message: String,
     /// Devices involved (ids, request order).
@@ -73,11 +75,11 @@ pub struct Explanation {
 
 impl Explanation {
     /// The rule of the first cause.
-    pub fn rule(&self) -> &str {
+    pub fn rule(&self) -> Rule {
         self.causes
             .first()
-            .map(|c| c.rule.as_str())
-            .unwrap_or("O-COST")
+            .map(|c| c.rule)
+            .unwrap_or(Rule::Cost)
     }
 }
 
@@ -153,9 +155,9 @@ impl PlanError {
     }
 
     /// Rule id most responsible, when there is one.
-    pub fn rule(&self) -> Option<&str> {
+    pub fn rule(&self) -> Option<Rule> {
         match self {
-            PlanError::Pins(v) => v.first().map(|x| x.rule.as_str()),
+            PlanError::Pins(v) => v.first().map(|x| x.rule),
             PlanError::Infeasible(e) => Some(e.rule()),
             _ => None,
         }
@@ -175,15 +177,15 @@ mod tests {
         let p = PlanError::Pins(vec![Violation {
             device: "net0".into(),
             address: "pcie.0:05.0".into(),
-            rule: "D-PIN".into(),
+            rule: Rule::Pin,
             message: "double use".into(),
         }]);
         assert_eq!(p.exit_code(), 2);
-        assert_eq!(p.rule(), Some("D-PIN"));
+        assert_eq!(p.rule(), Some(Rule::Pin));
         assert!(p.to_string().contains("net0 at pcie.0:05.0"));
         let x = PlanError::Infeasible(Explanation {
             causes: vec![Cause {
-                rule: "R-ROOT".into(),
+                rule: Rule::Root,
                 message: "31 need, 30 have".into(),
                 devices: (0..20).map(|i| format!("d{i}")).collect(),
                 need: 31,

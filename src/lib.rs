@@ -20,12 +20,14 @@ pub mod batch;
 mod catalog;
 pub mod emit;
 mod error;
+mod idmap;
 mod ilp;
 pub mod libvirt;
 mod plan;
 mod planner;
 mod previous;
 mod request;
+mod rule;
 mod shape;
 mod topology;
 mod validate;
@@ -39,5 +41,6 @@ pub use previous::{Previous, PreviousController, PreviousDevice};
 pub use request::{
     Address, ControllerRequest, DeviceRequest, Hotplug, OffStrategy, Policy, Request,
 };
+pub use rule::{Rule, UnknownRule};
 pub use shape::{CacheStats, ShapeCache};
 pub use validate::{validate, validate_pins};

@@ -9,6 +9,7 @@
 //!    order preserved), then number chassis, ports and expander bus ranges.
 //! 6. Check the result with the independent validator before returning it.
 
+use crate::rule::Rule;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use petgraph::stable_graph::NodeIndex;
@@ -21,8 +22,9 @@ use crate::error::{Cause, Explanation, PlanError};
 use crate::ilp::{self, Class, Counts, Model, Place, Region};
 use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::{Hotplug, Request};
-use crate::topology::{IdMap, Node, Topology};
-use crate::validate::{pinned_plan, validate, validate_pins};
+use crate::idmap::IdMap;
+use crate::topology::{pinned_plan, Node, Topology};
+use crate::validate::{validate, validate_pins};
 
 /// Plans one guest with the catalog its `machine` names.
 ///
@@ -74,12 +76,12 @@ pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
     )
     .run()?;
     let bad = validate(&plan, req, cat);
-    if !bad.is_empty() && bad.iter().all(|v| v.rule == "R-BUSNR") {
+    if !bad.is_empty() && bad.iter().all(|v| v.rule == Rule::BusNr) {
         // The program budgets bus numbers in total and per pinned expander; a pinned
         // expander's bus_nr can still leave its subtree (or pcie.0's) too little room.
         return Err(PlanError::Infeasible(Explanation {
             causes: vec![Cause {
-                rule: "R-BUSNR".into(),
+                rule: Rule::BusNr,
                 message: format!(
                     "the guest bus numbers do not fit the pinned expander ranges: {}",
                     bad.iter()
@@ -210,14 +212,6 @@ pub(crate) struct Unit {
     pub root_only: bool,
 }
 
-/// Whether a device needs I/O port space: the catalog says so; an unknown model is assumed
-/// to when it is conventional PCI.
-pub(crate) fn needs_io(cat: &Catalog, model: &str, kind: BusKind) -> bool {
-    cat.device(model)
-        .map(|m| m.io)
-        .unwrap_or(kind == BusKind::Pci)
-}
-
 fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
     let mut out: Vec<Unit> = Vec::new();
     let mut by_group: BTreeMap<&str, usize> = BTreeMap::new();
@@ -320,7 +314,7 @@ fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
             .collect();
         return Err(PlanError::Infeasible(Explanation {
             causes: vec![Cause {
-                rule: "D-HP".into(),
+                rule: Rule::Hotplug,
                 message: format!(
                     "{} device(s) must stay hot-unpluggable, but QEMU cannot hot-unplug {} anywhere ('does not support hotplugging')",
                     never.len(),
@@ -750,7 +744,7 @@ fn precheck(
         let devices = dev_ids(req, units, |x| members.iter().any(|m| std::ptr::eq(*m, x)));
         let (rule, message, hints) = match (u.kind, u.hp, u.numa) {
             _ if u.mixed => (
-                "D-GROUP",
+                Rule::Group,
                 format!(
                     "{} device(s) in group(s) mixing PCIe and conventional PCI functions: only an integrated pcie.0 slot takes both, and it {}",
                     devices.len(),
@@ -759,21 +753,21 @@ fn precheck(
                 vec!["split the group, or make its members the same kind (bus_kind)".to_string(), "or set hotplug 'any' or 'off' and drop numa_node for the group".to_string()],
             ),
             (BusKind::Pci, Hotplug::Off, Some(n)) => (
-                "D-NUMA",
+                Rule::Numa,
                 format!("{} conventional PCI device(s) with hotplug off and numa_node {n}: they can only be integrated on pcie.0, which has no NUMA node", devices.len()),
                 vec!["drop numa_node, or allow hotplug 'on'/'any' so they can sit on a bridge behind the node's expander".to_string()],
             ),
             (_, Hotplug::Off, Some(n)) => (
-                "D-NUMA",
+                Rule::Numa,
                 format!("{} hotplug-off device(s) with numa_node {n} need a hotplug=off port below the node's pxb-pcie, but policy hotplug_off is 'integrated'", devices.len()),
                 vec!["allow hotplug_off=auto (or port)".to_string()],
             ),
             (BusKind::Pci, Hotplug::Off, None) => (
-                "D-OFF",
+                Rule::Off,
                 format!("{} conventional PCI device(s) with hotplug off can only be integrated, but policy hotplug_off is 'port'", devices.len()),
                 vec!["allow hotplug_off=auto".to_string(), "or set hotplug 'any' for them".to_string()],
             ),
-            _ => ("D-HP", format!("{} device(s) have no place that meets their hotplug requirement", devices.len()), vec![]),
+            _ => (Rule::Hotplug, format!("{} device(s) have no place that meets their hotplug requirement", devices.len()), vec![]),
         };
         causes.push(Cause {
             rule: rule.into(),
@@ -878,7 +872,7 @@ fn explain(
             hints.push(format!("unpin {id} from {addr}"));
         }
         causes.push(Cause {
-            rule: "R-ROOT".into(),
+            rule: Rule::Root,
             message,
             devices,
             need,
@@ -901,7 +895,7 @@ fn explain(
                 .to_string(),
         );
         causes.push(Cause {
-            rule: "R-BUSNR".into(),
+            rule: Rule::BusNr,
             message: format!("the plan needs {need} guest bus numbers (one per port, bridge, switch port and expander); there are {}", model.bus_max),
             devices,
             need,
@@ -914,7 +908,7 @@ fn explain(
         let devices = dev_ids(req, units, |u| !u.pinned && u.io && u.hp != Hotplug::Off);
         let kib = model.io_window_kib;
         causes.push(Cause {
-            rule: "R-IO".into(),
+            rule: Rule::Io,
             message: format!(
                 "{need} ports and bridges would need a {kib} KiB I/O window for devices with I/O BARs; the firmware has {} (QEMU starts, but SeaBIOS reports 'out of I/O address space')",
                 model.io_max
@@ -1457,7 +1451,7 @@ impl<'a> Assigner<'a> {
                         None => {
                             return Err(PlanError::Infeasible(Explanation {
                                 causes: vec![Cause {
-                                    rule: "R-BUSNR".into(),
+                                    rule: Rule::BusNr,
                                     message: "the ports and bridges below the pinned pxb-pcie expanders need more bus numbers than their bus_nr ranges leave".into(),
                                     devices: self.world.ports.iter().filter_map(|p| p.pxb.clone()).collect::<BTreeSet<_>>().into_iter().collect(),
                                     need: 0,

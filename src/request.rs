@@ -296,7 +296,7 @@ impl Request {
                 format!("{} is more than {MAX_SPARE_PORTS}", self.policy.spare_ports),
             ));
         }
-        let mut ids: crate::topology::IdMap<&str, ()> = crate::topology::IdMap::default();
+        let mut ids: crate::idmap::IdMap<&str, ()> = crate::idmap::IdMap::default();
         ids.reserve(self.devices.len() + self.controllers.len());
         let named = self
             .devices

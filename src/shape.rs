@@ -29,7 +29,7 @@ use crate::error::PlanError;
 use crate::plan::Plan;
 use crate::planner::plan_with;
 use crate::request::{Address, Request};
-use crate::topology::IdMap;
+use crate::idmap::IdMap;
 
 pub(crate) mod lines;
 

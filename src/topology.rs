@@ -2,15 +2,14 @@
 //! nodes; an edge runs from the node owning a bus to each node plugged into it, labelled with
 //! the slot and function.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
 use crate::catalog::{Catalog, ControllerModel, HotplugControl};
+use crate::idmap::IdMap;
 use crate::plan::{PlacedController, PlacedDevice, Plan};
+use crate::request::Request;
 
 /// A node of the topology.
 #[derive(Debug, Clone, Copy)]
@@ -32,31 +31,6 @@ impl<'a> Node<'a> {
         }
     }
 }
-
-/// FNV-1a: ids are short strings, and the default SipHash costs more than the lookups.
-#[derive(Default)]
-pub(crate) struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-/// A map keyed by ids.
-pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
 /// A plan's topology.
 pub(crate) struct Topology<'a> {
@@ -281,7 +255,7 @@ impl<'a> Topology<'a> {
         let mut below = 0;
         for &(_, _, c) in self.kids(n) {
             match self.g[c] {
-                Node::Dev(d) => own_io |= crate::planner::needs_io(self.cat, &d.model, d.kind),
+                Node::Dev(d) => own_io |= self.cat.needs_io(&d.model, d.kind),
                 Node::Ctrl(_) => below += self.io_windows(c),
                 Node::Root => {}
             }
@@ -309,5 +283,67 @@ impl<'a> Topology<'a> {
                 .sum::<u32>()
         })
         .sum()
+    }
+}
+
+/// The pinned part of a request, as a partial plan.
+pub(crate) fn pinned_plan(req: &Request, cat: &Catalog) -> Plan {
+    let controllers = req
+        .controllers
+        .iter()
+        .map(|c| {
+            let m = cat.controller(&c.model);
+            let is_port = m
+                .map(|m| m.props.iter().any(|p| p == "hotplug"))
+                .unwrap_or(false);
+            PlacedController {
+                id: c.id.clone(),
+                model: c.model.clone(),
+                driver: m.map(|m| m.qemu.clone()).unwrap_or_else(|| c.model.clone()),
+                bus: c.address.bus.clone(),
+                slot: c.address.slot,
+                function: c.address.function,
+                multifunction: false,
+                chassis: c.chassis,
+                port: c.port,
+                hotplug: if is_port {
+                    Some(c.hotplug.unwrap_or(true))
+                } else {
+                    c.hotplug
+                },
+                bus_nr: c.bus_nr,
+                numa_node: c.numa_node,
+                io_reserve: c.io_reserve,
+                added: false,
+            }
+        })
+        .collect();
+    let devices = req
+        .devices
+        .iter()
+        .filter_map(|d| {
+            let a = d.address.as_ref()?;
+            Some(PlacedDevice {
+                id: d.id.clone(),
+                model: d.model.clone(),
+                kind: req.kind_of(cat, d),
+                bus: a.bus.clone(),
+                slot: a.slot,
+                function: a.function,
+                multifunction: false,
+                hotpluggable: false,
+                hotplug: req.hotplug_of(d),
+                group: d.group.clone(),
+                numa_node: d.numa_node,
+            })
+        })
+        .collect();
+    Plan {
+        name: req.name.clone(),
+        machine: req.machine.clone(),
+        cost: 0,
+        optimal: false,
+        controllers,
+        devices,
     }
 }

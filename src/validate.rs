@@ -2,6 +2,7 @@
 //! pinned part of a request) against every rule and reports each violation with the device,
 //! its address and the rule id.
 
+use crate::rule::Rule;
 use std::collections::BTreeMap;
 
 use petgraph::stable_graph::NodeIndex;
@@ -10,7 +11,8 @@ use crate::catalog::Catalog;
 use crate::error::Violation;
 use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::{Address, Hotplug, Request};
-use crate::topology::{IdMap, Node, Topology};
+use crate::idmap::IdMap;
+use crate::topology::{Node, Topology};
 
 /// Checks a complete plan for `req` against every rule. An empty list means valid.
 ///
@@ -35,70 +37,9 @@ pub fn validate_pins(req: &Request, cat: &Catalog) -> Vec<Violation> {
         cat,
         full: false,
     }
-    .run(&pinned_plan(req, cat))
+    .run(&crate::topology::pinned_plan(req, cat))
 }
 
-/// The pinned part of a request, as a partial plan.
-pub(crate) fn pinned_plan(req: &Request, cat: &Catalog) -> Plan {
-    let controllers = req
-        .controllers
-        .iter()
-        .map(|c| {
-            let m = cat.controller(&c.model);
-            let is_port = m
-                .map(|m| m.props.iter().any(|p| p == "hotplug"))
-                .unwrap_or(false);
-            PlacedController {
-                id: c.id.clone(),
-                model: c.model.clone(),
-                driver: m.map(|m| m.qemu.clone()).unwrap_or_else(|| c.model.clone()),
-                bus: c.address.bus.clone(),
-                slot: c.address.slot,
-                function: c.address.function,
-                multifunction: false,
-                chassis: c.chassis,
-                port: c.port,
-                hotplug: if is_port {
-                    Some(c.hotplug.unwrap_or(true))
-                } else {
-                    c.hotplug
-                },
-                bus_nr: c.bus_nr,
-                numa_node: c.numa_node,
-                io_reserve: c.io_reserve,
-                added: false,
-            }
-        })
-        .collect();
-    let devices = req
-        .devices
-        .iter()
-        .filter_map(|d| {
-            let a = d.address.as_ref()?;
-            Some(PlacedDevice {
-                id: d.id.clone(),
-                model: d.model.clone(),
-                kind: req.kind_of(cat, d),
-                bus: a.bus.clone(),
-                slot: a.slot,
-                function: a.function,
-                multifunction: false,
-                hotpluggable: false,
-                hotplug: req.hotplug_of(d),
-                group: d.group.clone(),
-                numa_node: d.numa_node,
-            })
-        })
-        .collect();
-    Plan {
-        name: req.name.clone(),
-        machine: req.machine.clone(),
-        cost: 0,
-        optimal: false,
-        controllers,
-        devices,
-    }
-}
 
 struct Checker<'a> {
     req: &'a Request,
@@ -106,11 +47,11 @@ struct Checker<'a> {
     full: bool,
 }
 
-fn v(out: &mut Vec<Violation>, device: &str, address: &Address, rule: &str, message: String) {
+fn v(out: &mut Vec<Violation>, device: &str, address: &Address, rule: Rule, message: String) {
     out.push(Violation {
         device: device.to_string(),
         address: address.to_string(),
-        rule: rule.to_string(),
+        rule,
         message,
     });
 }
@@ -119,13 +60,13 @@ fn cat_fixed(cat: &Catalog, model: &str) -> bool {
     !cat.model_hotpluggable(model)
 }
 
-fn rule_for_bus(bus_type: &str) -> &'static str {
+fn rule_for_bus(bus_type: &str) -> Rule {
     match bus_type {
-        "pcie-root" => "R-ROOT",
-        "port" => "R-RP",
-        "switch" => "R-SWITCH",
-        "pxb" => "R-PXB",
-        _ => "R-BRIDGE",
+        "pcie-root" => Rule::Root,
+        "port" => Rule::RootPort,
+        "switch" => Rule::Switch,
+        "pxb" => Rule::Pxb,
+        _ => Rule::Bridge,
     }
 }
 
@@ -172,7 +113,7 @@ impl<'a> Checker<'a> {
                     &mut out,
                     &id,
                     &a,
-                    "D-PIN",
+                    Rule::Pin,
                     format!("id '{id}' is used twice"),
                 );
             }
@@ -183,7 +124,7 @@ impl<'a> Checker<'a> {
                 &mut out,
                 &id,
                 &a,
-                "D-PIN",
+                Rule::Pin,
                 format!("bus '{bus}' does not exist (no controller with that id)"),
             );
         }
@@ -200,7 +141,7 @@ impl<'a> Checker<'a> {
                     &mut out,
                     &id,
                     &a,
-                    "D-PIN",
+                    Rule::Pin,
                     "is not connected to the root bus (its bus chain loops)".into(),
                 );
             }
@@ -253,7 +194,7 @@ impl<'a> Checker<'a> {
                         &mut out,
                         &id,
                         &a,
-                        "R-FUNC",
+                        Rule::Func,
                         format!(
                             "function {f} is out of range 0..{} on bus '{bus_name}'",
                             functions - 1
@@ -270,7 +211,7 @@ impl<'a> Checker<'a> {
                         &mut out,
                         &id,
                         &a,
-                        "R-ROOT",
+                        Rule::Root,
                         format!("slot {slot} of {bus_name} is reserved ({what})"),
                     );
                 }
@@ -283,13 +224,13 @@ impl<'a> Checker<'a> {
                     if !accepts.iter().any(|x| x == category) {
                         let r = if let Node::Ctrl(_) = t.g[c] {
                             t.model(c)
-                                .and_then(|m| m.rules.first().cloned())
-                                .unwrap_or_else(|| rule.to_string())
+                                .and_then(|m| m.rules.first().copied())
+                                .unwrap_or(rule)
                         } else {
-                            rule.to_string()
+                            rule
                         };
                         let (id, a) = addr_of(c);
-                        v(&mut out, &id, &a, &r, format!("wrong kind of slot: a {category} cannot plug into bus '{bus_name}' ({bus_type}, accepts {})", accepts.join(", ")));
+                        v(&mut out, &id, &a, r, format!("wrong kind of slot: a {category} cannot plug into bus '{bus_name}' ({bus_type}, accepts {})", accepts.join(", ")));
                     }
                 }
             }
@@ -304,7 +245,7 @@ impl<'a> Checker<'a> {
                             &mut out,
                             &id,
                             &a,
-                            "D-PIN",
+                            Rule::Pin,
                             format!("double use of {a}: also taken by '{}'", id_of(w[0].2)),
                         );
                     }
@@ -314,7 +255,7 @@ impl<'a> Checker<'a> {
                     match occ.iter().rev().find(|&&(_, f, _)| f == 0) {
                         None => {
                             let (id, a) = addr_of(occ[0].2);
-                            v(&mut out, &id, &a, "R-FUNC", format!("function > 0 used on slot {slot} of '{bus_name}' but function 0 is empty"));
+                            v(&mut out, &id, &a, Rule::Func, format!("function > 0 used on slot {slot} of '{bus_name}' but function 0 is empty"));
                         }
                         Some(&(_, _, f0)) if self.full => {
                             let mf = match t.g[f0] {
@@ -328,7 +269,7 @@ impl<'a> Checker<'a> {
                                     &mut out,
                                     &id,
                                     &a,
-                                    "R-FUNC",
+                                    Rule::Func,
                                     "function 0 of a shared slot lacks multifunction=on".into(),
                                 );
                             }
@@ -344,7 +285,7 @@ impl<'a> Checker<'a> {
                         .all(|&(_, _, c)| t.model(c).map(|m| m.aggregate).unwrap_or(false));
                     if any_ctrl && !all_aggregate {
                         let (id, a) = addr_of(occ[0].2);
-                        v(&mut out, &id, &a, "R-RP-PACK", format!("slot {slot} of '{bus_name}' is shared, but only root ports share slots with controllers"));
+                        v(&mut out, &id, &a, Rule::RootPortPack, format!("slot {slot} of '{bus_name}' is shared, but only root ports share slots with controllers"));
                     } else if !any_ctrl {
                         let group = |c: NodeIndex| groups.get(id_of(c)).copied().flatten();
                         let first = group(occ[0].2);
@@ -356,7 +297,7 @@ impl<'a> Checker<'a> {
                         let pinned_all = occ.iter().all(|&(_, _, c)| pinned.contains_key(id_of(c)));
                         if !packing_ok && !one_group && !pinned_all {
                             let (id, a) = addr_of(occ[0].2);
-                            v(&mut out, &id, &a, "R-INT-SLOT", format!("endpoints share slot {slot} of '{bus_name}' without being one group (D-GROUP) or pack_integrated"));
+                            v(&mut out, &id, &a, Rule::IntSlot, format!("endpoints share slot {slot} of '{bus_name}' without being one group (D-GROUP) or pack_integrated"));
                         }
                     }
                 }
@@ -376,7 +317,7 @@ impl<'a> Checker<'a> {
             out.push(Violation {
                 device: cat.root.bus.clone(),
                 address: "-".into(),
-                rule: cat.io_space.rule.clone(),
+                rule: cat.io_space.rule,
                 message: format!(
                     "{io} I/O windows of {} KiB needed; the firmware has {io_max}",
                     cat.io_space.window_kib
@@ -399,7 +340,7 @@ impl<'a> Checker<'a> {
                     out.push(Violation {
                         device: rd.id.clone(),
                         address: "-".into(),
-                        rule: "D-PIN".into(),
+                        rule: Rule::Pin,
                         message: "device is missing from the plan".into(),
                     });
                 }
@@ -412,7 +353,7 @@ impl<'a> Checker<'a> {
                         out,
                         &d.id,
                         &a,
-                        "D-PIN",
+                        Rule::Pin,
                         format!("pinned at {pin} but planned at {a}"),
                     );
                 }
@@ -431,14 +372,14 @@ impl<'a> Checker<'a> {
                     out,
                     &d.id,
                     &a,
-                    "D-OFF",
+                    Rule::Off,
                     format!("hotplug off, but bus '{}' lets the guest unplug it", d.bus),
                 ),
                 Hotplug::On if !hp && !cat_fixed(self.cat, &d.model) => v(
                     out,
                     &d.id,
                     &a,
-                    "D-ON",
+                    Rule::On,
                     format!(
                         "hotplug on, but the guest cannot unplug it from bus '{}'",
                         d.bus
@@ -448,7 +389,7 @@ impl<'a> Checker<'a> {
                     out,
                     &d.id,
                     &a,
-                    "D-ON",
+                    Rule::On,
                     format!(
                         "hotplug on, but QEMU cannot hot-unplug a {} anywhere",
                         d.model
@@ -462,7 +403,7 @@ impl<'a> Checker<'a> {
                         out,
                         &d.id,
                         &a,
-                        "D-HP",
+                        Rule::Hotplug,
                         format!(
                             "plan says hotpluggable={} but the topology says {hp}",
                             d.hotpluggable
@@ -479,7 +420,7 @@ impl<'a> Checker<'a> {
                         out,
                         &d.id,
                         &a,
-                        "D-OFF",
+                        Rule::Off,
                         "on a hotplug=off port, but policy hotplug_off is 'integrated'".into(),
                     );
                 }
@@ -493,7 +434,7 @@ impl<'a> Checker<'a> {
                         out,
                         &d.id,
                         &a,
-                        "D-OFF",
+                        Rule::Off,
                         "integrated, but policy hotplug_off is 'port'".into(),
                     );
                 }
@@ -504,7 +445,7 @@ impl<'a> Checker<'a> {
                     _ => None,
                 }) == Some(node);
                 if !ok {
-                    v(out, &d.id, &a, "D-NUMA", format!("numa_node {node} asked, but it is not below a pxb-pcie with numa_node={node}"));
+                    v(out, &d.id, &a, Rule::Numa, format!("numa_node {node} asked, but it is not below a pxb-pcie with numa_node={node}"));
                 }
             }
         }
@@ -514,7 +455,7 @@ impl<'a> Checker<'a> {
                     out,
                     &members[0].id,
                     &members[0].address(),
-                    "D-GROUP",
+                    Rule::Group,
                     format!(
                         "group '{g}' has {} members; a slot has 8 functions",
                         members.len()
@@ -528,7 +469,7 @@ impl<'a> Checker<'a> {
                         out,
                         &m.id,
                         &m.address(),
-                        "D-GROUP",
+                        Rule::Group,
                         format!(
                             "group '{g}' is split: '{}' is at {}",
                             first.id,
@@ -549,7 +490,7 @@ impl<'a> Checker<'a> {
                         out,
                         &m.id,
                         &m.address(),
-                        "D-GROUP",
+                        Rule::Group,
                         format!("group '{g}': member {i} in request order should be function {i}"),
                     );
                 }
@@ -567,7 +508,7 @@ impl<'a> Checker<'a> {
                     out,
                     &c.id,
                     &a,
-                    "D-PIN",
+                    Rule::Pin,
                     format!("unknown controller model '{}'", c.model),
                 );
                 continue;
@@ -576,10 +517,10 @@ impl<'a> Checker<'a> {
                 match c.chassis {
                     Some(ch) => {
                         if let Some(prev) = chassis.insert(ch, c) {
-                            v(out, &c.id, &a, "R-RP-ID", format!("chassis {ch} is also used by '{}' (QEMU: Can't add chassis slot)", prev.id));
+                            v(out, &c.id, &a, Rule::RootPortId, format!("chassis {ch} is also used by '{}' (QEMU: Can't add chassis slot)", prev.id));
                         }
                     }
-                    None if self.full => v(out, &c.id, &a, "R-RP-ID", "port has no chassis".into()),
+                    None if self.full => v(out, &c.id, &a, Rule::RootPortId, "port has no chassis".into()),
                     None => {}
                 }
             }
@@ -588,7 +529,7 @@ impl<'a> Checker<'a> {
                     out,
                     &c.id,
                     &a,
-                    "R-HP-PORT",
+                    Rule::HotplugPort,
                     format!(
                         "'{}' has no hotplug property (QEMU: Property '{}.hotplug' not found)",
                         c.model, m.qemu
@@ -596,14 +537,14 @@ impl<'a> Checker<'a> {
                 );
             }
             if m.bus.bus_type == "pxb" && self.full && c.bus_nr.is_none() {
-                v(out, &c.id, &a, "R-BUSNR", "expander has no bus_nr".into());
+                v(out, &c.id, &a, Rule::BusNr, "expander has no bus_nr".into());
             }
             if !m.props.iter().any(|p| p == "numa_node") && c.numa_node.is_some() {
                 v(
                     out,
                     &c.id,
                     &a,
-                    "D-NUMA",
+                    Rule::Numa,
                     format!("'{}' takes no numa_node", c.model),
                 );
             }
@@ -614,7 +555,7 @@ impl<'a> Checker<'a> {
                 out.push(Violation {
                     device: "-".into(),
                     address: "-".into(),
-                    rule: "O-COST".into(),
+                    rule: Rule::Cost,
                     message: format!("cost {} but {added} controllers were added", plan.cost),
                 });
             }
@@ -624,7 +565,7 @@ impl<'a> Checker<'a> {
                     _ => out.push(Violation {
                         device: rc.id.clone(),
                         address: rc.address.to_string(),
-                        rule: "D-PIN".into(),
+                        rule: Rule::Pin,
                         message: "pinned controller moved or missing".into(),
                     }),
                 }
@@ -642,7 +583,7 @@ impl<'a> Checker<'a> {
                 out.push(Violation {
                     device: "-".into(),
                     address: "-".into(),
-                    rule: "O-SPARE".into(),
+                    rule: Rule::Spare,
                     message: format!(
                         "{spare} empty hot-pluggable ports, {} asked",
                         self.req.policy.spare_ports
@@ -686,7 +627,7 @@ impl<'a> Checker<'a> {
             out.push(Violation {
                 device: self.cat.root.bus.clone(),
                 address: "-".into(),
-                rule: "R-BUSNR".into(),
+                rule: Rule::BusNr,
                 message: format!("{below_root} bus numbers needed below pcie.0; there are {max}"),
             });
         }
@@ -696,7 +637,7 @@ impl<'a> Checker<'a> {
                     out,
                     &id,
                     &a,
-                    "R-BUSNR",
+                    Rule::BusNr,
                     format!(
                         "bus_nr {lo} overlaps buses already numbered up to {}",
                         lowest_free - 1
@@ -708,7 +649,7 @@ impl<'a> Checker<'a> {
                     out,
                     &id,
                     &a,
-                    "R-BUSNR",
+                    Rule::BusNr,
                     format!("its buses {lo}..{hi} go past {max}"),
                 );
             }

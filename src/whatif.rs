@@ -565,7 +565,7 @@ impl PolicyDelta {
                 rule: after
                     .as_ref()
                     .err()
-                    .and_then(|e| e.rule().map(String::from)),
+                    .and_then(|e| e.rule().map(|r| r.to_string())),
             };
             match (&before, &after) {
                 (Ok(b), Ok(a)) => {

@@ -157,7 +157,7 @@ fn pins_bus_that_does_not_exist() {
     let v = pins(plan(&req(
         r#"{"devices":[{"id":"n0","model":"virtio-net-pci","address":{"bus":"rp9","slot":0}}]}"#,
     )));
-    assert_eq!((v[0].device.as_str(), v[0].rule.as_str()), ("n0", "D-PIN"));
+    assert_eq!((v[0].device.as_str(), v[0].rule.id()), ("n0", "D-PIN"));
     assert!(
         v[0].message.contains("rp9") && v[0].message.contains("does not exist"),
         "{:?}",
@@ -272,7 +272,7 @@ fn infeasible_d_numa_off_device_with_integrated_policy() {
         r#"{"devices":[{"id":"nv","model":"nvme","hotplug":"off","numa_node":1}]}"#,
     )));
     assert_eq!(
-        (c[0].rule.as_str(), c[0].devices.clone()),
+        (c[0].rule.id(), c[0].devices.clone()),
         ("D-NUMA", vec!["nv".to_string()])
     );
     assert!(
@@ -291,7 +291,7 @@ fn infeasible_d_numa_conventional_off_device() {
         r#"{"policy":{"hotplug_off":"auto"},"devices":[{"id":"vga","model":"e1000","hotplug":"off","numa_node":0}]}"#,
     )));
     assert_eq!(
-        (c[0].rule.as_str(), c[0].devices.clone()),
+        (c[0].rule.id(), c[0].devices.clone()),
         ("D-NUMA", vec!["vga".to_string()])
     );
     assert!(

@@ -1,5 +1,6 @@
 //! Domain XML → request (see the module documentation for the rules followed).
 
+use crate::rule::Rule;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use roxmltree::{Document, Node, ParsingOptions};
@@ -657,7 +658,7 @@ pub(crate) fn read(xml: &str, opts: &ReadOptions) -> Result<Domain, InputError> 
                                     problems.push(Violation {
                                         device: alias_of(*n).unwrap_or_else(|| "sata0".into()),
                                         address: a.show(),
-                                        rule: "R-ROOT".into(),
+                                        rule: Rule::Root,
                                         message: "Primary SATA controller must have PCI address 0:0:1f.2 (the ICH9 AHCI built into q35)".into(),
                                     });
                                 }
@@ -996,7 +997,7 @@ pub(crate) fn read(xml: &str, opts: &ReadOptions) -> Result<Domain, InputError> 
                     problems.push(Violation {
                         device: c.id.clone(),
                         address: a.show(),
-                        rule: "R-LEGACY".into(),
+                        rule: Rule::Legacy,
                         message: format!("PCI controller at index {} (0x{:02x}) has bus='0x{:02x}', but index must be larger than bus", c.index, c.index, a.bus),
                     });
                 }
@@ -1251,7 +1252,7 @@ fn checked_address(a: &RawAddr, id: &str, problems: &mut Vec<Violation>) -> Opti
         problems.push(Violation {
             device: id.to_string(),
             address: a.show(),
-            rule: "D-PIN".into(),
+            rule: Rule::Pin,
             message: msg,
         })
     };
