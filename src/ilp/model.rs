@@ -1,0 +1,188 @@
+//! The numbers the integer program is built from: classes of units, what each region already
+//! offers, and the guest's budgets. Nothing here knows good_lp.
+
+/// Where a unit may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Place {
+    /// Function 0 of a `pcie.0` slot (R-INTEGRATED).
+    Integrated = 0,
+    /// A `hotplug=off` port (D-OFF).
+    OffPort = 1,
+    /// A port (hot-pluggable for `on`).
+    Port = 2,
+    /// A `pcie-pci-bridge` slot (D-ON for conventional PCI).
+    Bridge = 3,
+}
+
+/// Every place, in the order the assigner hands them out within a class.
+pub(crate) const PLACES: [Place; 4] = [
+    Place::Integrated,
+    Place::OffPort,
+    Place::Port,
+    Place::Bridge,
+];
+
+/// A class of interchangeable units.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Class {
+    /// Units in the class.
+    pub n: u32,
+    /// Allowed placements, indexed by `Place as usize`.
+    pub allowed: [bool; 4],
+    /// Region index (0 = anywhere; others = a NUMA node's expander).
+    pub region: usize,
+    /// `hotplug` is `off`.
+    pub off: bool,
+    /// `hotplug` is `any`.
+    pub any: bool,
+    /// Single devices that may share an integrated slot (pack_integrated).
+    pub packable: bool,
+    /// Some device of the unit has an I/O BAR (rule R-IO).
+    pub io: bool,
+}
+
+impl Class {
+    /// Whether the class may go to `p`.
+    pub fn may(&self, p: Place) -> bool {
+        self.allowed[p as usize]
+    }
+}
+
+/// Per-region resources that already exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Region {
+    /// Free existing hot-pluggable ports.
+    pub free_on: u32,
+    /// Free existing `hotplug=off` ports.
+    pub free_off: u32,
+    /// Of `free_on`, those only an endpoint may use (no bus number left for a bridge).
+    pub free_on_endpoint_only: u32,
+    /// Of `free_off`, those only an endpoint may use.
+    pub free_off_endpoint_only: u32,
+    /// Free existing hot-pluggable bridge slots.
+    pub bridge_free: u32,
+    /// Of those, slots on bridges that already have an I/O window (R-IO).
+    pub bridge_free_io: u32,
+    /// Existing bridges with free slots but no I/O window yet.
+    pub bridges_unwindowed: u32,
+    /// Root-port positions free on existing expanders of this region.
+    pub pxb_free: u32,
+    /// Whether a new expander must be added for this region (NUMA region without one).
+    pub new_pxb: bool,
+}
+
+/// The numbers the program is built from. Equal models give equal solutions, so this is
+/// also the key of the solution cache.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Model {
+    /// The classes, in a canonical order (equal requests give equal models).
+    pub classes: Vec<Class>,
+    /// Region 0 has no NUMA node; regions 1.. are one NUMA node each.
+    pub regions: Vec<Region>,
+    /// Free `pcie.0` slots.
+    pub root_free_slots: u32,
+    /// Free functions in `pcie.0` slots already holding root ports.
+    pub root_free_functions: u32,
+    /// Root ports per slot.
+    pub ports_per_slot: u32,
+    /// Integrated functions per slot when packing.
+    pub int_per_slot: u32,
+    /// Root-port positions on one expander.
+    pub pxb_cap: u32,
+    /// Downstream ports per switch.
+    pub switch_cap: u32,
+    /// Slots per bridge.
+    pub bridge_cap: u32,
+    /// Free downstream positions on existing switches.
+    pub upstream_free: u32,
+    /// Spare hot-pluggable ports wanted.
+    pub spare: u32,
+    /// Bus numbers already used by existing controllers.
+    pub bus_used: u32,
+    /// Bus numbers available.
+    pub bus_max: u32,
+    /// Bus numbers left below the lowest pinned expander's `bus_nr` for the `pcie.0`
+    /// hierarchy (R-BUSNR); `u32::MAX` without pinned expanders.
+    pub root_bus_room: u32,
+    /// I/O windows existing controllers already take.
+    pub io_used: u32,
+    /// I/O windows the firmware can give bridges.
+    pub io_max: u32,
+    /// Size of one window in KiB.
+    pub io_window_kib: u32,
+}
+
+impl Model {
+    /// Units in the classes `pick` selects.
+    pub fn units_where(&self, pick: impl Fn(&Class) -> bool) -> u32 {
+        self.classes.iter().filter(|c| pick(c)).map(|c| c.n).sum()
+    }
+
+    /// Whether some class of region `r` may sit on a bridge.
+    pub fn has_bridge(&self, r: usize) -> bool {
+        self.classes
+            .iter()
+            .any(|c| c.region == r && c.may(Place::Bridge))
+    }
+
+    /// The classes of region `r`, with their index.
+    pub fn in_region(&self, r: usize) -> impl Iterator<Item = (usize, &Class)> {
+        self.classes
+            .iter()
+            .enumerate()
+            .filter(move |(_, c)| c.region == r)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A guest with the q35 numbers, one global region and the given classes.
+    pub(crate) fn model(classes: Vec<Class>) -> Model {
+        Model {
+            classes,
+            regions: vec![Region::default()],
+            root_free_slots: 30,
+            root_free_functions: 0,
+            ports_per_slot: 8,
+            int_per_slot: 8,
+            pxb_cap: 256,
+            switch_cap: 32,
+            bridge_cap: 31,
+            upstream_free: 0,
+            spare: 0,
+            bus_used: 0,
+            bus_max: 255,
+            io_used: 0,
+            root_bus_room: u32::MAX,
+            io_max: 14,
+            io_window_kib: 4,
+        }
+    }
+
+    /// `n` units of region 0 allowed at `allowed`.
+    pub(crate) fn class(n: u32, allowed: [bool; 4], off: bool, any: bool) -> Class {
+        Class {
+            n,
+            allowed,
+            region: 0,
+            off,
+            any,
+            packable: false,
+            io: false,
+        }
+    }
+
+    #[test]
+    fn regions_and_bridges() {
+        let mut m = model(vec![class(3, [false, false, false, true], false, false)]);
+        m.classes.push(Class {
+            region: 1,
+            ..class(2, [false, false, true, false], false, false)
+        });
+        assert!(m.has_bridge(0) && !m.has_bridge(1));
+        assert_eq!(m.in_region(1).map(|(i, _)| i).collect::<Vec<_>>(), [1]);
+        assert_eq!(m.units_where(|c| c.may(Place::Port)), 2);
+    }
+}
