@@ -76,10 +76,7 @@ pub struct Explanation {
 impl Explanation {
     /// The rule of the first cause.
     pub fn rule(&self) -> Rule {
-        self.causes
-            .first()
-            .map(|c| c.rule)
-            .unwrap_or(Rule::Cost)
+        self.causes.first().map(|c| c.rule).unwrap_or(Rule::Cost)
     }
 }
 

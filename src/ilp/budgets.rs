@@ -82,8 +82,7 @@ impl Budgets {
             || w.integrated + w.ports.div_ceil(m.ports_per_slot.max(1)) + w.numa_pxbs
                 > m.root_free_slots
             || w.ports + w.bridges > m.root_bus_room;
-        let bus_numbers =
-            root_slots || m.bus_used + w.ports + w.bridges + w.numa_pxbs > m.bus_max;
+        let bus_numbers = root_slots || m.bus_used + w.ports + w.bridges + w.numa_pxbs > m.bus_max;
         let io_windows = growing || m.io_used + w.io_ports + w.io_bridges > m.io_max;
         Budgets {
             root_slots,

@@ -154,7 +154,10 @@ mod tests {
         // 20 root ports, no slot budget: their slots are 20 / 8 rounded up.
         let mut packable = class(10, [true, false, false, false], true, false);
         packable.packable = true;
-        let m = model(vec![class(20, [false, false, true, false], false, false), packable]);
+        let m = model(vec![
+            class(20, [false, false, true, false], false, false),
+            packable,
+        ]);
         let (p, _) = Program::new(&m, None);
         assert!(p.root.port_slots.is_none());
         let mut values = std::collections::HashMap::new();

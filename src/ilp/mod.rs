@@ -75,7 +75,10 @@ mod tests {
             false,
         )]))
         .unwrap();
-        assert_eq!((c.cost, c.root_ports, c.root_port_slots, c.slack_slots), (5, 5, 1, 0));
+        assert_eq!(
+            (c.cost, c.root_ports, c.root_port_slots, c.slack_slots),
+            (5, 5, 1, 0)
+        );
         assert!(c.optimal);
     }
 

@@ -53,7 +53,7 @@ pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
         unit_class,
     } = prepare(req, cat)?;
     let counts = solve_cached(&model)?;
-    if counts.slack_slots > 0 || counts.slack_bus > 0 || counts.slack_io > 0 {
+    if counts.short() {
         return Err(PlanError::Infeasible(explain(
             req,
             &units,
@@ -646,22 +646,22 @@ fn build_model(
         .iter()
         .enumerate()
         .map(|(r, numa)| Region {
-            e_on: w
+            free_on: w
                 .ports
                 .iter()
                 .filter(|p| p.region == r && p.hotplug)
                 .count() as u32,
-            e_off: w
+            free_off: w
                 .ports
                 .iter()
                 .filter(|p| p.region == r && !p.hotplug)
                 .count() as u32,
-            e_on_ep: w
+            free_on_endpoint_only: w
                 .ports
                 .iter()
                 .filter(|p| p.region == r && p.hotplug && p.endpoint_only)
                 .count() as u32,
-            e_off_ep: w
+            free_off_endpoint_only: w
                 .ports
                 .iter()
                 .filter(|p| p.region == r && !p.hotplug && p.endpoint_only)
@@ -682,8 +682,8 @@ fn build_model(
     let model = Model {
         classes,
         regions,
-        s0: w.root_free.len() as u32,
-        f0: w.root_partial.len() as u32,
+        root_free_slots: w.root_free.len() as u32,
+        root_free_functions: w.root_partial.len() as u32,
         ports_per_slot: if rp.aggregate {
             u32::from(cat.root.functions)
         } else {
@@ -810,7 +810,7 @@ fn explain(
             // devices which must stay hot-pluggable (or need a bridge) sit behind.
             devices = dev_ids(req, units, |u| !u.pinned && u.hp != Hotplug::Off);
         }
-        let need = model.s0 + c.slack_slots;
+        let need = model.root_free_slots + c.slack_slots;
         let forced_slots: u32 = {
             let packed = forced
                 .iter()
@@ -818,21 +818,21 @@ fn explain(
                 .count() as u32;
             (forced.len() as u32 - packed) + packed.div_ceil(model.int_per_slot.max(1))
         };
-        let message = if forced_slots > model.s0 {
+        let message = if forced_slots > model.root_free_slots {
             if forced_slots == forced.len() as u32 {
                 format!(
                     "{} hotplug-off devices need integrated slots; pcie.0 has {} free",
                     forced.len(),
-                    model.s0
+                    model.root_free_slots
                 )
             } else {
-                format!("{} hotplug-off devices need {forced_slots} integrated slots (8 per slot); pcie.0 has {} free", forced.len(), model.s0)
+                format!("{} hotplug-off devices need {forced_slots} integrated slots (8 per slot); pcie.0 has {} free", forced.len(), model.root_free_slots)
             }
         } else {
-            let pxbs = c.x + c.xr.iter().sum::<u32>();
+            let pxbs = c.expanders + c.region_expanders.iter().sum::<u32>();
             format!(
                 "the devices need {need} pcie.0 slots ({} for integrated devices, {} for root ports, {pxbs} for expander buses); pcie.0 has {} free",
-                c.int_slots, c.k0, model.s0
+                c.int_slots, c.root_port_slots, model.root_free_slots
             )
         };
         let mut hints = Vec::new();
@@ -875,7 +875,7 @@ fn explain(
             message,
             devices,
             need,
-            have: model.s0,
+            have: model.root_free_slots,
             hints,
         });
     }
@@ -952,5 +952,5 @@ pub(crate) fn max_of_class(
             ilp::TIME_LIMIT_S
         )));
     }
-    Ok((counts.v[ci].iter().sum(), model.classes[ci].n))
+    Ok((counts.placed[ci].iter().sum(), model.classes[ci].n))
 }

@@ -71,7 +71,7 @@ impl<'a> Assigner<'a> {
         ids.extend(req.controllers.iter().map(|c| (c.id.as_str(), ())));
         ids.insert(cat.root.bus.as_str(), ());
         // Which placement each unit gets: per class, in request order, Integrated, OffPort, Port, Bridge.
-        let mut left: Vec<[u32; 4]> = counts.v.clone();
+        let mut left: Vec<[u32; 4]> = counts.placed.clone();
         let place: Vec<Option<Place>> = unit_class
             .iter()
             .map(|k| {
@@ -102,8 +102,8 @@ impl<'a> Assigner<'a> {
         let (io_units, plain_units) = (global_bridged(true), global_bridged(false));
         for r in 1..model.regions.len() {
             for (want, pool) in [
-                (counts.share_io.get(r).copied().unwrap_or(0), &io_units),
-                (counts.share.get(r).copied().unwrap_or(0), &plain_units),
+                (counts.hosted_io.get(r).copied().unwrap_or(0), &io_units),
+                (counts.hosted.get(r).copied().unwrap_or(0), &plain_units),
             ] {
                 let pick: Vec<usize> = pool
                     .iter()
@@ -263,7 +263,7 @@ impl<'a> Assigner<'a> {
                 class: CLASS_ROOT_PORT,
             })
             .collect();
-        for _ in 0..self.counts.k0 {
+        for _ in 0..self.counts.root_port_slots {
             let s = self.next_root_slot()?;
             let per = if rp.aggregate { cat.root.functions } else { 1 };
             for f in 0..per {
@@ -275,7 +275,7 @@ impl<'a> Assigner<'a> {
                 });
             }
         }
-        root_positions.truncate(self.counts.r0 as usize);
+        root_positions.truncate(self.counts.root_ports as usize);
         // C. Expanders: NUMA regions needing one, then global ones.
         let pxb = cat.adder_or_internal(CLASS_PXB);
         let positions_on = |id: &str| -> Vec<Pos> {
@@ -305,7 +305,7 @@ impl<'a> Assigner<'a> {
             })
             .collect();
         for r in 1..nreg {
-            for _ in 0..self.counts.xr.get(r).copied().unwrap_or(0) {
+            for _ in 0..self.counts.region_expanders.get(r).copied().unwrap_or(0) {
                 let s = self.next_root_slot()?;
                 let id = self.add(pxb, "pxb", &root, s, 0);
                 if let Some(c) = self.plan.controllers.last_mut() {
@@ -314,7 +314,7 @@ impl<'a> Assigner<'a> {
                 region_positions[r].extend(positions_on(&id));
             }
         }
-        for _ in 0..self.counts.x {
+        for _ in 0..self.counts.expanders {
             let s = self.next_root_slot()?;
             let id = self.add(pxb, "pxb", &root, s, 0);
             region_positions[0].extend(positions_on(&id));
@@ -384,7 +384,11 @@ impl<'a> Assigner<'a> {
             .len()
             .saturating_sub(free_bridge)
             .div_ceil(br.bus.slots.len() as usize);
-        let switches = if r == 0 { self.counts.w as usize } else { 0 };
+        let switches = if r == 0 {
+            self.counts.switches as usize
+        } else {
+            0
+        };
 
         // Consumers: switch upstreams, units, bridges, spares.
         let mut takers: Vec<Taker> = Vec::new();
