@@ -23,6 +23,7 @@ use crate::topology::{pinned_plan, Node, Topology};
 use crate::validate::{validate, validate_pins};
 
 mod assign;
+mod finish;
 use assign::Assigner;
 
 /// Plans one guest with the catalog its `machine` names.
