@@ -117,7 +117,11 @@ impl Assigner<'_> {
             self.world.bridge_slots[r].len(),
             br.bus.slots.len(),
         );
-        let switches = if r == 0 { self.counts.switches as usize } else { 0 };
+        let switches = if r == 0 {
+            self.counts.switches as usize
+        } else {
+            0
+        };
         // Takers: switch upstreams, units, bridges (then spares).
         let mut takers: Vec<Taker> = Vec::new();
         takers.extend((0..switches).map(|_| Taker::Upstream));
