@@ -25,6 +25,7 @@ mod ilp;
 pub mod libvirt;
 mod plan;
 mod planner;
+mod policy_patch;
 mod previous;
 mod request;
 mod rule;
@@ -37,6 +38,7 @@ pub use catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl
 pub use error::{Cause, Explanation, InputError, PlanError, Violation};
 pub use plan::{PlacedController, PlacedDevice, Plan};
 pub use planner::{forget_solutions, plan, plan_with};
+pub use policy_patch::PolicyPatch;
 pub use previous::{Previous, PreviousController, PreviousDevice};
 pub use request::{
     Address, ControllerRequest, DeviceRequest, Hotplug, OffStrategy, Policy, Request,

@@ -370,23 +370,9 @@ pub struct DeviceRule {
     pub set: DeviceSet,
 }
 
-/// Policy fields to override (absent ones stay as each guest has them).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyPatch {
-    /// New `default_hotplug`.
-    #[serde(default)]
-    pub default_hotplug: Option<Hotplug>,
-    /// New `spare_ports`.
-    #[serde(default)]
-    pub spare_ports: Option<u32>,
-    /// New `hotplug_off`.
-    #[serde(default)]
-    pub hotplug_off: Option<OffStrategy>,
-    /// New `pack_integrated`.
-    #[serde(default)]
-    pub pack_integrated: Option<bool>,
-}
+/// Policy fields to override (absent ones stay as each guest has them): the crate's one
+/// policy-patch type.
+pub use crate::policy_patch::PolicyPatch;
 
 /// A policy change applied to every guest of a fleet (`whatif --policy FILE`):
 ///
@@ -451,19 +437,7 @@ impl PolicyChange {
     /// A guest with the change applied.
     pub fn apply(&self, req: &Request, cat: &Catalog) -> Request {
         let mut r = req.clone();
-        let p = &self.policy;
-        if let Some(v) = p.default_hotplug {
-            r.policy.default_hotplug = v;
-        }
-        if let Some(v) = p.spare_ports {
-            r.policy.spare_ports = v;
-        }
-        if let Some(v) = p.hotplug_off {
-            r.policy.hotplug_off = v;
-        }
-        if let Some(v) = p.pack_integrated {
-            r.policy.pack_integrated = v;
-        }
+        self.policy.apply(&mut r.policy);
         for rule in &self.devices {
             let m = &rule.matches;
             for i in 0..r.devices.len() {
