@@ -74,9 +74,12 @@ fn parse_off(s: &str) -> Result<pciplan::OffStrategy, String> {
 impl PolicyFlags {
     fn overrides(&self) -> pciplan::libvirt::Overrides {
         pciplan::libvirt::Overrides {
-            default_hotplug: self.default_hotplug,
-            spare_ports: self.spare_ports,
-            hotplug_off: self.hotplug_off_strategy,
+            policy: pciplan::PolicyPatch {
+                default_hotplug: self.default_hotplug,
+                spare_ports: self.spare_ports,
+                hotplug_off: self.hotplug_off_strategy,
+                pack_integrated: None,
+            },
             hotplug: self.hotplug.clone(),
         }
     }
@@ -194,7 +197,7 @@ fn main() -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
             };
-            if let Err(e) = libvirt_cli::apply_json_overrides(&mut req, &policy.overrides()) {
+            if let Err(e) = policy.overrides().apply_to(&mut req) {
                 return fail(2, &format!("{file}: {e}"));
             }
             if let Some(prev) = previous {

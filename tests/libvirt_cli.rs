@@ -171,3 +171,94 @@ fn writer_keeps_everything_else() {
             && out.contains("slot='0x1f' function='0x2'")
     );
 }
+
+/// The built-in q35 catalog with `edit` applied to its JSON, written to a temporary file.
+fn custom_catalog(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let q35 = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/q35.json");
+    let mut cat: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(q35).unwrap()).unwrap();
+    edit(&mut cat);
+    let path = std::env::temp_dir().join(format!("pciplan-{}-{name}.json", std::process::id()));
+    std::fs::write(&path, serde_json::to_string(&cat).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn catalog_flag_reaches_the_libvirt_reader_checker_and_writer() {
+    // A machine whose root bus reserves slot 1 as well.
+    let cat = custom_catalog("slot1", |c| {
+        c["root"]["reserved_slots"] = serde_json::json!([0, 1, 31]);
+    });
+    let cat = cat.to_str().unwrap();
+    let dom = "<domain type='kvm'><name>c</name><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>\
+        <controller type='pci' index='1' model='pcie-root-port'/>\
+        <interface type='network'><source network='default'/><model type='virtio'/></interface>\
+        </devices></domain>";
+    // The reader places the unaddressed root port the way libvirt would on this machine, and
+    // the writer numbers the plan: the port goes to 00:02.0, not 00:01.0.
+    let builtin = run(&["plan", "-", "--format", "libvirt"], Some(dom));
+    assert!(builtin.status.success(), "{}", text(&builtin.stderr));
+    let custom = run(
+        &["--catalog", cat, "plan", "-", "--format", "libvirt"],
+        Some(dom),
+    );
+    assert!(custom.status.success(), "{}", text(&custom.stderr));
+    let port_at = |out: &str, slot: &str| {
+        let (_, port) = out
+            .split_once("<controller type='pci' index='1' model='pcie-root-port'>")
+            .unwrap();
+        let port = &port[..port.find("</controller>").unwrap()];
+        port.contains(&format!("bus='0x00' slot='{slot}' function='0x0'"))
+    };
+    assert!(
+        port_at(&text(&builtin.stdout), "0x01"),
+        "{}",
+        text(&builtin.stdout)
+    );
+    assert!(
+        port_at(&text(&custom.stdout), "0x02"),
+        "{}",
+        text(&custom.stdout)
+    );
+
+    // `check` validates the pins against the chosen catalog.
+    let pinned = "<domain type='kvm'><name>c</name><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>\
+        <interface type='network'><alias name='ua-nic'/><model type='e1000'/>\
+        <address type='pci' domain='0' bus='0' slot='1' function='0'/></interface>\
+        </devices></domain>";
+    assert_eq!(run(&["check", "-"], Some(pinned)).status.code(), Some(0));
+    let o = run(&["--catalog", cat, "check", "-"], Some(pinned));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("ua-nic"), "{}", text(&o.stdout));
+}
+
+#[test]
+fn catalog_without_a_controller_model_refuses_it_in_a_domain() {
+    let cat = custom_catalog("nodmi", |c| {
+        let ctrls = c["controllers"].as_array_mut().unwrap();
+        ctrls.retain(|m| m["model"] != "i82801b11-bridge");
+    });
+    let dom = "<domain type='kvm'><name>c</name><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>\
+        <controller type='pci' index='1' model='dmi-to-pci-bridge'/>\
+        </devices></domain>";
+    assert!(run(&["plan", "-", "--format", "libvirt"], Some(dom))
+        .status
+        .success());
+    let o = run(
+        &[
+            "--catalog",
+            cat.to_str().unwrap(),
+            "plan",
+            "-",
+            "--format",
+            "libvirt",
+        ],
+        Some(dom),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("unknown PCI controller model 'dmi-to-pci-bridge'"),
+        "{}",
+        text(&o.stderr)
+    );
+}

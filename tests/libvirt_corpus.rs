@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pciplan::libvirt::{Domain, Overrides, ReadOptions};
-use pciplan::{validate, Catalog};
+use pciplan::{validate, Catalog, PolicyPatch};
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/libvirt/corpus")
@@ -159,7 +159,10 @@ fn corpus() {
         };
         let opts = ReadOptions {
             overrides: Overrides {
-                spare_ports: Some(row.spare),
+                policy: PolicyPatch {
+                    spare_ports: Some(row.spare),
+                    ..PolicyPatch::default()
+                },
                 ..Overrides::default()
             },
             virtio_conventional: legacy,
@@ -277,8 +280,11 @@ fn corpus() {
         row.ours = Some(ours);
         let any_opts = ReadOptions {
             overrides: Overrides {
-                default_hotplug: Some(pciplan::Hotplug::Any),
-                spare_ports: Some(0),
+                policy: PolicyPatch {
+                    default_hotplug: Some(pciplan::Hotplug::Any),
+                    spare_ports: Some(0),
+                    ..PolicyPatch::default()
+                },
                 ..Overrides::default()
             },
             virtio_conventional: legacy,

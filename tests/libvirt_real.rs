@@ -169,9 +169,10 @@ fn flags_override_metadata_and_survive_define() {
     }
     let input = std::fs::read_to_string(data("guests").join("g03-mixed.xml")).unwrap();
     let ov = Overrides {
-        default_hotplug: None,
-        spare_ports: Some(0),
-        hotplug_off: None,
+        policy: pciplan::PolicyPatch {
+            spare_ports: Some(0),
+            ..Default::default()
+        },
         hotplug: vec![("ua-disk0".into(), pciplan::Hotplug::Off)],
     };
     let dom = Domain::parse_with(

@@ -32,12 +32,12 @@ pub fn plan(
         overrides: ov.clone(),
         ..ReadOptions::default()
     };
-    let dom = match Domain::parse_with(text, &opts) {
+    let cat = custom.unwrap_or_else(|| Catalog::q35());
+    let dom = match Domain::read(text, &opts, cat) {
         Ok(d) => d,
         Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
     };
-    let cat = custom.unwrap_or_else(|| Catalog::q35());
-    let plan = match dom.plan_with(cat) {
+    let plan = match dom.plan() {
         Ok(p) => p,
         Err(e) => return fail(e.exit_code() as u8, &format!("{file}: {e}")),
     };
@@ -69,7 +69,8 @@ pub fn check(file: &str, ov: &Overrides, custom: Option<&Catalog>) -> ExitCode {
             overrides: ov.clone(),
             ..ReadOptions::default()
         };
-        match Domain::parse_with(&text, &opts) {
+        let cat = custom.unwrap_or_else(|| Catalog::q35());
+        match Domain::read(&text, &opts, cat) {
             Ok(d) => d.check(),
             Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
         }
@@ -78,7 +79,7 @@ pub fn check(file: &str, ov: &Overrides, custom: Option<&Catalog>) -> ExitCode {
             Ok(r) => r,
             Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
         };
-        if let Err(e) = apply_json_overrides(&mut req, ov) {
+        if let Err(e) = ov.apply_to(&mut req) {
             return fail(2, &format!("{file}: {e}"));
         }
         let cat = match custom {
@@ -101,26 +102,4 @@ pub fn check(file: &str, ov: &Overrides, custom: Option<&Catalog>) -> ExitCode {
         println!("{e}");
     }
     fail(2, &format!("{file}: {} address error(s)", errors.len()))
-}
-
-/// Applies the policy flags to a JSON request (`--hotplug` names device ids).
-pub fn apply_json_overrides(req: &mut Request, ov: &Overrides) -> Result<(), String> {
-    if let Some(h) = ov.default_hotplug {
-        req.policy.default_hotplug = h;
-    }
-    if let Some(n) = ov.spare_ports {
-        req.policy.spare_ports = n;
-    }
-    if let Some(s) = ov.hotplug_off {
-        req.policy.hotplug_off = s;
-    }
-    for (id, h) in &ov.hotplug {
-        let d = req
-            .devices
-            .iter_mut()
-            .find(|d| &d.id == id)
-            .ok_or_else(|| format!("--hotplug: no device '{id}'"))?;
-        d.hotplug = Some(*h);
-    }
-    Ok(())
 }

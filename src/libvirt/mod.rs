@@ -38,6 +38,7 @@
 //!   not name (and with no explicit default) is `any` too: its address is the user's choice.
 
 mod check;
+mod implicit;
 mod read;
 mod write;
 
@@ -46,20 +47,18 @@ use std::collections::BTreeMap;
 use crate::catalog::Catalog;
 use crate::error::{InputError, PlanError, Violation};
 use crate::plan::Plan;
-use crate::request::{Hotplug, OffStrategy, Request};
+use crate::policy_patch::PolicyPatch;
+use crate::request::{Hotplug, Request};
 
+pub(crate) use implicit::Implicit;
 pub use read::POLICY_NS;
 
 /// Policy settings from the command line; each one that is set wins over the domain's
 /// `pciplan:policy` metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
-    /// `--default-hotplug`.
-    pub default_hotplug: Option<Hotplug>,
-    /// `--spare-ports`.
-    pub spare_ports: Option<u32>,
-    /// `--hotplug-off-strategy`.
-    pub hotplug_off: Option<OffStrategy>,
+    /// `--default-hotplug`, `--spare-ports`, `--hotplug-off-strategy`.
+    pub policy: PolicyPatch,
     /// `--hotplug ALIAS=off|on|any`, in command-line order (a device alias, or the id pciplan
     /// gave a device without one).
     pub hotplug: Vec<(String, Hotplug)>,
@@ -82,6 +81,20 @@ impl Overrides {
             return Err(format!("'{arg}': empty alias"));
         }
         Ok((alias.to_string(), h))
+    }
+
+    /// Applies the overrides to a JSON request (`--hotplug` names device ids).
+    pub fn apply_to(&self, req: &mut Request) -> Result<(), String> {
+        self.policy.apply(&mut req.policy);
+        for (id, h) in &self.hotplug {
+            let d = req
+                .devices
+                .iter_mut()
+                .find(|d| &d.id == id)
+                .ok_or_else(|| format!("--hotplug: no device '{id}'"))?;
+            d.hotplug = Some(*h);
+        }
+        Ok(())
     }
 }
 
@@ -118,23 +131,6 @@ pub(crate) enum Source {
     Implicit(Implicit),
 }
 
-/// Devices libvirt adds when the XML lacks them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Implicit {
-    /// `<controller type='usb' index='0' model=M>` (M a libvirt USB model).
-    Usb(String),
-    /// `<memballoon model='virtio'>`.
-    Balloon,
-    /// `<controller type='virtio-serial' index=N>` (virtio channels/consoles need it).
-    VirtioSerial(u32),
-    /// `<controller type='scsi' index=N model='lsilogic'>` (SCSI disks/hostdevs need it).
-    Scsi(u32),
-    /// `<controller type='sata' index=N>` for N > 0 (SATA disks need it).
-    Sata(u32),
-    /// `<video><model type='cirrus'/>` (a `<graphics>` without a `<video>`).
-    Video,
-}
-
 /// One request device and its element.
 #[derive(Debug, Clone)]
 pub(crate) struct DevSrc {
@@ -155,10 +151,13 @@ pub(crate) struct CtrlSrc {
     pub mf_attr: Option<String>,
 }
 
-/// A parsed domain: the request to plan and where each part of it lives in the XML.
+/// A parsed domain: the request to plan and where each part of it lives in the XML, read
+/// against one machine catalog (the built-in q35 one, or one given to [`Domain::read`]) that
+/// planning, checking and writing then use too.
 #[derive(Debug, Clone)]
-pub struct Domain {
+pub struct Domain<'c> {
     text: String,
+    cat: &'c Catalog,
     /// The request: devices in document order (then libvirt's implicit ones), existing PCI
     /// controllers as pinned controllers, policy from metadata and overrides.
     pub request: Request,
@@ -177,27 +176,31 @@ pub struct Domain {
     pub(crate) overridden: bool,
     /// Device ids named explicitly by the policy (metadata or overrides), with their hotplug.
     pub(crate) named: BTreeMap<String, Hotplug>,
-    /// The policy values given explicitly (metadata, then overrides): default hotplug, spare
-    /// ports, hotplug-off strategy, pack-integrated.
-    pub(crate) explicit: (
-        Option<Hotplug>,
-        Option<u32>,
-        Option<OffStrategy>,
-        Option<bool>,
-    ),
+    /// The policy values given explicitly: metadata, then overrides.
+    pub(crate) explicit: PolicyPatch,
     /// Metadata device attributes other than alias and hotplug (group, numa-node, bus-kind).
     pub(crate) meta_extra: BTreeMap<String, Vec<(String, String)>>,
 }
 
-impl Domain {
-    /// Reads a domain XML with the policy from its metadata.
-    pub fn parse(xml: &str) -> Result<Domain, InputError> {
+impl Domain<'static> {
+    /// Reads a domain XML with the policy from its metadata, for the built-in q35 catalog.
+    pub fn parse(xml: &str) -> Result<Domain<'static>, InputError> {
         Domain::parse_with(xml, &ReadOptions::default())
     }
 
-    /// Reads a domain XML with options (command-line policy overrides).
-    pub fn parse_with(xml: &str, opts: &ReadOptions) -> Result<Domain, InputError> {
-        read::read(xml, opts)
+    /// Reads a domain XML with options (command-line policy overrides), for the built-in q35
+    /// catalog.
+    pub fn parse_with(xml: &str, opts: &ReadOptions) -> Result<Domain<'static>, InputError> {
+        read::read(xml, opts, Catalog::q35())
+    }
+}
+
+impl<'c> Domain<'c> {
+    /// Reads a domain XML with options for a machine catalog (`--catalog`): the controller
+    /// models it knows, its root bus and the device models it accepts. Planning, checking and
+    /// writing the domain use the same catalog.
+    pub fn read(xml: &str, opts: &ReadOptions, cat: &'c Catalog) -> Result<Domain<'c>, InputError> {
+        read::read(xml, opts, cat)
     }
 
     /// The original text.
@@ -205,34 +208,34 @@ impl Domain {
         &self.text
     }
 
-    /// Plans the domain: refuses it when reading found address errors, else plans the request
-    /// with the q35 catalog.
-    pub fn plan(&self) -> Result<Plan, PlanError> {
-        self.plan_with(Catalog::q35())
+    /// The catalog the domain was read for.
+    pub fn catalog(&self) -> &'c Catalog {
+        self.cat
     }
 
-    /// Plans the domain with an explicit catalog.
-    pub fn plan_with(&self, cat: &Catalog) -> Result<Plan, PlanError> {
+    /// Plans the domain: refuses it when reading found address errors, else plans the request
+    /// with the domain's catalog.
+    pub fn plan(&self) -> Result<Plan, PlanError> {
         if !self.problems.is_empty() {
             return Err(PlanError::Pins(self.problems.clone()));
         }
-        crate::planner::plan_with(&self.request, cat)
+        crate::planner::plan_with(&self.request, self.cat)
     }
 
     /// Checks the addresses the domain already has, without planning: every error, sorted.
     pub fn check(&self) -> Vec<Violation> {
-        check::check(self, Catalog::q35())
+        check::check(self, self.cat)
     }
 
     /// The domain with the plan's addresses and controllers (formats.md `--format libvirt`).
     pub fn write(&self, plan: &Plan) -> Result<String, InputError> {
-        write::write(self, plan, Catalog::q35())
+        write::write(self, plan, self.cat)
     }
 
     /// The libvirt controller index a plan bus name stands for, given the indexes that
     /// [`Domain::write`] gives new controllers.
     pub fn index_of(&self, bus: &str) -> Option<u32> {
-        if bus == "pcie.0" {
+        if bus == self.cat.root.bus {
             return Some(0);
         }
         self.controllers

@@ -28,7 +28,7 @@ pub const ORACLE_BUDGET: u64 = 5_000_000;
 pub struct Guest {
     pub name: String,
     pub xml: String,
-    pub domain: Domain,
+    pub domain: Domain<'static>,
     pub request: Request,
 }
 

@@ -1,0 +1,381 @@
+//! Domain XML → request (see the module documentation of [`crate::libvirt`] for the rules).
+//!
+//! A [`Reader`] walks `<devices>` once, in document order, handing each element to the
+//! handler for its kind; then libvirt's own additions ([`super::implicit`]), ids, pins, the
+//! placement of PCI controllers without an address, and the policy are added in turn:
+//!
+//! | step | file |
+//! |---|---|
+//! | `<controller type='pci'>`: indexes, models, targets | `pci_controllers.rs` |
+//! | `<disk>` (and the SCSI/SATA controllers disks need) | `disks.rs` |
+//! | `<interface>` | `interfaces.rs` |
+//! | `<hostdev>` | `hostdevs.rs` |
+//! | `<video>`, `<graphics>` | `video.rs` |
+//! | `<sound>` | `sound.rs` |
+//! | `<controller>` of other types (USB, SCSI, SATA, virtio-serial) | `controllers.rs` |
+//! | every other element kind | `other_devices.rs` |
+//! | what libvirt adds by itself | `../implicit.rs` |
+//! | ids, pins, kinds of pinned endpoints | `ids.rs` |
+//! | PCI controllers without an address, libvirt's target defaults | `pci_placement.rs` |
+//! | `pciplan:policy` metadata and command-line overrides | `policy.rs` |
+//! | the request, in libvirt's order | `assemble.rs` |
+
+mod assemble;
+mod controllers;
+mod disks;
+mod hostdevs;
+mod ids;
+mod interfaces;
+pub(super) mod models;
+mod other_devices;
+mod pci_controllers;
+mod pci_placement;
+mod policy;
+mod sound;
+mod video;
+pub(super) mod xml;
+
+use std::collections::HashMap;
+
+use roxmltree::{Document, Node, ParsingOptions};
+
+use super::implicit::{self, Seen};
+use super::{Domain, ReadOptions, Source};
+use crate::catalog::{BusKind, Catalog};
+use crate::error::{InputError, Violation};
+use crate::request::MAX_REQUEST_BYTES;
+
+pub use policy::POLICY_NS;
+use xml::{alias_of, child, err, pci_address, RawAddr};
+
+/// Most XML nodes accepted (a guest with 4096 devices stays far below).
+const MAX_NODES: u32 = 2_000_000;
+
+/// A device found in the XML (or implied), before ids and policy.
+#[derive(Debug)]
+pub(in crate::libvirt) struct Item {
+    /// Id prefix when the device has no usable alias (`net`, `disk`, ...).
+    pub prefix: &'static str,
+    pub alias: Option<String>,
+    /// The element, for messages (`interface[2]`, `implicit usb`).
+    pub what: String,
+    /// QEMU device model.
+    pub model: String,
+    pub kind: BusKind,
+    pub src: Source,
+    pub addr: Option<RawAddr>,
+    /// libvirt always integrates it (primary video, ICH9 sound, ICH9 USB2 sets).
+    pub default_any: bool,
+    /// ICH9 USB2 set: (controller index, function libvirt gives it).
+    pub usb2: Option<(u32, u8)>,
+}
+
+impl Item {
+    /// A device libvirt adds by itself (no element, no alias, no address).
+    pub(in crate::libvirt) fn implicit(
+        imp: super::Implicit,
+        prefix: &'static str,
+        model: &str,
+        kind: BusKind,
+        default_any: bool,
+    ) -> Item {
+        Item {
+            prefix,
+            alias: None,
+            what: format!("implicit {prefix}"),
+            model: model.into(),
+            kind,
+            src: Source::Implicit(imp),
+            addr: None,
+            default_any,
+            usb2: None,
+        }
+    }
+}
+
+/// One element of `<devices>` being read: the node and its name for messages (`disk[2]`,
+/// counted per tag in document order).
+pub(super) struct El<'a, 'i> {
+    node: Node<'a, 'i>,
+    what: String,
+}
+
+impl<'a, 'i> El<'a, 'i> {
+    fn attr(&self, name: &str) -> Option<&'a str> {
+        self.node.attribute(name)
+    }
+
+    /// `<model type=...>`.
+    fn model_type(&self) -> Option<&'a str> {
+        child(self.node, "model").and_then(|m| m.attribute("type"))
+    }
+
+    /// `<target type=...>` (channels, consoles, serial ports).
+    fn target_type(&self) -> Option<&'a str> {
+        child(self.node, "target").and_then(|t| t.attribute("type"))
+    }
+}
+
+/// The state of one read of `<devices>`: the devices found so far and what libvirt will add.
+struct Reader<'o> {
+    opts: &'o ReadOptions,
+    items: Vec<Item>,
+    /// Address errors libvirt finds while parsing.
+    problems: Vec<Violation>,
+    /// What the domain has and needs, for libvirt's own additions.
+    seen: Seen,
+    /// Autoindexing of USB controllers.
+    usb: controllers::UsbIndexes,
+    /// Primary SATA controller element (its start), if the input has one.
+    sata0: Option<usize>,
+    /// No `<video>` read yet: the next one is the primary.
+    first_video: bool,
+}
+
+impl<'o> Reader<'o> {
+    fn new(opts: &'o ReadOptions) -> Self {
+        Reader {
+            opts,
+            items: Vec::new(),
+            problems: Vec::new(),
+            seen: Seen::default(),
+            usb: controllers::UsbIndexes::default(),
+            sata0: None,
+            first_video: true,
+        }
+    }
+
+    /// Hands one element of `<devices>` to the handler of its kind.
+    fn element(&mut self, el: &El) -> Result<(), InputError> {
+        match el.node.tag_name().name() {
+            "disk" => self.disk(el),
+            "interface" => self.interface(el),
+            "hostdev" => self.hostdev(el),
+            "controller" => self.controller(el),
+            "video" => self.video(el),
+            "graphics" => {
+                self.seen.graphics = true;
+                Ok(())
+            }
+            "sound" => self.sound(el),
+            _ => self.other_device(el),
+        }
+    }
+
+    /// Records a PCI device read from `el`.
+    fn push(
+        &mut self,
+        el: &El,
+        prefix: &'static str,
+        model: impl Into<String>,
+        kind: BusKind,
+    ) -> Result<(), InputError> {
+        self.push_item(el, prefix, model.into(), kind, false, None)
+    }
+
+    /// Records a PCI device read from `el`, with libvirt's integration (`default_any`) and
+    /// USB2 set membership.
+    fn push_item(
+        &mut self,
+        el: &El,
+        prefix: &'static str,
+        model: String,
+        kind: BusKind,
+        default_any: bool,
+        usb2: Option<(u32, u8)>,
+    ) -> Result<(), InputError> {
+        self.items.push(Item {
+            prefix,
+            alias: alias_of(el.node),
+            what: el.what.clone(),
+            model,
+            kind,
+            src: Source::Element(el.node.range().start),
+            addr: pci_address(el.node, &el.what)?,
+            default_any,
+            usb2,
+        });
+        Ok(())
+    }
+
+    /// A virtio device's QEMU model and kind (see [`models::virtio`]).
+    fn virtio(
+        &self,
+        base: &str,
+        variant: Option<&str>,
+        el: &El,
+    ) -> Result<(String, BusKind), InputError> {
+        models::virtio(base, variant, &el.what, self.opts)
+    }
+}
+
+/// The parts of `<domain>` outside `<devices>` that placement depends on.
+struct Head {
+    name: Option<String>,
+    machine: String,
+    numa_cells: usize,
+}
+
+fn parse_document(xml: &str) -> Result<Document<'_>, InputError> {
+    if xml.len() > MAX_REQUEST_BYTES {
+        return Err(err(
+            "domain",
+            format!(
+                "{} bytes is larger than the {MAX_REQUEST_BYTES} byte limit",
+                xml.len()
+            ),
+        ));
+    }
+    // roxmltree refuses DTDs by default (allow_dtd = false), so no entity is ever declared or
+    // expanded beyond the five predefined ones.
+    let popts = ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: MAX_NODES,
+    };
+    let doc = Document::parse_with_options(xml, popts)
+        .map_err(|e| err("domain", format!("not a well-formed XML document: {e}")))?;
+    let root = doc.root_element();
+    if !root.has_tag_name("domain") {
+        return Err(err(
+            "domain",
+            format!(
+                "the root element is <{}>, not <domain>",
+                root.tag_name().name()
+            ),
+        ));
+    }
+    Ok(doc)
+}
+
+fn is_q35(machine: &str) -> bool {
+    machine == "q35" || machine.starts_with("pc-q35-")
+}
+
+fn read_head(root: Node) -> Result<Head, InputError> {
+    let name = child(root, "name")
+        .and_then(|n| n.text())
+        .map(|s| s.trim().to_string());
+    let os_type = child(root, "os").and_then(|o| child(o, "type"));
+    let machine = os_type.and_then(|t| t.attribute("machine")).unwrap_or("");
+    if !is_q35(machine) {
+        let shown = if machine.is_empty() {
+            "(none: libvirt's default is 'pc', i440fx)".to_string()
+        } else {
+            format!("'{machine}'")
+        };
+        return Err(err("os/type@machine", format!("unsupported machine {shown}: pciplan plans q35 guests (machine 'q35' or 'pc-q35-*')")));
+    }
+    if let Some(arch) = os_type.and_then(|t| t.attribute("arch")) {
+        if arch != "x86_64" && arch != "i686" {
+            return Err(err(
+                "os/type@arch",
+                format!("unsupported architecture '{arch}': pciplan plans x86 q35 guests"),
+            ));
+        }
+    }
+    let numa_cells = child(root, "cpu")
+        .and_then(|c| child(c, "numa"))
+        .map(|n| n.children().filter(|c| c.has_tag_name("cell")).count())
+        .unwrap_or(0);
+    Ok(Head {
+        name,
+        machine: machine.to_string(),
+        numa_cells,
+    })
+}
+
+/// Reads a domain: the request to plan with `cat` and where each of its parts lives in the XML.
+pub(crate) fn read<'c>(
+    xml: &str,
+    opts: &ReadOptions,
+    cat: &'c Catalog,
+) -> Result<Domain<'c>, InputError> {
+    let doc = parse_document(xml)?;
+    let root = doc.root_element();
+    let head = read_head(root)?;
+    let dev_elems: Vec<Node> = child(root, "devices")
+        .map(|d| d.children().filter(|c| c.is_element()).collect())
+        .unwrap_or_default();
+
+    let pci = pci_controllers::read(cat, &dev_elems, head.numa_cells)?;
+    let mut r = Reader::new(opts);
+    let mut ordinal: HashMap<&str, usize> = HashMap::new();
+    for n in &dev_elems {
+        let tag = n.tag_name().name();
+        let k = ordinal.entry(tag).or_insert(0);
+        *k += 1;
+        let el = El {
+            node: *n,
+            what: format!("{tag}[{k}]"),
+        };
+        r.element(&el)?;
+    }
+    r.items.extend(implicit::additions(&r.seen, opts)?);
+
+    let ids = ids::assign(&r.items, &pci.ids)?;
+    let buses = ids::Buses::new(cat, &pci.ctrls);
+    let pins = ids::device_pins(&r.items, &ids, &buses, &mut r.problems);
+    let mut ctrl_pins = ids::controller_pins(&pci.ctrls, &buses, &mut r.problems);
+    pci_placement::place(cat, &pci.ctrls, &mut ctrl_pins, &pins)?;
+    let controllers = pci_placement::requests(&pci.ctrls, &ctrl_pins)?;
+    let kinds = ids::pinned_kinds(cat, &r.items, &pins, &controllers);
+
+    let meta = policy::read_metadata(root)?;
+    let pol = policy::resolve(&meta, &opts.overrides, &ids)?;
+    assemble::domain(assemble::Parts {
+        xml,
+        cat,
+        name: head.name,
+        machine: head.machine,
+        numa_cells: head.numa_cells,
+        items: r.items,
+        ids,
+        pins,
+        kinds,
+        controllers,
+        pci,
+        problems: r.problems,
+        sata0: r.sata0,
+        policy: pol,
+        overridden: !opts.overrides.is_empty(),
+    })
+}
+
+#[cfg(test)]
+pub(super) mod testing {
+    //! Helpers for the handlers' unit tests.
+    use super::*;
+
+    /// A q35 domain with these `<devices>`, read with the default options.
+    pub fn domain(devices: &str) -> Result<Domain<'static>, InputError> {
+        domain_with(devices, &ReadOptions::default())
+    }
+
+    /// A q35 domain with these `<devices>`, read with `opts`.
+    pub fn domain_with(devices: &str, opts: &ReadOptions) -> Result<Domain<'static>, InputError> {
+        let xml = format!("<domain type='kvm'><name>t</name><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>{devices}</devices></domain>");
+        read(&xml, opts, Catalog::q35())
+    }
+
+    /// The (id, QEMU model) of every device read, implicit ones included.
+    pub fn models(devices: &str) -> Vec<(String, String)> {
+        let d = domain(devices).unwrap_or_else(|e| panic!("{devices}: {e}"));
+        d.request
+            .devices
+            .iter()
+            .map(|x| (x.id.clone(), x.model.clone()))
+            .collect()
+    }
+
+    /// The QEMU models read from the elements of `devices` (libvirt's additions left out).
+    pub fn element_models(devices: &str) -> Vec<String> {
+        let d = domain(devices).unwrap_or_else(|e| panic!("{devices}: {e}"));
+        d.request
+            .devices
+            .iter()
+            .zip(&d.devices)
+            .filter(|(_, s)| matches!(s.src, Source::Element(_)))
+            .map(|(x, _)| x.model.clone())
+            .collect()
+    }
+}
