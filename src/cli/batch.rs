@@ -12,6 +12,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pciplan::batch::{Batch, BatchOptions, Resume, Shard, Summary, DEFAULT_CHUNK};
 use pciplan::Catalog;
 
+use super::fail;
+
 /// Arguments of `pciplan batch`.
 #[derive(clap::Args)]
 pub struct BatchArgs {
@@ -35,16 +37,11 @@ pub struct BatchArgs {
     quiet: bool,
 }
 
-fn fail(msg: &str) -> ExitCode {
-    eprintln!("pciplan: {msg}");
-    ExitCode::from(2)
-}
-
 /// Runs `pciplan batch`.
 pub fn run(args: BatchArgs, catalog: Option<Catalog>) -> ExitCode {
     let shard = match args.shard.as_deref().map(Shard::parse).transpose() {
         Ok(s) => s,
-        Err(e) => return fail(&format!("--{e}")),
+        Err(e) => return fail(2, &format!("--{e}")),
     };
     let (input, size): (Box<dyn BufRead>, Option<u64>) = if args.file == "-" {
         (
@@ -57,7 +54,7 @@ pub fn run(args: BatchArgs, catalog: Option<Catalog>) -> ExitCode {
                 let size = f.metadata().ok().map(|m| m.len());
                 (Box::new(BufReader::with_capacity(1 << 20, f)), size)
             }
-            Err(e) => return fail(&format!("{}: {e}", args.file)),
+            Err(e) => return fail(2, &format!("{}: {e}", args.file)),
         }
     };
     let mut skip = None;
@@ -72,19 +69,19 @@ pub fn run(args: BatchArgs, catalog: Option<Catalog>) -> ExitCode {
                 .open(path);
             let file = match file {
                 Ok(f) => f,
-                Err(e) => return fail(&format!("{}: {e}", path.display())),
+                Err(e) => return fail(2, &format!("{}: {e}", path.display())),
             };
             let resume = match Resume::read(BufReader::new(&file)) {
                 Ok(r) => r,
-                Err(e) => return fail(&format!("{}: {e}", path.display())),
+                Err(e) => return fail(2, &format!("{}: {e}", path.display())),
             };
             // Drop a line cut short by a kill, then append.
             if let Err(e) = file.set_len(resume.valid_len) {
-                return fail(&format!("{}: {e}", path.display()));
+                return fail(2, &format!("{}: {e}", path.display()));
             }
             let file = match OpenOptions::new().append(true).open(path) {
                 Ok(f) => f,
-                Err(e) => return fail(&format!("{}: {e}", path.display())),
+                Err(e) => return fail(2, &format!("{}: {e}", path.display())),
             };
             if !resume.done.is_empty() {
                 eprintln!(
@@ -154,7 +151,7 @@ fn write_failed(e: io::Error) -> ExitCode {
     if e.kind() == io::ErrorKind::BrokenPipe {
         return ExitCode::SUCCESS;
     }
-    fail(&format!("writing results: {e}"))
+    fail(2, &format!("writing results: {e}"))
 }
 
 fn progress_bar(size: Option<u64>, quiet: bool) -> Option<ProgressBar> {

@@ -1,10 +1,12 @@
-//! The command-line side of libvirt support (`plan` on a domain XML, `check`), compiled into
-//! the `pciplan` binary (main.rs includes this file).
+//! The command-line side of libvirt support: `plan` on a domain XML, and `check` on a domain
+//! XML or a request.
 
 use std::process::ExitCode;
 
 use pciplan::libvirt::{looks_like_xml, Domain, Overrides, ReadOptions};
 use pciplan::{Catalog, Request};
+
+use super::fail;
 
 /// Output formats for a planned domain.
 pub enum Out {
@@ -13,11 +15,6 @@ pub enum Out {
     Tree,
     Dot,
     Libvirt,
-}
-
-fn fail(code: u8, msg: &str) -> ExitCode {
-    eprintln!("pciplan: {msg}");
-    ExitCode::from(code)
 }
 
 /// `pciplan plan DOMAIN.xml`.
@@ -60,7 +57,7 @@ pub fn plan(
 
 /// `pciplan check FILE`: exit 0 when every address is valid, 2 with every error listed.
 pub fn check(file: &str, ov: &Overrides, custom: Option<&Catalog>) -> ExitCode {
-    let text = match crate::read_input(file) {
+    let text = match super::read_input(file) {
         Ok(t) => t,
         Err(e) => return fail(2, &e),
     };
