@@ -7,7 +7,7 @@
 //! - the line is byte for byte the line of planning that guest alone (the cache changes
 //!   nothing);
 //! - the cost equals the minimum found by the exhaustive oracle (`tests/support/oracle.rs`,
-//!   written from rules.md, no integer program), computed once per distinct request;
+//!   written from docs/rules.md, no integer program), computed once per distinct request;
 //! - and, one guest per distinct request, the planned XML goes through a real libvirtd:
 //!   `virsh define` keeps every address and adds no controller.
 //!

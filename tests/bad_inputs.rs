@@ -2,34 +2,13 @@
 //! (tests/data/bad/EXPECT.tsv), within 5 s, on standard error, without a panic.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod common;
+
+/// `pciplan ARGS` with no input, which must answer within 5 s.
 fn run(args: &[&str]) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pciplan"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start pciplan");
-    let start = Instant::now();
-    loop {
-        if let Some(_status) = child.try_wait().expect("wait") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "pciplan {args:?} took more than 5 s"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let out = child.wait_with_output().expect("output");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::cli::run_within(args, None, Duration::from_secs(5)).parts()
 }
 
 #[test]

@@ -1,28 +1,10 @@
 //! `pciplan batch` as a program: ordered results, bad lines, shards, resume, exit status.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
+/// `pciplan ARGS` with `stdin` as standard input.
 fn pciplan(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pciplan"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("writes");
-    let out = child.wait_with_output().expect("waits");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::cli::run(args, Some(stdin)).parts()
 }
 
 fn fleet() -> String {

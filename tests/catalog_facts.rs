@@ -8,7 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::qemu::{Qemu, Unplug, ROOT_BUS_ONLY_MODELS, SINGLE_INSTANCE_MODELS, TESTABLE_MODELS};
+use common::qemu::{
+    qemu_or_skip, Qemu, Unplug, ROOT_BUS_ONLY_MODELS, SINGLE_INSTANCE_MODELS, TESTABLE_MODELS,
+};
 use pciplan::{BusKind, Catalog};
 
 fn check_batch(models: &[&str]) -> Vec<String> {
@@ -77,6 +79,9 @@ fn check_batch(models: &[&str]) -> Vec<String> {
 
 #[test]
 fn catalog_io_and_hotplug_facts_match_qemu() {
+    if !qemu_or_skip() {
+        return;
+    }
     let cat = Catalog::q35();
     let many: Vec<&str> = TESTABLE_MODELS
         .iter()
@@ -104,6 +109,9 @@ fn catalog_io_and_hotplug_facts_match_qemu() {
 
 #[test]
 fn root_only_models_are_marked() {
+    if !qemu_or_skip() {
+        return;
+    }
     let cat = Catalog::q35();
     for m in ROOT_BUS_ONLY_MODELS {
         assert!(cat.device(m).is_some_and(|d| d.root_only), "{m}");

@@ -1,13 +1,11 @@
 //! The command line on domain XML: `plan` (detection by name or leading `<`, `--format
 //! libvirt`, policy flags) and `check` (every error, exit 0/2). No libvirtd needed.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_pciplan"))
-}
+mod common;
+
+use common::cli::run;
 
 fn data(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,31 +13,12 @@ fn data(p: &str) -> PathBuf {
         .join(p)
 }
 
-fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut c = bin();
-    c.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    } else {
-        drop(child.stdin.take());
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
 #[test]
 fn check_reports_every_address_error() {
     let f = data("check/bad-addresses.xml");
     let o = run(&["check", f.to_str().unwrap()], None);
-    assert_eq!(o.status.code(), Some(2));
-    let out = text(&o.stdout);
+    assert_eq!(o.code, 2);
+    let out = &o.stdout;
     for (who, rule) in [
         ("sata0", "[R-ROOT]"),
         ("ua-fixed", "[D-OFF]"),
@@ -53,30 +32,20 @@ fn check_reports_every_address_error() {
             "missing {who} {rule} in:\n{out}"
         );
     }
-    assert!(
-        text(&o.stderr).contains("7 address error(s)"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert!(o.stderr.contains("7 address error(s)"), "{}", o.stderr);
 }
 
 #[test]
 fn check_is_clean_on_a_planned_domain() {
     let g = data("guests/g03-mixed.xml");
     let planned = run(&["plan", g.to_str().unwrap(), "--format", "libvirt"], None);
-    assert!(planned.status.success(), "{}", text(&planned.stderr));
-    let xml = text(&planned.stdout);
-    let o = run(&["check", "-"], Some(&xml));
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}{}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    let xml = &planned.stdout;
+    let o = run(&["check", "-"], Some(xml));
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
     // Planning the planned XML again changes nothing.
-    let again = run(&["plan", "-", "--format", "libvirt"], Some(&xml));
-    assert_eq!(text(&again.stdout), xml);
+    let again = run(&["plan", "-", "--format", "libvirt"], Some(xml));
+    assert_eq!(&again.stdout, xml);
 }
 
 #[test]
@@ -97,27 +66,27 @@ fn plan_reads_xml_from_stdin_and_flags_win() {
         ],
         Some(&g),
     );
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let plan: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(plan["cost"], 0, "everything fixed, no spare: {plan}");
     let bad = run(&["plan", "-", "--hotplug", "ua-nosuch=off"], Some(&g));
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(text(&bad.stderr).contains("ua-nosuch"));
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("ua-nosuch"));
 }
 
 #[test]
 fn libvirt_format_needs_xml_and_q35() {
     let json = r#"{"devices":[{"id":"n","model":"virtio-net-pci"}]}"#;
     let o = run(&["plan", "-", "--format", "libvirt"], Some(json));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("needs a libvirt domain XML"));
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("needs a libvirt domain XML"));
     let pc = "<domain type='qemu'><name>x</name><os><type machine='pc-i440fx-7.2'>hvm</type></os><devices/></domain>";
     let o = run(&["plan", "-", "--format", "libvirt"], Some(pc));
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.code, 2);
     assert!(
-        text(&o.stderr).contains("unsupported machine 'pc-i440fx-7.2'"),
+        o.stderr.contains("unsupported machine 'pc-i440fx-7.2'"),
         "{}",
-        text(&o.stderr)
+        o.stderr
     );
 }
 
@@ -125,11 +94,11 @@ fn libvirt_format_needs_xml_and_q35() {
 fn no_dtd_no_entities() {
     let evil = "<?xml version='1.0'?>\n<!DOCTYPE domain [<!ENTITY x 'boom'>]>\n<domain type='qemu'><name>&x;</name><os><type machine='q35'>hvm</type></os></domain>";
     let o = run(&["plan", "-"], Some(evil));
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.code, 2);
     assert!(
-        text(&o.stderr).contains("not a well-formed XML document"),
+        o.stderr.contains("not a well-formed XML document"),
         "{}",
-        text(&o.stderr)
+        o.stderr
     );
 }
 
@@ -140,20 +109,16 @@ fn numa_node_needs_guest_cells() {
   <os><type machine='q35'>hvm</type></os>
   <devices><interface type='user'><model type='virtio'/><alias name='ua-n'/></interface></devices></domain>"#;
     let o = run(&["plan", "-", "--format", "libvirt"], Some(xml));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        text(&o.stderr).contains("<cpu><numa>"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("<cpu><numa>"), "{}", o.stderr);
 }
 
 #[test]
 fn writer_keeps_everything_else() {
     let xml = "<domain type='qemu'>\n  <!-- keep me -->\n  <name>k</name>\n  <metadata>\n    <app:x xmlns:app='urn:app' a='1'>text &amp; more</app:x>\n  </metadata>\n  <os><type machine='pc-q35-7.2'>hvm</type></os>\n  <devices>\n    <interface type='user' foo='bar'><model type='e1000e'/></interface>\n  </devices>\n</domain>\n";
     let o = run(&["plan", "-", "--format", "libvirt"], Some(xml));
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let out = text(&o.stdout);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let out = &o.stdout;
     for keep in [
         "<!-- keep me -->",
         "<app:x xmlns:app='urn:app' a='1'>text &amp; more</app:x>",
@@ -197,12 +162,12 @@ fn catalog_flag_reaches_the_libvirt_reader_checker_and_writer() {
     // The reader places the unaddressed root port the way libvirt would on this machine, and
     // the writer numbers the plan: the port goes to 00:02.0, not 00:01.0.
     let builtin = run(&["plan", "-", "--format", "libvirt"], Some(dom));
-    assert!(builtin.status.success(), "{}", text(&builtin.stderr));
+    assert_eq!(builtin.code, 0, "{}", builtin.stderr);
     let custom = run(
         &["--catalog", cat, "plan", "-", "--format", "libvirt"],
         Some(dom),
     );
-    assert!(custom.status.success(), "{}", text(&custom.stderr));
+    assert_eq!(custom.code, 0, "{}", custom.stderr);
     let port_at = |out: &str, slot: &str| {
         let (_, port) = out
             .split_once("<controller type='pci' index='1' model='pcie-root-port'>")
@@ -210,26 +175,18 @@ fn catalog_flag_reaches_the_libvirt_reader_checker_and_writer() {
         let port = &port[..port.find("</controller>").unwrap()];
         port.contains(&format!("bus='0x00' slot='{slot}' function='0x0'"))
     };
-    assert!(
-        port_at(&text(&builtin.stdout), "0x01"),
-        "{}",
-        text(&builtin.stdout)
-    );
-    assert!(
-        port_at(&text(&custom.stdout), "0x02"),
-        "{}",
-        text(&custom.stdout)
-    );
+    assert!(port_at(&builtin.stdout, "0x01"), "{}", builtin.stdout);
+    assert!(port_at(&custom.stdout, "0x02"), "{}", custom.stdout);
 
     // `check` validates the pins against the chosen catalog.
     let pinned = "<domain type='kvm'><name>c</name><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>\
         <interface type='network'><alias name='ua-nic'/><model type='e1000'/>\
         <address type='pci' domain='0' bus='0' slot='1' function='0'/></interface>\
         </devices></domain>";
-    assert_eq!(run(&["check", "-"], Some(pinned)).status.code(), Some(0));
+    assert_eq!(run(&["check", "-"], Some(pinned)).code, 0);
     let o = run(&["--catalog", cat, "check", "-"], Some(pinned));
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
-    assert!(text(&o.stdout).contains("ua-nic"), "{}", text(&o.stdout));
+    assert_eq!(o.code, 2, "{}", o.stdout);
+    assert!(o.stdout.contains("ua-nic"), "{}", o.stdout);
 }
 
 #[test]
@@ -241,9 +198,10 @@ fn catalog_without_a_controller_model_refuses_it_in_a_domain() {
     let dom = "<domain type='kvm'><name>c</name><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>\
         <controller type='pci' index='1' model='dmi-to-pci-bridge'/>\
         </devices></domain>";
-    assert!(run(&["plan", "-", "--format", "libvirt"], Some(dom))
-        .status
-        .success());
+    assert_eq!(
+        run(&["plan", "-", "--format", "libvirt"], Some(dom)).code,
+        0
+    );
     let o = run(
         &[
             "--catalog",
@@ -255,10 +213,11 @@ fn catalog_without_a_controller_model_refuses_it_in_a_domain() {
         ],
         Some(dom),
     );
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.code, 2);
     assert!(
-        text(&o.stderr).contains("unknown PCI controller model 'dmi-to-pci-bridge'"),
+        o.stderr
+            .contains("unknown PCI controller model 'dmi-to-pci-bridge'"),
         "{}",
-        text(&o.stderr)
+        o.stderr
     );
 }

@@ -1,4 +1,4 @@
-//! Optimality oracle (style.md §22): an exhaustive search, written from rules.md alone and
+//! Optimality oracle: an exhaustive search, written from docs/rules.md alone and
 //! meant to be easy to read compared to the real solver (`src/ilp.rs` counts classes in an
 //! integer program; this file places one unit at a time and tries every way).
 //!
@@ -542,7 +542,7 @@ fn generator_makes_valid_cases() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Hand-written cases (rules.md "Consequences").
+// Hand-written cases (docs/rules.md, "What this means for the cost").
 
 fn devices(n: usize, model: &str, hotplug: &str) -> String {
     (0..n)

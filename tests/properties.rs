@@ -1,4 +1,4 @@
-//! Property tests (style.md §21): random requests drawn from the q35 catalog.
+//! Property tests: random requests drawn from the q35 catalog.
 //!
 //! 1. every plan passes `pciplan::validate`; every error is an infeasibility or invalid
 //!    input with a message, never a solver/internal error, never a panic;
@@ -241,7 +241,7 @@ fn regression_mixed_group_is_integrated_or_infeasible() {
         .all(|d| d.bus == "pcie.0" && d.slot == p.devices[0].slot));
 }
 
-/// A pinned root port without `chassis` (as in the formats.md example) made every plan fail
+/// A pinned root port without `chassis` (as in the docs/formats.md example) made every plan fail
 /// validation with "port has no chassis" (R-RP-ID) as an internal error.
 #[test]
 fn regression_pinned_port_without_chassis() {

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::qemu::{Qemu, Unplug, SINGLE_INSTANCE_MODELS, TESTABLE_MODELS};
+use common::qemu::{qemu_or_skip, Qemu, Unplug, SINGLE_INSTANCE_MODELS, TESTABLE_MODELS};
 use pciplan::{Catalog, Hotplug, PlanError, Request};
 
 fn guests() -> Vec<PathBuf> {
@@ -75,6 +75,9 @@ fn check_guest(path: &Path) -> (usize, u32) {
 
 #[test]
 fn planned_guests_start_in_qemu_and_unplug_as_planned() {
+    if !qemu_or_skip() {
+        return;
+    }
     let mut feasible = 0;
     let mut devices = 0;
     let mut shapes = std::collections::BTreeSet::new();
@@ -143,6 +146,9 @@ fn infeasible_guests_are_refused_with_a_rule() {
 /// with I/O devices gets an I/O window, and nothing runs out (R-IO).
 #[test]
 fn firmware_numbers_buses_and_opens_io_windows() {
+    if !qemu_or_skip() {
+        return;
+    }
     let mut devices: Vec<String> = (0..14)
         .map(|i| format!(r#"{{"id":"e{i}","model":"e1000e"}}"#))
         .collect();
@@ -228,6 +234,9 @@ fn firmware_numbers_buses_and_opens_io_windows() {
 /// the planner refuses, see x02-io-budget.json) really exhausts the firmware's I/O space.
 #[test]
 fn fifteen_io_ports_exhaust_the_firmware() {
+    if !qemu_or_skip() {
+        return;
+    }
     let mut lines = String::new();
     for i in 0..15u32 {
         let (slot, f) = (2 + i / 8, i % 8);

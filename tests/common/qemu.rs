@@ -690,15 +690,26 @@ pub fn guest_args(plan: &QemuPlan) -> Vec<String> {
     args
 }
 
-/// True when `qemu-system-x86_64 --version` runs.
-pub fn qemu_available() -> bool {
-    Command::new(QEMU_BINARY)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+/// Whether QEMU runs here (`qemu-system-x86_64 --version`). A test that needs it returns
+/// early when this is false; without QEMU that is said on standard error, and with
+/// `PCIPLAN_REQUIRE_QEMU=1` (CI) it is a failure instead, so CI never passes without QEMU.
+pub fn qemu_or_skip() -> bool {
+    static RUNS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let runs = *RUNS.get_or_init(|| {
+        Command::new(QEMU_BINARY)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !runs {
+        super::missing(
+            "PCIPLAN_REQUIRE_QEMU",
+            &format!("{QEMU_BINARY} does not run (install qemu-system-x86)"),
+        );
+    }
+    runs
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-//! The optimality oracle: an exhaustive search written from rules.md alone (see
+//! The optimality oracle: an exhaustive search written from docs/rules.md alone (see
 //! `tests/oracle.rs` for what it covers and how it is compared with the planner; the
 //! held-out acceptance run uses it too).
 #![allow(dead_code)]
@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use pciplan::{Catalog, ControllerRequest, DeviceRequest, Hotplug, OffStrategy, Policy, Request};
 
-// Numbers from rules.md.
+// Numbers from docs/rules.md.
 const FUNCTIONS: u32 = 8; // R-FUNC, R-RP-PACK, R-INT-SLOT
 const PXB_PORTS: u32 = 32 * 8; // R-PXB: slots 0..31, 8 root ports each
 const SWITCH_PORTS: u32 = 32; // R-SWITCH: slots 0..31
