@@ -42,7 +42,7 @@ impl UsbIndexes {
     }
 }
 
-impl Reader<'_> {
+impl Reader<'_, '_> {
     pub(super) fn controller(&mut self, el: &El) -> Result<(), InputError> {
         let index = el.attr("index").and_then(parse_uint).map(|i| i as u32);
         match el.attr("type").unwrap_or("") {

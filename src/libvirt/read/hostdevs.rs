@@ -6,7 +6,7 @@ use super::{El, Reader};
 use crate::catalog::BusKind;
 use crate::error::InputError;
 
-impl Reader<'_> {
+impl Reader<'_, '_> {
     pub(super) fn hostdev(&mut self, el: &El) -> Result<(), InputError> {
         let unassigned = el
             .node

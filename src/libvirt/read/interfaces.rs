@@ -8,7 +8,7 @@ use crate::error::InputError;
 /// libvirt's NIC model when `<model>` is absent.
 const DEFAULT_NIC: &str = "rtl8139";
 
-impl Reader<'_> {
+impl Reader<'_, '_> {
     pub(super) fn interface(&mut self, el: &El) -> Result<(), InputError> {
         if el.attr("type") == Some("hostdev") {
             return self.push(el, "hostdev", "vfio-pci", BusKind::Pcie);

@@ -117,8 +117,10 @@ impl<'a, 'i> El<'a, 'i> {
 }
 
 /// The state of one read of `<devices>`: the devices found so far and what libvirt will add.
-struct Reader<'o> {
+struct Reader<'o, 'c> {
     opts: &'o ReadOptions,
+    /// The device models the machine has.
+    cat: &'c Catalog,
     items: Vec<Item>,
     /// Address errors libvirt finds while parsing.
     problems: Vec<Violation>,
@@ -132,10 +134,11 @@ struct Reader<'o> {
     first_video: bool,
 }
 
-impl<'o> Reader<'o> {
-    fn new(opts: &'o ReadOptions) -> Self {
+impl<'o, 'c> Reader<'o, 'c> {
+    fn new(opts: &'o ReadOptions, cat: &'c Catalog) -> Self {
         Reader {
             opts,
+            cat,
             items: Vec::new(),
             problems: Vec::new(),
             seen: Seen::default(),
@@ -298,7 +301,7 @@ pub(crate) fn read<'c>(
         .unwrap_or_default();
 
     let pci = pci_controllers::read(cat, &dev_elems, head.numa_cells)?;
-    let mut r = Reader::new(opts);
+    let mut r = Reader::new(opts, cat);
     let mut ordinal: HashMap<&str, usize> = HashMap::new();
     for n in &dev_elems {
         let tag = n.tag_name().name();

@@ -10,7 +10,7 @@ use crate::error::InputError;
 
 use super::xml::err;
 
-impl Reader<'_> {
+impl Reader<'_, '_> {
     pub(super) fn other_device(&mut self, el: &El) -> Result<(), InputError> {
         let model = el.attr("model");
         match el.node.tag_name().name() {

@@ -9,7 +9,7 @@ use crate::error::InputError;
 /// libvirt's video model when `<model>` is absent.
 const DEFAULT_VIDEO: &str = "cirrus";
 
-impl Reader<'_> {
+impl Reader<'_, '_> {
     pub(super) fn video(&mut self, el: &El) -> Result<(), InputError> {
         self.seen.video = true;
         let primary = self.first_video;
