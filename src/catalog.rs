@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
+use crate::request::Firmware;
 
 /// The catalog shipped with pciplan for the `q35` machine.
 pub const Q35_JSON: &str = include_str!("../models/q35.json");
@@ -110,21 +111,39 @@ pub struct BusNumbers {
     pub rule: Rule,
 }
 
-/// Firmware I/O port budget (rule R-IO).
+/// Firmware I/O port space (rule R-IO): the window size and each firmware's budget.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IoSpace {
     /// Size of one bridge I/O window in KiB.
     pub window_kib: u32,
-    /// Size of the I/O port space in KiB.
-    pub total_kib: u32,
-    /// KiB kept by the chipset and legacy devices.
-    pub reserved_kib: u32,
     /// Rule id.
     pub rule: Rule,
     /// Explanation.
     #[serde(default)]
     pub note: String,
+    /// The budget of each firmware this machine boots (a firmware missing here cannot be
+    /// planned for: the request gets an error naming it).
+    pub firmware: BTreeMap<Firmware, IoBudget>,
+}
+
+/// What one firmware does with I/O windows, as observed by booting it (rule R-IO).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IoBudget {
+    /// The firmware's name in messages (`SeaBIOS`, `OVMF`).
+    pub name: String,
+    /// How many I/O windows fit.
+    pub windows: u32,
+    /// Whether the planner writes `io-reserve=0` on added ports with nothing below (a guard
+    /// against firmware that reserves an I/O window for every hot-pluggable port; QEMU 7.2
+    /// with SeaBIOS 1.16 or OVMF 2022.11 reserves none, observed).
+    pub io_reserve_zero: bool,
+    /// What happens past the budget, for messages ("SeaBIOS reports ...").
+    pub failure: String,
+    /// How and with what the numbers were observed.
+    #[serde(default)]
+    pub observed: String,
 }
 
 /// Whether a controller's own bus can have hotplug turned off.
@@ -368,6 +387,27 @@ impl Catalog {
             // validate() guarantees every planner class exists.
             None => unreachable!("catalog lacks class {class}"),
         }
+    }
+
+    /// The I/O budget of `firmware` on this machine (rule R-IO); an error naming the
+    /// request's `firmware` field when the catalog has none for it.
+    pub fn io_budget(&self, firmware: Firmware) -> Result<&IoBudget, InputError> {
+        self.io_space.firmware.get(&firmware).ok_or_else(|| {
+            InputError::new(
+                "firmware",
+                format!(
+                    "'{}' is not a firmware the {} catalog knows (it has: {})",
+                    firmware.as_str(),
+                    self.machine,
+                    self.io_space
+                        .firmware
+                        .keys()
+                        .map(|f| f.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
     }
 
     /// A device model by QEMU driver name.

@@ -41,7 +41,7 @@ pub use planner::{forget_solutions, plan, plan_with};
 pub use policy_patch::PolicyPatch;
 pub use previous::{Previous, PreviousController, PreviousDevice};
 pub use request::{
-    Address, ControllerRequest, DeviceRequest, Hotplug, OffStrategy, Policy, Request,
+    Address, ControllerRequest, DeviceRequest, Firmware, Hotplug, OffStrategy, Policy, Request,
 };
 pub use rule::{Rule, UnknownRule};
 pub use shape::{CacheStats, ShapeCache};

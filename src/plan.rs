@@ -112,6 +112,10 @@ pub struct Plan {
     pub name: Option<String>,
     /// Machine.
     pub machine: String,
+    /// The firmware it was planned for (its I/O budget, rule R-IO); `bios` when a plan
+    /// written before firmware existed is read back.
+    #[serde(default)]
+    pub firmware: crate::request::Firmware,
     /// Controllers added (rule O-COST).
     pub cost: u32,
     /// The solver proved no cheaper plan exists.

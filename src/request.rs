@@ -97,6 +97,47 @@ impl OffStrategy {
     }
 }
 
+/// The firmware the guest boots (request field `firmware`): it decides the I/O port budget
+/// (rule R-IO) and whether empty ports need `io-reserve=0`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    /// Legacy BIOS: SeaBIOS on x86 (the default, as QEMU's).
+    #[default]
+    Bios,
+    /// UEFI: OVMF on x86 (AAVMF on aarch64), as libvirt's `<os firmware='efi'>`.
+    Uefi,
+}
+
+impl Firmware {
+    /// Every firmware, in request spelling order.
+    pub const ALL: [Firmware; 2] = [Firmware::Bios, Firmware::Uefi];
+
+    /// The request spelling: `bios` or `uefi`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        }
+    }
+
+    /// Parses `bios`/`uefi`.
+    pub fn parse(s: &str) -> Option<Firmware> {
+        match s {
+            "bios" => Some(Firmware::Bios),
+            "uefi" => Some(Firmware::Uefi),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the default (`bios`), which requests need not spell out.
+    pub fn is_default(&self) -> bool {
+        *self == Firmware::Bios
+    }
+}
+
 /// Placement policy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -211,6 +252,9 @@ pub struct Request {
     /// Machine catalog name.
     #[serde(default = "default_machine")]
     pub machine: String,
+    /// The firmware the guest boots (rule R-IO); `bios` when absent.
+    #[serde(default, skip_serializing_if = "Firmware::is_default")]
+    pub firmware: Firmware,
     /// Policy.
     #[serde(default)]
     pub policy: Policy,

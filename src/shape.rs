@@ -26,10 +26,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::catalog::Catalog;
 use crate::error::PlanError;
+use crate::idmap::IdMap;
 use crate::plan::Plan;
 use crate::planner::plan_with;
 use crate::request::{Address, Request};
-use crate::idmap::IdMap;
 
 pub(crate) mod lines;
 
@@ -156,6 +156,7 @@ impl Shape {
         let request = Request {
             name: None,
             machine: req.machine.clone(),
+            firmware: req.firmware,
             policy: req.policy.clone(),
             devices,
             controllers,
@@ -252,6 +253,7 @@ fn shape_key(req: &Request, cat: &Catalog, out: &mut Vec<u8>) -> bool {
     let Request {
         name: _,
         machine,
+        firmware,
         policy,
         devices,
         controllers,
@@ -268,6 +270,7 @@ fn shape_key(req: &Request, cat: &Catalog, out: &mut Vec<u8>) -> bool {
     out.clear();
     str(out, machine);
     out.extend_from_slice(&[
+        *firmware as u8,
         *default_hotplug as u8,
         *hotplug_off as u8,
         u8::from(*pack_integrated),

@@ -341,6 +341,7 @@ pub(crate) fn pinned_plan(req: &Request, cat: &Catalog) -> Plan {
     Plan {
         name: req.name.clone(),
         machine: req.machine.clone(),
+        firmware: req.firmware,
         cost: 0,
         optimal: false,
         controllers,
@@ -419,6 +420,7 @@ pub(crate) mod fixtures {
         Plan {
             name: None,
             machine: "q35".into(),
+            firmware: Default::default(),
             cost: 0,
             optimal: true,
             controllers,

@@ -22,7 +22,7 @@ use crate::catalog::{BusKind, Catalog};
 use crate::error::{InputError, PlanError};
 use crate::plan::Plan;
 use crate::planner::{max_of_class, plan_with};
-use crate::request::{DeviceRequest, Hotplug, OffStrategy, Request};
+use crate::request::{DeviceRequest, Firmware, Hotplug, OffStrategy, Request};
 
 /// What a plan uses: its cost and the two scarce resources of q35.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -250,10 +250,11 @@ impl Sweep {
             "default_hotplug" => r.policy.default_hotplug = Hotplug::parse(v).ok_or_else(bad)?,
             "hotplug_off" => r.policy.hotplug_off = OffStrategy::parse(v).ok_or_else(bad)?,
             "pack_integrated" => r.policy.pack_integrated = v.parse().map_err(|_| bad())?,
+            "firmware" => r.firmware = Firmware::parse(v).ok_or_else(bad)?,
             f => {
                 return Err(InputError::new(
                     "sweep",
-                    format!("unknown policy field '{f}' (spare_ports, default_hotplug, hotplug_off, pack_integrated)"),
+                    format!("unknown policy field '{f}' (spare_ports, default_hotplug, hotplug_off, pack_integrated, firmware)"),
                 ))
             }
         }
@@ -649,6 +650,8 @@ mod tests {
         assert_eq!(costs, [0, 1, 2, 3]);
         assert!(Sweep::parse("colour=1..2").is_err());
         assert!(Sweep::parse("hotplug_off=integrated,sideways").is_err());
+        assert!(Sweep::parse("firmware=bios,uefi").is_ok());
+        assert!(Sweep::parse("firmware=bios,coreboot").is_err());
     }
 
     #[test]

@@ -242,6 +242,7 @@ fn build_case(
         req: Request {
             name: None,
             machine: "q35".into(),
+            firmware: Default::default(),
             policy,
             devices,
             controllers,
@@ -729,7 +730,13 @@ fn infeasible_request_gets_an_explanation_not_a_time_limit() {
     assert_eq!(oracle_min(&req, &cat), None);
     match plan_with(&req, &cat) {
         Err(PlanError::Infeasible(x)) => {
-            assert!(matches!(x.rule(), pciplan::Rule::Root | pciplan::Rule::BusNr | pciplan::Rule::Io), "{x}")
+            assert!(
+                matches!(
+                    x.rule(),
+                    pciplan::Rule::Root | pciplan::Rule::BusNr | pciplan::Rule::Io
+                ),
+                "{x}"
+            )
         }
         other => panic!("expected an infeasibility with an explanation, got {other:?}"),
     }

@@ -23,7 +23,12 @@ pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog) {
     let t = Topology::build(plan, cat);
     let order = controller_order(&t);
     let bus_nrs = expander_bus_numbers(&t, cat);
-    let io_zero = io_reserve_zero(&t);
+    // BIOS plans only: the catalog says per firmware (`IoBudget::io_reserve_zero`).
+    let io_zero = if cat.io_budget(req.firmware).is_ok_and(|b| b.io_reserve_zero) {
+        io_reserve_zero(&t)
+    } else {
+        Vec::new()
+    };
     let hotpluggable = devices_hotpluggable(&t);
     drop(t);
     for (d, h) in plan.devices.iter_mut().zip(hotpluggable) {

@@ -57,6 +57,7 @@ pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
     if counts.short() {
         return Err(PlanError::Infeasible(explain(
             req,
+            cat,
             &units,
             &unit_class,
             &model,
@@ -132,7 +133,8 @@ fn prepare(req: &Request, cat: &Catalog) -> Result<Prepared, PlanError> {
     let units = units(req, cat)?;
     let pinned = pinned_plan(req, cat);
     let world = World::read(&pinned, req, cat);
-    let (model, unit_class) = build_model(req, cat, &units, &world);
+    let io = cat.io_budget(req.firmware)?;
+    let (model, unit_class) = build_model(req, cat, &units, &world, io.windows);
     precheck(req, &units, &unit_class, &model)?;
     Ok(Prepared {
         units,
@@ -595,6 +597,7 @@ fn build_model(
     cat: &Catalog,
     units: &[Unit],
     w: &World,
+    io_windows: u32,
 ) -> (Model, Vec<Option<usize>>) {
     let mut keys: BTreeMap<(usize, BusKind, Hotplug, bool, bool, bool, bool), usize> =
         BTreeMap::new();
@@ -706,11 +709,7 @@ fn build_model(
         io_used: w.io_used,
         root_bus_room: w.root_bus_room,
         io_window_kib: cat.io_space.window_kib,
-        io_max: (cat
-            .io_space
-            .total_kib
-            .saturating_sub(cat.io_space.reserved_kib))
-            / cat.io_space.window_kib.max(1),
+        io_max: io_windows,
     };
     (model, unit_class)
 }
@@ -787,6 +786,7 @@ fn precheck(
 
 fn explain(
     req: &Request,
+    cat: &Catalog,
     units: &[Unit],
     unit_class: &[Option<usize>],
     model: &Model,
@@ -904,23 +904,7 @@ fn explain(
         });
     }
     if c.slack_io > 0 {
-        let need = model.io_max + c.slack_io;
-        let devices = dev_ids(req, units, |u| !u.pinned && u.io && u.hp != Hotplug::Off);
-        let kib = model.io_window_kib;
-        causes.push(Cause {
-            rule: Rule::Io,
-            message: format!(
-                "{need} ports and bridges would need a {kib} KiB I/O window for devices with I/O BARs; the firmware has {} (QEMU starts, but SeaBIOS reports 'out of I/O address space')",
-                model.io_max
-            ),
-            devices,
-            need,
-            have: model.io_max,
-            hints: vec![
-                "use models without I/O BARs (virtio-*-pci instead of e1000e/e1000/rtl8139)".to_string(),
-                "let some of these devices be hotplug 'any' or 'off' so they sit on pcie.0 without a window".to_string(),
-            ],
-        });
+        causes.push(io_cause(req, cat, units, model, c));
     }
     Explanation { causes }
 }
@@ -954,4 +938,42 @@ pub(crate) fn max_of_class(
         )));
     }
     Ok((counts.placed[ci].iter().sum(), model.classes[ci].n))
+}
+
+/// R-IO: more I/O windows than the guest's firmware fits, naming the firmware.
+fn io_cause(req: &Request, cat: &Catalog, units: &[Unit], model: &Model, c: &Counts) -> Cause {
+    let need = model.io_max + c.slack_io;
+    let devices = dev_ids(req, units, |u| !u.pinned && u.io && u.hp != Hotplug::Off);
+    let kib = model.io_window_kib;
+    let failure = cat
+        .io_budget(req.firmware)
+        .map(|b| b.failure.as_str())
+        .unwrap_or("the firmware runs out of I/O space");
+    let mut hints = vec![
+        "use models without I/O BARs (virtio-*-pci instead of e1000e/e1000/rtl8139)".to_string(),
+        "let some of these devices be hotplug 'any' or 'off' so they sit on pcie.0 without a window".to_string(),
+    ];
+    // Another firmware with a larger budget is a way out too (UEFI guests cannot switch
+    // back lightly, so it comes last).
+    for (fw, b) in &cat.io_space.firmware {
+        if *fw != req.firmware && b.windows >= need {
+            hints.push(format!(
+                "firmware '{}' ({}) fits {} windows",
+                fw.as_str(),
+                b.name,
+                b.windows
+            ));
+        }
+    }
+    Cause {
+        rule: Rule::Io,
+        message: format!(
+            "{need} ports and bridges would need a {kib} KiB I/O window for devices with I/O BARs; the firmware has {} (QEMU starts, but {failure})",
+            model.io_max
+        ),
+        devices,
+        need,
+        have: model.io_max,
+        hints,
+    }
 }

@@ -94,14 +94,17 @@ fn bus_numbers(c: &Check, out: &mut Vec<Violation>) {
     }
 }
 
-/// R-IO: the I/O windows the topology needs fit the firmware's I/O space.
+/// R-IO: the I/O windows the topology needs fit the budget of the firmware the plan was
+/// made for.
 fn io_windows(c: &Check, out: &mut Vec<Violation>) {
     let io = &c.cat.io_space;
     let need = c.t.total_io_windows();
-    let have = io.total_kib.saturating_sub(io.reserved_kib) / io.window_kib.max(1);
+    let budget = c.cat.io_budget(c.plan.firmware);
+    let have = budget.as_ref().map_or(0, |b| b.windows);
     if need > have {
+        let name = budget.map_or_else(|e| e.message, |b| b.name.clone());
         let msg = format!(
-            "{need} I/O windows of {} KiB needed; the firmware has {have}",
+            "{need} I/O windows of {} KiB needed; the firmware ({name}) has {have}",
             io.window_kib
         );
         push_guest(out, &c.cat.root.bus, io.rule, msg);

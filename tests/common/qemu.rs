@@ -54,6 +54,24 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// once, so the timeout only bounds unknown hangs (and leaves room for a loaded machine).
 pub const DEFAULT_FIRMWARE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// OVMF (UEFI for x86_64, Debian package `ovmf`): the code and the variable-store template.
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+/// See [`OVMF_CODE`]; every guest gets its own copy (OVMF writes to it).
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// OVMF under TCG takes 5-15 s to enumerate PCI on a loaded 2-core machine.
+pub const UEFI_FIRMWARE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How long the PCI tree must stay unchanged, once every bridge is numbered, before
+/// [`Qemu::run_uefi_firmware`] takes OVMF's resource assignment as final although some
+/// memory BARs are unassigned (it programs them within ~2 s of numbering the buses when
+/// they fit, even on a loaded machine).
+pub const UEFI_QUIET: Duration = Duration::from_secs(15);
+
+/// True when OVMF's files are installed.
+pub fn ovmf_available() -> bool {
+    std::path::Path::new(OVMF_CODE).exists() && std::path::Path::new(OVMF_VARS).exists()
+}
+
 /// The QMP error class the harness uses for its own transport failures (QEMU died, socket
 /// closed, timeout) so that [`Qemu::execute`] can return one error type.
 pub const TRANSPORT_ERROR_CLASS: &str = "HarnessTransport";
@@ -748,6 +766,31 @@ impl Qemu {
         Qemu::start_plan(&QemuPlan::parse(plan)?, &extra)
     }
 
+    /// Like [`Qemu::start`], booting OVMF (UEFI) instead of SeaBIOS: its code read-only
+    /// and a private copy of its variable store, as libvirt does for `<os firmware='efi'>`.
+    pub fn start_uefi(plan: &str) -> Result<Qemu, Error> {
+        Qemu::start_uefi_with_args(plan, &[])
+    }
+
+    /// [`Qemu::start_uefi`] with extra QEMU arguments, as [`Qemu::start_with_args`].
+    pub fn start_uefi_with_args(plan: &str, more: &[&str]) -> Result<Qemu, Error> {
+        let n = GUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let vars = std::env::temp_dir().join(format!("pciplan-ovmf-{}-{n}.fd", std::process::id()));
+        std::fs::copy(OVMF_VARS, &vars)
+            .map_err(|e| Error::Spawn(format!("cannot copy {OVMF_VARS}: {e}")))?;
+        let mut extra = vec![
+            "-drive".to_string(),
+            format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+            "-drive".to_string(),
+            format!("if=pflash,format=raw,file={}", vars.display()),
+        ];
+        extra.extend(more.iter().map(|s| s.to_string()));
+        let vm = Qemu::start_plan(&QemuPlan::parse(plan)?, &extra);
+        // QEMU keeps the file open; the name is not needed any more.
+        let _ = std::fs::remove_file(&vars);
+        vm
+    }
+
     /// Starts a guest for an already parsed plan plus `extra` arguments.
     pub fn start_plan(plan: &QemuPlan, extra: &[String]) -> Result<Qemu, Error> {
         let n = GUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -1131,6 +1174,49 @@ impl Qemu {
         Ok(FirmwareRun {
             settled,
             failure,
+            elapsed,
+            pci,
+        })
+    }
+
+    /// Lets OVMF run (after [`Qemu::start_uefi`]): `cont`, poll `query-pci` every 100 ms
+    /// until every bridge is numbered and either every memory BAR of every endpoint is
+    /// assigned (and the tree is unchanged on the next poll), or the tree has not changed
+    /// for [`UEFI_QUIET`]: OVMF programs all resources in one pass, and when they do not fit
+    /// (e.g. one I/O window too many) it leaves the devices behind the root ports with no
+    /// BAR at all (observed); then `stop`. OVMF writes no log here, so `failure` only says
+    /// that it timed out.
+    pub fn run_uefi_firmware(&mut self, timeout: Duration) -> Result<FirmwareRun, Error> {
+        let start = Instant::now();
+        self.execute("cont", Value::Null)?;
+        let mut last: Option<(PciTree, Instant)> = None;
+        let mut settled = false;
+        while start.elapsed() < timeout {
+            thread::sleep(Duration::from_millis(100));
+            let pci = self.query_pci()?;
+            let numbered = pci
+                .devices()
+                .iter()
+                .all(|d| d.bridge.as_ref().is_none_or(|b| b.secondary != 0));
+            let same = last.as_ref().is_some_and(|(p, _)| *p == pci);
+            if numbered && same {
+                let since = last.as_ref().map_or(start, |(_, t)| *t);
+                if uefi_resources_assigned(&pci) || since.elapsed() > UEFI_QUIET {
+                    settled = true;
+                    break;
+                }
+            }
+            if !same {
+                last = Some((pci, Instant::now()));
+            }
+        }
+        self.execute("stop", Value::Null)?;
+        let elapsed = start.elapsed();
+        let pci = self.query_pci()?;
+        Ok(FirmwareRun {
+            settled,
+            failure: (!settled)
+                .then(|| format!("OVMF did not finish PCI setup within {timeout:?}")),
             elapsed,
             pci,
         })
@@ -1661,6 +1747,21 @@ pub fn firmware_done(pci: &PciTree) -> bool {
         && devices.iter().all(|d| {
             d.bridge.as_ref().is_none_or(|b| b.secondary != 0)
                 && (d.irq_pin == 0 || d.irq.unwrap_or(0) != 0)
+        })
+}
+
+/// True when the firmware numbered every bridge and assigned every memory BAR of every
+/// endpoint (what OVMF always does once its PCI bus driver ran).
+pub fn uefi_resources_assigned(pci: &PciTree) -> bool {
+    let devices = pci.devices();
+    !devices.is_empty()
+        && devices.iter().all(|d| match &d.bridge {
+            Some(b) => b.secondary != 0,
+            None => d
+                .bars
+                .iter()
+                .filter(|b| b.kind == BarKind::Memory && b.bar < 6)
+                .all(|b| b.address.is_some()),
         })
 }
 

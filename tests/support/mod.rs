@@ -28,9 +28,10 @@ pub fn shrunk_catalog(slots: u8, bus_max: u32, io_windows: Option<u32>) -> Catal
     v["root"]["slots"]["max"] = serde_json::json!(slots);
     v["bus_numbers"]["max"] = serde_json::json!(bus_max);
     if let Some(w) = io_windows {
-        let reserved = v["io_space"]["reserved_kib"].as_u64().unwrap_or(8);
-        let window = v["io_space"]["window_kib"].as_u64().unwrap_or(4);
-        v["io_space"]["total_kib"] = serde_json::json!(reserved + window * u64::from(w));
+        // Every firmware gets the same small budget; the oracle reads it per firmware.
+        for fw in ["bios", "uefi"] {
+            v["io_space"]["firmware"][fw]["windows"] = serde_json::json!(w);
+        }
     }
     Catalog::from_json(&v.to_string()).expect("shrunken catalog is valid")
 }
@@ -199,6 +200,7 @@ pub fn build(policy: Policy, units: &[UnitSpec], models: &[String], shape: Shape
     Request {
         name: Some("prop".into()),
         machine: "q35".into(),
+        firmware: Default::default(),
         policy,
         devices,
         controllers: vec![],

@@ -164,7 +164,7 @@ pub fn oracle_min_within(
             .filter(|n| !nodes.contains(n))
             .collect::<Vec<_>>(),
     );
-    let io_max = (cat.io_space.total_kib - cat.io_space.reserved_kib) / cat.io_space.window_kib;
+    let io_max = cat.io_budget(req.firmware).map_or(0, |b| b.windows);
     let mut o = Oracle {
         units,
         policy: &req.policy,

@@ -11,7 +11,7 @@ use super::Item;
 use crate::catalog::{BusKind, Catalog};
 use crate::error::{InputError, Violation};
 use crate::libvirt::{CtrlSrc, DevSrc, Domain};
-use crate::request::{Address, ControllerRequest, DeviceRequest, Hotplug, Request};
+use crate::request::{Address, ControllerRequest, DeviceRequest, Firmware, Hotplug, Request};
 
 /// Everything the reader found, by step.
 pub(super) struct Parts<'x, 'c> {
@@ -19,6 +19,7 @@ pub(super) struct Parts<'x, 'c> {
     pub cat: &'c Catalog,
     pub name: Option<String>,
     pub machine: String,
+    pub firmware: Firmware,
     pub numa_cells: usize,
     pub items: Vec<Item>,
     pub ids: Vec<String>,
@@ -131,6 +132,7 @@ pub(super) fn domain<'c>(p: Parts<'_, 'c>) -> Result<Domain<'c>, InputError> {
     let request = Request {
         name: p.name,
         machine: p.machine,
+        firmware: p.firmware,
         policy: p.policy.patch.policy(),
         devices,
         controllers: p.controllers,

@@ -43,7 +43,7 @@ use super::implicit::{self, Seen};
 use super::{Domain, ReadOptions, Source};
 use crate::catalog::{BusKind, Catalog};
 use crate::error::{InputError, Violation};
-use crate::request::MAX_REQUEST_BYTES;
+use crate::request::{Firmware, MAX_REQUEST_BYTES};
 
 pub use policy::POLICY_NS;
 use xml::{alias_of, child, err, pci_address, RawAddr};
@@ -216,6 +216,7 @@ impl<'o, 'c> Reader<'o, 'c> {
 struct Head {
     name: Option<String>,
     machine: String,
+    firmware: Firmware,
     numa_cells: usize,
 }
 
@@ -248,6 +249,26 @@ fn parse_document(xml: &str) -> Result<Document<'_>, InputError> {
         ));
     }
     Ok(doc)
+}
+
+/// The firmware a domain boots (rule R-IO): UEFI when `<os firmware='efi'>` or a
+/// `<loader>` is a pflash image or names OVMF/edk2/AAVMF, as libvirt decides; BIOS otherwise.
+fn firmware_of(root: Node) -> Firmware {
+    let Some(os) = child(root, "os") else {
+        return Firmware::Bios;
+    };
+    let efi_loader = child(os, "loader").is_some_and(|l| {
+        let path = l.text().unwrap_or("").to_ascii_lowercase();
+        l.attribute("type") == Some("pflash")
+            || ["ovmf", "edk2", "aavmf", "qemu_efi"]
+                .iter()
+                .any(|k| path.contains(k))
+    });
+    if os.attribute("firmware") == Some("efi") || efi_loader {
+        Firmware::Uefi
+    } else {
+        Firmware::Bios
+    }
 }
 
 fn is_q35(machine: &str) -> bool {
@@ -283,6 +304,7 @@ fn read_head(root: Node) -> Result<Head, InputError> {
     Ok(Head {
         name,
         machine: machine.to_string(),
+        firmware: firmware_of(root),
         numa_cells,
     })
 }
@@ -330,6 +352,7 @@ pub(crate) fn read<'c>(
         cat,
         name: head.name,
         machine: head.machine,
+        firmware: head.firmware,
         numa_cells: head.numa_cells,
         items: r.items,
         ids,

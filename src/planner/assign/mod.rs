@@ -177,6 +177,7 @@ impl<'a> Assigner<'a> {
         self.plan.optimal = self.counts.optimal && self.plan.cost == self.counts.cost;
         self.plan.name = self.req.name.clone();
         self.plan.machine = self.req.machine.clone();
+        self.plan.firmware = self.req.firmware;
         Ok(self.plan)
     }
 }
