@@ -1,4 +1,4 @@
-//! Planning a fleet: JSON Lines in, one result per line out, in input order (formats.md
+//! Planning a fleet: JSON Lines in, one result per line out, in input order (docs/formats.md
 //! "Batch").
 //!
 //! A [`Batch`] reads a bounded chunk of lines, plans them in parallel on the rayon thread
@@ -246,7 +246,7 @@ struct ErrBody<'a> {
 }
 
 impl Outcome {
-    /// The result line (formats.md "Batch"), without the newline. A plan is the same
+    /// The result line (docs/formats.md "Batch"), without the newline. A plan is the same
     /// object `--format json` prints, on one line. Errors carry `kind`, `rule` (when there
     /// is one) and `message`, plus `causes` (infeasible) or `violations` (invalid pins).
     pub fn to_json_line(&self) -> String {
@@ -592,7 +592,7 @@ impl<R: BufRead> Batch<R> {
     }
 
     /// Reads and plans the next chunk and renders each result line (with its newline) as
-    /// formats.md "Batch" fixes it, plus its tally for the summary. Shape-cache hits are
+    /// docs/formats.md "Batch" fixes it, plus its tally for the summary. Shape-cache hits are
     /// rendered straight from the cached plan's template, and a line that repeats an
     /// earlier one but for the guest name is answered by the line cache without being
     /// parsed: that is what makes a template-heavy fleet fast.

@@ -134,7 +134,7 @@ fn list(v: &[Violation]) -> String {
 }
 
 impl PlanError {
-    /// Process exit status per formats.md: 1 infeasible, 2 bad input.
+    /// Process exit status per docs/formats.md: 1 infeasible, 2 bad input.
     pub fn exit_code(&self) -> i32 {
         match self {
             PlanError::Invalid(_) | PlanError::Pins(_) => 2,

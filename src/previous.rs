@@ -1,4 +1,4 @@
-//! Re-planning without moving anything (formats.md "Re-planning"): an earlier plan becomes
+//! Re-planning without moving anything (docs/formats.md "Re-planning"): an earlier plan becomes
 //! pins for every device and controller that still exists.
 
 use serde::Deserialize;

@@ -1,4 +1,4 @@
-//! The planning request (formats.md "Request"): devices, existing controllers and policy.
+//! The planning request (docs/formats.md "Request"): devices, existing controllers and policy.
 //!
 //! Parsing is strict: unknown fields, duplicate ids, malformed ids, unknown models and
 //! out-of-range values are errors naming the field or device.

@@ -165,7 +165,7 @@ impl<'a> Topology<'a> {
     }
 
     /// Whether a child of the bus owned by `n` can be hot-unplugged by the guest
-    /// (qemu-facts: `pcie.0` and expander buses never, ports unless `hotplug=off`, bridges always).
+    /// (docs/qemu.md: `pcie.0` and expander buses never, ports unless `hotplug=off`, bridges always).
     pub fn bus_hotpluggable(&self, n: NodeIndex) -> bool {
         match self.g[n] {
             Node::Root => self.cat.root.hotpluggable,

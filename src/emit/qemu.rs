@@ -24,7 +24,7 @@ fn head(
     }
 }
 
-/// QEMU `-device` lines (formats.md `--format qemu`): controllers first, each bus defined
+/// QEMU `-device` lines (docs/formats.md `--format qemu`): controllers first, each bus defined
 /// before it is used, then the devices in request order. Placement properties only.
 pub fn qemu(plan: &Plan, cat: &Catalog) -> String {
     let mut out = String::new();

@@ -1,5 +1,5 @@
-//! libvirt domain XML in and out (formats.md "`--format libvirt`" and "Hotplug policy inside a
-//! libvirt domain XML"; libvirt-rules.md).
+//! libvirt domain XML in and out (docs/formats.md "`--format libvirt`" and "Hotplug policy inside a
+//! libvirt domain XML"; docs/libvirt.md).
 //!
 //! [`Domain::parse`] reads a q35 domain XML into a [`Request`] plus a side table that remembers
 //! which XML element each request device and controller came from. [`Domain::write`] puts a
@@ -227,7 +227,7 @@ impl<'c> Domain<'c> {
         check::check(self, self.cat)
     }
 
-    /// The domain with the plan's addresses and controllers (formats.md `--format libvirt`).
+    /// The domain with the plan's addresses and controllers (docs/formats.md `--format libvirt`).
     pub fn write(&self, plan: &Plan) -> Result<String, InputError> {
         write::write(self, plan, self.cat)
     }

@@ -1,5 +1,5 @@
 //! The hotplug policy of a domain: the `<pciplan:policy>` element of its `<metadata>`
-//! (formats.md "Hotplug policy inside a libvirt domain XML"), then the command-line overrides,
+//! (docs/formats.md "Hotplug policy inside a libvirt domain XML"), then the command-line overrides,
 //! which win field by field.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
