@@ -34,6 +34,9 @@ pub fn plan(
         Ok(d) => d,
         Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
     };
+    for n in &dom.notes {
+        eprintln!("pciplan: {file}: note: {n}");
+    }
     let plan = match dom.plan() {
         Ok(p) => p,
         Err(e) => return fail(e.exit_code() as u8, &format!("{file}: {e}")),

@@ -164,6 +164,10 @@ pub struct Domain<'c> {
     /// Address errors found while reading (libvirt's parse-time checks, SATA at 00:1f.2, ...);
     /// planning refuses a domain with any, `check` lists them with the validator's.
     pub problems: Vec<Violation>,
+    /// What reading decided that the user did not ask for, one sentence each (a device QEMU
+    /// can never hot-unplug placed as `any` under a default `on`); the command line prints
+    /// them on standard error.
+    pub notes: Vec<String>,
     pub(crate) devices: Vec<DevSrc>,
     pub(crate) controllers: Vec<CtrlSrc>,
     /// Primary SATA controller element (its start), if the input has one.

@@ -35,19 +35,36 @@ pub(super) struct Parts<'x, 'c> {
 
 /// The hotplug requirement of item `i`: what the policy names, else `any` for what libvirt
 /// always integrates and for a pinned device under an implicit default (its address is the
-/// user's choice), else the policy default (`None`).
-fn hotplug_of(p: &Parts, i: usize) -> Option<Hotplug> {
+/// user's choice), else the policy default (`None`). A default `on` does not bind a device
+/// QEMU can never hot-unplug (libvirt places it anyway): it gets `any`, with a note saying so;
+/// only a per-device `on` makes such a domain infeasible.
+fn hotplug_of(p: &Parts, i: usize) -> (Option<Hotplug>, Option<String>) {
     let explicit_default = p.policy.patch.default_hotplug.is_some();
+    let it = &p.items[i];
     match p.policy.named.get(&p.ids[i]) {
-        Some(h) => Some(*h),
-        None if p.items[i].default_any => Some(Hotplug::Any),
-        None if p.pins[i].is_some() && !explicit_default => Some(Hotplug::Any),
-        None => None,
+        Some(h) => (Some(*h), None),
+        None if it.default_any => (Some(Hotplug::Any), None),
+        None if p.pins[i].is_some() && !explicit_default => (Some(Hotplug::Any), None),
+        None if p.policy.patch.policy().default_hotplug == Hotplug::On
+            && !p.cat.model_hotpluggable(&it.model) =>
+        {
+            let from = if explicit_default {
+                "the"
+            } else {
+                "the implicit"
+            };
+            let note = format!(
+                "{} ({}, {}): QEMU can never hot-unplug {}, so {from} default hotplug 'on' does not apply to it; it is placed as 'any' (name it in the policy to decide)",
+                p.ids[i], it.what, it.model, it.model
+            );
+            (Some(Hotplug::Any), Some(note))
+        }
+        None => (None, None),
     }
 }
 
 /// The request device of item `i`.
-fn device(p: &Parts, i: usize) -> Result<DeviceRequest, InputError> {
+fn device(p: &Parts, i: usize, notes: &mut Vec<String>) -> Result<DeviceRequest, InputError> {
     let it = &p.items[i];
     let mut group = None;
     let mut numa_node = None;
@@ -82,10 +99,12 @@ fn device(p: &Parts, i: usize) -> Result<DeviceRequest, InputError> {
             }
         }
     }
+    let (hotplug, note) = hotplug_of(p, i);
+    notes.extend(note);
     Ok(DeviceRequest {
         id: p.ids[i].clone(),
         model: it.model.clone(),
-        hotplug: hotplug_of(p, i),
+        hotplug,
         group,
         numa_node,
         bus_kind: Some(kind),
@@ -116,8 +135,9 @@ fn libvirt_order(items: &[Item], devices: &[DeviceRequest]) -> Vec<usize> {
 /// The domain: request devices in document order (then libvirt's additions), USB2 sets in
 /// function order; existing PCI controllers as pinned controllers.
 pub(super) fn domain<'c>(p: Parts<'_, 'c>) -> Result<Domain<'c>, InputError> {
+    let mut notes = Vec::new();
     let devices = (0..p.items.len())
-        .map(|i| device(&p, i))
+        .map(|i| device(&p, i, &mut notes))
         .collect::<Result<Vec<_>, _>>()?;
     let order = libvirt_order(&p.items, &devices);
     let srcs: Vec<DevSrc> = order
@@ -158,6 +178,7 @@ pub(super) fn domain<'c>(p: Parts<'_, 'c>) -> Result<Domain<'c>, InputError> {
         cat: p.cat,
         request,
         problems,
+        notes,
         devices: srcs,
         controllers,
         sata0: p.sata0,
@@ -186,6 +207,37 @@ mod tests {
         assert_eq!(ids, vec!["net0", "disk0", "usb0", "balloon0"]);
         assert!(matches!(d.devices[0].src, Source::Element(_)));
         assert!(matches!(d.devices[3].src, Source::Implicit(_)));
+    }
+
+    #[test]
+    fn default_on_does_not_bind_a_device_qemu_cannot_unplug() {
+        use crate::Hotplug;
+        let devs = "<video><model type='virtio'/></video><video><model type='virtio'/></video>\
+                    <memory model='virtio-mem'/>";
+        let d = domain(devs).unwrap();
+        let hp: Vec<Option<Hotplug>> = d.request.devices.iter().map(|x| x.hotplug).collect();
+        assert_eq!(
+            hp[..3],
+            [Some(Hotplug::Any), Some(Hotplug::Any), Some(Hotplug::Any)]
+        );
+        assert_eq!(d.notes.len(), 2, "{:?}", d.notes);
+        assert!(
+            d.notes[0].starts_with("video1 (video[2], virtio-gpu-pci)"),
+            "{:?}",
+            d.notes
+        );
+        assert!(d.plan().is_ok());
+        // A per-device 'on' still binds.
+        let named = crate::libvirt::ReadOptions {
+            overrides: crate::libvirt::Overrides {
+                hotplug: vec![("memory0".into(), Hotplug::On)],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let d = super::super::testing::domain_with(devs, &named).unwrap();
+        assert_eq!(d.notes.len(), 1);
+        assert!(d.plan().is_err());
     }
 
     #[test]
