@@ -272,7 +272,7 @@ impl Outcome {
                         Some(v.as_slice()),
                     ),
                     PlanError::Infeasible(x) => (x.to_string(), Some(x.causes.as_slice()), None),
-                    PlanError::Solver(s) => (s.clone(), None, None),
+                    PlanError::Solver(s) | PlanError::Internal(s) => (s.clone(), None, None),
                 };
                 let error = ErrBody {
                     kind: e.kind(),

@@ -9,6 +9,7 @@ use crate::rule::Rule;
 /// Malformed or contradictory input, naming the field or device at fault (exit status 2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{field}: {message}")]
+#[non_exhaustive]
 pub struct InputError {
     /// Where: a JSON path (`devices[3].model`), a device id or an XML element.
     pub field: String,
@@ -28,6 +29,7 @@ impl InputError {
 
 /// One rule a pinned (or planned) address breaks.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[non_exhaustive]
 pub struct Violation {
     /// Device or controller id.
     pub device: String,
@@ -51,6 +53,7 @@ impl fmt::Display for Violation {
 
 /// One reason a request cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Cause {
     /// The rule that cannot be met (`Display` gives its id).
     pub rule: Rule,
@@ -68,6 +71,7 @@ pub struct Cause {
 
 /// Why a request is infeasible: the rules that fail, with numbers and hints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Explanation {
     /// The causes, most important first.
     pub causes: Vec<Cause>,
@@ -109,8 +113,10 @@ impl fmt::Display for Explanation {
     }
 }
 
-/// Everything that can go wrong planning one guest.
+/// Everything that can go wrong planning one guest: the request's fault (`Invalid`,
+/// `Pins`, `Infeasible`), the solver's time limit (`Solver`), or a bug (`Internal`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlanError {
     /// Malformed input (exit 2).
     #[error("invalid input: {0}")]
@@ -121,9 +127,15 @@ pub enum PlanError {
     /// The request is well formed but cannot be placed (exit 1).
     #[error("infeasible: {0}")]
     Infeasible(Explanation),
-    /// The solver did not prove an answer (time limit, numerical trouble) (exit 1).
+    /// The solver did not prove an answer within its time limit (exit 1). The request may
+    /// be feasible; no plan is returned rather than one that may cost more than needed.
     #[error("solver: {0}")]
     Solver(String),
+    /// A bug in pciplan, never the request's fault (exit 2): the plan fails the independent
+    /// validator, the assigner runs short of what the program counted, or the solver fails
+    /// on a program that always has a solution. Please report it with the request.
+    #[error("internal error (please report it with the request): {0}")]
+    Internal(String),
 }
 
 fn list(v: &[Violation]) -> String {
@@ -134,20 +146,22 @@ fn list(v: &[Violation]) -> String {
 }
 
 impl PlanError {
-    /// Process exit status per docs/formats.md: 1 infeasible, 2 bad input.
+    /// Process exit status (docs/formats.md): 1 infeasible or out of time, 2 bad input or
+    /// internal error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            PlanError::Invalid(_) | PlanError::Pins(_) => 2,
+            PlanError::Invalid(_) | PlanError::Pins(_) | PlanError::Internal(_) => 2,
             PlanError::Infeasible(_) | PlanError::Solver(_) => 1,
         }
     }
 
-    /// Short kind name used in batch output (`invalid`, `infeasible`, `solver`).
+    /// Short kind name used in batch output (`invalid`, `infeasible`, `solver`, `internal`).
     pub fn kind(&self) -> &'static str {
         match self {
             PlanError::Invalid(_) | PlanError::Pins(_) => "invalid",
             PlanError::Infeasible(_) => "infeasible",
             PlanError::Solver(_) => "solver",
+            PlanError::Internal(_) => "internal",
         }
     }
 
@@ -195,5 +209,8 @@ mod tests {
         assert!(s.contains("[R-ROOT]") && s.contains("20 in all") && s.contains("hint: allow"));
         let s = PlanError::Solver("time limit".into());
         assert_eq!((s.exit_code(), s.kind()), (1, "solver"));
+        let b = PlanError::Internal("the plan fails validation".into());
+        assert_eq!((b.exit_code(), b.kind(), b.rule()), (2, "internal", None));
+        assert!(b.to_string().starts_with("internal error (please report"));
     }
 }

@@ -32,19 +32,31 @@ use program::Program;
 /// Seconds the solver may spend on one guest.
 pub(crate) const TIME_LIMIT_S: f64 = 2.0;
 
+/// Why the solver gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The program has no solution. With its elastic budgets [`solve`]'s program always has
+    /// one (so this is a bug); [`solve_max`]'s has none when not one more unit fits.
+    NoSolution,
+    /// The time limit passed before any solution was found.
+    TimeLimit(String),
+    /// The solver failed otherwise.
+    Solver(String),
+}
+
 /// Builds and solves the program.
-pub(crate) fn solve(m: &Model) -> Result<Counts, String> {
+pub(crate) fn solve(m: &Model) -> Result<Counts, Failure> {
     solve_for(m, None)
 }
 
 /// The same program with the objective swapped (what-if `--max`): with no slack allowed,
 /// maximise the units of class `grow` (at least its `n`), then minimise cost as usual. The
 /// class's count in the answer is the most that fit.
-pub(crate) fn solve_max(m: &Model, grow: usize) -> Result<Counts, String> {
+pub(crate) fn solve_max(m: &Model, grow: usize) -> Result<Counts, Failure> {
     solve_for(m, Some(grow))
 }
 
-fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
+fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, Failure> {
     let (mut program, vars) = Program::new(m, grow);
     let mut pb = vars
         .minimise(program.objective())
@@ -55,8 +67,11 @@ fn solve_for(m: &Model, grow: Option<usize>) -> Result<Counts, String> {
     }
     match pb.solve() {
         Ok(sol) => Ok(Counts::read(&program, &sol)),
-        Err(ResolutionError::Infeasible) => Err("the integer program has no solution".into()),
-        Err(e) => Err(e.to_string()),
+        Err(ResolutionError::Infeasible) => Err(Failure::NoSolution),
+        Err(ResolutionError::Other(s)) if s.starts_with("Time limit") => {
+            Err(Failure::TimeLimit(s.to_string()))
+        }
+        Err(e) => Err(Failure::Solver(e.to_string())),
     }
 }
 

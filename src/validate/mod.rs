@@ -40,13 +40,33 @@ mod slots;
 /// assert!(pciplan::validate(&plan, &req, &pciplan::Catalog::q35()).is_empty());
 /// ```
 pub fn validate(plan: &Plan, req: &Request, cat: &Catalog) -> Vec<Violation> {
-    Check::new(plan, req, cat, true).run()
+    validate_topology(&Topology::build(plan, cat), plan, req, cat)
+}
+
+/// [`validate`] of a plan whose topology `t` the caller already built.
+pub(crate) fn validate_topology(
+    t: &Topology,
+    plan: &Plan,
+    req: &Request,
+    cat: &Catalog,
+) -> Vec<Violation> {
+    Check::new(t, plan, req, cat, true).run()
 }
 
 /// Checks only the addresses a request pins (devices and controllers), before planning.
 pub fn validate_pins(req: &Request, cat: &Catalog) -> Vec<Violation> {
     let pinned = crate::topology::pinned_plan(req, cat);
-    Check::new(&pinned, req, cat, false).run()
+    validate_pinned(&Topology::build(&pinned, cat), &pinned, req, cat)
+}
+
+/// [`validate_pins`] of the pinned plan `pinned`, whose topology `t` the caller already built.
+pub(crate) fn validate_pinned(
+    t: &Topology,
+    pinned: &Plan,
+    req: &Request,
+    cat: &Catalog,
+) -> Vec<Violation> {
+    Check::new(t, pinned, req, cat, false).run()
 }
 
 /// A request's device with where the plan put it.
@@ -66,14 +86,19 @@ struct Check<'a> {
     /// A complete plan (`validate`), or only the pins (`validate_pins`): some rules hold
     /// only of complete plans.
     full: bool,
-    t: Topology<'a>,
+    t: &'a Topology<'a>,
     /// The request's devices in request order, with where the plan put them.
     devices: Vec<Placed<'a>>,
 }
 
 impl<'a> Check<'a> {
-    fn new(plan: &'a Plan, req: &'a Request, cat: &'a Catalog, full: bool) -> Check<'a> {
-        let t = Topology::build(plan, cat);
+    fn new(
+        t: &'a Topology<'a>,
+        plan: &'a Plan,
+        req: &'a Request,
+        cat: &'a Catalog,
+        full: bool,
+    ) -> Check<'a> {
         let placed: IdMap<&str, &PlacedDevice> =
             plan.devices.iter().map(|d| (d.id.as_str(), d)).collect();
         let devices = req

@@ -40,7 +40,7 @@ impl Assigner<'_> {
         }
         for u in io_first(bridge_units, self.units) {
             let (bus, slot) = slots.pop_front().ok_or_else(|| {
-                PlanError::Solver("internal error: ran out of bridge slots".into())
+                PlanError::Internal("ran out of bridge slots".into())
             })?;
             self.put(u, &bus, slot, 0);
         }

@@ -160,7 +160,7 @@ impl<'a> Assigner<'a> {
 
     fn next_root_slot(&mut self) -> Result<u8, PlanError> {
         self.root_free.pop_front().ok_or_else(|| {
-            PlanError::Solver("internal error: ran out of pcie.0 slots the solver counted".into())
+            PlanError::Internal("ran out of pcie.0 slots the solver counted".into())
         })
     }
 
