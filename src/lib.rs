@@ -46,3 +46,7 @@ pub use request::{
 pub use rule::{Rule, UnknownRule};
 pub use shape::{CacheStats, ShapeCache};
 pub use validate::{validate, validate_pins};
+
+/// The crate's version (`Cargo.toml`), for tools built on the library (the Python package's
+/// `__version__`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,126 @@
+//! Between Python objects and JSON text.
+//!
+//! Requests go to the library as JSON text and plans come back as JSON text, so a Python
+//! call reads and answers exactly what the command line does (the same parser, the same
+//! error paths, the same objects). Both directions use CPython's C JSON codec, which is
+//! faster than walking the objects through the limited API one by one.
+
+use std::borrow::Cow;
+
+use pyo3::exceptions::{PyRecursionError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyString};
+use serde::Serialize;
+
+use crate::errors;
+
+static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ENCODE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// `json.loads`.
+fn loads_fn(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    LOADS.import(py, "json", "loads")
+}
+
+/// The `encode` method of a compact, strict JSON encoder: no spaces, non-ASCII kept as is,
+/// NaN and infinities refused (they are not JSON; the library would refuse them anyway).
+fn encode_fn(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    let f = ENCODE.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+        let kw = PyDict::new(py);
+        kw.set_item("separators", (",", ":"))?;
+        kw.set_item("ensure_ascii", false)?;
+        kw.set_item("allow_nan", false)?;
+        let enc = py
+            .import("json")?
+            .getattr("JSONEncoder")?
+            .call((), Some(&kw))?;
+        Ok(enc.getattr("encode")?.unbind())
+    })?;
+    Ok(f.bind(py))
+}
+
+/// Parses JSON text into Python objects.
+pub fn loads<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    loads_fn(py)?.call1((text,))
+}
+
+/// A serializable library value (causes, violations) as Python dicts and lists.
+pub fn to_python<'py, T: Serialize + ?Sized>(
+    py: Python<'py>,
+    value: &T,
+) -> PyResult<Bound<'py, PyAny>> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| errors::error(py, &format!("internal error: {e}")))?;
+    loads(py, &text)
+}
+
+/// Why a Python object could not become a request's JSON text.
+pub enum NotJson {
+    /// Not a dict, str or bytes (a programming error: `TypeError`).
+    Type(PyErr),
+    /// A dict whose values JSON cannot carry, or text that is not UTF-8: bad input.
+    Value(String),
+    /// Anything else (KeyboardInterrupt, MemoryError, ...): raised as it is.
+    Other(PyErr),
+}
+
+/// The JSON text of one request: a dict (serialized compactly), a str or bytes (taken as
+/// JSON text).
+pub fn request_text<'a>(obj: &'a Bound<'_, PyAny>) -> Result<Cow<'a, str>, NotJson> {
+    let py = obj.py();
+    if let Ok(s) = obj.cast::<PyString>() {
+        return s.to_cow().map_err(|e| not_text(py, e));
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return std::str::from_utf8(b.as_bytes())
+            .map(Cow::Borrowed)
+            .map_err(|e| NotJson::Value(format!("not UTF-8 text ({e})")));
+    }
+    if obj.is_instance_of::<PyDict>() {
+        let enc = encode_fn(py).map_err(NotJson::Other)?;
+        let text = match enc.call1((obj,)) {
+            Ok(t) => t,
+            Err(e) => return Err(encode_failed(py, e)),
+        };
+        let text = text.cast_into::<PyString>().map_err(|e| NotJson::Other(e.into()))?;
+        return text
+            .to_cow()
+            .map(|c| Cow::Owned(c.into_owned()))
+            .map_err(|e| not_text(py, e));
+    }
+    let ty = obj
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
+    Err(NotJson::Type(PyTypeError::new_err(format!(
+        "a request is a dict, or JSON text as str or bytes, not {ty}"
+    ))))
+}
+
+/// A str with lone surrogates has no UTF-8 form: bad input, as non-UTF-8 bytes are.
+fn not_text(py: Python<'_>, e: PyErr) -> NotJson {
+    NotJson::Value(format!("not UTF-8 text ({})", e.value(py)))
+}
+
+/// The encoder raises TypeError (a value JSON has no form for), ValueError (NaN, a
+/// circular reference) or RecursionError (nesting too deep): all bad input.
+fn encode_failed(py: Python<'_>, e: PyErr) -> NotJson {
+    if e.is_instance_of::<PyTypeError>(py)
+        || e.is_instance_of::<PyValueError>(py)
+        || e.is_instance_of::<PyRecursionError>(py)
+    {
+        NotJson::Value(format!("not JSON: {}", e.value(py)))
+    } else {
+        NotJson::Other(e)
+    }
+}
+
+/// [`request_text`] for a single call: bad input raises `pciplan.InvalidInput`.
+pub fn request_text_or_raise<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
+    request_text(obj).map_err(|e| match e {
+        NotJson::Type(e) | NotJson::Other(e) => e,
+        NotJson::Value(m) => errors::invalid(obj.py(), &format!("invalid input: request: {m}"), Some("request")),
+    })
+}

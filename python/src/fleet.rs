@@ -1,0 +1,331 @@
+//! `pciplan.batch`: a fleet from any Python iterable through the library's batch machinery
+//! ([`pciplan::batch::Batch`]), one result dict per request, in order.
+//!
+//! Requests are pulled from the iterable a chunk at a time and handed, as JSON Lines, to a
+//! planning thread that runs `Batch::next_chunk_jsonl` (every core, through rayon). The
+//! Python side keeps two chunks in flight: while the planning thread works on the next one,
+//! the caller's thread turns the previous chunk's result lines into dicts. Memory is bounded
+//! by those few chunks, whatever the length of the iterable. The GIL is held only to pull
+//! requests and build dicts, never while planning.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, Read};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Mutex;
+
+use pciplan::batch::{Batch, BatchOptions, DEFAULT_CHUNK};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyIterator, PyList, PyString};
+
+use crate::convert::{self, NotJson};
+use crate::errors;
+
+/// Chunks handed to the planning thread and not yet answered, at most.
+const IN_FLIGHT: usize = 2;
+
+/// The planning thread's input: JSON Lines arriving as whole chunks over a channel. The
+/// input ends when the sending side is dropped.
+struct Feed {
+    rx: Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for Feed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Feed {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(v) => {
+                    self.cur = v;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(&[]),
+            }
+        }
+        Ok(&self.cur[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+    }
+}
+
+/// One chunk's result lines, or why reading failed.
+type Answer = Result<Vec<String>, String>;
+
+/// Plans chunks until the input ends or nobody listens any more.
+fn planning_thread(feed: Feed, chunk: usize, out: SyncSender<Answer>) {
+    let opts = BatchOptions {
+        chunk,
+        ..BatchOptions::default()
+    };
+    let mut batch = Batch::new(feed, opts);
+    loop {
+        let answer = match batch.next_chunk_jsonl() {
+            Ok(Some(rows)) => Ok(rows.into_iter().map(|(line, _)| line).collect()),
+            Ok(None) => return,
+            Err(e) => Err(e.to_string()),
+        };
+        let stop = answer.is_err();
+        if out.send(answer).is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// A request that could not become a JSON line: its place in the chunk, the message its
+/// result carries, and its name when the dict had one.
+struct Refused {
+    index: usize,
+    message: String,
+    name: Option<String>,
+}
+
+/// Iterator of result dicts returned by `pciplan.batch`.
+#[pyclass(module = "pciplan._native", name = "BatchIterator")]
+pub struct BatchIter {
+    /// The requests; `None` once exhausted (or once it raised).
+    source: Option<Py<PyIterator>>,
+    /// To the planning thread; dropped when the source is exhausted.
+    to_planner: Option<Sender<Vec<u8>>>,
+    from_planner: Mutex<Receiver<Answer>>,
+    chunk: usize,
+    /// Requests pulled so far (the next one's line number is this plus one).
+    pulled: u64,
+    /// Refused requests of every chunk in flight, oldest first.
+    in_flight: VecDeque<Vec<Refused>>,
+    /// Results of the current chunk, handed out from `next`.
+    ready: Option<Py<PyList>>,
+    next: usize,
+    /// An exception the source raised, raised after the results before it.
+    raised: Option<PyErr>,
+}
+
+impl BatchIter {
+    /// Starts the planning thread over `source`.
+    pub fn start(source: Bound<'_, PyIterator>, chunk: usize) -> PyResult<BatchIter> {
+        let chunk = chunk.max(1);
+        let (tx, rx) = mpsc::channel();
+        let (out_tx, out_rx) = mpsc::sync_channel(IN_FLIGHT);
+        let feed = Feed {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        };
+        std::thread::Builder::new()
+            .name("pciplan-batch".into())
+            .spawn(move || planning_thread(feed, chunk, out_tx))
+            .map_err(|e| errors::error(source.py(), &format!("cannot start a thread: {e}")))?;
+        Ok(BatchIter {
+            source: Some(source.unbind()),
+            to_planner: Some(tx),
+            from_planner: Mutex::new(out_rx),
+            chunk,
+            pulled: 0,
+            in_flight: VecDeque::new(),
+            ready: None,
+            next: 0,
+            raised: None,
+        })
+    }
+
+    /// Pulls up to one chunk of requests and sends them to the planning thread as JSON
+    /// Lines. At the end of the source the channel is closed, which ends the batch.
+    fn send_chunk(&mut self, py: Python<'_>) -> PyResult<()> {
+        let Some(mut source) = self.source.as_ref().map(|s| s.bind(py).clone()) else {
+            return Ok(());
+        };
+        let mut text: Vec<u8> = Vec::new();
+        let mut refused = Vec::new();
+        let mut n = 0;
+        let mut ended = false;
+        while n < self.chunk {
+            let item = match source.next() {
+                None => {
+                    ended = true;
+                    break;
+                }
+                Some(Err(e)) => {
+                    // Results before the error are still delivered; the error comes after.
+                    self.raised = Some(e);
+                    ended = true;
+                    break;
+                }
+                Some(Ok(item)) => item,
+            };
+            if let Err(e) = push_line(&item, &mut text) {
+                let message = match e {
+                    NotJson::Value(m) => m,
+                    NotJson::Type(e) => e.value(py).to_string(),
+                    NotJson::Other(e) => {
+                        self.raised = Some(e);
+                        ended = true;
+                        break;
+                    }
+                };
+                let line = self.pulled + n as u64 + 1;
+                refused.push(Refused {
+                    index: n,
+                    message: format!("line {line}: request: {message}"),
+                    name: name_of(&item),
+                });
+            }
+            n += 1;
+        }
+        self.pulled += n as u64;
+        if n > 0 {
+            if let Some(tx) = &self.to_planner {
+                if tx.send(text).is_err() {
+                    return Err(errors::error(py, "the planning thread stopped"));
+                }
+            }
+            self.in_flight.push_back(refused);
+        }
+        if ended {
+            self.source = None;
+            self.to_planner = None;
+        }
+        Ok(())
+    }
+
+    /// Keeps the planning thread supplied.
+    fn top_up(&mut self, py: Python<'_>) -> PyResult<()> {
+        while self.source.is_some() && self.in_flight.len() < IN_FLIGHT {
+            self.send_chunk(py)?;
+        }
+        Ok(())
+    }
+
+    /// Waits (without the GIL) for the oldest chunk in flight and makes its dicts.
+    fn receive_chunk(&mut self, py: Python<'_>) -> PyResult<()> {
+        let rx = &self.from_planner;
+        let answer = py.detach(|| match rx.lock() {
+            Ok(r) => r.recv().ok(),
+            Err(_) => None,
+        });
+        let refused = self.in_flight.pop_front().unwrap_or_default();
+        let lines = match answer {
+            Some(Ok(lines)) => lines,
+            Some(Err(e)) => return Err(errors::error(py, &format!("reading requests: {e}"))),
+            None => return Err(errors::error(py, "the planning thread stopped")),
+        };
+        // The next chunk is planned while this one becomes dicts.
+        self.top_up(py)?;
+        let list = results(py, &lines)?;
+        for r in refused {
+            let item = list.get_item(r.index)?;
+            let item = item.cast::<PyDict>()?;
+            item.set_item("name", r.name)?;
+            if let Some(err) = item.get_item("error")? {
+                err.set_item("message", r.message)?;
+            }
+        }
+        self.ready = Some(list.unbind());
+        self.next = 0;
+        Ok(())
+    }
+}
+
+/// Appends one request as one JSON line. Line breaks inside JSON text become tabs: both
+/// are white space between tokens and both are refused inside a string, so the request
+/// means what it meant (a trailing newline, as lines read from a file have, is dropped).
+fn push_line(item: &Bound<'_, PyAny>, text: &mut Vec<u8>) -> Result<(), NotJson> {
+    let start = text.len();
+    let json = match convert::request_text(item) {
+        Ok(j) => j,
+        Err(e) => {
+            // An empty line stands in for it: its result is `invalid`, and the message
+            // and name are replaced once the chunk is answered.
+            text.push(b'\n');
+            return Err(e);
+        }
+    };
+    let json = json.strip_suffix('\n').unwrap_or(&json);
+    text.extend_from_slice(json.as_bytes());
+    for b in &mut text[start..] {
+        if *b == b'\n' {
+            *b = b'\t';
+        }
+    }
+    text.push(b'\n');
+    Ok(())
+}
+
+/// The `name` of a dict request, when it is a str.
+fn name_of(item: &Bound<'_, PyAny>) -> Option<String> {
+    let d = item.cast::<PyDict>().ok()?;
+    let n = d.get_item("name").ok()??;
+    n.extract::<String>().ok()
+}
+
+/// One chunk's result lines as a list of dicts, parsed in one call (as a JSON array), so
+/// that the keys every result shares are made once per chunk.
+fn results<'py>(py: Python<'py>, lines: &[String]) -> PyResult<Bound<'py, PyList>> {
+    let mut all = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 2);
+    all.push('[');
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            all.push(',');
+        }
+        all.push_str(l);
+    }
+    all.push(']');
+    Ok(convert::loads(py, &all)?.cast_into::<PyList>()?)
+}
+
+#[pymethods]
+impl BatchIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        loop {
+            if let Some(list) = &self.ready {
+                let list = list.bind(py);
+                if self.next < list.len() {
+                    let item = list.get_item(self.next)?;
+                    self.next += 1;
+                    return Ok(Some(item.unbind()));
+                }
+                self.ready = None;
+            }
+            self.top_up(py)?;
+            if self.in_flight.is_empty() {
+                return match self.raised.take() {
+                    Some(e) => Err(e),
+                    None => Ok(None),
+                };
+            }
+            self.receive_chunk(py)?;
+        }
+    }
+}
+
+/// Checks that `requests` is an iterable of requests rather than one request.
+pub fn iterate<'py>(requests: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyIterator>> {
+    if requests.is_instance_of::<PyString>()
+        || requests.is_instance_of::<PyBytes>()
+        || requests.is_instance_of::<PyDict>()
+    {
+        return Err(PyTypeError::new_err(
+            "batch takes an iterable of requests (dicts or JSON strings), not one request: \
+             use plan() for one, or text.splitlines() for JSON Lines",
+        ));
+    }
+    requests.try_iter()
+}
+
+/// The default chunk: the command line's.
+pub const CHUNK: usize = DEFAULT_CHUNK;
