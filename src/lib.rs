@@ -20,6 +20,7 @@ pub mod batch;
 mod catalog;
 pub mod emit;
 mod error;
+pub mod hooks;
 mod idmap;
 mod ilp;
 pub mod libvirt;

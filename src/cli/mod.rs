@@ -3,6 +3,7 @@
 
 mod batch;
 mod chart;
+mod hook;
 mod libvirt;
 mod plan;
 mod whatif;
@@ -88,6 +89,8 @@ enum Cmd {
     Batch(batch::BatchArgs),
     /// Capacity studies on a guest or a fleet: --max, --sweep, --policy.
     Whatif(whatif::WhatifArgs),
+    /// Hooks of management stacks: KubeVirt's onDefineDomain, oVirt VDSM's before_vm_start.
+    Hook(hook::HookArgs),
     /// Plan one guest from a JSON request (`-` reads standard input).
     Plan {
         /// Request file, or `-`.
@@ -140,9 +143,24 @@ fn fail(code: u8, msg: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// The arguments, as `pciplan hook kubevirt ...` when the program runs under KubeVirt's
+/// hook name `onDefineDomain` (a link or a copy).
+fn args() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let name = args
+        .first()
+        .map(std::path::Path::new)
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if name.as_deref() == Some("onDefineDomain") {
+        args.splice(1..1, ["hook".into(), "kubevirt".into()]);
+    }
+    args
+}
+
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(args()) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -160,6 +178,7 @@ pub fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Batch(args) => batch::run(args, custom),
         Cmd::Whatif(args) => whatif::run(args, custom),
+        Cmd::Hook(args) => hook::run(args),
         Cmd::Check { file, policy } => libvirt::check(&file, &policy.overrides(), custom.as_ref()),
         Cmd::Plan {
             file,
