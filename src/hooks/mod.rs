@@ -42,7 +42,7 @@ pub struct HookPolicy {
     pub policy: PolicyPatch,
     /// `(alias, hotplug)` per named device, in the order given.
     pub hotplug: Vec<(String, Hotplug)>,
-    /// Addresses the domain already has are preferences, not pins (formats.md `--adopt`).
+    /// Addresses the domain already has are preferences, not pins (docs/formats.md, `--adopt`).
     pub adopt: bool,
 }
 
