@@ -135,9 +135,9 @@ pub struct IoBudget {
     pub name: String,
     /// How many I/O windows fit.
     pub windows: u32,
-    /// Whether the planner writes `io-reserve=0` on added ports with nothing below (a guard
-    /// against firmware that reserves an I/O window for every hot-pluggable port; QEMU 7.2
-    /// with SeaBIOS 1.16 or OVMF 2022.11 reserves none, observed).
+    /// Whether the planner writes `io-reserve=0` on added ports with nothing below: OVMF
+    /// 2022.11 reserves an I/O window for every empty hot-pluggable port without it, SeaBIOS
+    /// 1.16 does not (observed with QEMU 7.2; kept there as a guard).
     pub io_reserve_zero: bool,
     /// What happens past the budget, for messages ("SeaBIOS reports ...").
     pub failure: String,

@@ -61,7 +61,8 @@ pub fn plan_error(py: Python<'_>, e: &PlanError) -> PyErr {
         PlanError::Infeasible(x) => convert::to_python(py, &x.causes).and_then(|causes| {
             class(py, &INFEASIBLE, "Infeasible")?.call1((message, causes))
         }),
-        PlanError::Solver(_) => return error(py, &message),
+        // A time limit, an internal error, or a kind added later: the base class.
+        _ => return error(py, &message),
     };
     raise(made)
 }

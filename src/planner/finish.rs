@@ -23,7 +23,7 @@ pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog) {
     let t = Topology::build(plan, cat);
     let order = controller_order(&t);
     let bus_nrs = expander_bus_numbers(&t, cat);
-    // BIOS plans only: the catalog says per firmware (`IoBudget::io_reserve_zero`).
+    // Where the catalog asks for it for this firmware (`IoBudget::io_reserve_zero`).
     let io_zero = if cat.io_budget(req.firmware).is_ok_and(|b| b.io_reserve_zero) {
         io_reserve_zero(&t)
     } else {
