@@ -116,7 +116,11 @@ fn defines_unchanged(xml: &str, tag: &str) -> bool {
     let xml = xml.replacen("type=\"kvm\"", "type=\"qemu\"", 1);
     let dump = lv::define_dump(&xml, tag).unwrap_or_else(|e| panic!("virsh define: {e}"));
     assert_eq!(lv::pci_addresses(&xml), lv::pci_addresses(&dump), "{tag}");
-    assert_eq!(lv::pci_controllers(&xml), lv::pci_controllers(&dump), "{tag}");
+    assert_eq!(
+        lv::pci_controllers(&xml),
+        lv::pci_controllers(&dump),
+        "{tag}"
+    );
     true
 }
 
@@ -124,7 +128,11 @@ fn defines_unchanged(xml: &str, tag: &str) -> bool {
 fn kubevirt_without_annotations_passes_the_domain_through_byte_for_byte() {
     let domain = read("kubevirt/domain.xml");
     let out = pciplan_kubevirt(&read("kubevirt/vmi-plain.json"), &domain);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.stdout, domain.as_bytes());
     assert!(out.stderr.is_empty());
 }
@@ -133,7 +141,11 @@ fn kubevirt_without_annotations_passes_the_domain_through_byte_for_byte() {
 fn kubevirt_policy_from_annotations_is_met_and_defines_unchanged() {
     let domain = read("kubevirt/domain.xml");
     let out = pciplan_kubevirt(&read("kubevirt/vmi-policy.json"), &domain);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let planned = String::from_utf8(out.stdout).unwrap();
     assert_ne!(planned, domain);
     // pciplan.io/hotplug: "default=off,ua-rootdisk=off,ua-datadisk=any"; the policy's
@@ -164,7 +176,10 @@ fn kubevirt_policy_from_annotations_is_met_and_defines_unchanged() {
         .unwrap();
     assert!(again.status.success());
     let plan: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
-    assert_eq!(plan["cost"], 0, "re-planning the planned domain adds nothing");
+    assert_eq!(
+        plan["cost"], 0,
+        "re-planning the planned domain adds nothing"
+    );
     defines_unchanged(&planned, "kubevirt-policy");
 }
 
@@ -193,7 +208,10 @@ fn kubevirt_unmet_policy_fails_with_rule_and_devices() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "nothing to define");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot be met") && err.contains("[R-"), "{err}");
+    assert!(
+        err.contains("cannot be met") && err.contains("[R-"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -212,11 +230,20 @@ fn kubevirt_reads_at_files() {
     let out = Command::new(env!("CARGO_BIN_EXE_pciplan"))
         .arg("hook")
         .arg("kubevirt")
-        .arg(format!("--vmi=@{}", data("kubevirt/vmi-policy.json").display()))
-        .arg(format!("--domain=@{}", data("kubevirt/domain.xml").display()))
+        .arg(format!(
+            "--vmi=@{}",
+            data("kubevirt/vmi-policy.json").display()
+        ))
+        .arg(format!(
+            "--domain=@{}",
+            data("kubevirt/domain.xml").display()
+        ))
         .output()
         .unwrap();
-    let direct = pciplan_kubevirt(&read("kubevirt/vmi-policy.json"), &read("kubevirt/domain.xml"));
+    let direct = pciplan_kubevirt(
+        &read("kubevirt/vmi-policy.json"),
+        &read("kubevirt/domain.xml"),
+    );
     assert!(out.status.success());
     assert_eq!(out.stdout, direct.stdout);
 }
@@ -264,7 +291,11 @@ fn vdsm_plans_the_domain_file_keeping_stored_addresses() {
         Some(r#"{"spare_ports": 1}"#),
         Some(&format!("{NEW_NIC}=off")),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let after = std::fs::read_to_string(&path).unwrap();
     // Replaced by rename: a new inode, nothing left beside it.
     assert_ne!(inode(&path), ino);
@@ -278,7 +309,11 @@ fn vdsm_plans_the_domain_file_keeping_stored_addresses() {
     for a in &stored {
         assert!(now.contains(a), "moved: {a}");
     }
-    assert_eq!(now.len(), stored.len() + 1, "only the new NIC got an address");
+    assert_eq!(
+        now.len(),
+        stored.len() + 1,
+        "only the new NIC got an address"
+    );
     assert_eq!(lv::pci_controllers(&after), lv::pci_controllers(&before));
     defines_unchanged(&after, "vdsm-policy");
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
@@ -331,10 +366,10 @@ fn atomic_replace_never_leaves_half_a_file() {
     let before = std::fs::read(&path).unwrap();
     // Something already sits where the new file would be written: the replace fails, and
     // the original is whole and untouched.
-    let blocker = path.parent().unwrap().join(format!(
-        ".tmpdomxml.pciplan-{}.tmp",
-        std::process::id()
-    ));
+    let blocker = path
+        .parent()
+        .unwrap()
+        .join(format!(".tmpdomxml.pciplan-{}.tmp", std::process::id()));
     std::fs::create_dir(&blocker).unwrap();
     assert!(vdsm::replace_atomically(&path, b"<domain/>").is_err());
     assert_eq!(std::fs::read(&path).unwrap(), before);

@@ -83,7 +83,9 @@ pub fn request_text<'a>(obj: &'a Bound<'_, PyAny>) -> Result<Cow<'a, str>, NotJs
             Ok(t) => t,
             Err(e) => return Err(encode_failed(py, e)),
         };
-        let text = text.cast_into::<PyString>().map_err(|e| NotJson::Other(e.into()))?;
+        let text = text
+            .cast_into::<PyString>()
+            .map_err(|e| NotJson::Other(e.into()))?;
         return text
             .to_cow()
             .map(|c| Cow::Owned(c.into_owned()))
@@ -121,6 +123,10 @@ fn encode_failed(py: Python<'_>, e: PyErr) -> NotJson {
 pub fn request_text_or_raise<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
     request_text(obj).map_err(|e| match e {
         NotJson::Type(e) | NotJson::Other(e) => e,
-        NotJson::Value(m) => errors::invalid(obj.py(), &format!("invalid input: request: {m}"), Some("request")),
+        NotJson::Value(m) => errors::invalid(
+            obj.py(),
+            &format!("invalid input: request: {m}"),
+            Some("request"),
+        ),
     })
 }

@@ -58,9 +58,8 @@ pub fn plan_error(py: Python<'_>, e: &PlanError) -> PyErr {
             let field = v.first().map(|x| x.device.as_str());
             class(py, &INVALID, "InvalidInput")?.call1((message, field, violations))
         }),
-        PlanError::Infeasible(x) => convert::to_python(py, &x.causes).and_then(|causes| {
-            class(py, &INFEASIBLE, "Infeasible")?.call1((message, causes))
-        }),
+        PlanError::Infeasible(x) => convert::to_python(py, &x.causes)
+            .and_then(|causes| class(py, &INFEASIBLE, "Infeasible")?.call1((message, causes))),
         // A time limit, an internal error, or a kind added later: the base class.
         _ => return error(py, &message),
     };

@@ -3,9 +3,9 @@
 //! `pciplan/__init__.py` re-exports it; the docstrings users read are the doc comments of
 //! the functions below.
 
-mod fleet;
 mod convert;
 mod errors;
+mod fleet;
 
 use pciplan::libvirt::{Domain, Overrides, ReadOptions};
 use pciplan::{Catalog, Hotplug, OffStrategy, PlanError, PolicyPatch, Request};
@@ -85,10 +85,16 @@ fn text_arg(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<String> {
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         return String::from_utf8(b.as_bytes().to_vec()).map_err(|e| {
-            errors::invalid(obj.py(), &format!("invalid input: {what}: not UTF-8 ({e})"), Some(what))
+            errors::invalid(
+                obj.py(),
+                &format!("invalid input: {what}: not UTF-8 ({e})"),
+                Some(what),
+            )
         });
     }
-    Err(PyTypeError::new_err(format!("{what} must be a str or bytes")))
+    Err(PyTypeError::new_err(format!(
+        "{what} must be a str or bytes"
+    )))
 }
 
 /// A keyword argument that must be a str, parsed by `parse`.
@@ -104,7 +110,11 @@ fn word_arg<T>(
         .map_err(|_| PyTypeError::new_err(format!("{name} must be a str: {want}")))?;
     let s = s.to_cow()?;
     parse(&s).map(Some).ok_or_else(|| {
-        errors::invalid(obj.py(), &format!("invalid input: {name}: '{s}': expected {want}"), Some(name))
+        errors::invalid(
+            obj.py(),
+            &format!("invalid input: {name}: '{s}': expected {want}"),
+            Some(name),
+        )
     })
 }
 
@@ -115,16 +125,22 @@ fn count_arg(name: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u32>
         return Err(PyTypeError::new_err(format!("{name} must be an int")));
     }
     obj.extract::<u32>().map(Some).map_err(|_| {
-        errors::invalid(obj.py(), &format!("invalid input: {name}: {obj} is not a count of ports"), Some(name))
+        errors::invalid(
+            obj.py(),
+            &format!("invalid input: {name}: {obj} is not a count of ports"),
+            Some(name),
+        )
     })
 }
 
 /// `hotplug`: a mapping of aliases to "on"/"off"/"any", in its order.
 fn hotplug_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, Hotplug)>> {
-    let Some(obj) = obj else { return Ok(Vec::new()) };
-    let items = obj
-        .call_method0("items")
-        .map_err(|_| PyTypeError::new_err("hotplug must be a mapping of alias to 'on', 'off' or 'any'"))?;
+    let Some(obj) = obj else {
+        return Ok(Vec::new());
+    };
+    let items = obj.call_method0("items").map_err(|_| {
+        PyTypeError::new_err("hotplug must be a mapping of alias to 'on', 'off' or 'any'")
+    })?;
     let mut out = Vec::new();
     for pair in items.try_iter()? {
         let (alias, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair?.extract()?;
@@ -135,7 +151,11 @@ fn hotplug_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, Hotplug)
             .into_owned();
         let h = word_arg("hotplug", "on, off or any", Some(&value), Hotplug::parse)?;
         if alias.is_empty() {
-            return Err(errors::invalid(obj.py(), "invalid input: hotplug: empty alias", Some("hotplug")));
+            return Err(errors::invalid(
+                obj.py(),
+                "invalid input: hotplug: empty alias",
+                Some("hotplug"),
+            ));
         }
         if let Some(h) = h {
             out.push((alias, h));
@@ -193,7 +213,12 @@ fn plan_xml(
     let xml = text_arg("xml", xml)?;
     let overrides = Overrides {
         policy: PolicyPatch {
-            default_hotplug: word_arg("default_hotplug", "on, off or any", default_hotplug, Hotplug::parse)?,
+            default_hotplug: word_arg(
+                "default_hotplug",
+                "on, off or any",
+                default_hotplug,
+                Hotplug::parse,
+            )?,
             spare_ports: count_arg("spare_ports", spare_ports)?,
             hotplug_off: word_arg(
                 "hotplug_off",
@@ -240,11 +265,7 @@ fn plan_xml(
 /// ...     print(spare, sum(o["cost"] for o in pciplan.batch(variant) if o["ok"]))
 #[pyfunction]
 #[pyo3(signature = (requests, *, adopt = false, chunk = fleet::CHUNK))]
-fn batch(
-    requests: &Bound<'_, PyAny>,
-    adopt: bool,
-    chunk: usize,
-) -> PyResult<fleet::BatchIter> {
+fn batch(requests: &Bound<'_, PyAny>, adopt: bool, chunk: usize) -> PyResult<fleet::BatchIter> {
     no_adopt(adopt)?;
     let source = fleet::iterate(requests)?;
     fleet::BatchIter::start(source, chunk)

@@ -90,7 +90,10 @@ fn run_kubevirt(vmi: &str, domain: &str) -> ExitCode {
         }
     };
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()) {
+    if let Err(e) = stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
         warn(&format!("writing the domain: {e}"));
         return ExitCode::from(2);
     }

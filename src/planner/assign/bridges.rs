@@ -39,9 +39,9 @@ impl Assigner<'_> {
             slots.extend((br.bus.slots.min..=br.bus.slots.max).map(|s| (id.clone(), s)));
         }
         for u in io_first(bridge_units, self.units) {
-            let (bus, slot) = slots.pop_front().ok_or_else(|| {
-                PlanError::Internal("ran out of bridge slots".into())
-            })?;
+            let (bus, slot) = slots
+                .pop_front()
+                .ok_or_else(|| PlanError::Internal("ran out of bridge slots".into()))?;
             self.put(u, &bus, slot, 0);
         }
         Ok(())

@@ -159,9 +159,9 @@ impl<'a> Assigner<'a> {
     }
 
     fn next_root_slot(&mut self) -> Result<u8, PlanError> {
-        self.root_free.pop_front().ok_or_else(|| {
-            PlanError::Internal("ran out of pcie.0 slots the solver counted".into())
-        })
+        self.root_free
+            .pop_front()
+            .ok_or_else(|| PlanError::Internal("ran out of pcie.0 slots the solver counted".into()))
     }
 
     /// Assigns every unit an address, then runs the finishing passes.
