@@ -233,6 +233,10 @@ pub struct DeviceModel {
     /// Whether QEMU only accepts it on the root bus (e.g. virtio-iommu-pci).
     #[serde(default)]
     pub root_only: bool,
+    /// A network card: the guest names its interface after its address (G-ID), which an
+    /// adoption's report shows (`enp3s0 -> enp0s5`).
+    #[serde(default)]
+    pub nic: bool,
     /// When QEMU accepts only one per guest: its message for a second one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub single: Option<String>,

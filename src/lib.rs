@@ -18,6 +18,7 @@
 
 pub mod batch;
 mod catalog;
+mod changes;
 pub mod emit;
 mod error;
 pub mod hooks;
@@ -36,9 +37,10 @@ mod validate;
 pub mod whatif;
 
 pub use catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl};
+pub use changes::{summary, Change, ChangeKind, Seen};
 pub use error::{Cause, Explanation, InputError, PlanError, Violation};
 pub use plan::{PlacedController, PlacedDevice, Plan};
-pub use planner::{forget_solutions, plan, plan_with};
+pub use planner::{adopt, adopt_with, forget_solutions, plan, plan_with};
 pub use policy_patch::PolicyPatch;
 pub use previous::{Previous, PreviousController, PreviousDevice};
 pub use request::{

@@ -120,6 +120,13 @@ pub struct Plan {
     pub cost: u32,
     /// The solver proved no cheaper plan exists.
     pub optimal: bool,
+    /// Adopting (`--adopt`): devices whose guest-visible identity changed (G-ID); absent
+    /// for plain plans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_visible_changes: Option<u32>,
+    /// Adopting: every change to the existing guest, devices first (O-ADOPT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<crate::changes::Change>>,
     /// Controllers, each after the bus it plugs into.
     pub controllers: Vec<PlacedController>,
     /// Devices, in request order.

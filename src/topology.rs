@@ -344,6 +344,8 @@ pub(crate) fn pinned_plan(req: &Request, cat: &Catalog) -> Plan {
         firmware: req.firmware,
         cost: 0,
         optimal: false,
+        guest_visible_changes: None,
+        changes: None,
         controllers,
         devices,
     }
@@ -423,6 +425,8 @@ pub(crate) mod fixtures {
             firmware: Default::default(),
             cost: 0,
             optimal: true,
+            guest_visible_changes: None,
+            changes: None,
             controllers,
             devices,
         }

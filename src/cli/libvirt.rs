@@ -24,6 +24,7 @@ pub fn plan(
     out: Out,
     ov: &Overrides,
     custom: Option<&Catalog>,
+    adopt: bool,
 ) -> ExitCode {
     let opts = ReadOptions {
         overrides: ov.clone(),
@@ -37,10 +38,12 @@ pub fn plan(
     for n in &dom.notes {
         eprintln!("pciplan: {file}: note: {n}");
     }
-    let plan = match dom.plan() {
+    let planned = if adopt { dom.adopt() } else { dom.plan() };
+    let plan = match planned {
         Ok(p) => p,
         Err(e) => return fail(e.exit_code() as u8, &format!("{file}: {e}")),
     };
+    super::plan::say_changes(file, &plan);
     let s = match out {
         Out::Json => pciplan::emit::json(&plan),
         Out::Qemu => pciplan::emit::qemu(&plan, cat),

@@ -102,6 +102,11 @@ enum Cmd {
         /// keeps its address; only new devices are placed.
         #[arg(long, value_name = "PLAN.json")]
         previous: Option<PathBuf>,
+        /// Adopt an existing guest: its addresses are preferences, not pins; change as few
+        /// devices as the guest can see, then add as few controllers, then flip as few
+        /// ports (O-ADOPT). The changes go to standard error and into the plan.
+        #[arg(long, conflicts_with = "previous")]
+        adopt: bool,
         #[command(flatten)]
         policy: PolicyFlags,
     },
@@ -184,7 +189,8 @@ pub fn main() -> ExitCode {
             file,
             format,
             previous,
+            adopt,
             policy,
-        } => plan::run(&file, format, previous, &policy, custom.as_ref()),
+        } => plan::run(&file, format, previous, adopt, &policy, custom.as_ref()),
     }
 }

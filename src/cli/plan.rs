@@ -12,6 +12,7 @@ pub fn run(
     file: &str,
     format: Format,
     previous: Option<PathBuf>,
+    adopt: bool,
     policy: &PolicyFlags,
     custom: Option<&Catalog>,
 ) -> ExitCode {
@@ -35,7 +36,7 @@ pub fn run(
             Format::Dot => libvirt::Out::Dot,
             Format::Libvirt => libvirt::Out::Libvirt,
         };
-        return libvirt::plan(file, &text, fmt, &policy.overrides(), custom);
+        return libvirt::plan(file, &text, fmt, &policy.overrides(), custom, adopt);
     }
     if matches!(format, Format::Libvirt) {
         return fail(
@@ -67,8 +68,14 @@ pub fn run(
             Err(e) => return fail(2, &format!("{file}: {e}")),
         },
     };
-    match pciplan::plan_with(&req, cat) {
+    let planned = if adopt {
+        pciplan::adopt_with(&req, cat)
+    } else {
+        pciplan::plan_with(&req, cat)
+    };
+    match planned {
         Ok(plan) => {
+            say_changes(file, &plan);
             let out = match format {
                 Format::Json => pciplan::emit::json(&plan),
                 Format::Qemu => pciplan::emit::qemu(&plan, cat),
@@ -80,6 +87,13 @@ pub fn run(
             ExitCode::SUCCESS
         }
         Err(e) => report(file, &e),
+    }
+}
+
+/// An adoption's summary on standard error (nothing for a plain plan).
+pub(super) fn say_changes(file: &str, plan: &pciplan::Plan) {
+    if plan.changes.is_some() {
+        eprintln!("pciplan: {file}: adopted: {}", pciplan::summary(plan));
     }
 }
 

@@ -81,7 +81,11 @@ impl Budgets {
         let root_slots = growing
             || w.integrated + w.ports.div_ceil(m.ports_per_slot.max(1)) + w.numa_pxbs
                 > m.root_free_slots
-            || w.ports + w.bridges > m.root_bus_room;
+            || w.ports + w.bridges > m.root_bus_room
+            // Adopting: new ports fill the slots that renumber nothing, then earlier ones.
+            || m.adopt.as_ref().is_some_and(|a| {
+                w.ports.div_ceil(m.ports_per_slot.max(1)) > a.late_slots
+            });
         let bus_numbers = root_slots || m.bus_used + w.ports + w.bridges + w.numa_pxbs > m.bus_max;
         let io_windows = growing || m.io_used + w.io_ports + w.io_bridges > m.io_max;
         Budgets {

@@ -52,6 +52,21 @@ pub(crate) struct Counts {
     pub int_slots: u32,
     /// Whether the solver proved the answer optimal.
     pub optimal: bool,
+    /// What an adoption keeps and flips (O-ADOPT); `None` for plain plans.
+    pub adopt: Option<Adopted>,
+}
+
+/// The soft pins' answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Adopted {
+    /// Per existing unit: it stays where it is.
+    pub keep: Vec<bool>,
+    /// Per existing port: hot-pluggable after adoption.
+    pub on: Vec<bool>,
+    /// Guest-visible changes the program counts (moved and renumbered devices).
+    pub changes: u32,
+    /// Existing ports whose `hotplug` changes.
+    pub flips: u32,
 }
 
 impl Counts {
@@ -126,6 +141,16 @@ impl Counts {
             io_windows,
             int_slots: eval(&p.own_slots()) + packed_slots,
             optimal: matches!(sol.status(), SolutionStatus::Optimal),
+            adopt: p.adopt_vars.as_ref().map(|v| Adopted {
+                keep: v
+                    .keep
+                    .iter()
+                    .map(|k| k.is_some_and(|k| get(k) == 1))
+                    .collect(),
+                on: v.on.iter().map(|&o| get(o) == 1).collect(),
+                changes: eval(&p.guest_changes()),
+                flips: eval(&p.flips()),
+            }),
         }
     }
 }

@@ -18,6 +18,7 @@
 //! ports not on pcie.0`. The budgets are elastic: slack is priced so that any slack means
 //! infeasible, and its value says which rule fails and by how much.
 
+mod adoption;
 mod budgets;
 mod counts;
 mod model;
@@ -26,7 +27,7 @@ mod program;
 use good_lp::{microlp, ResolutionError, SolverModel, WithTimeLimit};
 
 pub(crate) use counts::Counts;
-pub(crate) use model::{Class, Model, Place, Region, PLACES};
+pub(crate) use model::{Adopt, Class, Model, OldPort, OldUnit, Place, Region, Site, PLACES};
 use program::Program;
 
 /// Seconds the solver may spend on one guest.

@@ -110,6 +110,71 @@ pub(crate) struct Model {
     pub io_max: u32,
     /// Size of one window in KiB.
     pub io_window_kib: u32,
+    /// Adopting an existing guest (O-ADOPT): its units are soft pins. `None` for every
+    /// plain plan, whose program it leaves untouched.
+    pub adopt: Option<Adopt>,
+}
+
+/// Where an existing unit sits, as the adoption program sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Site {
+    /// A `pcie.0` slot, as an index into [`Adopt::root_slots`].
+    Root(usize),
+    /// An existing port, as an index into [`Adopt::ports`].
+    Port(usize),
+    /// A slot of an existing bridge, as an index into [`Adopt::bridges`].
+    Bridge(usize),
+}
+
+/// An existing unit (a device or multifunction group with an address): it stays where it
+/// is (`keep`), or it joins the units of its class that the program places anew.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct OldUnit {
+    /// The class it joins when it moves.
+    pub class: usize,
+    /// Devices in it: each is a guest-visible change when it moves (G-ID).
+    pub devices: u32,
+    /// Where it is; `None` where it cannot stay under any setting.
+    pub site: Option<Site>,
+    /// It may stay on a hot-pluggable port (or its site has no port setting and allows it).
+    pub stay_on: bool,
+    /// It may stay on a `hotplug=off` port.
+    pub stay_off: bool,
+    /// Some member has an I/O BAR: where it stays, its port or bridge keeps a window.
+    pub io: bool,
+    /// The existing unit at function 0 of its slot, when it sits at a function above 0:
+    /// it stays only if that one does (R-FUNC).
+    pub after: Option<usize>,
+}
+
+/// An existing port: kept, with a `hotplug` the program chooses (G-FLIP).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct OldPort {
+    /// Its region (see [`Region`]).
+    pub region: usize,
+    /// Its `hotplug` before adoption.
+    pub hotplug: bool,
+    /// Only an endpoint may go there when it is free: a bridge or switch below it would
+    /// take a bus number (R-BUSNR), or renumber the buses of existing devices after it (G-ID).
+    pub endpoint_only: bool,
+}
+
+/// The soft pins of an adopted guest and the positions that renumber existing buses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Adopt {
+    /// Existing units, in request order.
+    pub units: Vec<OldUnit>,
+    /// Existing ports.
+    pub ports: Vec<OldPort>,
+    /// `pcie.0` slots existing units occupy (they are among the model's free slots).
+    pub root_slots: u32,
+    /// Existing bridges, by region.
+    pub bridges: Vec<usize>,
+    /// Free `pcie.0` slots where a new port renumbers no existing bus (G-ID).
+    pub late_slots: u32,
+    /// The other free slots, latest first: for each, the existing units whose bus number
+    /// a new port there changes (each list holds the one before it).
+    pub early_slots: Vec<Vec<usize>>,
 }
 
 impl Model {
@@ -158,6 +223,7 @@ pub(crate) mod tests {
             root_bus_room: u32::MAX,
             io_max: 14,
             io_window_kib: 4,
+            adopt: None,
         }
     }
 

@@ -8,6 +8,7 @@
 
 use good_lp::{constraint, variable, Constraint, Expression, ProblemVariables, Variable};
 
+use super::adoption::AdoptVars;
 use super::budgets::Budgets;
 use super::model::{Class, Model, Place, PLACES};
 use crate::rule::Rule;
@@ -91,6 +92,8 @@ pub(super) struct Program<'m> {
     pub global: Global,
     pub slack: Slack,
     pub regions: Vec<RegionVars>,
+    /// The soft pins of an adopted guest (O-ADOPT).
+    pub adopt_vars: Option<AdoptVars>,
     /// The constraints, each with the rule it stands for, in the order they are added.
     pub rows: Vec<(Rule, Constraint)>,
 }
@@ -218,6 +221,7 @@ impl<'m> Program<'m> {
             io: slack(&mut vars, budgets.io_windows),
         };
         let regions = RegionVars::new(&mut vars, m, budgets);
+        let adopt_vars = m.adopt.as_ref().map(|a| AdoptVars::new(&mut vars, a));
         let mut p = Program {
             m,
             grow,
@@ -227,6 +231,7 @@ impl<'m> Program<'m> {
             global,
             slack,
             regions,
+            adopt_vars,
             rows: Vec::new(),
         };
         p.constrain();
@@ -269,9 +274,10 @@ impl<'m> Program<'m> {
         if self.grow.is_some() {
             self.no_slack();
         }
+        self.adoption();
     }
 
-    fn add(&mut self, rule: Rule, c: Constraint) {
+    pub(super) fn add(&mut self, rule: Rule, c: Constraint) {
         self.rows.push((rule, c));
     }
 
@@ -366,7 +372,7 @@ impl<'m> Program<'m> {
     /// grow past the request.
     fn every_unit_placed(&mut self) {
         for (ci, c) in self.m.classes.iter().enumerate() {
-            let all = sum(PLACES.iter().map(|&p| self.at(ci, p)));
+            let all = sum(PLACES.iter().map(|&p| self.at(ci, p))) + self.kept_of_class(ci);
             let row = if self.grow == Some(ci) {
                 constraint!(all >= f64::from(c.n))
             } else {
@@ -445,7 +451,9 @@ impl<'m> Program<'m> {
         let region = &m.regions[r];
         let cap = f64::from(m.bridge_cap);
         if g.bridges.is_some() {
-            let row = constraint!(cap * ex(g.bridges) + f64::from(region.bridge_free) >= bridged);
+            let kept = self.kept_bridge_slots(r);
+            let row =
+                constraint!(cap * ex(g.bridges) + f64::from(region.bridge_free) >= bridged + kept);
             self.add(Rule::Bridge, row);
         }
         if let (Some(windows), true) = (g.io_bridges, g.bridges.is_some()) {
@@ -553,7 +561,8 @@ impl<'m> Program<'m> {
             + packed
             + ex(self.root.port_slots)
             + ex(self.global.expanders)
-            + self.new_numa_expanders();
+            + self.new_numa_expanders()
+            + self.kept_root_slots();
         let row = constraint!(slots <= f64::from(m.root_free_slots) + ex(self.slack.slots));
         self.add(Rule::Root, row);
     }
@@ -599,7 +608,10 @@ impl<'m> Program<'m> {
 
     /// I/O windows the plan takes: ports with I/O units, windowed bridges, pinned ones.
     pub fn io_windows(&self) -> Expression {
-        self.io_ports() + self.each_region(|g| g.io_bridges) + f64::from(self.m.io_used)
+        self.io_ports()
+            + self.each_region(|g| g.io_bridges)
+            + f64::from(self.m.io_used)
+            + self.kept_windows()
     }
 
     /// R-IO: every port whose unit has I/O BARs, and every bridge holding one, takes a 4 KiB
@@ -639,8 +651,18 @@ impl<'m> Program<'m> {
             + ex(gl.expander_ports)
             + ex(gl.downstream_ports)
             + self.numa_regions(|g| g.ports);
-        let objective =
-            1_000_000.0 * (ex(s.slots) + ex(s.bus) + ex(s.io)) + 1000.0 * self.cost() + tie;
+        let slack = ex(s.slots) + ex(s.bus) + ex(s.io);
+        let objective = match self.adopt_weights() {
+            // O-ADOPT: changes, then controllers, then flips, then the ties.
+            Some((w_slack, w_change, w_flip)) => {
+                w_slack * slack
+                    + w_change * self.guest_changes()
+                    + 1000.0 * self.cost()
+                    + w_flip * self.flips()
+                    + tie
+            }
+            None => 1_000_000.0 * slack + 1000.0 * self.cost() + tie,
+        };
         match self.grow {
             Some(g) => {
                 let grown = sum(self.placed[g].iter().flatten().map(|&v| v.into()));

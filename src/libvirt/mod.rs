@@ -226,6 +226,24 @@ impl<'c> Domain<'c> {
         crate::planner::plan_with(&self.request, self.cat)
     }
 
+    /// Adopts the domain (`--adopt`, O-ADOPT): its addresses are preferences; the plan
+    /// changes as few devices as the guest can see, then adds as few controllers, then
+    /// flips as few ports. Address errors other than the policy's own (D-OFF, D-ON) refuse
+    /// it as [`Domain::plan`] does.
+    pub fn adopt(&self) -> Result<Plan, PlanError> {
+        use crate::rule::Rule;
+        let bad: Vec<Violation> = self
+            .problems
+            .iter()
+            .filter(|v| !matches!(v.rule, Rule::Off | Rule::On | Rule::Hotplug))
+            .cloned()
+            .collect();
+        if !bad.is_empty() {
+            return Err(PlanError::Pins(bad));
+        }
+        crate::planner::adopt_with(&self.request, self.cat)
+    }
+
     /// Checks the addresses the domain already has, without planning: every error, sorted.
     pub fn check(&self) -> Vec<Violation> {
         check::check(self, self.cat)

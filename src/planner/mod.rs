@@ -27,12 +27,14 @@ use crate::request::Request;
 use crate::topology::{pinned_plan, Topology};
 use crate::validate::{validate_pinned, validate_topology};
 
+mod adopt;
 mod assign;
 mod explain;
 mod finish;
 mod offer;
 mod units;
 
+pub use adopt::{adopt, adopt_with};
 use assign::Assigner;
 pub(crate) use offer::World;
 pub(crate) use units::Unit;
@@ -84,11 +86,18 @@ pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
     )
     .run()?;
     // Steps 5 and 6 on one topology of the plan.
-    let t = Topology::build(&plan, cat);
+    check_assigned(&plan, req, cat)?;
+    Ok(plan)
+}
+
+/// Steps 5 and 6 on one topology of an assigned plan: R-BUSNR's ranges (the planner's own
+/// check), then the independent validator, whose objection is a bug in pciplan.
+fn check_assigned(plan: &Plan, req: &Request, cat: &Catalog) -> Result<(), PlanError> {
+    let t = Topology::build(plan, cat);
     if let Some(why) = explain::bus_ranges(&t, cat) {
         return Err(PlanError::Infeasible(why));
     }
-    let bad = validate_topology(&t, &plan, req, cat);
+    let bad = validate_topology(&t, plan, req, cat);
     if !bad.is_empty() {
         let list: Vec<String> = bad.iter().map(|b| b.to_string()).collect();
         return Err(PlanError::Internal(format!(
@@ -96,8 +105,7 @@ pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
             list.join("; ")
         )));
     }
-    drop(t);
-    Ok(plan)
+    Ok(())
 }
 
 /// A request checked and turned into units, the pinned topology's offer, and the model.

@@ -63,6 +63,11 @@ pub(crate) struct World {
     pub capped_pxbs: BTreeSet<String>,
     /// Pinned endpoints on the root bus (for hints).
     pub root_pins: Vec<(String, String)>,
+    /// Adopting (G-ID): the free `pcie.0` slots new root ports may take, in the order they
+    /// take them (those that renumber no existing bus first). `None` for plain plans.
+    pub port_slot_order: Option<Vec<u8>>,
+    /// How many of `port_slot_order` (at its end) renumber existing buses.
+    pub port_slots_early: usize,
 }
 
 /// The devices and functions plugged into each slot of a bus.
@@ -87,10 +92,17 @@ impl World {
             .filter(|d| d.address.is_none())
             .filter_map(|d| d.numa_node)
             .collect();
+        let regions = std::iter::once(None)
+            .chain(numas.iter().map(|&n| Some(n)))
+            .collect();
+        World::read_in(t, pinned, cat, regions)
+    }
+
+    /// The same with the regions given (index 0: no NUMA node): an adoption reads the
+    /// topology of what stays with the regions of the guest whose every device may move.
+    pub fn read_in(t: &Topology, pinned: &Plan, cat: &Catalog, regions: Vec<Option<u32>>) -> World {
         let mut w = World {
-            region_numa: std::iter::once(None)
-                .chain(numas.iter().map(|&n| Some(n)))
-                .collect(),
+            region_numa: regions,
             ..World::default()
         };
         let nreg = w.region_numa.len();

@@ -283,6 +283,7 @@ pub(crate) fn build_model(
         io_used: w.io_used,
         root_bus_room: w.root_bus_room,
         io_window_kib: cat.io_space.window_kib,
+        adopt: None,
         io_max: io_windows,
     };
     (model, unit_class)

@@ -153,6 +153,24 @@ impl<'a> Writer<'a, '_> {
                 .filter(|(k, _)| target.and_then(|t| t.attribute(k.as_str())).is_none())
                 .collect();
             let mut kids = Vec::new();
+            // An adoption may change an existing port's hotplug (G-FLIP): written as it is.
+            let want = c.hotplug.map(|h| if h { "on" } else { "off" });
+            let has = target.and_then(|t| t.attribute("hotplug"));
+            let mut missing = missing;
+            match (want, has, target) {
+                (Some(w), Some(h), Some(t)) if h != w => {
+                    if let Some(a) = t.attribute_node("hotplug") {
+                        let r = a.range_value();
+                        self.edits.push(Edit {
+                            start: r.start,
+                            end: r.end,
+                            text: w.to_string(),
+                        });
+                    }
+                }
+                (Some("off"), None, _) => missing.push(("hotplug".into(), "off".into())),
+                _ => {}
+            }
             if !missing.is_empty() {
                 let attrs: String = missing.iter().map(|(k, v)| format!(" {k}='{v}'")).collect();
                 match target {

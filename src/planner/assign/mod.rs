@@ -159,9 +159,39 @@ impl<'a> Assigner<'a> {
     }
 
     fn next_root_slot(&mut self) -> Result<u8, PlanError> {
-        self.root_free
-            .pop_front()
+        let at = match &self.world.port_slot_order {
+            None => Some(0),
+            // Adopting: slots new ports never take first (freed by moved units), then
+            // those where a port would renumber most, leaving the ones that renumber nothing
+            // for the ports (their early tail in reverse, then their late head in order).
+            Some(order) => {
+                let late = order.len() - self.world.port_slots_early;
+                let pos = |s: &u8| self.root_free.iter().position(|f| f == s);
+                (0..self.root_free.len())
+                    .find(|&i| !order.contains(&self.root_free[i]))
+                    .or_else(|| order[late..].iter().rev().find_map(pos))
+                    .or_else(|| order[..late].iter().find_map(pos))
+            }
+        };
+        at.and_then(|i| self.root_free.remove(i))
             .ok_or_else(|| PlanError::Internal("ran out of pcie.0 slots the solver counted".into()))
+    }
+
+    /// A fresh `pcie.0` slot for new root ports: the lowest, or when adopting the next in
+    /// the order that renumbers fewest existing buses (G-ID).
+    fn next_port_slot(&mut self) -> Result<u8, PlanError> {
+        let Some(order) = &self.world.port_slot_order else {
+            return self.next_root_slot();
+        };
+        order
+            .iter()
+            .find_map(|s| self.root_free.iter().position(|f| f == s))
+            .and_then(|i| self.root_free.remove(i))
+            .ok_or_else(|| {
+                PlanError::Internal(
+                    "ran out of pcie.0 slots for the ports the solver counted".into(),
+                )
+            })
     }
 
     /// Assigns every unit an address, then runs the finishing passes.

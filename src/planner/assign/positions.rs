@@ -61,7 +61,7 @@ impl Assigner<'_> {
             .collect();
         let per = if rp.aggregate { cat.root.functions } else { 1 };
         for _ in 0..self.counts.root_port_slots {
-            let slot = self.next_root_slot()?;
+            let slot = self.next_port_slot()?;
             out.extend((0..per).map(|f| root_port_at(root, slot, f)));
         }
         out.truncate(self.counts.root_ports as usize);

@@ -1,0 +1,354 @@
+//! What an adoption changes in an existing guest, and what the guest sees of it (G-ID,
+//! G-FLIP): each device's path from the root and the bus number the firmware gives its
+//! bus, before and after.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::plan::Plan;
+use crate::topology::{Node, Topology};
+
+/// The kind of one change (`docs/formats.md`, "Adopting an existing guest").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ChangeKind {
+    /// The device's path from the root changed (guest-visible).
+    Moved,
+    /// Same path, another bus number from the firmware (guest-visible).
+    Renumbered,
+    /// Same path and bus number, but the guest gains or loses the hotplug slot its Linux
+    /// name comes from (guest-visible; `pc` only, G-FLIP).
+    Renamed,
+    /// An existing port's `hotplug` changed (not guest-visible on q35).
+    PortHotplug,
+    /// A controller was added.
+    Added,
+}
+
+/// A before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seen {
+    /// Before the change.
+    pub from: String,
+    /// After it.
+    pub to: String,
+}
+
+/// One change to an existing guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    /// The device's or controller's id.
+    pub id: String,
+    /// What changed.
+    pub change: ChangeKind,
+    /// Before: an address (`pci.3:00.0`), a bus (`bus 4`) or a setting (`on`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// After, in the same terms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Whether the guest sees it (G-ID).
+    pub guest_visible: bool,
+    /// A network card's Linux interface name before and after (systemd's path names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linux_name: Option<Seen>,
+    /// The device's Windows location path before and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_path: Option<Seen>,
+}
+
+/// A device's guest-visible identity (G-ID).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Identity {
+    /// (slot, function) of every bridge above it and its own, from the root down.
+    path: Vec<(u8, u8)>,
+    /// The bus number of its bus (`None` below an expander without `bus_nr`).
+    bus: Option<u32>,
+    /// The firmware root it hangs from: 0 for `pcie.0`, else its expander's `bus_nr`.
+    root: u32,
+}
+
+impl Identity {
+    /// The Linux name of a network card there (`enp3s0`, `enp0s5f1`).
+    fn linux(&self) -> Option<String> {
+        let &(slot, function) = self.path.last()?;
+        let bus = self.bus?;
+        let f = if function > 0 {
+            format!("f{function}")
+        } else {
+            String::new()
+        };
+        Some(format!("enp{bus}s{slot}{f}"))
+    }
+
+    /// Its Windows location path (`PCIROOT(0)#PCI(0200)#PCI(0000)`).
+    fn windows(&self) -> String {
+        let mut s = format!("PCIROOT({})", self.root);
+        for (slot, function) in &self.path {
+            s.push_str(&format!("#PCI({slot:02X}{function:02X})"));
+        }
+        s
+    }
+}
+
+/// Bus numbers as the firmware gives them (R-BUSNR, G-ID): `pcie.0` is 0 and the buses
+/// below it count from 1 depth first in slot/function order; an expander's bus is its
+/// `bus_nr` and the buses below it count on from there.
+fn bus_numbers(t: &Topology) -> BTreeMap<petgraph::stable_graph::NodeIndex, u32> {
+    let mut out = BTreeMap::new();
+    out.insert(t.root, 0);
+    let mut next_root = 1;
+    let mut next_in: BTreeMap<petgraph::stable_graph::NodeIndex, u32> = BTreeMap::new();
+    for n in t.descendants(t.root) {
+        if !t.uses_bus_number(n) && t.bus_type(n) != Some("pxb") {
+            continue;
+        }
+        if t.bus_type(n) == Some("pxb") {
+            if let Node::Ctrl(c) = t.g[n] {
+                if let Some(nr) = c.bus_nr {
+                    out.insert(n, u32::from(nr));
+                    next_in.insert(n, u32::from(nr) + 1);
+                }
+            }
+            continue;
+        }
+        match t.expander_of(n) {
+            None => {
+                out.insert(n, next_root);
+                next_root += 1;
+            }
+            Some(x) => {
+                if let Some(k) = next_in.get_mut(&x) {
+                    out.insert(n, *k);
+                    *k += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every device's identity in `plan`, by id.
+fn identities(plan: &Plan, cat: &Catalog) -> BTreeMap<String, Identity> {
+    let t = Topology::build(plan, cat);
+    let numbers = bus_numbers(&t);
+    let mut out = BTreeMap::new();
+    for d in &plan.devices {
+        let Some(&n) = t.ids.get(d.id.as_str()) else {
+            continue;
+        };
+        let mut path = vec![(d.slot, d.function)];
+        let mut root = 0;
+        let mut cur = n;
+        while let Some(p) = t.parent(cur) {
+            if let Node::Ctrl(c) = t.g[p] {
+                if t.bus_type(p) == Some("pxb") {
+                    root = c.bus_nr.map(u32::from).unwrap_or(0);
+                }
+                path.push((c.slot, c.function));
+            }
+            if path.len() > 64 {
+                break;
+            }
+            cur = p;
+        }
+        path.reverse();
+        let bus = t.parent(n).and_then(|p| numbers.get(&p).copied());
+        out.insert(d.id.clone(), Identity { path, bus, root });
+    }
+    out
+}
+
+/// The changes from the existing guest `before` (every device at its old address) to the
+/// adopted plan `after`: devices in `after`'s order, then ports whose `hotplug` changed,
+/// then added controllers.
+pub(crate) fn changes(before: &Plan, after: &Plan, cat: &Catalog) -> Vec<Change> {
+    let old = identities(before, cat);
+    let new = identities(after, cat);
+    let mut out = Vec::new();
+    for d in &after.devices {
+        let (Some(o), Some(n)) = (old.get(&d.id), new.get(&d.id)) else {
+            continue;
+        };
+        let Some(was) = before.devices.iter().find(|b| b.id == d.id) else {
+            continue;
+        };
+        let (kind, from, to) = if o.path != n.path || o.root != n.root {
+            (
+                ChangeKind::Moved,
+                was.address().to_string(),
+                d.address().to_string(),
+            )
+        } else if o.bus != n.bus {
+            let bus = |b: Option<u32>| b.map_or("bus ?".to_string(), |b| format!("bus {b}"));
+            (ChangeKind::Renumbered, bus(o.bus), bus(n.bus))
+        } else {
+            continue;
+        };
+        let nic = cat.device(&d.model).is_some_and(|m| m.nic);
+        let linux_name = match (nic, o.linux(), n.linux()) {
+            (true, Some(from), Some(to)) => Some(Seen { from, to }),
+            _ => None,
+        };
+        out.push(Change {
+            id: d.id.clone(),
+            change: kind,
+            from: Some(from),
+            to: Some(to),
+            guest_visible: true,
+            linux_name,
+            windows_path: Some(Seen {
+                from: o.windows(),
+                to: n.windows(),
+            }),
+        });
+    }
+    let setting = |h: Option<bool>| if h.unwrap_or(true) { "on" } else { "off" };
+    for c in after.controllers.iter().filter(|c| !c.added) {
+        let Some(b) = before.controllers.iter().find(|b| b.id == c.id) else {
+            continue;
+        };
+        if c.hotplug.is_some() && b.hotplug.unwrap_or(true) != c.hotplug.unwrap_or(true) {
+            out.push(Change {
+                id: c.id.clone(),
+                change: ChangeKind::PortHotplug,
+                from: Some(setting(b.hotplug).into()),
+                to: Some(setting(c.hotplug).into()),
+                guest_visible: false,
+                linux_name: None,
+                windows_path: None,
+            });
+        }
+    }
+    for c in after.controllers.iter().filter(|c| c.added) {
+        out.push(Change {
+            id: c.id.clone(),
+            change: ChangeKind::Added,
+            from: None,
+            to: None,
+            guest_visible: false,
+            linux_name: None,
+            windows_path: None,
+        });
+    }
+    out
+}
+
+/// A short human summary of an adoption's changes, for standard error.
+///
+/// ```
+/// let req = pciplan::Request::from_json(r#"{"devices":[
+///   {"id":"net0","model":"virtio-net-pci","hotplug":"off",
+///    "address":{"bus":"rp1","slot":0}}],
+///  "policy":{"hotplug_off":"port"},
+///  "controllers":[{"id":"rp1","model":"pcie-root-port","chassis":1,
+///    "address":{"bus":"pcie.0","slot":2}}]}"#).unwrap();
+/// let plan = pciplan::adopt(&req).unwrap();
+/// let text = pciplan::summary(&plan);
+/// assert!(text.starts_with("0 guest-visible changes"), "{text}");
+/// assert!(text.contains("rp1 hotplug on -> off"), "{text}");
+/// ```
+pub fn summary(plan: &Plan) -> String {
+    let Some(changes) = &plan.changes else {
+        return String::new();
+    };
+    let visible = plan.guest_visible_changes.unwrap_or(0);
+    let flips = changes
+        .iter()
+        .filter(|c| c.change == ChangeKind::PortHotplug)
+        .count();
+    let mut s = format!(
+        "{visible} guest-visible change{}, {} controller{} added, {flips} port{} flipped",
+        if visible == 1 { "" } else { "s" },
+        plan.cost,
+        if plan.cost == 1 { "" } else { "s" },
+        if flips == 1 { "" } else { "s" },
+    );
+    for c in changes {
+        let (from, to) = (
+            c.from.as_deref().unwrap_or(""),
+            c.to.as_deref().unwrap_or(""),
+        );
+        match c.change {
+            ChangeKind::PortHotplug => s.push_str(&format!("\n  {} hotplug {from} -> {to}", c.id)),
+            ChangeKind::Added => {}
+            _ => {
+                let verb = match c.change {
+                    ChangeKind::Moved => "moves",
+                    ChangeKind::Renumbered => "is renumbered",
+                    _ => "is renamed",
+                };
+                s.push_str(&format!("\n  {} {verb} {from} -> {to}", c.id));
+                if let Some(l) = &c.linux_name {
+                    s.push_str(&format!("; Linux {} -> {}", l.from, l.to));
+                }
+                if let Some(w) = &c.windows_path {
+                    s.push_str(&format!("; Windows {} -> {}", w.from, w.to));
+                }
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::pinned_plan;
+    use crate::Request;
+
+    fn plan_of(json: &str) -> Plan {
+        let req = Request::from_json(json).expect("parses");
+        pinned_plan(&req, Catalog::q35())
+    }
+
+    #[test]
+    fn a_port_added_before_renumbers_what_follows() {
+        let before = plan_of(
+            r#"{"devices":[{"id":"n","model":"virtio-net-pci","address":{"bus":"b","slot":0}}],
+            "controllers":[{"id":"b","model":"pcie-root-port","chassis":2,"address":{"bus":"pcie.0","slot":3}}]}"#,
+        );
+        let after = plan_of(
+            r#"{"devices":[{"id":"n","model":"virtio-net-pci","address":{"bus":"b","slot":0}}],
+            "controllers":[{"id":"a","model":"pcie-root-port","chassis":1,"address":{"bus":"pcie.0","slot":2}},
+              {"id":"b","model":"pcie-root-port","chassis":2,"address":{"bus":"pcie.0","slot":3}}]}"#,
+        );
+        let c = changes(&before, &after, Catalog::q35());
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].change, ChangeKind::Renumbered);
+        assert_eq!(
+            (c[0].from.as_deref(), c[0].to.as_deref()),
+            (Some("bus 1"), Some("bus 2"))
+        );
+        let l = c[0].linux_name.as_ref().expect("a NIC");
+        assert_eq!((l.from.as_str(), l.to.as_str()), ("enp1s0", "enp2s0"));
+        let w = c[0].windows_path.as_ref().expect("path");
+        assert_eq!(w.from, "PCIROOT(0)#PCI(0300)#PCI(0000)");
+        assert_eq!(w.from, w.to);
+    }
+
+    #[test]
+    fn a_move_to_the_root_bus() {
+        let before = plan_of(
+            r#"{"devices":[{"id":"n","model":"e1000e","address":{"bus":"b","slot":0}}],
+            "controllers":[{"id":"b","model":"pcie-root-port","chassis":2,"address":{"bus":"pcie.0","slot":3}}]}"#,
+        );
+        let after = plan_of(
+            r#"{"devices":[{"id":"n","model":"e1000e","address":{"bus":"pcie.0","slot":5}}],
+            "controllers":[{"id":"b","model":"pcie-root-port","chassis":2,"hotplug":false,"address":{"bus":"pcie.0","slot":3}}]}"#,
+        );
+        let c = changes(&before, &after, Catalog::q35());
+        assert_eq!(c[0].change, ChangeKind::Moved);
+        assert_eq!(c[0].from.as_deref(), Some("b:00.0"));
+        assert_eq!(c[0].to.as_deref(), Some("pcie.0:05.0"));
+        let l = c[0].linux_name.as_ref().expect("a NIC");
+        assert_eq!((l.from.as_str(), l.to.as_str()), ("enp1s0", "enp0s5"));
+        assert_eq!(c[1].change, ChangeKind::PortHotplug);
+        assert!(!c[1].guest_visible);
+    }
+}

@@ -1,0 +1,166 @@
+//! Where a new bus renumbers existing devices (G-ID).
+//!
+//! The firmware numbers the buses below `pcie.0` depth first in slot/function order from 1,
+//! and those below an expander from its `bus_nr`. A port, bridge or switch added at some
+//! position takes the next number there, and every bus after it in that order moves up by
+//! one: the devices on those buses get a new bus number (a new Linux name, a new
+//! `/dev/disk/by-path`). The guard reads, from the existing guest, which existing units a
+//! new bus at each free position would renumber, and keeps the positions that renumber
+//! nothing for new controllers; free `pcie.0` slots that do renumber are ordered latest
+//! first, with the units each would renumber, for the program to price.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::super::World;
+use crate::topology::{Node, Topology};
+
+/// What a new bus may renumber, read from the existing guest.
+#[derive(Debug, Default)]
+pub(super) struct Guard {
+    /// Free `pcie.0` slots where a new port renumbers nothing, ascending.
+    pub late: Vec<u8>,
+    /// The other free slots, latest first, with the existing units a new port there
+    /// renumbers (indices into the adoption's units).
+    pub early: Vec<(u8, Vec<usize>)>,
+    /// Free root-port functions of `pcie.0` slots that renumber nothing.
+    late_partial: BTreeSet<(u8, u8)>,
+    /// Free expander positions that renumber nothing.
+    pxb_ok: BTreeSet<(String, u8, u8)>,
+    /// Free switch positions that renumber nothing.
+    upstream_ok: BTreeSet<(String, u8)>,
+    /// Free ports where a bridge or switch would renumber existing units.
+    endpoint_only: BTreeSet<String>,
+}
+
+/// The existing guest's topology in depth-first order, and each unit's bus.
+struct Order<'t, 'a> {
+    t: &'t Topology<'a>,
+    /// Depth-first position of each node (the root has none).
+    pos: BTreeMap<NodeIndex, usize>,
+    /// Per existing unit, the node whose bus it sits on (`None` on `pcie.0` or unknown).
+    anchors: Vec<Option<NodeIndex>>,
+}
+
+impl Order<'_, '_> {
+    /// The numbering domain of bus `b`: `None` for `pcie.0`'s, else its expander.
+    fn domain(&self, b: NodeIndex) -> Option<NodeIndex> {
+        if b == self.t.root {
+            return None;
+        }
+        if self.t.bus_type(b) == Some("pxb") {
+            return Some(b);
+        }
+        self.t.expander_of(b)
+    }
+
+    /// Existing units whose bus number changes when a new bus is plugged into bus `b` at
+    /// `slot.function`.
+    fn renumbered(&self, b: NodeIndex, slot: u8, function: u8) -> Vec<usize> {
+        let t = self.t;
+        let after_subtree = || match self.pos.get(&b) {
+            Some(&p) => p + 1 + t.descendants(b).len(),
+            None => usize::MAX,
+        };
+        let key = t
+            .kids(b)
+            .iter()
+            .find(|&&(s, f, _)| (s, f) > (slot, function))
+            .and_then(|k| self.pos.get(&k.2).copied())
+            .unwrap_or_else(after_subtree);
+        let domain = self.domain(b);
+        self.anchors
+            .iter()
+            .enumerate()
+            .filter_map(|(u, a)| a.map(|a| (u, a)))
+            .filter(|&(_, a)| t.bus_type(a) != Some("pxb") && self.domain(a) == domain)
+            .filter(|(_, a)| self.pos.get(a).is_some_and(|&p| p >= key))
+            .map(|(u, _)| u)
+            .collect()
+    }
+}
+
+impl Guard {
+    /// Reads the guard of the existing guest `t` (every unit where it is), whose units
+    /// sit on the buses of `anchors`, for the free positions `w` offers.
+    pub fn read(t: &Topology, anchors: Vec<Option<NodeIndex>>, w: &World) -> Guard {
+        let pos = t
+            .descendants(t.root)
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (n, i))
+            .collect();
+        let o = Order { t, pos, anchors };
+        let used: BTreeSet<u8> = t.kids(t.root).iter().map(|k| k.0).collect();
+        let mut g = Guard::default();
+        for &s in w.root_free.iter().filter(|s| !used.contains(s)) {
+            let r = o.renumbered(t.root, s, 0);
+            if r.is_empty() {
+                g.late.push(s);
+            } else {
+                g.early.push((s, r));
+            }
+        }
+        g.early.reverse();
+        g.late_partial = w
+            .root_partial
+            .iter()
+            .copied()
+            .filter(|&(s, f)| o.renumbered(t.root, s, f).is_empty())
+            .collect();
+        let node = |id: &str| t.ids.get(id).copied();
+        g.pxb_ok = w
+            .pxb_positions
+            .iter()
+            .flatten()
+            .filter(|(b, s, f)| node(b).is_some_and(|n| o.renumbered(n, *s, *f).is_empty()))
+            .cloned()
+            .collect();
+        g.upstream_ok = w
+            .upstream_slots
+            .iter()
+            .filter(|(b, s)| node(b).is_some_and(|n| o.renumbered(n, *s, 0).is_empty()))
+            .cloned()
+            .collect();
+        g.endpoint_only = w
+            .ports
+            .iter()
+            .filter(|p| node(&p.id).is_some_and(|n| !o.renumbered(n, 0, 0).is_empty()))
+            .map(|p| p.id.clone())
+            .collect();
+        g
+    }
+
+    /// Restricts what `w` offers to positions that renumber nothing, and orders the free
+    /// `pcie.0` slots for new root ports (late ones, then early ones latest first).
+    pub fn apply(&self, w: &mut World) {
+        w.root_partial.retain(|p| self.late_partial.contains(p));
+        for r in w.pxb_positions.iter_mut() {
+            r.retain(|(b, s, f)| self.pxb_ok.contains(&(b.clone(), *s, *f)));
+        }
+        w.upstream_slots
+            .retain(|(b, s)| self.upstream_ok.contains(&(b.clone(), *s)));
+        for p in w.ports.iter_mut() {
+            p.endpoint_only |= self.endpoint_only.contains(&p.id);
+        }
+        let order = self
+            .late
+            .iter()
+            .copied()
+            .chain(self.early.iter().map(|e| e.0))
+            .collect();
+        w.port_slot_order = Some(order);
+        w.port_slots_early = self.early.len();
+    }
+}
+
+/// The node whose bus a device with id `id` sits on in `t`.
+pub(super) fn anchor_of(t: &Topology, id: &str) -> Option<NodeIndex> {
+    let n = *t.ids.get(id)?;
+    let p = t.parent(n)?;
+    match t.g[p] {
+        Node::Root => None,
+        _ => Some(p),
+    }
+}

@@ -1,0 +1,370 @@
+//! Adopting an existing guest (`--adopt`, O-ADOPT): its addresses become soft pins.
+//!
+//! 1. The existing guest (every device at its address) is checked as addresses go; what
+//!    breaks the policy (D-OFF, D-ON) is what adoption repairs.
+//! 2. The same guest with every device free to move is the program's model; each existing
+//!    unit and port joins it as priced variables (`crate::ilp` adoption family), with the
+//!    positions where a new bus would renumber existing ones (`guard`).
+//! 3. The answer says which units stay and each port's `hotplug`: the guest with the
+//!    moved units unpinned and the ports set is assigned from the same counts, checked by
+//!    the validator, and compared with the existing guest (`crate::changes`).
+
+mod guard;
+
+use std::collections::BTreeMap;
+
+use crate::catalog::{Catalog, HotplugControl};
+use crate::changes::{changes, ChangeKind};
+use crate::error::PlanError;
+use crate::ilp::{Adopt, Model, OldPort, OldUnit, Place, Site};
+use crate::plan::Plan;
+use crate::request::Request;
+use crate::rule::Rule;
+use crate::topology::{pinned_plan, Node, Topology};
+use crate::validate::validate_pinned;
+
+use super::assign::Assigner;
+use super::{check_assigned, explain, solve_cached, units, Unit, World};
+use guard::{anchor_of, Guard};
+
+/// Adopts an existing guest with the catalog its `machine` names: the addresses it has are
+/// preferences, and the plan changes as few devices as the guest can see (O-ADOPT), then
+/// adds as few controllers, then flips as few ports' `hotplug`, proven minimal. The plan
+/// lists what changed in `changes` and counts `guest_visible_changes`.
+///
+/// ```
+/// // A NIC behind a hot-pluggable root port becomes non-unpluggable: the port flips.
+/// let req = pciplan::Request::from_json(r#"{
+///   "policy": {"hotplug_off": "auto"},
+///   "devices": [{"id": "net0", "model": "virtio-net-pci", "hotplug": "off",
+///                "address": {"bus": "rp1", "slot": 0}}],
+///   "controllers": [{"id": "rp1", "model": "pcie-root-port", "chassis": 1,
+///                    "address": {"bus": "pcie.0", "slot": 2}}]}"#).unwrap();
+/// let plan = pciplan::adopt(&req).unwrap();
+/// assert_eq!(plan.guest_visible_changes, Some(0));
+/// assert_eq!(plan.controllers[0].hotplug, Some(false));
+/// assert!(plan.optimal && !plan.devices[0].hotpluggable);
+/// ```
+pub fn adopt(req: &Request) -> Result<Plan, PlanError> {
+    let cat = Catalog::for_machine(&req.machine)?;
+    adopt_with(req, cat)
+}
+
+/// [`adopt`] with an explicit catalog.
+pub fn adopt_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
+    req.check_shape()?;
+    req.check_models(cat)?;
+    // Step 1: the existing guest, as addresses go.
+    let before = pinned_plan(req, cat);
+    let t0 = Topology::build(&before, cat);
+    let bad: Vec<_> = validate_pinned(&t0, &before, req, cat)
+        .into_iter()
+        .filter(|v| !matches!(v.rule, Rule::Off | Rule::On | Rule::Hotplug))
+        .collect();
+    if !bad.is_empty() {
+        return Err(PlanError::Pins(bad));
+    }
+    // Step 2: every device free, and the soft pins.
+    let free = unpinned(req);
+    let Free {
+        units,
+        bare,
+        world,
+        model,
+        unit_class,
+        old,
+        guard,
+    } = free_model(req, &free, cat, &t0)?;
+    let counts = solve_cached(&model)?;
+    if counts.short() {
+        let why = explain::explain(&free, cat, &units, &unit_class, &model, &counts, &world);
+        return Err(PlanError::Infeasible(why));
+    }
+    let Some(decided) = counts.adopt.clone() else {
+        return Err(PlanError::Internal(
+            "the adoption program has no soft pins".into(),
+        ));
+    };
+    // Step 3: what stays is pinned, the ports are set; assign the rest from the counts.
+    let mut kept = req.clone();
+    for (k, &u) in old.iter().enumerate() {
+        if !decided.keep[k] {
+            for &i in &units[u].devs {
+                kept.devices[i].address = None;
+            }
+        }
+    }
+    for (p, fp) in world.ports.iter().enumerate() {
+        if decided.on[p] != fp.hotplug {
+            if let Some(c) = kept.controllers.iter_mut().find(|c| c.id == fp.id) {
+                c.hotplug = Some(decided.on[p]);
+            }
+        }
+    }
+    drop(bare);
+    let kept_plan = pinned_plan(&kept, cat);
+    let tk = Topology::build(&kept_plan, cat);
+    let pins = validate_pinned(&tk, &kept_plan, &kept, cat);
+    if !pins.is_empty() {
+        let list: Vec<String> = pins.iter().map(|b| b.to_string()).collect();
+        return Err(PlanError::Internal(format!(
+            "what the adoption keeps fails validation: {}",
+            list.join("; ")
+        )));
+    }
+    let kept_units = units::units(&kept, cat)?;
+    let kept_class: Vec<Option<usize>> = kept_units
+        .iter()
+        .zip(&unit_class)
+        .map(|(u, &c)| if u.pinned { None } else { c })
+        .collect();
+    let mut kept_world = World::read_in(&tk, &kept_plan, cat, world.region_numa.clone());
+    drop(tk);
+    guard.apply(&mut kept_world);
+    let mut plan = Assigner::new(
+        &kept,
+        cat,
+        &kept_units,
+        &kept_class,
+        &model,
+        &counts,
+        &kept_world,
+        kept_plan,
+    )
+    .run()?;
+    check_assigned(&plan, &kept, cat)?;
+    let list = changes(&before, &plan, cat);
+    let visible = list.iter().filter(|c| c.guest_visible).count() as u32;
+    if visible != decided.changes {
+        return Err(PlanError::Internal(format!(
+            "the adoption program counted {} guest-visible changes, the plan has {visible}",
+            decided.changes
+        )));
+    }
+    let flips = list
+        .iter()
+        .filter(|c| c.change == ChangeKind::PortHotplug)
+        .count() as u32;
+    if flips != decided.flips {
+        return Err(PlanError::Internal(format!(
+            "the adoption program counted {} port flips, the plan has {flips}",
+            decided.flips
+        )));
+    }
+    plan.optimal = counts.optimal;
+    plan.guest_visible_changes = Some(visible);
+    plan.changes = Some(list);
+    Ok(plan)
+}
+
+/// The request with every device's address taken away (controllers stay).
+fn unpinned(req: &Request) -> Request {
+    let mut free = req.clone();
+    for d in free.devices.iter_mut() {
+        d.address = None;
+    }
+    free
+}
+
+/// The guest with every device free, and its soft pins.
+struct Free {
+    units: Vec<Unit>,
+    bare: Plan,
+    world: World,
+    model: Model,
+    unit_class: Vec<Option<usize>>,
+    /// The units that exist (have an address), in request order.
+    old: Vec<usize>,
+    guard: Guard,
+}
+
+/// Builds the model of `free` (the request without device addresses) with the soft pins of
+/// the existing guest `req`, whose topology is `t0`.
+fn free_model(
+    req: &Request,
+    free: &Request,
+    cat: &Catalog,
+    t0: &Topology,
+) -> Result<Free, PlanError> {
+    let bare = pinned_plan(free, cat);
+    let tb = Topology::build(&bare, cat);
+    let pins = validate_pinned(&tb, &bare, free, cat);
+    if !pins.is_empty() {
+        return Err(PlanError::Pins(pins));
+    }
+    let units = units::units(free, cat)?;
+    let mut world = World::read(&tb, &bare, free, cat);
+    drop(tb);
+    let old: Vec<usize> = (0..units.len())
+        .filter(|&u| {
+            units[u]
+                .devs
+                .iter()
+                .all(|&i| req.devices[i].address.is_some())
+        })
+        .collect();
+    let anchors = old
+        .iter()
+        .map(|&u| anchor_of(t0, &req.devices[units[u].devs[0]].id))
+        .collect();
+    let guard = Guard::read(t0, anchors, &world);
+    guard.apply(&mut world);
+    let io = cat.io_budget(req.firmware)?;
+    let (mut model, unit_class) = units::build_model(free, cat, &units, &world, io.windows);
+    explain::precheck(free, &units, &unit_class, &model)?;
+    let adopt = soft_pins(req, &units, &unit_class, &model, &world, &old, &guard, t0);
+    for (r, region) in model.regions.iter_mut().enumerate() {
+        let ports = world.ports.iter().filter(|p| p.region == r);
+        let n = ports.clone().count() as u32;
+        let eo = ports.filter(|p| p.endpoint_only).count() as u32;
+        region.free_on = n;
+        region.free_off = n;
+        region.free_on_endpoint_only = eo;
+        region.free_off_endpoint_only = eo;
+    }
+    model.adopt = Some(adopt);
+    Ok(Free {
+        units,
+        bare,
+        world,
+        model,
+        unit_class,
+        old,
+        guard,
+    })
+}
+
+/// The soft pins: where each existing unit is and whether it may stay there under each
+/// port setting, the existing ports, and the slots that renumber.
+#[allow(clippy::too_many_arguments)]
+fn soft_pins(
+    req: &Request,
+    units: &[Unit],
+    unit_class: &[Option<usize>],
+    model: &Model,
+    world: &World,
+    old: &[usize],
+    guard: &Guard,
+    t0: &Topology,
+) -> Adopt {
+    let mut root_slots: Vec<u8> = Vec::new();
+    let mut bridges: Vec<(String, usize)> = Vec::new();
+    let port_index: BTreeMap<&str, usize> = world
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.as_str(), i))
+        .collect();
+    let mut out_units = Vec::with_capacity(old.len());
+    for &u in old {
+        let unit = &units[u];
+        let class = unit_class[u].unwrap_or(0);
+        let c = &model.classes[class];
+        let at: Vec<(String, u8)> = unit
+            .devs
+            .iter()
+            .filter_map(|&i| req.devices[i].address.as_ref())
+            .map(|a| (a.bus.clone(), a.slot))
+            .collect();
+        let together = at.windows(2).all(|w| w[0] == w[1]);
+        let first = t0.ids.get(req.devices[unit.devs[0]].id.as_str()).copied();
+        let parent = first.and_then(|n| t0.parent(n));
+        let mut site = None;
+        let (mut stay_on, mut stay_off) = (false, false);
+        if let (true, Some(p)) = (together, parent) {
+            let region_ok = |r: usize| c.region == 0 || c.region == r;
+            match t0.g[p] {
+                Node::Root => {
+                    let slot = at[0].1;
+                    let i = root_slots
+                        .iter()
+                        .position(|&s| s == slot)
+                        .unwrap_or_else(|| {
+                            root_slots.push(slot);
+                            root_slots.len() - 1
+                        });
+                    site = Some(Site::Root(i));
+                    stay_on = c.may(Place::Integrated);
+                    stay_off = stay_on;
+                }
+                Node::Ctrl(ctrl) => match t0.model(p).map(|m| m.hotplug) {
+                    Some(HotplugControl::Property) => {
+                        if let Some(&i) = port_index.get(ctrl.id.as_str()) {
+                            let ok = region_ok(world.ports[i].region);
+                            site = Some(Site::Port(i));
+                            stay_on = ok && c.may(Place::Port);
+                            stay_off =
+                                ok && (c.may(Place::OffPort) || (c.any && c.may(Place::Port)));
+                        }
+                    }
+                    Some(HotplugControl::Always) => {
+                        let region = bridge_region(world, t0, p);
+                        let i = bridges
+                            .iter()
+                            .position(|b| b.0 == ctrl.id)
+                            .unwrap_or_else(|| {
+                                bridges.push((ctrl.id.clone(), region));
+                                bridges.len() - 1
+                            });
+                        site = Some(Site::Bridge(i));
+                        stay_on = region_ok(region) && c.may(Place::Bridge);
+                        stay_off = stay_on;
+                    }
+                    _ => {}
+                },
+                Node::Dev(_) => {}
+            }
+        }
+        out_units.push(OldUnit {
+            class,
+            devices: unit.devs.len() as u32,
+            site,
+            stay_on,
+            stay_off,
+            io: unit.io,
+            after: None,
+        });
+    }
+    // R-FUNC: a unit above function 0 stays only with the one at function 0.
+    let first_fn = |k: usize| -> Option<(String, u8, u8)> {
+        let a = req.devices[units[old[k]].devs[0]].address.as_ref()?;
+        Some((a.bus.clone(), a.slot, a.function))
+    };
+    let at: Vec<Option<(String, u8, u8)>> = (0..old.len()).map(first_fn).collect();
+    for k in 0..old.len() {
+        let Some((bus, slot, f)) = &at[k] else {
+            continue;
+        };
+        if *f == 0 {
+            continue;
+        }
+        out_units[k].after = (0..old.len())
+            .find(|&j| j != k && matches!(&at[j], Some((b, s, 0)) if b == bus && s == slot));
+    }
+    Adopt {
+        units: out_units,
+        ports: world
+            .ports
+            .iter()
+            .map(|p| OldPort {
+                region: p.region,
+                hotplug: p.hotplug,
+                endpoint_only: p.endpoint_only,
+            })
+            .collect(),
+        root_slots: root_slots.len() as u32,
+        bridges: bridges.into_iter().map(|b| b.1).collect(),
+        late_slots: guard.late.len() as u32,
+        early_slots: guard.early.iter().map(|e| e.1.clone()).collect(),
+    }
+}
+
+/// The region of an existing bridge: the NUMA node of the expander above it.
+fn bridge_region(world: &World, t0: &Topology, b: petgraph::stable_graph::NodeIndex) -> usize {
+    let numa = t0.expander_of(b).and_then(|x| match t0.g[x] {
+        Node::Ctrl(c) => c.numa_node,
+        _ => None,
+    });
+    numa.and_then(|m| world.region_numa.iter().position(|&r| r == Some(m)))
+        .unwrap_or(0)
+}
