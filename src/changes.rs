@@ -60,6 +60,9 @@ pub struct Change {
     /// The device's Windows location path before and after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub windows_path: Option<Seen>,
+    /// Why a device had to change, with the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// A device's guest-visible identity (G-ID).
@@ -206,6 +209,10 @@ pub(crate) fn changes(before: &Plan, after: &Plan, cat: &Catalog) -> Vec<Change>
                 from: o.windows(),
                 to: n.windows(),
             }),
+            why: (kind == ChangeKind::Renumbered).then(|| {
+                "a bus was added before its own in the firmware's depth-first numbering (G-ID)"
+                    .to_string()
+            }),
         });
     }
     let setting = |h: Option<bool>| if h.unwrap_or(true) { "on" } else { "off" };
@@ -222,6 +229,7 @@ pub(crate) fn changes(before: &Plan, after: &Plan, cat: &Catalog) -> Vec<Change>
                 guest_visible: false,
                 linux_name: None,
                 windows_path: None,
+                why: None,
             });
         }
     }
@@ -234,6 +242,7 @@ pub(crate) fn changes(before: &Plan, after: &Plan, cat: &Catalog) -> Vec<Change>
             guest_visible: false,
             linux_name: None,
             windows_path: None,
+            why: None,
         });
     }
     out
@@ -289,6 +298,9 @@ pub fn summary(plan: &Plan) -> String {
                 }
                 if let Some(w) = &c.windows_path {
                     s.push_str(&format!("; Windows {} -> {}", w.from, w.to));
+                }
+                if let Some(w) = &c.why {
+                    s.push_str(&format!("\n    because {w}"));
                 }
             }
         }

@@ -133,7 +133,17 @@ pub fn adopt_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
     )
     .run()?;
     check_assigned(&plan, &kept, cat)?;
-    let list = changes(&before, &plan, cat);
+    let mut list = changes(&before, &plan, cat);
+    explain_moves(
+        &mut list,
+        req,
+        &units,
+        &old,
+        &model,
+        &decided.keep,
+        &decided.on,
+        &world,
+    );
     let visible = list.iter().filter(|c| c.guest_visible).count() as u32;
     if visible != decided.changes {
         return Err(PlanError::Internal(format!(
@@ -367,4 +377,55 @@ fn bridge_region(world: &World, t0: &Topology, b: petgraph::stable_graph::NodeIn
     });
     numa.and_then(|m| world.region_numa.iter().position(|&r| r == Some(m)))
         .unwrap_or(0)
+}
+
+/// Why each moved device moved: the rule its old place breaks, or what made moving it the
+/// cheapest way (O-ADOPT).
+#[allow(clippy::too_many_arguments)]
+fn explain_moves(
+    list: &mut [crate::changes::Change],
+    req: &Request,
+    units: &[Unit],
+    old: &[usize],
+    model: &Model,
+    keep: &[bool],
+    on: &[bool],
+    world: &World,
+) {
+    let Some(a) = &model.adopt else { return };
+    let off_mode = req.policy.hotplug_off.as_str();
+    for c in list.iter_mut().filter(|c| c.change == ChangeKind::Moved) {
+        let Some(k) = old
+            .iter()
+            .position(|&u| units[u].devs.iter().any(|&i| req.devices[i].id == c.id))
+        else {
+            continue;
+        };
+        let u = &a.units[k];
+        let class = &model.classes[u.class];
+        let why = match (u.site, u.stay_on || u.stay_off) {
+            (None, _) => "it is not where a unit of its kind can stay (its group is split, or its bus takes no devices)".to_string(),
+            (Some(Site::Root(_)), false) if class.region > 0 => {
+                "it has a NUMA node, and pcie.0 belongs to none (D-NUMA)".to_string()
+            }
+            (Some(Site::Root(_)), false) if !class.off => "a device on pcie.0 is integrated and the guest cannot unplug it, but it must stay hot-pluggable (R-INTEGRATED, D-ON)".to_string(),
+            (Some(Site::Root(_)), false) => format!("policy hotplug_off={off_mode} puts hotplug-off devices on hotplug=off ports (D-OFF)"),
+            (Some(Site::Port(_)), false) if class.off => format!("policy hotplug_off={off_mode} puts hotplug-off devices on pcie.0 (D-OFF)"),
+            (Some(Site::Port(_)), false) => "its port is below an expander of another NUMA node (D-NUMA)".to_string(),
+            (Some(Site::Bridge(_)), false) if class.off => "a pcie-pci-bridge slot is always hot-pluggable (R-BRIDGE), and the device must not be unpluggable (D-OFF)".to_string(),
+            (Some(Site::Bridge(_)), false) => "its bridge is below an expander of another NUMA node (D-NUMA)".to_string(),
+            (Some(_), true) if u.after.is_some_and(|f| !keep[f]) => {
+                "the device at function 0 of its slot moved (R-FUNC)".to_string()
+            }
+            (Some(Site::Port(p)), true) => {
+                let want = if on[p] { "on" } else { "off" };
+                format!(
+                    "its port {} also holds devices that need it hotplug={want}, and a port has one setting (R-HP-PORT, O-ADOPT)",
+                    world.ports[p].id
+                )
+            }
+            (Some(_), true) => "moving it changes the guest least overall (O-ADOPT)".to_string(),
+        };
+        c.why = Some(why);
+    }
 }
