@@ -190,6 +190,9 @@ pub struct BatchOptions {
     pub skip: Option<LineSet>,
     /// Plan every line with this catalog instead of the one its `machine` names.
     pub catalog: Option<Arc<Catalog>>,
+    /// Adopt every guest (`--adopt`, see [`crate::adopt`]): addresses are preferences. The
+    /// shape cache never answers an adopted line (plain and adopted plans never mix).
+    pub adopt: bool,
 }
 
 impl Default for BatchOptions {
@@ -200,6 +203,7 @@ impl Default for BatchOptions {
             shard: None,
             skip: None,
             catalog: None,
+            adopt: false,
         }
     }
 }
@@ -418,6 +422,7 @@ fn plan_line<'a>(
     catalog: Option<&Catalog>,
     cache: Option<&ShapeCache>,
     render: bool,
+    adopt: bool,
 ) -> Done<'a> {
     let invalid = |name: Option<String>, field: &str, msg: String| {
         Done::Outcome(Outcome {
@@ -484,6 +489,7 @@ fn plan_line<'a>(
         },
     };
     let result = match cache {
+        _ if adopt => crate::planner::adopt_with(&req, cat),
         Some(c) => match c.answer(&req, cat) {
             Answer::Hit(cached) => {
                 if let (Some(at), true) = (at, seen_before) {
@@ -524,7 +530,7 @@ pub struct Batch<R> {
 impl<R: BufRead> Batch<R> {
     /// A batch over JSON Lines read from `input`.
     pub fn new(input: R, opts: BatchOptions) -> Batch<R> {
-        let cache = opts.shape_cache.then(ShapeCache::default);
+        let cache = (opts.shape_cache && !opts.adopt).then(ShapeCache::default);
         Batch {
             input,
             opts,
@@ -648,13 +654,14 @@ impl<R: BufRead> Batch<R> {
         }
         let catalog = self.opts.catalog.as_deref();
         let cache = self.cache.as_ref();
+        let adopt = self.opts.adopt;
         let out = lines
             .par_iter()
             .with_min_len(8)
             .map(|&(line, start, end)| {
                 let t = &text[start..end];
                 let t = t.strip_suffix(b"\n").unwrap_or(t);
-                f(plan_line(line, t, catalog, cache, render))
+                f(plan_line(line, t, catalog, cache, render, adopt))
             })
             .collect();
         Ok(Some(out))

@@ -21,6 +21,7 @@ mod catalog;
 mod changes;
 pub mod emit;
 mod error;
+mod fleet_adoption;
 pub mod hooks;
 mod idmap;
 mod ilp;

@@ -12,6 +12,7 @@
 //! assert_eq!(m.steps.last().unwrap().usage.cost, m.base.cost);
 //! ```
 
+pub use crate::fleet_adoption::{AdoptionStudy, GuestAdoption};
 use std::collections::BTreeMap;
 use std::fmt;
 

@@ -199,3 +199,61 @@ pub fn sized(n: usize) -> String {
         devs.join(",")
     )
 }
+
+/// An existing guest as libvirt would have left it, carrying a new policy to adopt: the
+/// `guest` is planned with every device hot-pluggable (libvirt's layout: each PCIe device
+/// behind its own root port, conventional ones on a pcie-pci-bridge), every device and
+/// controller is pinned where that plan put it, and the guest's own hotplug requirements and
+/// policy come back as the new policy. `None` when the guest cannot be planned at all.
+pub fn existing_of(guest: &str) -> Option<String> {
+    existing_with(guest, true)
+}
+
+/// An existing guest as libvirt left it (see [`existing_of`]) with libvirt's own policy
+/// (every device hot-pluggable that can be), for `whatif --policy CHANGE --adopt` to change.
+pub fn defined_of(guest: &str) -> Option<String> {
+    existing_with(guest, false)
+}
+
+fn existing_with(guest: &str, new_policy: bool) -> Option<String> {
+    let wanted = pciplan::Request::from_json(guest).ok()?;
+    let mut old = wanted.clone();
+    old.policy = pciplan::Policy::default();
+    let cat = pciplan::Catalog::q35();
+    for d in old.devices.iter_mut() {
+        // libvirt keeps everything hot-pluggable that QEMU can unplug at all.
+        let never = cat.device(&d.model).is_some_and(|m| !m.hotpluggable);
+        d.hotplug = (never || d.address.is_some()).then_some(pciplan::Hotplug::Any);
+    }
+    let plan = pciplan::plan(&old).ok()?;
+    let base = if new_policy { &wanted } else { &old };
+    let pinned = base.pinned_to(&pciplan::Previous::from(&plan)).ok()?;
+    serde_json::to_string(&pinned).ok()
+}
+
+/// A fleet of distinct existing guests to adopt (see [`existing_of`]): the mixed fleet's
+/// guests that plan, as libvirt left them, with their new policy.
+pub fn existing(seed: u64, guests: usize) -> Vec<String> {
+    existing_fleet(seed, guests, existing_of)
+}
+
+/// The same guests with libvirt's policy (see [`defined_of`]).
+pub fn defined(seed: u64, guests: usize) -> Vec<String> {
+    existing_fleet(seed, guests, defined_of)
+}
+
+fn existing_fleet(seed: u64, guests: usize, of: fn(&str) -> Option<String>) -> Vec<String> {
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::with_capacity(guests);
+    let mut g = 0;
+    while out.len() < guests {
+        let n = 2 + rng.below(31) as usize;
+        let ids = rng.below(2) as u8;
+        let text = guest(&mut rng, &format!("vm-{g}"), n, ids);
+        g += 1;
+        if let Some(e) = of(&text) {
+            out.push(e);
+        }
+    }
+    out
+}

@@ -5,6 +5,8 @@
 //! cargo run --release --example fleet -- mixed 10000 > mixed.jsonl
 //! cargo run --release --example fleet -- templated 1000000 > templated.jsonl
 //! cargo run --release --example fleet -- sized 32 > one.json
+//! cargo run --release --example fleet -- existing 10000 > existing.jsonl   # batch --adopt
+//! cargo run --release --example fleet -- defined 10000 > defined.jsonl     # whatif --adopt
 //! ```
 
 #[path = "../../benches/fleet/mod.rs"]
@@ -32,6 +34,18 @@ fn main() {
             }
             r
         }
+        "existing" | "defined" => {
+            let mut r = Ok(());
+            let make = if kind == "existing" {
+                fleet::existing
+            } else {
+                fleet::defined
+            };
+            for line in make(seed, n) {
+                r = r.and(writeln!(out, "{line}"));
+            }
+            r
+        }
         "mixed" => {
             let mut r = Ok(());
             let step = 100_000;
@@ -43,7 +57,7 @@ fn main() {
             r
         }
         other => {
-            eprintln!("fleet: unknown kind '{other}' (mixed, templated, sized)");
+            eprintln!("fleet: unknown kind '{other}' (mixed, templated, sized, existing, defined)");
             std::process::exit(2);
         }
     };

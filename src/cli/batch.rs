@@ -35,6 +35,9 @@ pub struct BatchArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     quiet: bool,
+    /// Adopt existing guests: addresses are preferences (see `pciplan plan --adopt`).
+    #[arg(long)]
+    adopt: bool,
 }
 
 /// Runs `pciplan batch`.
@@ -100,6 +103,7 @@ pub fn run(args: BatchArgs, catalog: Option<Catalog>) -> ExitCode {
         shard,
         skip,
         catalog: catalog.map(Arc::new),
+        adopt: args.adopt,
     };
     let bar = progress_bar(size, args.quiet);
     let start = Instant::now();

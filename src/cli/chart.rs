@@ -6,10 +6,11 @@
 //! last hides the other. Integer categories (sweep values, devices added, histogram bins) are
 //! segments of the x axis, each drawn at its centre, under its tick label.
 
+use std::collections::BTreeMap;
 use std::error::Error;
 use std::path::Path;
 
-use pciplan::whatif::{MaxReport, PolicyDelta, SweepStudy};
+use pciplan::whatif::{AdoptionStudy, MaxReport, PolicyDelta, SweepStudy};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -235,21 +236,29 @@ fn policy_svg(d: &PolicyDelta) -> Result<String, Box<dyn Error>> {
 }
 
 fn draw_policy(root: &Root<'_>, d: &PolicyDelta) -> ChartResult {
-    // Always show the bin 0 (guests the change leaves as they were).
-    let lo = d.histogram.keys().next().copied().unwrap_or(0).min(0);
-    let hi = d.histogram.keys().last().copied().unwrap_or(0).max(0);
-    let top = d.histogram.values().copied().max().unwrap_or(0);
+    let caption = format!(
+        "cost change per guest ({} became infeasible)",
+        d.became_infeasible.len()
+    );
+    draw_histogram(root, &d.histogram, &caption, "controllers after - before")
+}
+
+/// A histogram of guests per integer value, each bar centred on its value's label; the bin
+/// 0 always shows.
+fn draw_histogram(
+    root: &Root<'_>,
+    histogram: &BTreeMap<i64, u64>,
+    caption: &str,
+    x_desc: &str,
+) -> ChartResult {
+    let lo = histogram.keys().next().copied().unwrap_or(0).min(0);
+    let hi = histogram.keys().last().copied().unwrap_or(0).max(0);
+    let top = histogram.values().copied().max().unwrap_or(0);
     let ymax = top + top / 8 + 1;
     let bins = usize::try_from(hi - lo + 1).unwrap_or(usize::MAX);
     let gap = if bins <= 100 { 2 } else { 0 };
     let mut chart = ChartBuilder::on(root)
-        .caption(
-            format!(
-                "cost change per guest ({} became infeasible)",
-                d.became_infeasible.len()
-            ),
-            ("sans-serif", 20),
-        )
+        .caption(caption, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -259,10 +268,10 @@ fn draw_policy(root: &Root<'_>, d: &PolicyDelta) -> ChartResult {
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(bins.min(25))
-        .x_desc("controllers after - before")
+        .x_desc(x_desc)
         .y_desc("guests")
         .draw()?;
-    chart.draw_series(d.histogram.iter().map(|(&k, &v)| {
+    chart.draw_series(histogram.iter().map(|(&k, &v)| {
         let right = if k < hi {
             SegmentValue::Exact(k + 1)
         } else {
@@ -277,6 +286,28 @@ fn draw_policy(root: &Root<'_>, d: &PolicyDelta) -> ChartResult {
         bar
     }))?;
     Ok(())
+}
+
+fn adoption_svg(s: &AdoptionStudy) -> Result<String, Box<dyn Error>> {
+    let histogram: BTreeMap<i64, u64> = s
+        .histogram
+        .iter()
+        .map(|(&k, &v)| (i64::from(k), v))
+        .collect();
+    let caption = format!(
+        "guest-visible changes per guest ({} of {} unnoticed, {} cannot)",
+        s.unnoticed,
+        s.guests,
+        s.cannot.len()
+    );
+    render((WIDTH, 480), |root| {
+        draw_histogram(root, &histogram, &caption, "devices the guest sees change")
+    })
+}
+
+/// Histogram of guest-visible changes per adopted guest (`whatif --policy --adopt`).
+pub fn adoption(s: &AdoptionStudy, path: &Path) -> ChartResult {
+    write(path, adoption_svg(s))
 }
 
 /// Histogram of per-guest cost change, each bar centred on its integer value.

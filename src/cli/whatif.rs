@@ -6,7 +6,9 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use pciplan::whatif::{self, GuestDelta, PolicyChange, PolicyDelta, Sweep, SweepStudy};
+use pciplan::whatif::{
+    self, AdoptionStudy, GuestAdoption, GuestDelta, PolicyChange, PolicyDelta, Sweep, SweepStudy,
+};
 use pciplan::{Catalog, Hotplug, Request};
 
 use super::{chart, fail};
@@ -28,6 +30,10 @@ pub struct WhatifArgs {
     /// {"model": ["e1000*"]}, "set": {"hotplug": "off"}}]}).
     #[arg(long, value_name = "CHANGE.json")]
     policy: Option<PathBuf>,
+    /// With --policy: the guests exist (their addresses are what the guests see); adopt each
+    /// under the change and count who notices (guest-visible changes), flips and controllers.
+    #[arg(long, requires = "policy")]
+    adopt: bool,
     /// Where to write the CSV (default whatif-max.csv, whatif-sweep.csv or whatif-policy.csv).
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
@@ -69,6 +75,8 @@ pub fn run(args: WhatifArgs, catalog: Option<Catalog>) -> ExitCode {
         )
     } else if let Some(spec) = &args.sweep {
         run_sweep(spec, &guests, catalog.as_ref(), &csv, svg.as_deref())
+    } else if let (Some(path), true) = (&args.policy, args.adopt) {
+        run_adopt(path, &guests, catalog.as_ref(), &csv, svg.as_deref())
     } else if let Some(path) = &args.policy {
         run_policy(path, &guests, catalog.as_ref(), &csv, svg.as_deref())
     } else {
@@ -255,6 +263,85 @@ fn run_sweep(
     write_chart(svg, |path| chart::sweep(&field, &study, path))
 }
 
+/// Reads a policy change file.
+fn read_change(path: &Path) -> Result<PolicyChange, Failure> {
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map_err(|e| (2, format!("{}: {e}", path.display())))?;
+    PolicyChange::from_json(&text).map_err(|e| (2, format!("{}: {e}", path.display())))
+}
+
+/// `whatif --policy CHANGE --adopt`: the fleet's existing guests adopted under the change.
+fn run_adopt(
+    path: &Path,
+    guests: &[(u64, Request)],
+    catalog: Option<&Catalog>,
+    csv: &Path,
+    svg: Option<&Path>,
+) -> Result<(), Failure> {
+    let change = read_change(path)?;
+    let mut study = AdoptionStudy::default();
+    let mut rows: Vec<GuestAdoption> = Vec::new();
+    for chunk in guests.chunks(4096) {
+        rows.extend(study.add(chunk, &change, catalog));
+    }
+    let s = &study;
+    println!(
+        "{} guest(s) adopted under {}: {} reach it, {} of them with no guest-visible change",
+        s.guests,
+        path.display(),
+        s.reached,
+        s.unnoticed
+    );
+    println!("guests by guest-visible changes:");
+    for (k, n) in &s.histogram {
+        println!("  {k:>4} change(s): {n}");
+    }
+    if !s.by_model.is_empty() {
+        println!("devices the guests see change, by model:");
+        for (m, n) in &s.by_model {
+            println!("  {m:<28} {n}");
+        }
+    }
+    println!(
+        "ports flipped: {}; controllers added: {}",
+        s.flipped, s.added
+    );
+    println!("cannot reach it: {}", s.cannot.len());
+    for g in s.cannot.iter().take(20) {
+        let why = g.error.as_deref().unwrap_or("");
+        println!(
+            "  {} (line {}): {}",
+            g.name.as_deref().unwrap_or("-"),
+            g.line,
+            why.lines().next().unwrap_or("")
+        );
+    }
+    if s.cannot.len() > 20 {
+        println!("  ... ({} in all)", s.cannot.len());
+    }
+    let opt = |c: Option<u32>| c.map(|c| c.to_string()).unwrap_or_default();
+    write_csv(
+        csv,
+        "line,name,guest_visible_changes,moved,renumbered,ports_flipped,controllers_added,rule",
+        rows.iter().map(|g| {
+            format!(
+                "{},{},{},{},{},{},{},{}",
+                g.line,
+                csv_field(g.name.as_deref().unwrap_or("")),
+                opt(g.changes),
+                g.moved,
+                g.renumbered,
+                g.flipped,
+                g.added,
+                g.rule.as_deref().unwrap_or("")
+            )
+        }),
+    )?;
+    write_chart(svg, |path| chart::adoption(s, path))
+}
+
 fn run_policy(
     path: &Path,
     guests: &[(u64, Request)],
@@ -262,12 +349,7 @@ fn run_policy(
     csv: &Path,
     svg: Option<&Path>,
 ) -> Result<(), Failure> {
-    let mut text = String::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_string(&mut text))
-        .map_err(|e| (2, format!("{}: {e}", path.display())))?;
-    let change =
-        PolicyChange::from_json(&text).map_err(|e| (2, format!("{}: {e}", path.display())))?;
+    let change = read_change(path)?;
     let mut delta = PolicyDelta::default();
     let mut rows: Vec<GuestDelta> = Vec::new();
     for chunk in guests.chunks(4096) {
