@@ -308,6 +308,51 @@ pub fn summary(plan: &Plan) -> String {
     s
 }
 
+/// The cheapest fix of each device an adoption changes or whose port it flips, by device
+/// id, for `pciplan check` to print under a D-OFF or D-ON error: "set hotplug=off on port
+/// pci.3" or "move it to pcie.0:05.0", each as `pciplan plan --adopt` would do it.
+///
+/// ```
+/// let plan = pciplan::adopt(&pciplan::Request::from_json(r#"{
+///   "policy": {"hotplug_off": "auto"},
+///   "devices": [{"id": "net0", "model": "virtio-net-pci", "hotplug": "off",
+///                "address": {"bus": "rp1", "slot": 0}}],
+///   "controllers": [{"id": "rp1", "model": "pcie-root-port", "chassis": 1,
+///                    "address": {"bus": "pcie.0", "slot": 2}}]}"#).unwrap()).unwrap();
+/// let hints = pciplan::fixes(&plan);
+/// assert_eq!(hints["net0"], "set hotplug=off on port rp1 (the guest sees no change)");
+/// ```
+pub fn fixes(plan: &Plan) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(list) = &plan.changes else {
+        return out;
+    };
+    for c in list {
+        match c.change {
+            ChangeKind::Moved => {
+                let to = c.to.as_deref().unwrap_or("?");
+                out.insert(c.id.clone(), format!("move it to {to}"));
+            }
+            ChangeKind::PortHotplug => {
+                let to = c.to.as_deref().unwrap_or("?");
+                for d in plan.devices.iter().filter(|d| d.bus == c.id) {
+                    if !list.iter().any(|x| x.id == d.id) {
+                        out.insert(
+                            d.id.clone(),
+                            format!(
+                                "set hotplug={to} on port {} (the guest sees no change)",
+                                c.id
+                            ),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,7 +38,7 @@ mod validate;
 pub mod whatif;
 
 pub use catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl};
-pub use changes::{summary, Change, ChangeKind, Seen};
+pub use changes::{fixes, summary, Change, ChangeKind, Seen};
 pub use error::{Cause, Explanation, InputError, PlanError, Violation};
 pub use plan::{PlacedController, PlacedDevice, Plan};
 pub use planner::{adopt, adopt_with, forget_solutions, plan, plan_with};

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use pciplan::libvirt::{looks_like_xml, Domain, Overrides, ReadOptions};
-use pciplan::{Catalog, Request};
+use pciplan::{Catalog, Request, Rule};
 
 use super::fail;
 
@@ -67,14 +67,22 @@ pub fn check(file: &str, ov: &Overrides, custom: Option<&Catalog>) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(2, &e),
     };
-    let errors = if looks_like_xml(file, &text) {
+    let (errors, fixes) = if looks_like_xml(file, &text) {
         let opts = ReadOptions {
             overrides: ov.clone(),
             ..ReadOptions::default()
         };
         let cat = custom.unwrap_or_else(|| Catalog::q35());
         match Domain::read(&text, &opts, cat) {
-            Ok(d) => d.check(),
+            Ok(d) => {
+                let errors = d.check();
+                let fixes = if needs_policy_fix(&errors) {
+                    d.adopt().map(|p| pciplan::fixes(&p))
+                } else {
+                    Ok(Default::default())
+                };
+                (errors, fixes)
+            }
             Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
         }
     } else {
@@ -93,7 +101,14 @@ pub fn check(file: &str, ov: &Overrides, custom: Option<&Catalog>) -> ExitCode {
             },
         };
         match pciplan::libvirt::check_request(&req, cat) {
-            Ok(v) => v,
+            Ok(errors) => {
+                let fixes = if needs_policy_fix(&errors) {
+                    pciplan::adopt_with(&req, cat).map(|p| pciplan::fixes(&p))
+                } else {
+                    Ok(Default::default())
+                };
+                (errors, fixes)
+            }
             Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
         }
     };
@@ -103,6 +118,31 @@ pub fn check(file: &str, ov: &Overrides, custom: Option<&Catalog>) -> ExitCode {
     }
     for e in &errors {
         println!("{e}");
+        if !matches!(e.rule, Rule::Off | Rule::On) {
+            continue;
+        }
+        match &fixes {
+            Ok(f) => {
+                if let Some(h) = f.get(&e.device) {
+                    println!("  cheapest fix: {h}; `pciplan plan {file} --adopt` makes it");
+                }
+            }
+            Err(why) => {
+                let first = why.to_string();
+                println!(
+                    "  no layout meets the policy even with every device free to move: {}",
+                    first.lines().next().unwrap_or("")
+                );
+            }
+        }
     }
     fail(2, &format!("{file}: {} address error(s)", errors.len()))
+}
+
+/// Whether a check found what adoption repairs (a device whose place breaks its hotplug
+/// requirement), so that the cheapest fix is worth computing.
+fn needs_policy_fix(errors: &[pciplan::Violation]) -> bool {
+    errors
+        .iter()
+        .any(|e| matches!(e.rule, Rule::Off | Rule::On))
 }
