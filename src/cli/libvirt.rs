@@ -127,13 +127,15 @@ pub fn check(file: &str, ov: &Overrides, custom: Option<&Catalog>) -> ExitCode {
                     println!("  cheapest fix: {h}; `pciplan plan {file} --adopt` makes it");
                 }
             }
-            Err(why) => {
+            // Other address errors stop adoption too: those come first, no hint here.
+            Err(why @ pciplan::PlanError::Infeasible(_)) => {
                 let first = why.to_string();
                 println!(
                     "  no layout meets the policy even with every device free to move: {}",
                     first.lines().next().unwrap_or("")
                 );
             }
+            Err(_) => {}
         }
     }
     fail(2, &format!("{file}: {} address error(s)", errors.len()))
