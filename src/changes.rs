@@ -136,10 +136,9 @@ fn bus_numbers(t: &Topology) -> BTreeMap<petgraph::stable_graph::NodeIndex, u32>
     out
 }
 
-/// Every device's identity in `plan`, by id.
-fn identities(plan: &Plan, cat: &Catalog) -> BTreeMap<String, Identity> {
-    let t = Topology::build(plan, cat);
-    let numbers = bus_numbers(&t);
+/// Every device's identity in `plan`, whose topology is `t`, by id.
+fn identities(plan: &Plan, t: &Topology) -> BTreeMap<String, Identity> {
+    let numbers = bus_numbers(t);
     let mut out = BTreeMap::new();
     for d in &plan.devices {
         let Some(&n) = t.ids.get(d.id.as_str()) else {
@@ -167,12 +166,18 @@ fn identities(plan: &Plan, cat: &Catalog) -> BTreeMap<String, Identity> {
     out
 }
 
-/// The changes from the existing guest `before` (every device at its old address) to the
-/// adopted plan `after`: devices in `after`'s order, then ports whose `hotplug` changed,
-/// then added controllers.
-pub(crate) fn changes(before: &Plan, after: &Plan, cat: &Catalog) -> Vec<Change> {
-    let old = identities(before, cat);
-    let new = identities(after, cat);
+/// The changes from the existing guest `before` (every device at its old address), whose
+/// topology is `t_before`, to the adopted plan `after`: devices in `after`'s order, then
+/// ports whose `hotplug` changed, then added controllers.
+pub(crate) fn changes(
+    before: &Plan,
+    t_before: &Topology,
+    after: &Plan,
+    t_after: &Topology,
+    cat: &Catalog,
+) -> Vec<Change> {
+    let old = identities(before, t_before);
+    let new = identities(after, t_after);
     let mut out = Vec::new();
     for d in &after.devices {
         let (Some(o), Some(n)) = (old.get(&d.id), new.get(&d.id)) else {
@@ -375,7 +380,14 @@ mod tests {
             "controllers":[{"id":"a","model":"pcie-root-port","chassis":1,"address":{"bus":"pcie.0","slot":2}},
               {"id":"b","model":"pcie-root-port","chassis":2,"address":{"bus":"pcie.0","slot":3}}]}"#,
         );
-        let c = changes(&before, &after, Catalog::q35());
+        let cat = Catalog::q35();
+        let c = changes(
+            &before,
+            &Topology::build(&before, cat),
+            &after,
+            &Topology::build(&after, cat),
+            cat,
+        );
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].change, ChangeKind::Renumbered);
         assert_eq!(
@@ -399,7 +411,14 @@ mod tests {
             r#"{"devices":[{"id":"n","model":"e1000e","address":{"bus":"pcie.0","slot":5}}],
             "controllers":[{"id":"b","model":"pcie-root-port","chassis":2,"hotplug":false,"address":{"bus":"pcie.0","slot":3}}]}"#,
         );
-        let c = changes(&before, &after, Catalog::q35());
+        let cat = Catalog::q35();
+        let c = changes(
+            &before,
+            &Topology::build(&before, cat),
+            &after,
+            &Topology::build(&after, cat),
+            cat,
+        );
         assert_eq!(c[0].change, ChangeKind::Moved);
         assert_eq!(c[0].from.as_deref(), Some("b:00.0"));
         assert_eq!(c[0].to.as_deref(), Some("pcie.0:05.0"));

@@ -93,11 +93,20 @@ pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
 /// Steps 5 and 6 on one topology of an assigned plan: R-BUSNR's ranges (the planner's own
 /// check), then the independent validator, whose objection is a bug in pciplan.
 fn check_assigned(plan: &Plan, req: &Request, cat: &Catalog) -> Result<(), PlanError> {
-    let t = Topology::build(plan, cat);
-    if let Some(why) = explain::bus_ranges(&t, cat) {
+    check_assigned_on(&Topology::build(plan, cat), plan, req, cat)
+}
+
+/// [`check_assigned`] on the plan's topology `t`.
+fn check_assigned_on(
+    t: &Topology,
+    plan: &Plan,
+    req: &Request,
+    cat: &Catalog,
+) -> Result<(), PlanError> {
+    if let Some(why) = explain::bus_ranges(t, cat) {
         return Err(PlanError::Infeasible(why));
     }
-    let bad = validate_topology(&t, plan, req, cat);
+    let bad = validate_topology(t, plan, req, cat);
     if !bad.is_empty() {
         let list: Vec<String> = bad.iter().map(|b| b.to_string()).collect();
         return Err(PlanError::Internal(format!(

@@ -39,8 +39,9 @@ struct Order<'t, 'a> {
     t: &'t Topology<'a>,
     /// Depth-first position of each node (the root has none).
     pos: BTreeMap<NodeIndex, usize>,
-    /// Per existing unit, the node whose bus it sits on (`None` on `pcie.0` or unknown).
-    anchors: Vec<Option<NodeIndex>>,
+    /// Per existing unit whose bus can be renumbered: its index, the numbering domain of
+    /// its bus and the bus's depth-first position.
+    anchors: Vec<(usize, Option<NodeIndex>, usize)>,
 }
 
 impl Order<'_, '_> {
@@ -72,11 +73,8 @@ impl Order<'_, '_> {
         let domain = self.domain(b);
         self.anchors
             .iter()
-            .enumerate()
-            .filter_map(|(u, a)| a.map(|a| (u, a)))
-            .filter(|&(_, a)| t.bus_type(a) != Some("pxb") && self.domain(a) == domain)
-            .filter(|(_, a)| self.pos.get(a).is_some_and(|&p| p >= key))
-            .map(|(u, _)| u)
+            .filter(|&&(_, d, p)| d == domain && p >= key)
+            .map(|&(u, _, _)| u)
             .collect()
     }
 }
@@ -91,7 +89,19 @@ impl Guard {
             .enumerate()
             .map(|(i, n)| (n, i))
             .collect();
-        let o = Order { t, pos, anchors };
+        let mut o = Order {
+            t,
+            pos,
+            anchors: Vec::new(),
+        };
+        // An expander's own bus keeps its bus_nr: what sits on it is never renumbered.
+        o.anchors = anchors
+            .iter()
+            .enumerate()
+            .filter_map(|(u, a)| a.map(|a| (u, a)))
+            .filter(|&(_, a)| t.bus_type(a) != Some("pxb"))
+            .filter_map(|(u, a)| Some((u, o.domain(a), *o.pos.get(&a)?)))
+            .collect();
         let used: BTreeSet<u8> = t.kids(t.root).iter().map(|k| k.0).collect();
         let mut g = Guard::default();
         for &s in w.root_free.iter().filter(|s| !used.contains(s)) {

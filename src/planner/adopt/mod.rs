@@ -24,7 +24,7 @@ use crate::topology::{pinned_plan, Node, Topology};
 use crate::validate::validate_pinned;
 
 use super::assign::Assigner;
-use super::{check_assigned, explain, solve_cached, units, Unit, World};
+use super::{check_assigned_on, explain, solve_cached, units, Unit, World};
 use guard::{anchor_of, Guard};
 
 /// Adopts an existing guest with the catalog its `machine` names: the addresses it has are
@@ -66,105 +66,261 @@ pub fn adopt_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
     }
     // Step 2: every device free, and the soft pins.
     let free = unpinned(req);
-    let Free {
-        units,
-        bare,
-        world,
-        model,
-        unit_class,
-        old,
-        guard,
-    } = free_model(req, &free, cat, &t0)?;
-    let counts = solve_cached(&model)?;
+    let f = free_model(req, &free, cat, &t0)?;
+    // The natural decision (keep what can stay, set each port as its units need) is
+    // proven optimal when it moves only what must move and renumbers nothing (see
+    // `natural`); otherwise the adoption program decides.
+    if let Some(d) = natural(&f) {
+        if let Some(plan) = plan_natural(req, cat, &f, &d, &before, &t0)? {
+            return Ok(plan);
+        }
+    }
+    let counts = solve_cached(&f.model)?;
     if counts.short() {
-        let why = explain::explain(&free, cat, &units, &unit_class, &model, &counts, &world);
+        let why = explain::explain(
+            &free,
+            cat,
+            &f.units,
+            &f.unit_class,
+            &f.model,
+            &counts,
+            &f.world,
+        );
         return Err(PlanError::Infeasible(why));
     }
-    let Some(decided) = counts.adopt.clone() else {
+    let Some(a) = counts.adopt.as_ref() else {
         return Err(PlanError::Internal(
             "the adoption program has no soft pins".into(),
         ));
     };
+    let d = Decision {
+        keep: a.keep.clone(),
+        on: a.on.clone(),
+        changes: a.changes,
+        flips: a.flips,
+    };
     // Step 3: what stays is pinned, the ports are set; assign the rest from the counts.
-    let mut kept = req.clone();
-    for (k, &u) in old.iter().enumerate() {
-        if !decided.keep[k] {
-            for &i in &units[u].devs {
-                kept.devices[i].address = None;
-            }
-        }
-    }
-    for (p, fp) in world.ports.iter().enumerate() {
-        if decided.on[p] != fp.hotplug {
-            if let Some(c) = kept.controllers.iter_mut().find(|c| c.id == fp.id) {
-                c.hotplug = Some(decided.on[p]);
-            }
-        }
-    }
-    drop(bare);
+    let kept = kept_request(req, &f, &d);
     let kept_plan = pinned_plan(&kept, cat);
     let tk = Topology::build(&kept_plan, cat);
-    let pins = validate_pinned(&tk, &kept_plan, &kept, cat);
-    if !pins.is_empty() {
-        let list: Vec<String> = pins.iter().map(|b| b.to_string()).collect();
-        return Err(PlanError::Internal(format!(
-            "what the adoption keeps fails validation: {}",
-            list.join("; ")
-        )));
-    }
     let kept_units = units::units(&kept, cat)?;
     let kept_class: Vec<Option<usize>> = kept_units
         .iter()
-        .zip(&unit_class)
+        .zip(&f.unit_class)
         .map(|(u, &c)| if u.pinned { None } else { c })
         .collect();
-    let mut kept_world = World::read_in(&tk, &kept_plan, cat, world.region_numa.clone());
+    let mut kept_world = World::read_in(&tk, &kept_plan, cat, f.world.region_numa.clone());
     drop(tk);
-    guard.apply(&mut kept_world);
+    f.guard.apply(&mut kept_world);
     let mut plan = Assigner::new(
         &kept,
         cat,
         &kept_units,
         &kept_class,
-        &model,
+        &f.model,
         &counts,
         &kept_world,
         kept_plan,
     )
     .run()?;
-    check_assigned(&plan, &kept, cat)?;
-    let mut list = changes(&before, &plan, cat);
-    explain_moves(
-        &mut list,
-        req,
-        &units,
-        &old,
+    plan.optimal = counts.optimal;
+    match report(plan, req, cat, &f, &d, &before, &t0, &kept)? {
+        Ok(plan) => Ok(plan),
+        Err(why) => Err(PlanError::Internal(why)),
+    }
+}
+
+/// Which existing units stay and each existing port's `hotplug`, with the guest-visible
+/// changes and flips that should follow.
+struct Decision {
+    keep: Vec<bool>,
+    on: Vec<bool>,
+    changes: u32,
+    flips: u32,
+}
+
+/// The natural decision: every unit that can stay stays, and each port gets the setting
+/// its units need; `None` when two units of one port need different settings, or a unit
+/// above function 0 would stay without the one at function 0 (then the program decides).
+///
+/// Why it is optimal when [`plan_natural`] accepts it: each unit it moves cannot stay
+/// under any setting, so every plan moves at least those (O-ADOPT's first measure is met
+/// when nothing is renumbered); any other plan with as few changes keeps the same units,
+/// so its ports holding them have the same settings, and only the placement of the moved
+/// units differs, which the plain program minimises (its second measure) as long as no
+/// free existing port of the other setting is left unused (a flip could then save a
+/// controller); flips are those the kept units force (the third).
+fn natural(f: &Free) -> Option<Decision> {
+    let a = f.model.adopt.as_ref()?;
+    let keep: Vec<bool> = a
+        .units
+        .iter()
+        .map(|u| u.site.is_some() && (u.stay_on || u.stay_off))
+        .collect();
+    let mut need: Vec<Option<bool>> = vec![None; a.ports.len()];
+    for (u, &k) in a.units.iter().zip(&keep) {
+        if !k {
+            continue;
+        }
+        if u.after.is_some_and(|first| !keep[first]) {
+            return None;
+        }
+        let Some(Site::Port(p)) = u.site else {
+            continue;
+        };
+        let want = match (u.stay_on, u.stay_off) {
+            (true, false) => true,
+            (false, true) => false,
+            _ => continue,
+        };
+        match need[p] {
+            Some(w) if w != want => return None,
+            _ => need[p] = Some(want),
+        }
+    }
+    let on: Vec<bool> = a
+        .ports
+        .iter()
+        .zip(&need)
+        .map(|(p, n)| n.unwrap_or(p.hotplug))
+        .collect();
+    let changes = a
+        .units
+        .iter()
+        .zip(&keep)
+        .filter(|(_, &k)| !k)
+        .map(|(u, _)| u.devices)
+        .sum();
+    let flips = a
+        .ports
+        .iter()
+        .zip(&on)
+        .filter(|(p, &o)| p.hotplug != o)
+        .count() as u32;
+    Some(Decision {
+        keep,
+        on,
+        changes,
+        flips,
+    })
+}
+
+/// Plans the natural decision with the plain program on what stays. `None` when its
+/// optimality is not proven (see [`natural`]): it renumbers a device, or adds controllers
+/// while a free existing port is left unused.
+fn plan_natural(
+    req: &Request,
+    cat: &Catalog,
+    f: &Free,
+    d: &Decision,
+    before: &Plan,
+    t0: &Topology,
+) -> Result<Option<Plan>, PlanError> {
+    let kept = kept_request(req, f, d);
+    let kept_plan = pinned_plan(&kept, cat);
+    let tk = Topology::build(&kept_plan, cat);
+    let kept_units = units::units(&kept, cat)?;
+    let mut world = World::read(&tk, &kept_plan, &kept, cat);
+    drop(tk);
+    f.guard.apply(&mut world);
+    let io = cat.io_budget(req.firmware)?;
+    let (model, unit_class) = units::build_model(&kept, cat, &kept_units, &world, io.windows);
+    if explain::precheck(&kept, &kept_units, &unit_class, &model).is_err() {
+        return Ok(None);
+    }
+    let counts = solve_cached(&model)?;
+    if counts.short() {
+        return Ok(None);
+    }
+    let mut plan = Assigner::new(
+        &kept,
+        cat,
+        &kept_units,
+        &unit_class,
         &model,
-        &decided.keep,
-        &decided.on,
+        &counts,
         &world,
-    );
+        kept_plan,
+    )
+    .run()?;
+    if plan.cost > 0 && free_ports_left(&plan, cat) {
+        return Ok(None);
+    }
+    plan.optimal = counts.optimal;
+    Ok(report(plan, req, cat, f, d, before, t0, &kept)?.ok())
+}
+
+/// Whether an existing port of `plan` holds nothing.
+fn free_ports_left(plan: &Plan, cat: &Catalog) -> bool {
+    plan.controllers.iter().any(|c| {
+        !c.added
+            && cat
+                .controller(&c.model)
+                .is_some_and(|m| m.hotplug == HotplugControl::Property)
+            && !plan.devices.iter().any(|d| d.bus == c.id)
+            && !plan.controllers.iter().any(|x| x.bus == c.id)
+    })
+}
+
+/// The existing guest with the units `d` moves unpinned and its ports set.
+fn kept_request(req: &Request, f: &Free, d: &Decision) -> Request {
+    let mut kept = req.clone();
+    for (k, &u) in f.old.iter().enumerate() {
+        if !d.keep[k] {
+            for &i in &f.units[u].devs {
+                kept.devices[i].address = None;
+            }
+        }
+    }
+    for (p, fp) in f.world.ports.iter().enumerate() {
+        if d.on[p] != fp.hotplug {
+            if let Some(c) = kept.controllers.iter_mut().find(|c| c.id == fp.id) {
+                c.hotplug = Some(d.on[p]);
+            }
+        }
+    }
+    kept
+}
+
+/// Checks an assigned adoption (R-BUSNR, the validator against what stays) and lists its
+/// changes. The inner `Err` says how the plan differs from what the decision counted:
+/// a bug for the program's decisions, a refusal for the natural one.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    mut plan: Plan,
+    req: &Request,
+    cat: &Catalog,
+    f: &Free,
+    d: &Decision,
+    before: &Plan,
+    t0: &Topology,
+    kept: &Request,
+) -> Result<Result<Plan, String>, PlanError> {
+    let t = Topology::build(&plan, cat);
+    check_assigned_on(&t, &plan, kept, cat)?;
+    let mut list = changes(before, t0, &plan, &t, cat);
+    drop(t);
+    explain_moves(&mut list, req, f, &d.keep, &d.on);
     let visible = list.iter().filter(|c| c.guest_visible).count() as u32;
-    if visible != decided.changes {
-        return Err(PlanError::Internal(format!(
-            "the adoption program counted {} guest-visible changes, the plan has {visible}",
-            decided.changes
+    if visible != d.changes {
+        return Ok(Err(format!(
+            "the adoption counted {} guest-visible changes, the plan has {visible}",
+            d.changes
         )));
     }
     let flips = list
         .iter()
         .filter(|c| c.change == ChangeKind::PortHotplug)
         .count() as u32;
-    if flips != decided.flips {
-        return Err(PlanError::Internal(format!(
-            "the adoption program counted {} port flips, the plan has {flips}",
-            decided.flips
+    if flips != d.flips {
+        return Ok(Err(format!(
+            "the adoption counted {} port flips, the plan has {flips}",
+            d.flips
         )));
     }
-    plan.optimal = counts.optimal;
     plan.guest_visible_changes = Some(visible);
     plan.changes = Some(list);
-    Ok(plan)
+    Ok(Ok(plan))
 }
 
 /// The request with every device's address taken away (controllers stay).
@@ -179,7 +335,6 @@ fn unpinned(req: &Request) -> Request {
 /// The guest with every device free, and its soft pins.
 struct Free {
     units: Vec<Unit>,
-    bare: Plan,
     world: World,
     model: Model,
     unit_class: Vec<Option<usize>>,
@@ -196,12 +351,9 @@ fn free_model(
     cat: &Catalog,
     t0: &Topology,
 ) -> Result<Free, PlanError> {
+    // The controllers were validated with the existing guest.
     let bare = pinned_plan(free, cat);
     let tb = Topology::build(&bare, cat);
-    let pins = validate_pinned(&tb, &bare, free, cat);
-    if !pins.is_empty() {
-        return Err(PlanError::Pins(pins));
-    }
     let units = units::units(free, cat)?;
     let mut world = World::read(&tb, &bare, free, cat);
     drop(tb);
@@ -235,7 +387,6 @@ fn free_model(
     model.adopt = Some(adopt);
     Ok(Free {
         units,
-        bare,
         world,
         model,
         unit_class,
@@ -381,17 +532,14 @@ fn bridge_region(world: &World, t0: &Topology, b: petgraph::stable_graph::NodeIn
 
 /// Why each moved device moved: the rule its old place breaks, or what made moving it the
 /// cheapest way (O-ADOPT).
-#[allow(clippy::too_many_arguments)]
 fn explain_moves(
     list: &mut [crate::changes::Change],
     req: &Request,
-    units: &[Unit],
-    old: &[usize],
-    model: &Model,
+    f: &Free,
     keep: &[bool],
     on: &[bool],
-    world: &World,
 ) {
+    let (units, old, model, world) = (&f.units, &f.old, &f.model, &f.world);
     let Some(a) = &model.adopt else { return };
     let off_mode = req.policy.hotplug_off.as_str();
     for c in list.iter_mut().filter(|c| c.change == ChangeKind::Moved) {
