@@ -334,16 +334,44 @@ fn vdsm_without_a_policy_leaves_the_file_untouched() {
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
+const VIDEO: &str = "ua-9d3f6a28-4e1b-4c72-8d5a-3b7e0f1c9a64";
+
+#[test]
+fn vdsm_adopts_a_stored_address_that_breaks_the_policy() {
+    let path = vdsm_file("adopt");
+    let before = std::fs::read_to_string(&path).unwrap();
+    // The disk's stored address is behind a hot-pluggable root port: with hotplug_off=auto
+    // adoption flips that port instead of moving the disk (the guest sees no change).
+    let out = vdsm_hook(
+        &path,
+        Some(r#"{"hotplug_off": "auto"}"#),
+        Some(&format!("{DISK}=off")),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("0 guest-visible changes"), "{err}");
+    let after = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(address_of(&after, DISK), address_of(&before, DISK));
+    assert!(!hot_pluggable(&after, DISK));
+    // Every stored address stays; only the NIC oVirt had not addressed yet gets one.
+    let (was, now) = (lv::pci_addresses(&before), lv::pci_addresses(&after));
+    assert!(was.iter().all(|a| now.contains(a)), "{was:?} -> {now:?}");
+    assert_eq!(now.len(), was.len() + 1);
+    assert_eq!(lv::pci_controllers(&after), lv::pci_controllers(&before));
+    defines_unchanged(&after, "vdsm-adopt");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
 #[test]
 fn vdsm_unmet_policy_fails_and_leaves_the_file() {
     let path = vdsm_file("unmet");
     let before = std::fs::read(&path).unwrap();
     let ino = inode(&path);
-    // The disk's stored address is behind a hot-pluggable root port.
-    let out = vdsm_hook(&path, None, Some(&format!("{DISK}=off")));
+    // QEMU can never hot-unplug a QXL display: no layout keeps it hot-pluggable.
+    let out = vdsm_hook(&path, None, Some(&format!("{VIDEO}=on")));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(DISK) && err.contains("[D-OFF]"), "{err}");
+    assert!(err.contains(VIDEO) && err.contains("[D-HP]"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert_eq!(inode(&path), ino);
     let _ = std::fs::remove_dir_all(path.parent().unwrap());

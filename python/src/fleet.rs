@@ -65,9 +65,10 @@ impl BufRead for Feed {
 type Answer = Result<Vec<String>, String>;
 
 /// Plans chunks until the input ends or nobody listens any more.
-fn planning_thread(feed: Feed, chunk: usize, out: SyncSender<Answer>) {
+fn planning_thread(feed: Feed, chunk: usize, adopt: bool, out: SyncSender<Answer>) {
     let opts = BatchOptions {
         chunk,
+        adopt,
         ..BatchOptions::default()
     };
     let mut batch = Batch::new(feed, opts);
@@ -114,7 +115,7 @@ pub struct BatchIter {
 
 impl BatchIter {
     /// Starts the planning thread over `source`.
-    pub fn start(source: Bound<'_, PyIterator>, chunk: usize) -> PyResult<BatchIter> {
+    pub fn start(source: Bound<'_, PyIterator>, chunk: usize, adopt: bool) -> PyResult<BatchIter> {
         let chunk = chunk.max(1);
         let (tx, rx) = mpsc::channel();
         let (out_tx, out_rx) = mpsc::sync_channel(IN_FLIGHT);
@@ -125,7 +126,7 @@ impl BatchIter {
         };
         std::thread::Builder::new()
             .name("pciplan-batch".into())
-            .spawn(move || planning_thread(feed, chunk, out_tx))
+            .spawn(move || planning_thread(feed, chunk, adopt, out_tx))
             .map_err(|e| errors::error(source.py(), &format!("cannot start a thread: {e}")))?;
         Ok(BatchIter {
             source: Some(source.unbind()),

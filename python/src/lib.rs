@@ -9,7 +9,7 @@ mod fleet;
 
 use pciplan::libvirt::{Domain, Overrides, ReadOptions};
 use pciplan::{Catalog, Hotplug, OffStrategy, PlanError, PolicyPatch, Request};
-use pyo3::exceptions::{PyNotImplementedError, PyTypeError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
 
@@ -19,22 +19,16 @@ use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `adopt=True` is part of the contract, but the library cannot adopt yet.
-fn no_adopt(adopt: bool) -> PyResult<()> {
-    if adopt {
-        return Err(PyNotImplementedError::new_err(
-            "adopt=True: adopting a guest's existing addresses is not in this version of \
-             pciplan yet; addresses in the input are pins",
-        ));
-    }
-    Ok(())
-}
-
-/// Plans one request's JSON text to the plan's JSON text (`--format json`, compact).
-fn plan_json(text: &str) -> Result<String, PlanError> {
+/// Plans (or with `adopt`, adopts) one request's JSON text to the plan's JSON text
+/// (`--format json`, compact).
+fn plan_json(text: &str, adopt: bool) -> Result<String, PlanError> {
     let req = Request::from_json(text)?;
     let cat = Catalog::for_machine(&req.machine)?;
-    let plan = pciplan::plan_with(&req, cat)?;
+    let plan = if adopt {
+        pciplan::adopt_with(&req, cat)?
+    } else {
+        pciplan::plan_with(&req, cat)?
+    };
     serde_json::to_string(&plan).map_err(|e| PlanError::Solver(format!("internal error: {e}")))
 }
 
@@ -49,8 +43,9 @@ fn plan_json(text: &str) -> Result<String, PlanError> {
 /// (no layout meets the policy; `causes` says which rule, which devices and what would make
 /// it fit) or `TypeError` (not a dict, str or bytes). The GIL is released while planning.
 ///
-/// `adopt=True` (existing addresses as preferences, not pins) is not in this version of the
-/// library yet and raises `NotImplementedError`.
+/// `adopt=True` adopts an existing guest: the addresses it has are preferences, not pins;
+/// the plan changes as few devices as the guest can see, then adds as few controllers,
+/// then flips as few ports (O-ADOPT), and carries `guest_visible_changes` and `changes`.
 ///
 /// A placement service:
 ///
@@ -69,10 +64,9 @@ fn plan<'py>(
     request: &Bound<'py, PyAny>,
     adopt: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    no_adopt(adopt)?;
     let text = convert::request_text_or_raise(request)?;
     let text: &str = &text;
-    match py.detach(|| plan_json(text)) {
+    match py.detach(|| plan_json(text, adopt)) {
         Ok(json) => convert::loads(py, &json),
         Err(e) => Err(errors::plan_error(py, &e)),
     }
@@ -171,13 +165,14 @@ enum XmlError {
 }
 
 /// Plans a domain XML to the planned domain XML (`--format libvirt`).
-fn plan_domain(xml: &str, overrides: Overrides) -> Result<String, XmlError> {
+fn plan_domain(xml: &str, overrides: Overrides, adopt: bool) -> Result<String, XmlError> {
     let opts = ReadOptions {
         overrides,
         ..ReadOptions::default()
     };
     let dom = Domain::parse_with(xml, &opts).map_err(XmlError::Read)?;
-    let plan = dom.plan().map_err(XmlError::Plan)?;
+    let plan = if adopt { dom.adopt() } else { dom.plan() };
+    let plan = plan.map_err(XmlError::Plan)?;
     let mut out = dom.write(&plan).map_err(XmlError::Read)?;
     // As the command line prints it.
     if !out.ends_with('\n') {
@@ -196,8 +191,8 @@ fn plan_domain(xml: &str, overrides: Overrides) -> Result<String, XmlError> {
 /// `{"ua-net0": "off"}`, to "on"/"off"/"any"), `hotplug_off` ("integrated", "port",
 /// "auto") and `spare_ports` (an int).
 ///
-/// Raises `InvalidInput`, `Infeasible` or `TypeError` as `plan` does. `adopt=True` is not
-/// in this version of the library yet and raises `NotImplementedError`.
+/// Raises `InvalidInput`, `Infeasible` or `TypeError` as `plan` does. `adopt=True` adopts
+/// the domain as `pciplan plan DOMAIN.xml --adopt` does: its addresses are preferences.
 #[pyfunction]
 #[pyo3(signature = (xml, *, default_hotplug = None, hotplug = None, hotplug_off = None, spare_ports = None, adopt = false))]
 fn plan_xml(
@@ -209,7 +204,6 @@ fn plan_xml(
     spare_ports: Option<&Bound<'_, PyAny>>,
     adopt: bool,
 ) -> PyResult<String> {
-    no_adopt(adopt)?;
     let xml = text_arg("xml", xml)?;
     let overrides = Overrides {
         policy: PolicyPatch {
@@ -230,7 +224,7 @@ fn plan_xml(
         },
         hotplug: hotplug_arg(hotplug)?,
     };
-    match py.detach(|| plan_domain(&xml, overrides)) {
+    match py.detach(|| plan_domain(&xml, overrides, adopt)) {
         Ok(out) => Ok(out),
         Err(XmlError::Read(e)) => Err(errors::input_error(py, &e)),
         Err(XmlError::Plan(e)) => Err(errors::plan_error(py, &e)),
@@ -252,8 +246,8 @@ fn plan_xml(
 /// out, so memory stays flat over any number of requests. An exception raised by the
 /// iterable itself comes after the results of the requests before it.
 ///
-/// `adopt=True` is not in this version of the library yet and raises
-/// `NotImplementedError`.
+/// `adopt=True` adopts every request (`pciplan batch --adopt`): existing addresses are
+/// preferences, and each plan lists its `changes`.
 ///
 /// A what-if study: controllers the fleet needs for each number of spare ports.
 ///
@@ -266,9 +260,8 @@ fn plan_xml(
 #[pyfunction]
 #[pyo3(signature = (requests, *, adopt = false, chunk = fleet::CHUNK))]
 fn batch(requests: &Bound<'_, PyAny>, adopt: bool, chunk: usize) -> PyResult<fleet::BatchIter> {
-    no_adopt(adopt)?;
     let source = fleet::iterate(requests)?;
-    fleet::BatchIter::start(source, chunk)
+    fleet::BatchIter::start(source, chunk, adopt)
 }
 
 /// pciplan plans the PCI/PCIe topology of QEMU guests with an integer program.

@@ -155,15 +155,52 @@ def test_plan_huge_input_raises():
         pciplan.plan_xml("<domain>" + " " * (20 << 20) + "</domain>")
 
 
-def test_adopt_is_not_there_yet():
-    for call in (
-        lambda: pciplan.plan({"devices": []}, adopt=True),
-        lambda: pciplan.plan_xml("<domain/>", adopt=True),
-        lambda: pciplan.batch([], adopt=True),
-    ):
-        with pytest.raises(NotImplementedError):
-            call()
-    assert pciplan.plan({"devices": []}, adopt=False)["cost"] == 0
+EXISTING = {
+    "name": "web-07",
+    "policy": {"hotplug_off": "auto"},
+    "devices": [
+        {"id": "net0", "model": "virtio-net-pci", "hotplug": "off",
+         "address": {"bus": "pci.1", "slot": 0}},
+        {"id": "disk0", "model": "virtio-blk-pci", "address": {"bus": "pci.2", "slot": 0}},
+        {"id": "nic1", "model": "e1000", "hotplug": "off", "address": {"bus": "pci.4", "slot": 1}},
+    ],
+    "controllers": [
+        {"id": "pci.1", "model": "pcie-root-port", "chassis": 1,
+         "address": {"bus": "pcie.0", "slot": 2, "function": 0}},
+        {"id": "pci.2", "model": "pcie-root-port", "chassis": 2,
+         "address": {"bus": "pcie.0", "slot": 2, "function": 1}},
+        {"id": "pci.3", "model": "pcie-root-port", "chassis": 3,
+         "address": {"bus": "pcie.0", "slot": 2, "function": 2}},
+        {"id": "pci.4", "model": "pcie-pci-bridge", "address": {"bus": "pci.3", "slot": 0}},
+    ],
+}
+
+
+def test_adopt_keeps_what_it_can_and_equals_cli(cli, tmp_path):
+    # Without adopt the pins hold and the policy cannot be met there.
+    with pytest.raises(pciplan.InvalidInput):
+        pciplan.plan(EXISTING)
+    p = pciplan.plan(EXISTING, adopt=True)
+    assert p["optimal"] and p["guest_visible_changes"] == 1
+    kinds = [(c["id"], c["change"]) for c in p["changes"]]
+    assert kinds == [("nic1", "moved"), ("pci.1", "port_hotplug")]
+    moved = p["changes"][0]
+    assert moved["linux_name"]["from"] == "enp4s1" and "R-BRIDGE" in moved["why"]
+    path = tmp_path / "web-07.json"
+    path.write_text(json.dumps(EXISTING))
+    out = run_cli(cli, "plan", str(path), "--adopt")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == p
+    assert "1 guest-visible change" in out.stderr
+
+
+def test_adopt_in_batch_and_xml(cli, repo):
+    rows = list(pciplan.batch([EXISTING, {"devices": [{"id": "x", "model": "nope"}]}], adopt=True))
+    assert rows[0]["ok"] and rows[0]["plan"]["guest_visible_changes"] == 1
+    assert not rows[1]["ok"] and rows[1]["error"]["kind"] == "invalid"
+    # A planned domain adopted under its own policy comes back as it is.
+    planned = pciplan.plan_xml((repo / "examples" / "web-01.xml").read_text())
+    assert pciplan.plan_xml(planned, adopt=True) == planned
 
 
 def test_plan_xml_equals_cli(cli, repo):

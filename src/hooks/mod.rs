@@ -129,9 +129,9 @@ impl std::error::Error for HookError {}
 
 /// Plans a domain XML under `policy`: the planned domain, as `--format libvirt` writes it.
 ///
-/// `adopt` is accepted but this version keeps the addresses a domain already has as pins
-/// (adopting them as preferences comes with `--adopt`); a policy they break is
-/// [`HookError::Unmet`].
+/// With `adopt`, the addresses the domain already has are preferences (as `--adopt`):
+/// the plan changes as few devices as the guest can see; without it they are pins, and a
+/// policy they break is [`HookError::Unmet`]. The adoption's summary goes to standard error.
 ///
 /// # Errors
 /// [`HookError::Unmet`] when no layout meets the policy, [`HookError::Skipped`] otherwise.
@@ -142,8 +142,18 @@ pub fn plan_domain(xml: &str, policy: &HookPolicy) -> Result<String, HookError> 
     };
     let dom = Domain::parse_with(xml, &opts)
         .map_err(|e| HookError::Skipped(format!("cannot read the domain: {e}")))?;
-    let plan = match dom.plan() {
-        Ok(p) => p,
+    let planned = if policy.adopt {
+        dom.adopt()
+    } else {
+        dom.plan()
+    };
+    let plan = match planned {
+        Ok(p) => {
+            if p.changes.is_some() {
+                eprintln!("pciplan hook: adopted: {}", crate::summary(&p));
+            }
+            p
+        }
         Err(e @ (PlanError::Infeasible(_) | PlanError::Pins(_))) => {
             return Err(HookError::Unmet(e))
         }

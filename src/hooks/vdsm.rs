@@ -34,7 +34,8 @@ pub enum Done {
 /// Runs the hook with the environment `env` gives (`std::env::var` in the real hook).
 ///
 /// oVirt passes the addresses it stored for the VM's devices; they are adopted as
-/// preferences once the library adopts (docs/formats.md, `--adopt`), and kept as pins until then.
+/// preferences (docs/formats.md, `--adopt`): the plan changes as few devices as the guest
+/// can see.
 ///
 /// # Errors
 /// [`HookError::Unmet`] when the policy cannot be met; [`HookError::Skipped`] when the hook
