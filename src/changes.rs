@@ -336,7 +336,14 @@ pub fn fixes(plan: &Plan) -> BTreeMap<String, String> {
         match c.change {
             ChangeKind::Moved => {
                 let to = c.to.as_deref().unwrap_or("?");
-                out.insert(c.id.clone(), format!("move it to {to}"));
+                let bus = plan.devices.iter().find(|d| d.id == c.id).map(|d| &d.bus);
+                let fix = match plan.controllers.iter().find(|x| Some(&x.id) == bus) {
+                    Some(n) if n.added => {
+                        format!("move it behind a new {} at {} ({to})", n.model, n.address())
+                    }
+                    _ => format!("move it to {to}"),
+                };
+                out.insert(c.id.clone(), fix);
             }
             ChangeKind::PortHotplug => {
                 let to = c.to.as_deref().unwrap_or("?");
