@@ -345,11 +345,22 @@ fn case() -> impl Strategy<Value = Case> {
         any::<u8>(),
         any::<bool>(),
     )
-        .prop_map(|(slots, bus_max, io, policy, devs, pieces, mask, use_pieces)| {
-            let pieces = if use_pieces { pieces } else { vec![] };
-            build_case(slots, bus_max, io, policy, devs, pieces, mask)
+        .prop_map(
+            |(slots, bus_max, io, policy, devs, pieces, mask, use_pieces)| {
+                let pieces = if use_pieces { pieces } else { vec![] };
+                build_case(slots, bus_max, io, policy, devs, pieces, mask)
+            },
+        )
+        // Pinned expanders either all have a bus_nr (as libvirt always writes busNr) or none
+        // has. Left out: some with and some without, where the program does not place the
+        // ranges of the expanders without one among the pinned ranges (it counts bus numbers
+        // in total and per pinned range, and the planner gives the others a range after
+        // assignment): see `pinned_expanders_with_and_without_bus_nr`.
+        .prop_filter("pinned expanders with and without bus_nr", |c| {
+            let pxbs = c.req.controllers.iter().filter(|x| x.model == "pxb-pcie");
+            let with = pxbs.clone().filter(|x| x.bus_nr.is_some()).count();
+            with == 0 || with == pxbs.count()
         })
-        .prop_filter("known limitation: pinned expander bus_nr ranges (see pinned_bus_nr_range_is_respected_on_replan and pinned_expanders_with_and_without_bus_nr)", |c| !c.req.controllers.iter().any(|x| x.bus_nr.is_some()))
 }
 
 /// Was a bug, fixed (existing bridges without a window are counted apart): free slots of an existing pcie-pci-bridge counted as

@@ -307,7 +307,10 @@ impl Assigner<'_> {
     ) -> Result<String, PlanError> {
         let world = self.world;
         let capped = |p: &Pos| world.capped_pxbs.contains(&p.bus);
-        let next = next_position(pool, matches!(t, Taker::Unit(_)), capped);
+        // A unit or a spare needs the port's bus number only; a bridge or switch below
+        // needs one more (R-BUSNR).
+        let endpoint = matches!(t, Taker::Unit(_) | Taker::Spare);
+        let next = next_position(pool, endpoint, capped);
         // Only a pinned expander's bus_nr range can make the counted positions short (a
         // bridge on one of its ports took a bus number).
         let Some(pos) = next.or_else(|| downstream.pop_front()) else {
