@@ -256,6 +256,7 @@ fn yes() -> bool {
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Catalog {
     /// Machine name (`q35`).
     pub machine: String,
@@ -322,7 +323,10 @@ impl Catalog {
         }
     }
 
-    fn validate(&self) -> Result<(), InputError> {
+    /// Checks a catalog: what [`Catalog::from_json`] checks, for a catalog changed in code
+    /// (its fields are public to read). Planning checks the part it relies on itself, so an
+    /// inconsistent catalog is an error naming what is missing, never a panic.
+    pub fn validate(&self) -> Result<(), InputError> {
         let err = |m: String| Err(InputError::new("catalog", m));
         let mut seen = BTreeSet::new();
         for c in &self.controllers {
@@ -351,19 +355,7 @@ impl Catalog {
                 }
             }
         }
-        for class in [
-            CLASS_ROOT_PORT,
-            CLASS_UPSTREAM,
-            CLASS_DOWNSTREAM,
-            CLASS_BRIDGE,
-            CLASS_PXB,
-        ] {
-            if self.adder(class).is_none() {
-                return err(format!(
-                    "no controller of class '{class}' that the planner may add"
-                ));
-            }
-        }
+        self.planner_classes()?;
         if self.root.functions == 0 || self.root.functions > 8 || self.root.slots.max > 31 {
             return err("root bus: bad slot/function range".into());
         }
@@ -385,10 +377,31 @@ impl Catalog {
             .find(|c| c.class == class && c.planner_adds)
     }
 
+    /// Every controller class the planner builds with has a model it may add: checked by
+    /// [`Catalog::validate`] and again before each plan (cheap), so that a catalog changed in
+    /// code after it was read is refused, not a panic.
+    pub(crate) fn planner_classes(&self) -> Result<(), InputError> {
+        for class in [
+            CLASS_ROOT_PORT,
+            CLASS_UPSTREAM,
+            CLASS_DOWNSTREAM,
+            CLASS_BRIDGE,
+            CLASS_PXB,
+        ] {
+            if self.adder(class).is_none() {
+                return Err(InputError::new(
+                    "catalog",
+                    format!("no controller of class '{class}' that the planner may add"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn adder_or_internal(&self, class: &str) -> &ControllerModel {
         match self.adder(class) {
             Some(c) => c,
-            // validate() guarantees every planner class exists.
+            // Every plan starts with planner_classes(): the class exists.
             None => unreachable!("catalog lacks class {class}"),
         }
     }

@@ -29,7 +29,7 @@ use crate::error::PlanError;
 use crate::idmap::IdMap;
 use crate::plan::Plan;
 use crate::planner::plan_with;
-use crate::request::{Address, Request};
+use crate::request::{Address, ControllerRequest, Request};
 
 pub(crate) mod lines;
 
@@ -227,29 +227,6 @@ fn relabel(plan: &Plan, req: &Request) -> Plan {
 /// request, it is what a cache lookup costs. `false` when the request cannot be shared
 /// (the cases where [`Shape::of`] gives `None`).
 fn shape_key(req: &Request, cat: &Catalog, out: &mut Vec<u8>) -> bool {
-    fn str(out: &mut Vec<u8>, s: &str) {
-        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-        out.extend_from_slice(s.as_bytes());
-    }
-    fn num(out: &mut Vec<u8>, n: Option<u32>) {
-        match n {
-            Some(n) => {
-                out.push(1);
-                out.extend_from_slice(&n.to_le_bytes());
-            }
-            None => out.push(0),
-        }
-    }
-    /// A device or controller name: kept verbatim when it looks like a planner name,
-    /// else replaced by its position (implicit in where the token sits).
-    fn name(out: &mut Vec<u8>, id: &str) {
-        if planner_style(id) {
-            out.push(1);
-            str(out, id);
-        } else {
-            out.push(0);
-        }
-    }
     let Request {
         name: _,
         machine,
@@ -268,7 +245,7 @@ fn shape_key(req: &Request, cat: &Catalog, out: &mut Vec<u8>) -> bool {
         return false;
     }
     out.clear();
-    str(out, machine);
+    key_str(out, machine);
     out.extend_from_slice(&[
         *firmware as u8,
         *default_hotplug as u8,
@@ -276,42 +253,7 @@ fn shape_key(req: &Request, cat: &Catalog, out: &mut Vec<u8>) -> bool {
         u8::from(*pack_integrated),
     ]);
     out.extend_from_slice(&spare_ports.to_le_bytes());
-    let root = cat.root.bus.as_str();
-    // Controller positions by id: a scan for a few, a map for many.
-    let index: Option<IdMap<&str, usize>> = (controllers.len() > 16).then(|| {
-        controllers
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.as_str(), i))
-            .collect()
-    });
-    let position = |b: &str| -> Option<usize> {
-        match &index {
-            Some(m) => m.get(b).copied(),
-            None => controllers.iter().rposition(|c| c.id == b),
-        }
-    };
-    let address = |out: &mut Vec<u8>, a: &Address| -> bool {
-        let Address {
-            bus,
-            slot,
-            function,
-        } = a;
-        if bus == root {
-            out.push(2);
-        } else {
-            let Some(i) = position(bus) else { return false };
-            if planner_style(bus) {
-                out.push(1);
-                str(out, bus);
-            } else {
-                out.push(0);
-                out.extend_from_slice(&(i as u32).to_le_bytes());
-            }
-        }
-        out.extend_from_slice(&[*slot, *function]);
-        true
-    };
+    let buses = KeyBuses::new(cat.root.bus.as_str(), controllers);
     let mut groups: Vec<&str> = Vec::new();
     out.extend_from_slice(&(devices.len() as u32).to_le_bytes());
     for d in devices {
@@ -324,10 +266,10 @@ fn shape_key(req: &Request, cat: &Catalog, out: &mut Vec<u8>) -> bool {
             bus_kind,
             address: addr,
         } = d;
-        name(out, id);
-        str(out, model);
+        key_name(out, id);
+        key_str(out, model);
         out.push(hotplug.map_or(0, |h| 1 + h as u8));
-        num(
+        key_num(
             out,
             group
                 .as_deref()
@@ -339,21 +281,26 @@ fn shape_key(req: &Request, cat: &Catalog, out: &mut Vec<u8>) -> bool {
                     }
                 }),
         );
-        num(out, *numa_node);
+        key_num(out, *numa_node);
         out.push(bus_kind.map_or(0, |k| 1 + k as u8));
         match addr {
             Some(a) => {
                 out.push(1);
-                if !address(out, a) {
+                if !buses.address(out, a) {
                     return false;
                 }
             }
             None => out.push(0),
         }
     }
+    key_controllers(out, controllers, &buses)
+}
+
+/// The controllers' part of a shape key (see [`shape_key`]).
+fn key_controllers(out: &mut Vec<u8>, controllers: &[ControllerRequest], buses: &KeyBuses) -> bool {
     out.extend_from_slice(&(controllers.len() as u32).to_le_bytes());
     for c in controllers {
-        let crate::request::ControllerRequest {
+        let ControllerRequest {
             id,
             model,
             hotplug,
@@ -364,19 +311,103 @@ fn shape_key(req: &Request, cat: &Catalog, out: &mut Vec<u8>) -> bool {
             numa_node,
             io_reserve,
         } = c;
-        name(out, id);
-        str(out, model);
+        key_name(out, id);
+        key_str(out, model);
         out.push(hotplug.map_or(0, |h| 1 + u8::from(h)));
-        if !address(out, addr) {
+        if !buses.address(out, addr) {
             return false;
         }
-        num(out, chassis.map(u32::from));
-        num(out, port.map(u32::from));
-        num(out, bus_nr.map(u32::from));
-        num(out, *numa_node);
-        num(out, *io_reserve);
+        key_num(out, chassis.map(u32::from));
+        key_num(out, port.map(u32::from));
+        key_num(out, bus_nr.map(u32::from));
+        key_num(out, *numa_node);
+        key_num(out, *io_reserve);
     }
     true
+}
+
+fn key_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn key_num(out: &mut Vec<u8>, n: Option<u32>) {
+    match n {
+        Some(n) => {
+            out.push(1);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        None => out.push(0),
+    }
+}
+
+/// A device or controller name: kept verbatim when it looks like a planner name, else
+/// replaced by its position (implicit in where the token sits).
+fn key_name(out: &mut Vec<u8>, id: &str) {
+    if planner_style(id) {
+        out.push(1);
+        key_str(out, id);
+    } else {
+        out.push(0);
+    }
+}
+
+/// Bus names as a shape key writes them: the root bus, a planner-style name verbatim, or a
+/// controller's position in the request.
+struct KeyBuses<'r> {
+    root: &'r str,
+    controllers: &'r [ControllerRequest],
+    /// Controller positions by id: a scan for a few, a map for many.
+    index: Option<IdMap<&'r str, usize>>,
+}
+
+impl<'r> KeyBuses<'r> {
+    fn new(root: &'r str, controllers: &'r [ControllerRequest]) -> KeyBuses<'r> {
+        let index = (controllers.len() > 16).then(|| {
+            controllers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.id.as_str(), i))
+                .collect()
+        });
+        KeyBuses {
+            root,
+            controllers,
+            index,
+        }
+    }
+
+    fn position(&self, b: &str) -> Option<usize> {
+        match &self.index {
+            Some(m) => m.get(b).copied(),
+            None => self.controllers.iter().rposition(|c| c.id == b),
+        }
+    }
+
+    /// Writes an address; `false` when its bus names no controller of the request.
+    fn address(&self, out: &mut Vec<u8>, a: &Address) -> bool {
+        let Address {
+            bus,
+            slot,
+            function,
+        } = a;
+        if bus == self.root {
+            out.push(2);
+        } else {
+            let Some(i) = self.position(bus) else {
+                return false;
+            };
+            if planner_style(bus) {
+                out.push(1);
+                key_str(out, bus);
+            } else {
+                out.push(0);
+                out.extend_from_slice(&(i as u32).to_le_bytes());
+            }
+        }
+        out.extend_from_slice(&[*slot, *function]);
+        true
+    }
 }
 
 /// A fast 64-bit hash of a shape key (word at a time). Not keyed: a colliding key only

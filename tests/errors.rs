@@ -474,3 +474,26 @@ fn r_root_names_the_devices_needing_a_port() {
         other => panic!("expected R-ROOT, got {other:?}"),
     }
 }
+
+/// A catalog changed in code after it was read (its fields are public to read) is refused
+/// with an error naming what is missing, never a panic.
+#[test]
+fn a_catalog_without_an_expander_model_is_an_error_not_a_panic() {
+    let mut cat = pciplan::Catalog::q35().clone();
+    cat.controllers.retain(|c| c.model != "pxb-pcie");
+    let req = pciplan::Request::from_json(r#"{"devices":[{"id":"d","model":"virtio-blk-pci"}]}"#)
+        .unwrap();
+    for r in [
+        pciplan::plan_with(&req, &cat),
+        pciplan::adopt_with(&req, &cat),
+    ] {
+        match r {
+            Err(pciplan::PlanError::Invalid(e)) => {
+                assert!(e.to_string().contains("class 'pxb'"), "{e}")
+            }
+            other => panic!("expected an invalid catalog, got {other:?}"),
+        }
+    }
+    assert!(cat.validate().is_err());
+    assert!(pciplan::Catalog::q35().validate().is_ok());
+}

@@ -52,6 +52,7 @@ pub fn adopt(req: &Request) -> Result<Plan, PlanError> {
 
 /// [`adopt`] with an explicit catalog.
 pub fn adopt_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
+    cat.planner_classes()?;
     req.check_shape()?;
     req.check_models(cat)?;
     // Step 1: the existing guest, as addresses go.
