@@ -1,4 +1,9 @@
 //! Adopts one 32-device existing guest in a loop (for profiling: `perf record`).
+
+/// The command line's allocator (src/main.rs), so that the profile is that of `pciplan`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[path = "../benches/fleet/mod.rs"]
 mod fleet;
 

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use petgraph::stable_graph::NodeIndex;
+use petgraph::visit::NodeIndexable;
 
 use super::super::World;
 use crate::topology::{Node, Topology};
@@ -39,6 +40,8 @@ struct Order<'t, 'a> {
     t: &'t Topology<'a>,
     /// Depth-first position of each node (the root has none).
     pos: BTreeMap<NodeIndex, usize>,
+    /// Per node index, the depth-first position just after its subtree.
+    end: Vec<usize>,
     /// Per existing unit whose bus can be renumbered: its index, the numbering domain of
     /// its bus and the bus's depth-first position.
     anchors: Vec<(usize, Option<NodeIndex>, usize)>,
@@ -61,7 +64,7 @@ impl Order<'_, '_> {
     fn renumbered(&self, b: NodeIndex, slot: u8, function: u8) -> Vec<usize> {
         let t = self.t;
         let after_subtree = || match self.pos.get(&b) {
-            Some(&p) => p + 1 + t.descendants(b).len(),
+            Some(_) => self.end.get(b.index()).copied().unwrap_or(usize::MAX),
             None => usize::MAX,
         };
         let key = t
@@ -83,15 +86,23 @@ impl Guard {
     /// Reads the guard of the existing guest `t` (every unit where it is), whose units
     /// sit on the buses of `anchors`, for the free positions `w` offers.
     pub fn read(t: &Topology, anchors: Vec<Option<NodeIndex>>, w: &World) -> Guard {
-        let pos = t
-            .descendants(t.root)
-            .into_iter()
-            .enumerate()
-            .map(|(i, n)| (n, i))
-            .collect();
+        let order = t.descendants(t.root);
+        let pos: BTreeMap<NodeIndex, usize> =
+            order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        // Subtree sizes bottom up (children come after their parent in depth-first order).
+        let mut size = vec![1usize; t.g.node_bound()];
+        for &n in order.iter().rev() {
+            let below: usize = t.kids(n).iter().map(|k| size[k.2.index()]).sum();
+            size[n.index()] = 1 + below;
+        }
+        let mut end = vec![usize::MAX; t.g.node_bound()];
+        for (&n, &p) in &pos {
+            end[n.index()] = p + size[n.index()];
+        }
         let mut o = Order {
             t,
             pos,
+            end,
             anchors: Vec::new(),
         };
         // An expander's own bus keeps its bus_nr: what sits on it is never renumbered.

@@ -104,7 +104,7 @@ pub fn adopt_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
     let kept = kept_request(req, &f, &d);
     let kept_plan = pinned_plan(&kept, cat);
     let tk = Topology::build(&kept_plan, cat);
-    let kept_units = units::units(&kept, cat)?;
+    let kept_units = kept_units(&f, &d);
     let kept_class: Vec<Option<usize>> = kept_units
         .iter()
         .zip(&f.unit_class)
@@ -220,7 +220,7 @@ fn plan_natural(
     let kept = kept_request(req, f, d);
     let kept_plan = pinned_plan(&kept, cat);
     let tk = Topology::build(&kept_plan, cat);
-    let kept_units = units::units(&kept, cat)?;
+    let kept_units = kept_units(f, d);
     let mut world = World::read(&tk, &kept_plan, &kept, cat);
     drop(tk);
     f.guard.apply(&mut world);
@@ -261,6 +261,15 @@ fn free_ports_left(plan: &Plan, cat: &Catalog) -> bool {
             && !plan.devices.iter().any(|d| d.bus == c.id)
             && !plan.controllers.iter().any(|x| x.bus == c.id)
     })
+}
+
+/// The free guest's units with those `d` keeps pinned: the units of [`kept_request`].
+fn kept_units(f: &Free, d: &Decision) -> Vec<Unit> {
+    let mut units = f.units.clone();
+    for (k, &u) in f.old.iter().enumerate() {
+        units[u].pinned = d.keep[k];
+    }
+    units
 }
 
 /// The existing guest with the units `d` moves unpinned and its ports set.
