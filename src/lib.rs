@@ -41,7 +41,7 @@ pub use catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl
 pub use changes::{fixes, summary, Change, ChangeKind, Seen};
 pub use error::{Cause, Explanation, InputError, PlanError, Violation};
 pub use plan::{PlacedController, PlacedDevice, Plan};
-pub use planner::{adopt, adopt_with, forget_solutions, plan, plan_with};
+pub use planner::{adopt, adopt_by_program, adopt_with, forget_solutions, plan, plan_with};
 pub use policy_patch::PolicyPatch;
 pub use previous::{Previous, PreviousController, PreviousDevice};
 pub use request::{

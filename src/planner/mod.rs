@@ -34,7 +34,7 @@ mod finish;
 mod offer;
 mod units;
 
-pub use adopt::{adopt, adopt_with};
+pub use adopt::{adopt, adopt_by_program, adopt_with};
 use assign::Assigner;
 pub(crate) use offer::World;
 pub(crate) use units::Unit;

@@ -52,6 +52,17 @@ pub fn adopt(req: &Request) -> Result<Plan, PlanError> {
 
 /// [`adopt`] with an explicit catalog.
 pub fn adopt_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
+    adopt_inner(req, cat, true)
+}
+
+/// [`adopt_with`] without the natural decision's shortcut: the adoption program decides
+/// every guest. For tests that check the shortcut and the program against each other.
+#[doc(hidden)]
+pub fn adopt_by_program(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
+    adopt_inner(req, cat, false)
+}
+
+fn adopt_inner(req: &Request, cat: &Catalog, shortcut: bool) -> Result<Plan, PlanError> {
     cat.planner_classes()?;
     req.check_shape()?;
     req.check_models(cat)?;
@@ -71,7 +82,7 @@ pub fn adopt_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
     // The natural decision (keep what can stay, set each port as its units need) is
     // proven optimal when it moves only what must move and renumbers nothing (see
     // `natural`); otherwise the adoption program decides.
-    if let Some(d) = natural(&f) {
+    if let Some(d) = natural(&f).filter(|_| shortcut) {
         if let Some(plan) = plan_natural(req, cat, &f, &d, &before, &t0)? {
             return Ok(plan);
         }
