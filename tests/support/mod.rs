@@ -2,6 +2,7 @@
 //! catalog, and shrunken catalogs whose root bus runs out quickly.
 #![allow(dead_code)]
 
+pub mod cases;
 pub mod heldout;
 pub mod oracle;
 
@@ -97,7 +98,8 @@ impl Shape {
     }
 }
 
-fn hotplug() -> impl Strategy<Value = Option<Hotplug>> {
+/// A device's hotplug: unset (the policy's default) or each value.
+pub fn hotplug() -> impl Strategy<Value = Option<Hotplug>> {
     prop_oneof![
         Just(None),
         Just(Some(Hotplug::On)),

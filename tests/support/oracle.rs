@@ -1,11 +1,19 @@
 //! The optimality oracle: an exhaustive search written from docs/rules.md alone (see
 //! `tests/oracle.rs` for what it covers and how it is compared with the planner; the
-//! held-out acceptance run uses it too).
+//! held-out acceptance run uses it too). The adoption oracle (`adopt_oracle.rs`) runs the
+//! same search with positions: each place a new bus can go carries the set of existing
+//! units whose firmware bus number it changes (G-ID), and existing empty ports may flip
+//! (G-FLIP); plain plans have no such sets and no flips.
 #![allow(dead_code)]
+
+// A file of its own, found from here both as `support::oracle` and as the bench's module.
+#[path = "spots.rs"]
+mod spots;
 
 use std::collections::{BTreeSet, HashMap};
 
 use pciplan::{Catalog, ControllerRequest, DeviceRequest, Hotplug, OffStrategy, Policy, Request};
+use spots::Spots;
 
 // Numbers from docs/rules.md.
 const FUNCTIONS: u32 = 8; // R-FUNC, R-RP-PACK, R-INT-SLOT
@@ -48,13 +56,17 @@ struct Tree {
     /// Bus numbers its controllers take (an expander counts its own root bus).
     buses: u32,
     /// Free root-port positions (expanders only).
-    free: u32,
+    free: Spots,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Port {
     tree: usize,
     hotplug: bool,
+    /// An existing port of an adopted guest: its `hotplug` may change, at one flip.
+    flippable: bool,
+    /// The units a bridge or switch plugged into it renumbers.
+    mask: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,17 +80,22 @@ struct Bridge {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Switch {
     tree: usize,
-    free: u32,
+    /// Free downstream-port slots.
+    free: Spots,
 }
 
 /// A topology, up to the symmetries that do not change the cost.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct State {
     cost: u32,
+    /// Existing ports whose `hotplug` changed (adoption only).
+    flips: u32,
+    /// Existing units renumbered by the buses added so far (adoption only).
+    renum: u32,
     /// Empty usable `pcie.0` slots.
-    root_slots: u32,
+    root_slots: Spots,
     /// Free functions in `pcie.0` slots holding only root ports.
-    rp_functions: u32,
+    rp_functions: Spots,
     /// Free functions in slots of packed integrated devices.
     pack_functions: u32,
     trees: Vec<Tree>,
@@ -100,9 +117,11 @@ impl State {
     fn buses(&self) -> u32 {
         self.trees.iter().map(|t| t.buses).sum()
     }
-    fn add_bus(&mut self, tree: usize) {
+    /// A new bus-using controller in `tree`, at a place that renumbers `mask`.
+    fn add_bus(&mut self, tree: usize, mask: u32) {
         self.cost += 1;
         self.trees[tree].buses += 1;
+        self.renum |= mask;
     }
 }
 
@@ -124,6 +143,24 @@ impl Need {
     }
 }
 
+/// An adoption's score (O-ADOPT): guest-visible changes, controllers added, ports flipped.
+/// A plain plan's is `(0, cost, 0)`.
+pub type Score = (u32, u32, u32);
+
+/// What an adoption search knows besides its request (whose kept devices are pinned and
+/// moved ones not): which kept units a new bus renumbers where, what each unit weighs, and
+/// what was changed before the search.
+pub struct Positions<'a> {
+    /// The kept units (bit mask) a new bus plugged into `bus` at `slot`.`function` renumbers.
+    pub mask_at: &'a dyn Fn(&str, u8, u8) -> u32,
+    /// Devices of the unit of each mask bit.
+    pub weights: Vec<u32>,
+    /// Devices moved before the search.
+    pub moved: u32,
+    /// Ports flipped before the search (those of kept units).
+    pub flips: u32,
+}
+
 struct Oracle<'a> {
     units: Vec<Unit>,
     policy: &'a Policy,
@@ -131,8 +168,13 @@ struct Oracle<'a> {
     nodes: Vec<u32>,
     bus_max: u32,
     io_max: u32,
-    best: Option<u32>,
-    memo: HashMap<(usize, u32, State), u32>,
+    /// Devices per renumbered unit bit (adoption).
+    weights: Vec<u32>,
+    /// Devices moved before the search (adoption).
+    moved: u32,
+    best: Option<Score>,
+    /// Per unit, spares left and state (less cost and flips): the least (cost, flips) seen.
+    memo: HashMap<(usize, u32, State), (u32, u32)>,
     /// Search steps left before giving up (`None`: no limit).
     budget: Option<u64>,
 }
@@ -148,38 +190,75 @@ pub fn oracle_min_within(
     cat: &Catalog,
     budget: Option<u64>,
 ) -> Result<Option<u32>, ()> {
-    let start = existing(req, cat);
-    let units = units(req, cat);
-    let mut nodes: Vec<u32> = req
-        .devices
-        .iter()
-        .filter_map(|d| d.numa_node)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    nodes.extend(
-        req.controllers
-            .iter()
-            .filter_map(|c| c.numa_node)
-            .filter(|n| !nodes.contains(n))
-            .collect::<Vec<_>>(),
-    );
-    let io_max = cat.io_budget(req.firmware).map_or(0, |b| b.windows);
-    let mut o = Oracle {
-        units,
-        policy: &req.policy,
-        nodes,
-        bus_max: cat.bus_numbers.max,
-        io_max,
-        best: None,
-        memo: HashMap::new(),
-        budget,
-    };
+    let start = existing(req, cat, &|_, _, _| 0, false);
+    let mut o = Oracle::new(req, cat, Vec::new(), 0, None, budget);
     o.search(0, start);
     if o.budget == Some(0) {
         return Err(());
     }
-    Ok(o.best)
+    Ok(o.best.map(|b| b.1))
+}
+
+/// The least [`Score`] of placing `req`'s unpinned units (and spares) on what it pins, where
+/// new buses renumber as `pos` says and the request's empty existing ports may flip; `None`
+/// when nothing fits or nothing beats `bound`.
+pub fn adopt_search(
+    req: &Request,
+    cat: &Catalog,
+    pos: &Positions,
+    bound: Option<Score>,
+) -> Option<Score> {
+    let mut start = existing(req, cat, pos.mask_at, true);
+    start.flips = pos.flips;
+    let mut o = Oracle::new(req, cat, pos.weights.clone(), pos.moved, bound, None);
+    o.search(0, start);
+    o.best.filter(|&b| bound.map_or(true, |c| b < c))
+}
+
+impl<'a> Oracle<'a> {
+    fn new(
+        req: &'a Request,
+        cat: &Catalog,
+        weights: Vec<u32>,
+        moved: u32,
+        best: Option<Score>,
+        budget: Option<u64>,
+    ) -> Oracle<'a> {
+        let mut nodes: Vec<u32> = req
+            .devices
+            .iter()
+            .filter_map(|d| d.numa_node)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        nodes.extend(
+            req.controllers
+                .iter()
+                .filter_map(|c| c.numa_node)
+                .filter(|n| !nodes.contains(n))
+                .collect::<Vec<_>>(),
+        );
+        Oracle {
+            units: units(req, cat),
+            policy: &req.policy,
+            nodes,
+            bus_max: cat.bus_numbers.max,
+            io_max: cat.io_budget(req.firmware).map_or(0, |b| b.windows),
+            weights,
+            moved,
+            best,
+            memo: HashMap::new(),
+            budget,
+        }
+    }
+
+    fn score(&self, s: &State) -> Score {
+        let renumbered: u32 = (0..self.weights.len())
+            .filter(|&u| s.renum & (1 << u) != 0)
+            .map(|u| self.weights[u])
+            .sum();
+        (self.moved + renumbered, s.cost, s.flips)
+    }
 }
 
 /// Units from the request's unpinned devices, groups merged (request order).
@@ -240,8 +319,22 @@ pub fn is_port(model: &str) -> bool {
     matches!(model, "pcie-root-port" | "ioh3420" | "xio3130-downstream")
 }
 
-/// What the request's pinned controllers and devices already hold.
-fn existing(req: &Request, cat: &Catalog) -> State {
+/// What the request's pinned controllers and devices already hold; `mask_at` says what a
+/// new bus at each free place renumbers, and `adopting` that empty ports may flip and that
+/// slots of pinned integrated devices take more with `pack_integrated` (R-INT-SLOT).
+///
+/// The plain oracle does not pack beside pinned devices, because the planner does not: a
+/// gap against R-INT-SLOT, left for the planner (with two root slots, `pack_integrated`,
+/// `hotplug_off: integrated` and default `off`, `d0` pinned at pcie.0:01.0, `d1` with NUMA
+/// node 0 and `d2` free: `d2` fits at 01.1 and `d1` behind an expander in slot 2, cost 2,
+/// but the planner says R-ROOT).
+fn existing(
+    req: &Request,
+    cat: &Catalog,
+    mask_at: &dyn Fn(&str, u8, u8) -> u32,
+    adopting: bool,
+) -> State {
+    let (flippable, pack_pinned) = (adopting, adopting);
     let io_model = |d: &DeviceRequest| {
         cat.device(&d.model)
             .map(|m| m.io)
@@ -261,14 +354,16 @@ fn existing(req: &Request, cat: &Catalog) -> State {
     };
     let mut s = State {
         cost: 0,
-        root_slots: 0,
-        rp_functions: 0,
+        flips: 0,
+        renum: 0,
+        root_slots: Spots::default(),
+        rp_functions: Spots::default(),
         pack_functions: 0,
         trees: vec![Tree {
             numa: None,
             bus_nr: None,
             buses: 0,
-            free: 0,
+            free: Spots::default(),
         }],
         ports: vec![],
         bridges: vec![],
@@ -286,29 +381,54 @@ fn existing(req: &Request, cat: &Catalog) -> State {
             .into_iter()
             .filter(|c| c.address.slot == slot)
             .collect();
-        let devs = dev_children(root)
+        let here: Vec<_> = dev_children(root)
             .into_iter()
             .filter(|d| d.address.as_ref().map(|a| a.slot) == Some(slot))
-            .count();
+            .collect();
+        let devs = here.len();
+        if ctrls.is_empty() && devs > 0 && req.policy.pack_integrated && pack_pinned {
+            // R-INT-SLOT: unrelated integrated endpoints share a slot, up to 8.
+            if here.iter().all(|d| d.group.is_none()) {
+                s.pack_functions += FUNCTIONS - devs as u32;
+            }
+        }
         if ctrls.is_empty() && devs == 0 {
-            s.root_slots += 1;
+            s.root_slots.add(mask_at(root, slot, 0), 1);
         } else if devs == 0
             && ctrls
                 .iter()
                 .all(|c| matches!(c.model.as_str(), "pcie-root-port" | "ioh3420"))
         {
-            s.rp_functions += FUNCTIONS - ctrls.len() as u32;
+            for f in 0..FUNCTIONS as u8 {
+                if !ctrls.iter().any(|c| c.address.function == f) {
+                    s.rp_functions.add(mask_at(root, slot, f), 1);
+                }
+            }
         }
     }
+    let w = Walk {
+        req,
+        io_model: &io_model,
+        mask_at,
+        flippable,
+    };
+    for c in ctrl_children(root) {
+        w.walk(&mut s, c, 0);
+    }
+    s
+}
 
-    // Walk the controllers from the root, tree by tree.
-    fn walk(
-        req: &Request,
-        s: &mut State,
-        c: &ControllerRequest,
-        tree: usize,
-        io_model: &dyn Fn(&DeviceRequest) -> bool,
-    ) {
+/// What [`existing`] reads while it walks the controllers from the root, tree by tree.
+struct Walk<'a> {
+    req: &'a Request,
+    io_model: &'a dyn Fn(&DeviceRequest) -> bool,
+    mask_at: &'a dyn Fn(&str, u8, u8) -> u32,
+    flippable: bool,
+}
+
+impl Walk<'_> {
+    fn walk(&self, s: &mut State, c: &ControllerRequest, tree: usize) {
+        let (req, io_model, mask_at) = (self.req, self.io_model, self.mask_at);
         let kids: Vec<&ControllerRequest> = req
             .controllers
             .iter()
@@ -335,6 +455,8 @@ fn existing(req: &Request, cat: &Catalog) -> State {
                     s.ports.push(Port {
                         tree,
                         hotplug: c.hotplug.unwrap_or(true),
+                        flippable: self.flippable,
+                        mask: mask_at(&c.id, 0, 0),
                     });
                 }
                 if devs.iter().any(|d| io_model(d)) {
@@ -343,10 +465,11 @@ fn existing(req: &Request, cat: &Catalog) -> State {
             }
             "x3130-upstream" => {
                 s.trees[tree].buses += 1;
-                s.switches.push(Switch {
-                    tree,
-                    free: SWITCH_PORTS - used_slots.len() as u32,
-                });
+                let mut free = Spots::default();
+                for slot in (0..SWITCH_PORTS as u8).filter(|s| !used_slots.contains(s)) {
+                    free.add(mask_at(&c.id, slot, 0), 1);
+                }
+                s.switches.push(Switch { tree, free });
             }
             "pcie-pci-bridge" => {
                 s.trees[tree].buses += 1;
@@ -359,14 +482,18 @@ fn existing(req: &Request, cat: &Catalog) -> State {
                 });
             }
             "pxb-pcie" => {
-                let mut free = 0;
+                let mut free = Spots::default();
                 for slot in 0..32u8 {
                     let here: Vec<_> = kids.iter().filter(|k| k.address.slot == slot).collect();
                     if here
                         .iter()
                         .all(|k| matches!(k.model.as_str(), "pcie-root-port" | "ioh3420"))
                     {
-                        free += FUNCTIONS - here.len() as u32;
+                        for f in 0..FUNCTIONS as u8 {
+                            if !here.iter().any(|k| k.address.function == f) {
+                                free.add(mask_at(&c.id, slot, f), 1);
+                            }
+                        }
                     }
                 }
                 s.trees.push(Tree {
@@ -380,13 +507,9 @@ fn existing(req: &Request, cat: &Catalog) -> State {
             other => panic!("oracle does not know controller model {other}"),
         }
         for k in kids {
-            walk(req, s, k, tree, io_model);
+            self.walk(s, k, tree);
         }
     }
-    for c in ctrl_children(root) {
-        walk(req, &mut s, c, 0, &io_model);
-    }
-    s
 }
 
 impl Oracle<'_> {
@@ -401,7 +524,11 @@ impl Oracle<'_> {
             Some(b) => *b -= 1,
             None => {}
         }
-        if self.best.is_some_and(|b| s.cost >= b) || s.buses() > self.bus_max || s.io > self.io_max
+        // Every part of the score only grows as the search goes on, so a state scoring no
+        // better than the best complete one cannot lead to a better one.
+        if self.best.is_some_and(|b| self.score(&s) >= b)
+            || s.buses() > self.bus_max
+            || s.io > self.io_max
         {
             return;
         }
@@ -411,13 +538,14 @@ impl Oracle<'_> {
             spares,
             State {
                 cost: 0,
+                flips: 0,
                 ..s.clone()
             },
         );
-        if self.memo.get(&key).is_some_and(|&c| c <= s.cost) {
+        if self.memo.get(&key).is_some_and(|&c| c <= (s.cost, s.flips)) {
             return;
         }
-        self.memo.insert(key, s.cost);
+        self.memo.insert(key, (s.cost, s.flips));
         if i < self.units.len() {
             let u = self.units[i].clone();
             for next in self.unit_options(&u, &s) {
@@ -425,11 +553,11 @@ impl Oracle<'_> {
             }
         } else if spares > 0 {
             // O-SPARE: an empty hot-pluggable port anywhere.
-            for (next, _) in self.ports(&s, None, Need::Hot, 0) {
+            for (next, _, _) in self.ports(&s, None, Need::Hot, 0) {
                 self.place_spares(i, spares - 1, next);
             }
         } else if bus_layout_fits(&s.trees, self.bus_max) {
-            self.best = Some(s.cost);
+            self.best = Some(self.score(&s));
         }
     }
 
@@ -451,16 +579,20 @@ impl Oracle<'_> {
                     n.pack_functions -= 1;
                     out.push(n);
                 }
-                if s.root_slots > 0 {
+                // Which empty slot it takes matters only for what a new port there would
+                // renumber later.
+                for m in s.root_slots.masks() {
                     let mut n = s.clone();
-                    n.root_slots -= 1;
+                    n.root_slots.take(m);
                     n.pack_functions += FUNCTIONS - 1;
                     out.push(n);
                 }
-            } else if s.root_slots > 0 {
-                let mut n = s.clone();
-                n.root_slots -= 1;
-                out.push(n);
+            } else {
+                for m in s.root_slots.masks() {
+                    let mut n = s.clone();
+                    n.root_slots.take(m);
+                    out.push(n);
+                }
             }
         }
         if u.root_only {
@@ -474,7 +606,7 @@ impl Oracle<'_> {
                 Hotplug::Any => Some(Need::Either),
             };
             if let Some(need) = need {
-                for (mut n, _) in self.ports(s, u.numa, need, 0) {
+                for (mut n, _, _) in self.ports(s, u.numa, need, 0) {
                     n.io += u32::from(u.io);
                     out.push(n);
                 }
@@ -493,8 +625,8 @@ impl Oracle<'_> {
                     out.push(n);
                 }
             }
-            for (mut n, tree) in self.ports(s, u.numa, Need::Either, 0) {
-                n.add_bus(tree);
+            for (mut n, tree, mask) in self.ports(s, u.numa, Need::Either, 0) {
+                n.add_bus(tree, mask);
                 n.bridges.push(Bridge {
                     tree,
                     free: BRIDGE_SLOTS - 1,
@@ -513,84 +645,107 @@ impl Oracle<'_> {
     }
 
     /// Every way to get one port for something with NUMA node `numa`: the new state (with
-    /// the port taken) and the tree the port is in.
-    fn ports(&self, s: &State, numa: Option<u32>, need: Need, depth: u32) -> Vec<(State, usize)> {
+    /// the port taken), the tree the port is in, and what a bus plugged into it renumbers.
+    fn ports(
+        &self,
+        s: &State,
+        numa: Option<u32>,
+        need: Need,
+        depth: u32,
+    ) -> Vec<(State, usize, u32)> {
         let mut out = Vec::new();
-        // An existing empty port.
+        // An existing empty port: with its own setting when that will do, else (an existing
+        // port of an adopted guest) flipped (G-FLIP).
         let mut seen = BTreeSet::new();
         for (k, p) in s.ports.iter().enumerate() {
-            if need.takes(p.hotplug) && self.tree_ok(s, p.tree, numa) && seen.insert(p.clone()) {
-                let mut n = s.clone();
-                n.ports.remove(k);
-                out.push((n, p.tree));
+            if !self.tree_ok(s, p.tree, numa) || !seen.insert(p.clone()) {
+                continue;
             }
+            let hotplug = if need.takes(p.hotplug) {
+                p.hotplug
+            } else if p.flippable {
+                !p.hotplug
+            } else {
+                continue;
+            };
+            let mut n = s.clone();
+            n.ports.remove(k);
+            n.flips += u32::from(hotplug != p.hotplug);
+            out.push((n, p.tree, p.mask));
         }
-        // A new root port on pcie.0 (R-RP-PACK).
+        // A new root port on pcie.0 (R-RP-PACK): beside root ports, or in an empty slot.
         if numa.is_none() {
-            if s.rp_functions > 0 {
+            for m in s.rp_functions.masks() {
                 let mut n = s.clone();
-                n.rp_functions -= 1;
-                n.add_bus(0);
-                out.push((n, 0));
+                n.rp_functions.take(m);
+                n.add_bus(0, m);
+                out.push((n, 0, m));
             }
-            if s.root_slots > 0 {
+            for m in s.root_slots.masks() {
                 let mut n = s.clone();
-                n.root_slots -= 1;
-                n.rp_functions += FUNCTIONS - 1;
-                n.add_bus(0);
-                out.push((n, 0));
+                n.root_slots.take(m);
+                n.rp_functions.add(m, FUNCTIONS - 1);
+                n.add_bus(0, m);
+                out.push((n, 0, m));
             }
         }
         // A new root port on an expander (R-PXB).
         for t in 1..s.trees.len() {
-            if s.trees[t].free > 0 && self.tree_ok(s, t, numa) {
+            if !self.tree_ok(s, t, numa) {
+                continue;
+            }
+            for m in s.trees[t].free.masks() {
                 let mut n = s.clone();
-                n.trees[t].free -= 1;
-                n.add_bus(t);
-                out.push((n, t));
+                n.trees[t].free.take(m);
+                n.add_bus(t, m);
+                out.push((n, t, m));
             }
         }
-        // A new expander (any NUMA node, or the one asked) with a root port on it.
-        if s.root_slots > 0 {
-            let choices: Vec<Option<u32>> = match numa {
-                Some(m) => vec![Some(m)],
-                None => std::iter::once(None)
-                    .chain(self.nodes.iter().map(|&m| Some(m)))
-                    .collect(),
-            };
-            for node in choices {
+        // A new expander (any NUMA node, or the one asked) with a root port on it: it
+        // numbers its own buses from its bus_nr, so it renumbers nothing (R-BUSNR).
+        let choices: Vec<Option<u32>> = match numa {
+            Some(m) => vec![Some(m)],
+            None => std::iter::once(None)
+                .chain(self.nodes.iter().map(|&m| Some(m)))
+                .collect(),
+        };
+        for m in s.root_slots.masks() {
+            for &node in &choices {
                 let mut n = s.clone();
-                n.root_slots -= 1;
+                n.root_slots.take(m);
                 n.cost += 1;
                 n.trees.push(Tree {
                     numa: node,
                     bus_nr: None,
                     buses: 1,
-                    free: PXB_PORTS - 1,
+                    free: Spots::of(0, PXB_PORTS - 1),
                 });
                 let t = n.trees.len() - 1;
-                n.add_bus(t);
-                out.push((n, t));
+                n.add_bus(t, 0);
+                out.push((n, t, 0));
             }
         }
         // A new downstream port on an existing or new switch (R-SWITCH).
         for (k, sw) in s.switches.iter().enumerate() {
-            if sw.free > 0 && self.tree_ok(s, sw.tree, numa) {
+            if !self.tree_ok(s, sw.tree, numa) {
+                continue;
+            }
+            for m in sw.free.masks() {
                 let mut n = s.clone();
-                n.switches[k].free -= 1;
-                n.add_bus(sw.tree);
-                out.push((n, sw.tree));
+                n.switches[k].free.take(m);
+                n.add_bus(sw.tree, m);
+                out.push((n, sw.tree, m));
             }
         }
         if depth < SWITCH_DEPTH {
-            for (mut n, tree) in self.ports(s, numa, Need::Either, depth + 1) {
-                n.add_bus(tree); // upstream port
-                n.add_bus(tree); // the downstream port asked for
+            for (mut n, tree, m) in self.ports(s, numa, Need::Either, depth + 1) {
+                n.add_bus(tree, m); // upstream port
+                n.add_bus(tree, m); // the downstream port asked for
                 n.switches.push(Switch {
                     tree,
-                    free: SWITCH_PORTS - 1,
+                    free: Spots::of(m, SWITCH_PORTS - 1),
                 });
-                out.push((n, tree));
+                out.push((n, tree, m));
             }
         }
         out
