@@ -2,6 +2,7 @@
 //! catalog, and shrunken catalogs whose root bus runs out quickly.
 #![allow(dead_code)]
 
+pub mod adopt_oracle;
 pub mod cases;
 pub mod heldout;
 pub mod oracle;

@@ -1,0 +1,641 @@
+//! Adoption against the oracle (issue 10): on small random existing guests (earlier plans
+//! of random oracle cases, pinned as they came out) under random new policies, the
+//! exhaustive search of `support/adopt_oracle.rs`, written from docs/rules.md alone, finds
+//! the same lexicographic minimum (O-ADOPT: guest-visible changes, then controllers added,
+//! then ports flipped) as `pciplan::adopt_with`; the plan is valid, and the changes it lists
+//! are the ones a comparison of paths and firmware bus numbers (G-ID) finds.
+//!
+//! Also: adopting a guest that already meets its policy changes nothing, and adoption is
+//! deterministic.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use pciplan::{
+    adopt_with, plan_with, validate, ChangeKind, Hotplug, Plan, PlanError, Policy, Request,
+};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+use support::adopt_oracle::{adopt_min, visible_changes, Layout};
+use support::cases::{build_case, device, piece, Case, Piece};
+use support::json;
+
+/// An existing guest and the policy it is to meet now.
+#[derive(Debug, Clone)]
+struct AdoptCase {
+    /// The earlier request (with the catalog's knobs): its plan is the existing guest.
+    before: Case,
+    /// The new policy, and each device's new hotplug (a group takes its first member's).
+    policy: Policy,
+    hotplug: Vec<Option<Hotplug>>,
+}
+
+impl AdoptCase {
+    /// The existing guest under the new policy: every device at the address the earlier
+    /// plan gave it, every controller of that plan pinned. `None` when there was no plan.
+    fn guest(&self) -> Option<Request> {
+        let cat = self.before.catalog();
+        let old = plan_with(&self.before.req, &cat).ok()?;
+        let mut new = self.before.req.clone();
+        new.policy = self.policy.clone();
+        for (i, h) in self.hotplug.iter().enumerate().take(new.devices.len()) {
+            let first = new.devices[i].group.as_ref().and_then(|g| {
+                new.devices[..i]
+                    .iter()
+                    .position(|d| d.group.as_ref() == Some(g))
+            });
+            new.devices[i].hotplug = match first {
+                Some(f) => new.devices[f].hotplug,
+                None => *h,
+            };
+            new.devices[i].address = None;
+        }
+        Some(
+            new.pinned_to(&(&old).into())
+                .expect("a plan pins its own request"),
+        )
+    }
+
+    fn describe(&self, guest: &Request) -> String {
+        let c = &self.before;
+        format!(
+            "catalog: root slots 1..={}, bus_numbers.max {}, io windows {:?}\nexisting guest: {}",
+            c.slots,
+            c.bus_max,
+            c.io,
+            json(guest)
+        )
+    }
+}
+
+fn adopt_case() -> impl Strategy<Value = AdoptCase> {
+    (
+        (
+            2u8..=5,
+            prop_oneof![3 => Just(255u32), 1 => 4u32..=9],
+            prop_oneof![3 => Just(None), 1 => (1u32..=3).prop_map(Some)],
+            support::policy(1),
+            proptest::collection::vec(device(), 1..=5),
+            proptest::collection::vec(piece(), 0..=2),
+            any::<u8>(),
+        ),
+        support::policy(1),
+        proptest::collection::vec(support::hotplug(), 5),
+    )
+        .prop_map(
+            |((slots, bus_max, io, old, devs, pieces, mask), mut policy, hotplug)| {
+                // Every expander has a bus_nr, as libvirt always writes one (`busNr`): see
+                // `expander_without_bus_nr` for what adoption does without.
+                let pieces = pieces
+                    .into_iter()
+                    .map(|p| match p {
+                        Piece::Expander(n, None, v) => Piece::Expander(n, Some(0), v),
+                        p => p,
+                    })
+                    .collect();
+                // pack_integrated stays as it was: a guest packed before is not what the
+                // new policy is about (its R-INT-SLOT would refuse the existing guest).
+                policy.pack_integrated = old.pack_integrated;
+                AdoptCase {
+                    before: build_case(slots, bus_max, io, old, devs, pieces, mask),
+                    policy,
+                    hotplug,
+                }
+            },
+        )
+}
+
+/// What one comparison came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// The earlier request had no plan, or the existing guest breaks a rule the policy
+    /// is not about (adoption refuses it): nothing to compare.
+    Skipped,
+    /// Both find no layout.
+    Infeasible,
+    /// Both find the same minimum, with no guest-visible change or with some.
+    Unchanged,
+    Changed,
+    /// Adoption does worse than the oracle's minimum (a worse score, a refusal, or an
+    /// internal error), with the case.
+    Differs(String),
+}
+
+/// Compares adoption with the oracle on one case. An error is what must never happen
+/// whatever the open bugs: an invalid plan, changes listed wrong, or adoption doing better
+/// than the oracle (then the oracle is wrong).
+fn compare(c: &AdoptCase) -> Result<Outcome, TestCaseError> {
+    let Some(guest) = c.guest() else {
+        return Ok(Outcome::Skipped);
+    };
+    let cat = c.before.catalog();
+    let got = adopt_with(&guest, &cat);
+    if let Err(PlanError::Pins(_) | PlanError::Invalid(_)) = &got {
+        return Ok(Outcome::Skipped);
+    }
+    let want = adopt_min(&guest, &cat);
+    let why = || c.describe(&guest);
+    let plan = match (got, want) {
+        (Ok(p), _) => p,
+        (Err(PlanError::Infeasible(_)), None) => return Ok(Outcome::Infeasible),
+        (Err(e @ (PlanError::Infeasible(_) | PlanError::Internal(_))), Some(w)) => {
+            let e = e.to_string().replace('\n', " ");
+            return Ok(Outcome::Differs(format!(
+                "adopt: {e}; the oracle finds {w:?}\n{}",
+                why()
+            )));
+        }
+        (Err(e), w) => {
+            return Err(TestCaseError::fail(format!(
+                "adopt says {e}; the oracle finds {w:?}\n{}",
+                why()
+            )))
+        }
+    };
+    check_plan(&plan, &guest, c)?;
+    let got = score(&plan);
+    let Some(want) = want else {
+        return Err(TestCaseError::fail(format!(
+            "adopt found {got:?} (changes, controllers added, flips), a valid plan, but the oracle finds nothing\n{}",
+            why()
+        )));
+    };
+    if got < want {
+        return Err(TestCaseError::fail(format!(
+            "adopt found {got:?} (changes, controllers added, flips), a valid plan, but the oracle's minimum is {want:?}\n{}",
+            why()
+        )));
+    }
+    Ok(if got > want {
+        Outcome::Differs(format!(
+            "adopt: {got:?}; the oracle finds {want:?} (changes, controllers added, flips)\n{}",
+            why()
+        ))
+    } else if got.0 == 0 {
+        Outcome::Unchanged
+    } else {
+        Outcome::Changed
+    })
+}
+
+/// An adopted plan's (guest-visible changes, controllers added, ports flipped).
+fn score(plan: &Plan) -> (u32, u32, u32) {
+    let flips = plan
+        .changes
+        .iter()
+        .flatten()
+        .filter(|x| x.change == ChangeKind::PortHotplug)
+        .count() as u32;
+    let changes = plan.guest_visible_changes.unwrap_or(u32::MAX);
+    (changes, plan.cost, flips)
+}
+
+/// The adopted plan is valid for the guest with its devices free and its ports as the
+/// plan set them, keeps every existing controller, is proven optimal, and lists the
+/// changes a comparison of the two layouts finds.
+fn check_plan(plan: &Plan, guest: &Request, c: &AdoptCase) -> Result<(), TestCaseError> {
+    let cat = c.before.catalog();
+    let why = || c.describe(guest);
+    let mut free = guest.clone();
+    for d in free.devices.iter_mut() {
+        d.address = None;
+    }
+    for x in free.controllers.iter_mut() {
+        let after = plan.controllers.iter().find(|p| p.id == x.id);
+        prop_assert!(
+            after.is_some_and(|p| p.address() == x.address && !p.added),
+            "existing controller {} not kept\n{}",
+            x.id,
+            why()
+        );
+        x.hotplug = after.and_then(|p| p.hotplug).or(x.hotplug);
+    }
+    let bad = validate(plan, &free, &cat);
+    prop_assert!(
+        bad.is_empty(),
+        "adopted plan fails validation: {:?}\n{}",
+        bad,
+        why()
+    );
+    prop_assert!(plan.optimal, "adopted plan not proven optimal\n{}", why());
+    let changes = plan.changes.clone().unwrap_or_default();
+    // G-ID, computed here.
+    let seen: Vec<(String, &str)> = changes
+        .iter()
+        .filter(|x| x.guest_visible)
+        .map(|x| {
+            let kind = match x.change {
+                ChangeKind::Moved => "moved",
+                ChangeKind::Renumbered => "renumbered",
+                _ => "other",
+            };
+            (x.id.clone(), kind)
+        })
+        .collect();
+    let root = cat.root.bus.clone();
+    let want = visible_changes(&Layout::of_request(guest), &Layout::of_plan(plan), &root);
+    let want: Vec<(String, &str)> = want.into_iter().collect();
+    prop_assert_eq!(
+        &seen,
+        &want,
+        "guest-visible changes listed vs G-ID\n{}",
+        why()
+    );
+    prop_assert_eq!(plan.guest_visible_changes, Some(want.len() as u32));
+    // G-FLIP: existing ports whose hotplug differs.
+    let flipped: BTreeSet<&str> = guest
+        .controllers
+        .iter()
+        .filter(|x| {
+            let after = plan.controllers.iter().find(|p| p.id == x.id);
+            after.is_some_and(|p| p.hotplug.unwrap_or(true) != x.hotplug.unwrap_or(true))
+        })
+        .map(|x| x.id.as_str())
+        .collect();
+    let listed: BTreeSet<&str> = changes
+        .iter()
+        .filter(|x| x.change == ChangeKind::PortHotplug)
+        .map(|x| x.id.as_str())
+        .collect();
+    prop_assert_eq!(flipped, listed, "ports flipped vs listed\n{}", why());
+    let added: BTreeSet<&str> = plan
+        .controllers
+        .iter()
+        .filter(|p| p.added)
+        .map(|p| p.id.as_str())
+        .collect();
+    let listed: BTreeSet<&str> = changes
+        .iter()
+        .filter(|x| x.change == ChangeKind::Added)
+        .map(|x| x.id.as_str())
+        .collect();
+    prop_assert_eq!(&added, &listed, "controllers added vs listed\n{}", why());
+    prop_assert_eq!(added.len() as u32, plan.cost);
+    Ok(())
+}
+
+/// The comparison in CI: 2,000 generated cases (about 1,200 compared; the others had no
+/// earlier plan). Every adopted plan is valid and lists its changes right, and adoption
+/// never beats the oracle (a plan better than its minimum would show the oracle wrong).
+/// While the bugs of the `open_*` tests below are open, adoption does worse than the
+/// minimum on some cases: they are counted and printed, and may be at most 1 in 20 of the
+/// compared ones. `adoption_is_the_oracle_minimum` is the strict test, to run with
+/// `--ignored` until they are fixed.
+#[test]
+fn adoption_against_the_oracle() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut count = std::collections::BTreeMap::new();
+    let mut differs = Vec::new();
+    for _ in 0..2000 {
+        let c = adopt_case().new_tree(&mut runner).unwrap().current();
+        let o = compare(&c).unwrap_or_else(|e| panic!("{e}"));
+        if let Outcome::Differs(m) = &o {
+            differs.push(m.clone());
+        }
+        let key = format!("{o:?}").split('(').next().unwrap_or("").to_string();
+        *count.entry(key).or_insert(0u32) += 1;
+    }
+    let n = |k: &str| count.get(k).copied().unwrap_or(0);
+    let compared = 2000 - n("Skipped");
+    eprintln!("outcomes of 2000 cases: {count:?}");
+    for m in differs.iter().take(5) {
+        eprintln!("differs: {m}");
+    }
+    assert!(compared >= 1000, "{count:?}");
+    assert!(
+        n("Changed") >= 200 && n("Unchanged") >= 200 && n("Infeasible") >= 50,
+        "{count:?}"
+    );
+    assert!(
+        differs.len() as u32 * 20 <= compared,
+        "adoption does worse than the oracle on {} of {compared} cases: {count:?}",
+        differs.len()
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2000,
+        max_shrink_iters: 2048,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/oracle_adopt.txt"))),
+        ..ProptestConfig::default()
+    })]
+    /// The strict comparison: adoption finds the oracle's minimum on every case. Fails
+    /// while the bugs of the `open_*` tests are open; shrinks to a small case.
+    #[test]
+    #[ignore]
+    fn adoption_is_the_oracle_minimum(c in adopt_case()) {
+        let o = compare(&c)?;
+        if let Outcome::Differs(m) = o {
+            prop_assert!(false, "{}", m);
+        }
+    }
+}
+
+/// A guest that already meets its policy: an oracle case planned without its device pins
+/// (a pin may sit where the policy would not put a device), and pinned as it came out,
+/// under the same policy (expanders with a bus_nr, as in `adopt_case`).
+fn met_case() -> impl Strategy<Value = AdoptCase> {
+    adopt_case().prop_map(|mut c| {
+        for d in c.before.req.devices.iter_mut() {
+            d.address = None;
+        }
+        c.policy = c.before.req.policy.clone();
+        c.hotplug = c.before.req.devices.iter().map(|d| d.hotplug).collect();
+        c
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/oracle_adopt.txt"))),
+        ..ProptestConfig::default()
+    })]
+    /// Adopting a plan under its own policy changes nothing: no change listed, no
+    /// controller added, every device and controller where it was.
+    #[test]
+    fn adopting_a_guest_meeting_its_policy_changes_nothing(c in met_case()) {
+        let Some(guest) = c.guest() else { return Ok(()) };
+        // Guests with NUMA expanders are left out while `open_spare_on_a_numa_expander_port`
+        // is open: adoption does not take an empty port below an expander as the spare.
+        if guest.controllers.iter().any(|x| x.numa_node.is_some()) {
+            return Ok(());
+        }
+        let cat = c.before.catalog();
+        let plan = adopt_with(&guest, &cat).map_err(|e| {
+            TestCaseError::fail(format!("{e}\n{}", c.describe(&guest)))
+        })?;
+        prop_assert_eq!(plan.guest_visible_changes, Some(0), "{}", c.describe(&guest));
+        prop_assert_eq!(plan.changes.as_ref().map(|x| x.len()), Some(0), "{}", c.describe(&guest));
+        prop_assert_eq!(plan.cost, 0);
+        for d in &guest.devices {
+            let p = plan.devices.iter().find(|p| p.id == d.id);
+            prop_assert_eq!(p.map(|p| p.address()), d.address.clone(), "{}", c.describe(&guest));
+        }
+        for x in &guest.controllers {
+            let p = plan.controllers.iter().find(|p| p.id == x.id);
+            prop_assert!(p.is_some_and(|p| p.address() == x.address
+                && p.hotplug.unwrap_or(true) == x.hotplug.unwrap_or(true)), "{}", c.describe(&guest));
+        }
+    }
+
+    /// Adoption is deterministic: the same guest gives the same plan, byte for byte, also
+    /// when the planner's memo of solutions is cleared in between.
+    #[test]
+    fn adoption_is_deterministic(c in adopt_case()) {
+        let Some(guest) = c.guest() else { return Ok(()) };
+        let cat = c.before.catalog();
+        let text = |r: Result<Plan, PlanError>| match r {
+            Ok(p) => serde_json::to_string(&p).unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
+        let first = text(adopt_with(&guest, &cat));
+        pciplan::forget_solutions();
+        let second = text(adopt_with(&guest, &cat));
+        let third = text(adopt_with(&guest, &cat));
+        prop_assert_eq!(&first, &second, "{}", c.describe(&guest));
+        prop_assert_eq!(&first, &third, "{}", c.describe(&guest));
+    }
+}
+
+/// Not a check: runs many cases and prints each kind of disagreement with its first case.
+#[test]
+#[ignore]
+fn survey() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut kinds: std::collections::BTreeMap<String, (usize, String)> = Default::default();
+    let n: usize = std::env::var("SURVEY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let c = adopt_case().new_tree(&mut runner).unwrap().current();
+        let msg = match compare(&c) {
+            Ok(o) => format!("{o:?}"),
+            Err(e) => e.to_string(),
+        };
+        let key: String = msg
+            .lines()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(140)
+            .collect();
+        let e = kinds.entry(key).or_insert((0, msg.clone()));
+        e.0 += 1;
+        if msg.len() < e.1.len() {
+            e.1 = msg;
+        }
+    }
+    eprintln!("{n} cases in {:?}", t.elapsed());
+    for (k, (n, m)) in kinds {
+        eprintln!("== {n} x {k}\n{m}\n");
+    }
+}
+
+/// Not a check: `ONE='slots bus_max io guest-json' cargo test ... one -- --ignored` prints
+/// what adopt and the oracle make of one case (io: a number or -).
+#[test]
+#[ignore]
+fn one() {
+    let spec = std::env::var("ONE").expect("ONE");
+    let mut it = spec.splitn(4, ' ');
+    let slots: u8 = it.next().unwrap().parse().unwrap();
+    let bus_max: u32 = it.next().unwrap().parse().unwrap();
+    let io: Option<u32> = it.next().unwrap().parse().ok();
+    let guest = Request::from_json(it.next().unwrap()).unwrap();
+    let cat = support::shrunk_catalog(slots, bus_max, io);
+    match adopt_with(&guest, &cat) {
+        Ok(p) => eprintln!("adopt: {}", serde_json::to_string_pretty(&p).unwrap()),
+        Err(e) => eprintln!("adopt: {e}"),
+    }
+    eprintln!("oracle: {:?}", adopt_min(&guest, &cat));
+}
+
+// ---------------------------------------------------------------------------------------
+// Open bugs of adoption found by the oracle: each a small existing guest with the minimum
+// worked out by hand (checked against the oracle in CI by `oracle_on_the_open_cases`), and
+// an ignored test that adoption finds it.
+
+/// One open case: catalog knobs (root slots, bus numbers, I/O windows), the existing guest,
+/// and the minimum (changes, controllers added, flips).
+struct Open {
+    slots: u8,
+    bus_max: u32,
+    io: Option<u32>,
+    guest: &'static str,
+    min: (u32, u32, u32),
+}
+
+impl Open {
+    fn guest(&self) -> Request {
+        Request::from_json(self.guest).expect("open case parses")
+    }
+    fn catalog(&self) -> pciplan::Catalog {
+        support::shrunk_catalog(self.slots, self.bus_max, self.io)
+    }
+    /// Adoption finds the minimum, with a valid plan.
+    fn check(&self) {
+        let (guest, cat) = (self.guest(), self.catalog());
+        let plan = adopt_with(&guest, &cat).unwrap_or_else(|e| panic!("{e}"));
+        let got = score(&plan);
+        assert_eq!(
+            got,
+            self.min,
+            "{}",
+            serde_json::to_string_pretty(&plan).unwrap()
+        );
+    }
+}
+
+/// A slot freed by a device that moves takes the new root port. Two root slots: `e` stays
+/// integrated at 2; `n` must become hot-pluggable (D-ON), so it moves to a new root port
+/// in slot 1, which it leaves: (1, 1, 0). Adoption offers new root ports only the slots
+/// free in the existing guest.
+const FREED_SLOT: Open = Open {
+    slots: 2,
+    bus_max: 255,
+    io: None,
+    guest: r#"{"devices":[{"id":"e","model":"e1000","hotplug":"off","address":{"bus":"pcie.0","slot":2}},
+        {"id":"n","model":"virtio-net-pci","hotplug":"on","address":{"bus":"pcie.0","slot":1}}]}"#,
+    min: (1, 1, 0),
+};
+
+/// A guest planned with a spare port below its NUMA node's expander (`rp2`), adopted under
+/// its own policy: nothing changes, rp2 is the spare (O-SPARE asks for an empty
+/// hot-pluggable port, any). Adoption moves `d0` to a new expander instead.
+const NUMA_SPARE: Open = Open {
+    slots: 2,
+    bus_max: 255,
+    io: None,
+    guest: r#"{"policy":{"default_hotplug":"off","spare_ports":1,"hotplug_off":"auto"},
+        "devices":[{"id":"d0","model":"virtio-net-pci","address":{"bus":"pcie.0","slot":1}},
+          {"id":"d1","model":"virtio-net-pci","numa_node":0,"address":{"bus":"rp1","slot":0}}],
+        "controllers":[{"id":"pxb1","model":"pxb-pcie","address":{"bus":"pcie.0","slot":2},"bus_nr":253,"numa_node":0},
+          {"id":"rp1","model":"pcie-root-port","hotplug":false,"address":{"bus":"pxb1","slot":0},"chassis":1},
+          {"id":"rp2","model":"pcie-root-port","hotplug":true,"address":{"bus":"pxb1","slot":0,"function":1},"chassis":2}]}"#,
+    min: (0, 0, 0),
+};
+
+/// A device moved onto an existing bridge shares the window its kept device already
+/// has (R-IO): `n` (conventional, now `on`) joins `b` on `br`, and the one I/O window
+/// of the budget stays enough: (1, 0, 0). Adoption moves `b` off the bridge as well.
+const BRIDGE_WINDOW: Open = Open {
+    slots: 2,
+    bus_max: 255,
+    io: Some(1),
+    guest: r#"{"devices":[{"id":"b","model":"rtl8139","hotplug":"any","address":{"bus":"br","slot":1}},
+        {"id":"n","model":"rtl8139","hotplug":"on","address":{"bus":"pcie.0","slot":1}}],
+        "controllers":[{"id":"rp","model":"pcie-root-port","chassis":1,"address":{"bus":"pcie.0","slot":2}},
+          {"id":"br","model":"pcie-pci-bridge","address":{"bus":"rp","slot":0}}]}"#,
+    min: (1, 0, 0),
+};
+
+/// No expander, 255 bus numbers, and adoption says R-BUSNR. `d0` stays and `rp1` flips
+/// to off (D-OFF, `port`); `d1` (conventional, `on`) moves to a new bridge on the empty
+/// `rp2`, last in the numbering (renumbers nothing); the spare is `e0rp0` flipped on (a new
+/// root port would be a controller more; controllers come before flips): (1, 1, 2).
+const BUSNR_WITHOUT_EXPANDERS: Open = Open {
+    slots: 4,
+    bus_max: 255,
+    io: None,
+    guest: r#"{"policy":{"spare_ports":1,"hotplug_off":"port"},
+        "devices":[{"id":"d0","model":"virtio-net-pci","hotplug":"off","address":{"bus":"rp1","slot":0}},
+          {"id":"d1","model":"e1000","hotplug":"on","address":{"bus":"pcie.0","slot":1}}],
+        "controllers":[{"id":"e0rp0","model":"pcie-root-port","hotplug":false,"address":{"bus":"pcie.0","slot":4},"chassis":1},
+          {"id":"rp1","model":"pcie-root-port","hotplug":true,"address":{"bus":"pcie.0","slot":4,"function":1},"chassis":2},
+          {"id":"rp2","model":"pcie-root-port","hotplug":true,"address":{"bus":"pcie.0","slot":4,"function":2},"chassis":3}]}"#,
+    min: (1, 1, 2),
+};
+
+/// With `pack_integrated`, a moved device may share a kept device's slot (R-INT-SLOT):
+/// `p` (now `off`, `integrated`) leaves its port for function 1 of slot 1 beside `k`:
+/// (1, 0, 0). Adoption's plan does that, but its program counted a slot more
+/// (internal error).
+const PACK_BESIDE_A_KEPT_DEVICE: Open = Open {
+    slots: 2,
+    bus_max: 255,
+    io: None,
+    guest: r#"{"policy":{"pack_integrated":true},
+        "devices":[{"id":"k","model":"virtio-net-pci","hotplug":"off","address":{"bus":"pcie.0","slot":1}},
+          {"id":"p","model":"virtio-net-pci","hotplug":"off","address":{"bus":"rp","slot":0}}],
+        "controllers":[{"id":"rp","model":"pcie-root-port","chassis":1,"address":{"bus":"pcie.0","slot":2}}]}"#,
+    min: (1, 0, 0),
+};
+
+/// An expander without a bus_nr (a JSON request may leave it out): the guest meets its
+/// policy, nothing changes. Adoption's plan gives the expander a bus_nr, which changes
+/// the root every device below it hangs from (internal error: counted 0, the plan has 1).
+const EXPANDER_WITHOUT_BUS_NR: Open = Open {
+    slots: 2,
+    bus_max: 255,
+    io: None,
+    guest: r#"{"devices":[{"id":"d0","model":"virtio-net-pci","address":{"bus":"rp","slot":0}}],
+        "controllers":[{"id":"px","model":"pxb-pcie","address":{"bus":"pcie.0","slot":2}},
+          {"id":"rp","model":"pcie-root-port","hotplug":true,"chassis":2,"address":{"bus":"px","slot":0}}]}"#,
+    min: (0, 0, 0),
+};
+
+const OPEN: [&Open; 6] = [
+    &FREED_SLOT,
+    &NUMA_SPARE,
+    &BRIDGE_WINDOW,
+    &BUSNR_WITHOUT_EXPANDERS,
+    &PACK_BESIDE_A_KEPT_DEVICE,
+    &EXPANDER_WITHOUT_BUS_NR,
+];
+
+/// The oracle finds the minimum worked out by hand for each open case.
+#[test]
+fn oracle_on_the_open_cases() {
+    for o in OPEN {
+        assert_eq!(
+            adopt_min(&o.guest(), &o.catalog()),
+            Some(o.min),
+            "{}",
+            o.guest
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn open_freed_slot_takes_the_new_root_port() {
+    FREED_SLOT.check();
+}
+
+#[test]
+#[ignore]
+fn open_spare_on_a_numa_expander_port() {
+    NUMA_SPARE.check();
+}
+
+#[test]
+#[ignore]
+fn open_moved_device_shares_a_bridge_window() {
+    BRIDGE_WINDOW.check();
+}
+
+#[test]
+#[ignore]
+fn open_bus_numbers_without_expanders() {
+    BUSNR_WITHOUT_EXPANDERS.check();
+}
+
+#[test]
+#[ignore]
+fn open_pack_beside_a_kept_device() {
+    PACK_BESIDE_A_KEPT_DEVICE.check();
+}
+
+#[test]
+#[ignore]
+fn open_expander_without_bus_nr() {
+    EXPANDER_WITHOUT_BUS_NR.check();
+}
