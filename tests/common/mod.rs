@@ -2,6 +2,7 @@
 //! says which helper is where).
 #![allow(dead_code)]
 
+pub mod adoption;
 pub mod cli;
 pub mod corpus;
 pub mod libvirt;
