@@ -127,6 +127,11 @@ pub struct Plan {
     /// Adopting: every change to the existing guest, devices first (O-ADOPT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Vec<crate::changes::Change>>,
+    /// What reading a libvirt domain decided that the user did not ask for, one sentence
+    /// each ([`crate::libvirt::Domain::notes`]); absent when there is none, so every other
+    /// plan's JSON is unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Controllers, each after the bus it plugs into.
     pub controllers: Vec<PlacedController>,
     /// Devices, in request order.

@@ -346,6 +346,7 @@ pub(crate) fn pinned_plan(req: &Request, cat: &Catalog) -> Plan {
         optimal: false,
         guest_visible_changes: None,
         changes: None,
+        notes: Vec::new(),
         controllers,
         devices,
     }
@@ -427,6 +428,7 @@ pub(crate) mod fixtures {
             optimal: true,
             guest_visible_changes: None,
             changes: None,
+            notes: Vec::new(),
             controllers,
             devices,
         }

@@ -221,3 +221,80 @@ fn catalog_without_a_controller_model_refuses_it_in_a_domain() {
         o.stderr
     );
 }
+
+#[test]
+fn json_plan_carries_the_readers_notes() {
+    // A second virtio GPU (QEMU can never hot-unplug it) under the implicit default 'on' is
+    // placed as libvirt places it, and the plan says so; a plan without notes has no field.
+    let two_gpus = "<domain type='kvm'><name>n</name><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>\
+                    <video><model type='virtio'/></video><video><model type='virtio'/></video></devices></domain>";
+    let o = run(&["plan", "-", "--format", "json"], Some(two_gpus));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let notes = v["notes"].as_array().expect("notes in the JSON plan");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let note = notes[0].as_str().unwrap();
+    assert!(note.contains("virtio-gpu-pci"), "{note}");
+    assert!(o.stderr.contains(note), "{}", o.stderr);
+    // The plan reads back as a plan.
+    assert!(serde_json::from_str::<pciplan::Plan>(&o.stdout).is_ok());
+    let adopt = run(
+        &["plan", "-", "--format", "json", "--adopt"],
+        Some(two_gpus),
+    );
+    assert_eq!(adopt.code, 0, "{}", adopt.stderr);
+    assert!(adopt.stdout.contains("\"notes\""), "{}", adopt.stdout);
+
+    let one_gpu = two_gpus.replacen("<video><model type='virtio'/></video>", "", 1);
+    let o = run(&["plan", "-", "--format", "json"], Some(&one_gpu));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(!o.stdout.contains("\"notes\""), "{}", o.stdout);
+}
+
+#[test]
+fn virtio_iommu_off_the_root_bus_is_explained_by_model() {
+    // QEMU accepts virtio-iommu-pci only on pcie.0: a policy wanting it on a port says so,
+    // with the model, where it can go, and a hint (not a generic "no place").
+    let xml = "<domain type='kvm'><name>i</name><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>\
+               <iommu model='virtio'/></devices></domain>";
+    for (args, rule, hint) in [
+        (
+            vec!["--hotplug", "iommu0=on"],
+            "[D-ON]",
+            "set hotplug 'any'",
+        ),
+        (
+            vec!["--default-hotplug", "off", "--hotplug-off-strategy", "port"],
+            "[D-OFF]",
+            "allow hotplug_off=auto",
+        ),
+    ] {
+        let mut a = vec!["plan", "-"];
+        a.extend(args.iter().copied());
+        let o = run(&a, Some(xml));
+        assert_eq!(o.code, 1, "{args:?}: {}{}", o.stdout, o.stderr);
+        let e = &o.stderr;
+        for says in [
+            "virtio-iommu-pci",
+            "only on the root bus",
+            "pcie.0",
+            rule,
+            hint,
+        ] {
+            assert!(e.contains(says), "{args:?}: no '{says}' in {e}");
+        }
+    }
+    // Under auto it is integrated on pcie.0, as libvirt puts it.
+    let o = run(
+        &[
+            "plan",
+            "-",
+            "--default-hotplug",
+            "off",
+            "--hotplug-off-strategy",
+            "auto",
+        ],
+        Some(xml),
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+}

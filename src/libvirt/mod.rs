@@ -166,7 +166,8 @@ pub struct Domain<'c> {
     pub problems: Vec<Violation>,
     /// What reading decided that the user did not ask for, one sentence each (a device QEMU
     /// can never hot-unplug placed as `any` under a default `on`); the command line prints
-    /// them on standard error.
+    /// them on standard error, and [`Domain::plan`] and [`Domain::adopt`] copy them into the
+    /// plan ([`Plan::notes`]).
     pub notes: Vec<String>,
     pub(crate) devices: Vec<DevSrc>,
     pub(crate) controllers: Vec<CtrlSrc>,
@@ -223,7 +224,9 @@ impl<'c> Domain<'c> {
         if !self.problems.is_empty() {
             return Err(PlanError::Pins(self.problems.clone()));
         }
-        crate::planner::plan_with(&self.request, self.cat)
+        let mut plan = crate::planner::plan_with(&self.request, self.cat)?;
+        plan.notes = self.notes.clone();
+        Ok(plan)
     }
 
     /// Adopts the domain (`--adopt`, O-ADOPT): its addresses are preferences; the plan
@@ -241,7 +244,9 @@ impl<'c> Domain<'c> {
         if !bad.is_empty() {
             return Err(PlanError::Pins(bad));
         }
-        crate::planner::adopt_with(&self.request, self.cat)
+        let mut plan = crate::planner::adopt_with(&self.request, self.cat)?;
+        plan.notes = self.notes.clone();
+        Ok(plan)
     }
 
     /// Checks the addresses the domain already has, without planning: every error, sorted.

@@ -20,6 +20,42 @@ fn dev_ids(req: &Request, units: &[Unit], pick: impl Fn(&Unit) -> bool) -> Vec<S
         .collect()
 }
 
+/// Why a unit with a model QEMU accepts only on the root bus (virtio-iommu-pci) has no
+/// place: integrated on the root bus is its only place, and its requirement or the policy
+/// rules that out. Names the model(s) and where they can go, with a hint.
+fn root_only_cause(req: &Request, u: &Unit, n: usize) -> (Rule, String, Vec<String>) {
+    let mut models: Vec<&str> = u
+        .devs
+        .iter()
+        .map(|&i| req.devices[i].model.as_str())
+        .collect();
+    models.dedup();
+    let models = models.join(", ");
+    let only = format!(
+        "{n} device(s) of model {models}, which QEMU accepts only on the root bus: its only place is an integrated slot on pcie.0 (libvirt puts it there too), which"
+    );
+    match (u.hp, u.numa) {
+        (_, Some(node)) => (
+            Rule::Numa,
+            format!("{only} has no NUMA node, but numa_node is {node}"),
+            vec![format!("drop numa_node for {models}: it can only be on pcie.0")],
+        ),
+        (Hotplug::On, None) => (
+            Rule::On,
+            format!("{only} the guest cannot hot-unplug, but its hotplug is 'on' (it cannot be on a port)"),
+            vec![format!("set hotplug 'any' (or 'off') for {models}: it can only be integrated on pcie.0")],
+        ),
+        _ => (
+            Rule::Off,
+            format!("{only} policy hotplug_off 'port' rules out (it cannot be on a hotplug=off port)"),
+            vec![
+                "allow hotplug_off=auto (or integrated)".to_string(),
+                format!("or set hotplug 'any' for {models}"),
+            ],
+        ),
+    }
+}
+
 /// Classes with no allowed place at all, explained before any solving.
 pub(crate) fn precheck(
     req: &Request,
@@ -41,6 +77,7 @@ pub(crate) fn precheck(
         let Some(u) = members.first() else { continue };
         let devices = dev_ids(req, units, |x| members.iter().any(|m| std::ptr::eq(*m, x)));
         let (rule, message, hints) = match (u.kind, u.hp, u.numa) {
+            _ if u.root_only && !u.mixed => root_only_cause(req, u, devices.len()),
             _ if u.mixed => (
                 Rule::Group,
                 format!(
