@@ -55,6 +55,11 @@ impl Reader<'_, '_> {
                 self.push(el, "virtio-serial", m, kd)
             }
             "sata" => self.sata_controller(el, index),
+            "ide" => Err(err(
+                &el.what,
+                "q35 has no IDE controller: libvirt refuses it ('IDE controllers are unsupported for this QEMU binary or machine type'); use a SATA controller",
+            )),
+            // fdc, ccid, xenbus, isa, mmc: not PCI devices.
             _ => Ok(()),
         }
     }
@@ -79,7 +84,8 @@ impl Reader<'_, '_> {
             Some(v @ ("virtio-transitional" | "virtio-non-transitional")) => {
                 self.virtio("virtio-scsi-pci", Some(v), el)?
             }
-            None | Some("lsilogic") => ("lsi53c895a".into(), BusKind::Pci),
+            // `auto` is libvirt's own default, lsilogic on q35 (libvirt 9.0 writes it back so).
+            None | Some("auto") | Some("lsilogic") => ("lsi53c895a".into(), BusKind::Pci),
             Some("lsisas1068") => ("mptsas1068".into(), BusKind::Pci),
             Some("lsisas1078") => ("megasas".into(), BusKind::Pci),
             Some("vmpvscsi") => ("pvscsi".into(), BusKind::Pci),
@@ -132,18 +138,31 @@ mod tests {
                  <controller type='virtio-serial'/>\
                  <controller type='sata' index='0'/>\
                  <controller type='sata' index='1'/>\
-                 <controller type='ide'/>"
+                 <controller type='scsi' index='3' model='auto'/>\
+                 <controller type='fdc'/>"
             ),
             vec![
                 "qemu-xhci",
                 "virtio-scsi-pci",
                 "lsi53c895a",
                 "virtio-serial-pci",
-                "ich9-ahci"
+                "ich9-ahci",
+                "lsi53c895a"
             ]
         );
         assert!(domain("<controller type='scsi' model='bogus'/>").is_err());
         assert!(domain("<controller type='usb' model='bogus'/>").is_err());
+    }
+
+    #[test]
+    fn ide_controller_is_refused_on_q35() {
+        let e = domain("<controller type='ide' index='0'/>")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("controller[1]") && e.contains("IDE controllers are unsupported"),
+            "{e}"
+        );
     }
 
     #[test]

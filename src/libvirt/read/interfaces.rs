@@ -13,7 +13,13 @@ impl Reader<'_, '_> {
         if el.attr("type") == Some("hostdev") {
             return self.push(el, "hostdev", "vfio-pci", BusKind::Pcie);
         }
-        let m = el.model_type().unwrap_or(DEFAULT_NIC);
+        // A vDPA interface is always a virtio NIC: libvirt fills in model virtio.
+        let default = if el.attr("type") == Some("vdpa") {
+            "virtio"
+        } else {
+            DEFAULT_NIC
+        };
+        let m = el.model_type().unwrap_or(default);
         match m {
             "virtio" | "virtio-transitional" | "virtio-non-transitional" => {
                 let (m, kd) = self.virtio("virtio-net-pci", Some(m), el)?;
@@ -39,9 +45,10 @@ mod tests {
                  <interface type='network'><model type='virtio'/></interface>\
                  <interface type='network'><model type='e1000e'/></interface>\
                  <interface type='network'><model type='usb-net'/></interface>\
-                 <interface type='hostdev'><source><address type='pci' domain='0' bus='3' slot='0' function='0'/></source></interface>"
+                 <interface type='hostdev'><source><address type='pci' domain='0' bus='3' slot='0' function='0'/></source></interface>\
+                 <interface type='vdpa'><source dev='/dev/vhost-vdpa-0'/></interface>"
             ),
-            vec!["rtl8139", "virtio-net-pci", "e1000e", "vfio-pci"]
+            vec!["rtl8139", "virtio-net-pci", "e1000e", "vfio-pci", "virtio-net-pci"]
         );
     }
 }

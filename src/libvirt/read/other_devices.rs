@@ -53,6 +53,12 @@ impl Reader<'_, '_> {
             "shmem" => {
                 let m = match el.model_type().unwrap_or("ivshmem-plain") {
                     "ivshmem-doorbell" => "ivshmem-doorbell",
+                    "ivshmem" => {
+                        return Err(err(
+                            &el.what,
+                            "shmem model 'ivshmem' (the legacy device) is gone from QEMU: libvirt refuses it ('ivshmem device is not supported with this QEMU binary'); use ivshmem-plain or ivshmem-doorbell",
+                        ))
+                    }
                     _ => "ivshmem-plain",
                 };
                 self.push(el, "shmem", m, BusKind::Pci)
@@ -195,5 +201,16 @@ mod tests {
     fn input_refusals() {
         assert!(domain("<input type='joystick' bus='virtio'/>").is_err());
         assert!(domain("<input type='mouse' bus='virtio' model='virtio-transitional'/>").is_err());
+    }
+
+    #[test]
+    fn legacy_ivshmem_is_refused_by_name() {
+        let e = domain("<shmem name='s'><model type='ivshmem'/></shmem>")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("shmem[1]") && e.contains("ivshmem device is not supported"),
+            "{e}"
+        );
     }
 }

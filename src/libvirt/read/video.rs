@@ -2,6 +2,7 @@
 //! and libvirt always puts it on `pcie.0` (hotplug `any`); a `<graphics>` without any
 //! `<video>` makes libvirt add a cirrus one (see `implicit.rs`).
 
+use super::xml::err;
 use super::{El, Reader};
 use crate::catalog::BusKind;
 use crate::error::InputError;
@@ -28,7 +29,20 @@ impl Reader<'_, '_> {
                 super::models::virtio_kind(self.opts),
             ),
             "bochs" => ("bochs-display", BusKind::Pcie),
-            _ => return Ok(()),
+            // Not PCI devices: no video, or a framebuffer in guest RAM.
+            "none" | "ramfb" => return Ok(()),
+            m @ ("xen" | "vbox" | "parallels" | "gop") => {
+                return Err(err(
+                    &el.what,
+                    format!("video model '{m}' is not a QEMU device: libvirt refuses it ('domain configuration does not support video model '{m}''); use virtio, qxl, vga or bochs"),
+                ))
+            }
+            other => {
+                return Err(err(
+                    &el.what,
+                    format!("unknown video model '{other}' (libvirt: vga, cirrus, vmvga, qxl, virtio, bochs, ramfb, none)"),
+                ))
+            }
         };
         self.push_item(el, "video", qemu.into(), kind, primary, None)
     }
@@ -54,6 +68,24 @@ mod tests {
         // QEMU can never hot-unplug a virtio GPU: the default 'on' does not bind it.
         assert_eq!(d.request.devices[1].hotplug, Some(Hotplug::Any));
         assert_eq!(d.notes.len(), 1);
+    }
+
+    #[test]
+    fn video_models_qemu_lacks_are_refused_by_name() {
+        for (model, says) in [
+            ("vbox", "not a QEMU device"),
+            ("xen", "not a QEMU device"),
+            ("bogus", "unknown video model"),
+        ] {
+            let e = domain(&format!("<video><model type='{model}'/></video>"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("video[1]") && e.contains(says), "{model}: {e}");
+        }
+        assert_eq!(
+            element_models("<video><model type='ramfb'/></video>"),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
