@@ -27,8 +27,15 @@
 //! domain's layout met the default policy (`on`) except for a device on `pcie.0` that QEMU
 //! can unplug elsewhere (`ich9` sound): adopted without a policy, it comes back byte for byte.
 //!
-//! Without libvirt the tests skip and say so, unless `PCIPLAN_REQUIRE_LIBVIRT=1` (CI), where
-//! they fail.
+//! libvirt's layouts are also booted in QEMU 7.2 with SeaBIOS, before and after the devices on
+//! its root ports and bridge become `off` under `auto` (`common/adoption.rs`): in each of the
+//! 14 domains QEMU can run (one holds a `vhost-vsock-pci`, which cannot run here), no device
+//! the plan does not report changed its path or bus number in `query-pci`, only the
+//! conventional devices moved (to `pcie.0`; the emptied bridge keeps its bus number), and
+//! `device_del` is refused for every `off` device.
+//!
+//! Without libvirt (or QEMU, for the last test) the tests skip and say so, unless
+//! `PCIPLAN_REQUIRE_LIBVIRT=1` (`PCIPLAN_REQUIRE_QEMU=1`), as in CI, where they fail.
 
 mod common;
 
@@ -37,6 +44,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use common::libvirt as lv;
+use common::qemu::{SINGLE_INSTANCE_MODELS, TESTABLE_MODELS};
 use pciplan::libvirt::{Domain, Overrides, ReadOptions};
 use pciplan::{Address, BusKind, ChangeKind, Hotplug, OffStrategy, Plan, PolicyPatch};
 
@@ -437,4 +445,68 @@ fn the_command_line_adopts_a_dumped_domain() {
     assert_eq!(code, 0, "{err}");
     let plan: Plan = serde_json::from_str(&json).expect("a plan");
     assert_eq!(plan.guest_visible_changes, Some(0));
+}
+
+/// libvirt's own layouts in the real guest: for each domain libvirt addressed, the existing
+/// guest (its dump, planned as it is) and its adoption with the devices on root ports `off`
+/// under `auto` are booted in QEMU with SeaBIOS and compared in `query-pci`
+/// (`common/adoption.rs`): no device the plan does not report changes its path or bus
+/// number, and `device_del` is refused for every `off` device. Needs libvirt and QEMU.
+#[test]
+fn libvirt_layouts_adopted_keep_what_the_guest_sees() {
+    if let Err(e) = lv::ensure() {
+        eprintln!("skipping: no libvirt: {e}");
+        return;
+    }
+    if !common::qemu::qemu_or_skip() {
+        return;
+    }
+    let mut domains = vec![("small".to_string(), SMALL.to_string())];
+    for file in REPO_DOMAINS {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let xml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+        domains.push((path.file_stem().unwrap().to_string_lossy().to_string(), xml));
+    }
+    let start = Instant::now();
+    let mut report = Vec::new();
+    for (tag, xml) in &domains {
+        let dump = libvirt_defined(xml, tag);
+        let dom = Domain::parse(&dump).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        let runs = |m: &str| TESTABLE_MODELS.contains(&m) || SINGLE_INSTANCE_MODELS.contains(&m);
+        if let Some(d) = dom.request.devices.iter().find(|d| !runs(&d.model)) {
+            eprintln!("{tag}: not booted: {} cannot run here", d.model);
+            continue;
+        }
+        let p = libvirt_places(&dom);
+        let mut before = dom.request.clone();
+        for d in &mut before.devices {
+            d.hotplug = Some(Hotplug::Any);
+        }
+        let targets = [p.on_ports.clone(), p.on_bridges.clone()].concat();
+        let opts = ReadOptions {
+            overrides: overrides(&targets, Hotplug::Off, OffStrategy::Auto),
+            ..ReadOptions::default()
+        };
+        let after = Domain::parse_with(&dump, &opts).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        let c = common::adoption::compare(tag, &before, &after.request)
+            .unwrap_or_else(|e| panic!("{tag}: adopt: {e}"));
+        assert_eq!(
+            c.visible,
+            p.on_bridges.len(),
+            "{tag}: only the bridged devices move"
+        );
+        report.push(format!(
+            "{tag}: {} devices in QEMU, {} off ({} ports flipped, {} moved off the bridge)",
+            c.devices,
+            targets.len(),
+            c.flips,
+            c.visible
+        ));
+    }
+    eprintln!("{}", report.join("\n"));
+    eprintln!(
+        "{} libvirt layouts booted before and after in {:.1} s",
+        report.len(),
+        start.elapsed().as_secs_f64()
+    );
 }
