@@ -728,7 +728,31 @@ fn conservative_bridge_before_a_kept_device() {
     BRIDGE_BEFORE_A_KEPT_DEVICE.check();
 }
 
-const OPEN: [&Open; 7] = [
+/// A spare from a port that flips: `d1` (now `off`) stays and `rp2` flips off; the spare
+/// is `rp1` flipped on (an empty port below `d1`'s expander); controllers come before
+/// flips (O-ADOPT): (0, 0, 2). Adoption adds a root port at 02.1 instead: (0, 1, 1).
+const SPARE_BY_A_FLIP: Open = Open {
+    slots: 2,
+    bus_max: 255,
+    io: None,
+    guest: r#"{"policy":{"default_hotplug":"off","spare_ports":1,"hotplug_off":"auto"},
+        "devices":[{"id":"d1","model":"vfio-pci","numa_node":1,"address":{"bus":"rp2","slot":0}}],
+        "controllers":[{"id":"e0rp","model":"pcie-root-port","hotplug":false,"chassis":1,"address":{"bus":"pcie.0","slot":2}},
+          {"id":"e0br","model":"pcie-pci-bridge","address":{"bus":"e0rp","slot":0}},
+          {"id":"pxb1","model":"pxb-pcie","bus_nr":253,"numa_node":1,"address":{"bus":"pcie.0","slot":1}},
+          {"id":"rp1","model":"pcie-root-port","hotplug":false,"chassis":2,"address":{"bus":"pxb1","slot":0}},
+          {"id":"rp2","model":"pcie-root-port","hotplug":true,"chassis":3,"address":{"bus":"pxb1","slot":0,"function":1}}]}"#,
+    min: (0, 0, 2),
+};
+
+#[test]
+#[ignore]
+fn open_spare_by_a_flip() {
+    SPARE_BY_A_FLIP.check();
+}
+
+const OPEN: [&Open; 8] = [
+    &SPARE_BY_A_FLIP,
     &BRIDGE_BEFORE_A_KEPT_DEVICE,
     &FREED_SLOT,
     &NUMA_SPARE,
