@@ -33,6 +33,12 @@ pub(super) struct Parts<'x, 'c> {
     pub overridden: bool,
 }
 
+/// Whether QEMU accepts `model` only on the root bus (virtio-iommu-pci): integrated, so
+/// never hot-unpluggable, like libvirt places it.
+fn root_only(p: &Parts, model: &str) -> bool {
+    p.cat.device(model).is_some_and(|m| m.root_only)
+}
+
 /// The hotplug requirement of item `i`: what the policy names, else `any` for what libvirt
 /// always integrates and for a pinned device under an implicit default (its address is the
 /// user's choice), else the policy default (`None`). A default `on` does not bind a device
@@ -46,16 +52,21 @@ fn hotplug_of(p: &Parts, i: usize) -> (Option<Hotplug>, Option<String>) {
         None if it.default_any => (Some(Hotplug::Any), None),
         None if p.pins[i].is_some() && !explicit_default => (Some(Hotplug::Any), None),
         None if p.policy.patch.policy().default_hotplug == Hotplug::On
-            && !p.cat.model_hotpluggable(&it.model) =>
+            && (!p.cat.model_hotpluggable(&it.model) || root_only(p, &it.model)) =>
         {
             let from = if explicit_default {
                 "the"
             } else {
                 "the implicit"
             };
+            let why = if root_only(p, &it.model) {
+                format!("QEMU accepts {} only on the root bus, integrated on pcie.0 where it cannot be hot-unplugged", it.model)
+            } else {
+                format!("QEMU can never hot-unplug {}", it.model)
+            };
             let note = format!(
-                "{} ({}, {}): QEMU can never hot-unplug {}, so {from} default hotplug 'on' does not apply to it; it is placed as 'any' (name it in the policy to decide)",
-                p.ids[i], it.what, it.model, it.model
+                "{} ({}, {}): {why}, so {from} default hotplug 'on' does not apply to it; it is placed as 'any' (name it in the policy to decide)",
+                p.ids[i], it.what, it.model
             );
             (Some(Hotplug::Any), Some(note))
         }
@@ -238,6 +249,16 @@ mod tests {
         let d = super::super::testing::domain_with(devs, &named).unwrap();
         assert_eq!(d.notes.len(), 1);
         assert!(d.plan().is_err());
+    }
+
+    #[test]
+    fn default_on_does_not_bind_a_root_bus_only_device() {
+        // virtio-iommu-pci goes only on pcie.0 (as Nova's hw_viommu_model=virtio writes it):
+        // the default 'on' places it there with a note; a per-device 'on' is refused.
+        let d = domain("<iommu model='virtio'/>").unwrap();
+        assert_eq!(d.request.devices[0].hotplug, Some(crate::Hotplug::Any));
+        assert!(d.notes[0].contains("only on the root bus"), "{:?}", d.notes);
+        assert_eq!(d.plan().unwrap().devices[0].bus, "pcie.0");
     }
 
     #[test]
