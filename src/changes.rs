@@ -72,8 +72,12 @@ struct Identity {
     path: Vec<(u8, u8)>,
     /// The bus number of its bus (`None` below an expander without `bus_nr`).
     bus: Option<u32>,
-    /// The firmware root it hangs from: 0 for `pcie.0`, else its expander's `bus_nr`.
-    root: u32,
+    /// The firmware root it hangs from: 0 for `pcie.0`, else its expander's `bus_nr`
+    /// (`None` for an expander without one: QEMU's choice, not the plan's).
+    root: Option<u32>,
+    /// Leading elements of `path` that belong to no bridge below its root: the expander's
+    /// own slot on `pcie.0` (the guest sees the expander as a root bus of its own).
+    below_root: usize,
 }
 
 impl Identity {
@@ -91,8 +95,8 @@ impl Identity {
 
     /// Its Windows location path (`PCIROOT(0)#PCI(0200)#PCI(0000)`).
     fn windows(&self) -> String {
-        let mut s = format!("PCIROOT({})", self.root);
-        for (slot, function) in &self.path {
+        let mut s = format!("PCIROOT({})", self.root.unwrap_or(0));
+        for (slot, function) in &self.path[self.below_root..] {
             s.push_str(&format!("#PCI({slot:02X}{function:02X})"));
         }
         s
@@ -145,23 +149,35 @@ fn identities(plan: &Plan, t: &Topology) -> BTreeMap<String, Identity> {
             continue;
         };
         let mut path = vec![(d.slot, d.function)];
-        let mut root = 0;
+        let mut root = Some(0);
+        let mut pxb_at = None;
         let mut cur = n;
         while let Some(p) = t.parent(cur) {
             if let Node::Ctrl(c) = t.g[p] {
-                if t.bus_type(p) == Some("pxb") {
-                    root = c.bus_nr.map(u32::from).unwrap_or(0);
-                }
                 path.push((c.slot, c.function));
+                if t.bus_type(p) == Some("pxb") {
+                    root = c.bus_nr.map(u32::from);
+                    pxb_at = Some(path.len());
+                }
             }
             if path.len() > 64 {
                 break;
             }
             cur = p;
         }
+        // Counted from the device up: the expander's element is the last one of those.
+        let below_root = pxb_at.map_or(0, |k| path.len() - k + 1);
         path.reverse();
         let bus = t.parent(n).and_then(|p| numbers.get(&p).copied());
-        out.insert(d.id.clone(), Identity { path, bus, root });
+        out.insert(
+            d.id.clone(),
+            Identity {
+                path,
+                bus,
+                root,
+                below_root,
+            },
+        );
     }
     out
 }
@@ -186,13 +202,15 @@ pub(crate) fn changes(
         let Some(was) = before.devices.iter().find(|b| b.id == d.id) else {
             continue;
         };
-        let (kind, from, to) = if o.path != n.path || o.root != n.root {
+        // An unknown number (an expander without bus_nr before) is no change to count.
+        let differ = |a: Option<u32>, b: Option<u32>| a.is_some() && b.is_some() && a != b;
+        let (kind, from, to) = if o.path != n.path || differ(o.root, n.root) {
             (
                 ChangeKind::Moved,
                 was.address().to_string(),
                 d.address().to_string(),
             )
-        } else if o.bus != n.bus {
+        } else if differ(o.bus, n.bus) {
             let bus = |b: Option<u32>| b.map_or("bus ?".to_string(), |b| format!("bus {b}"));
             (ChangeKind::Renumbered, bus(o.bus), bus(n.bus))
         } else {

@@ -248,7 +248,11 @@ impl Program<'_> {
     fn renumbering(&mut self, a: &Adopt, v: &AdoptVars) {
         if let Some(slots) = self.root.port_slots {
             let early = sum(v.early.iter().map(|&z| z.into()));
-            let room = f64::from(a.late_slots) + early + ex(self.slack.slots);
+            let freed = sum(a
+                .late_freed
+                .iter()
+                .map(|&i| 1.0 - Expression::from(v.slot_taken[i])));
+            let room = f64::from(a.late_slots) + freed + early + ex(self.slack.slots);
             let row = constraint!(slots <= room);
             self.add(Rule::GuestId, row);
         }

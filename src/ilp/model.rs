@@ -172,6 +172,9 @@ pub(crate) struct Adopt {
     pub bridges: Vec<usize>,
     /// Free `pcie.0` slots where a new port renumbers no existing bus (G-ID).
     pub late_slots: u32,
+    /// Of [`Adopt::root_slots`] (by index), those where a new port renumbers nothing once
+    /// the units there move.
+    pub late_freed: Vec<usize>,
     /// The other free slots, latest first: for each, the existing units whose bus number
     /// a new port there changes (each list holds the one before it).
     pub early_slots: Vec<Vec<usize>>,

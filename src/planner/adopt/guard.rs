@@ -22,6 +22,9 @@ use crate::topology::{Node, Topology};
 pub(super) struct Guard {
     /// Free `pcie.0` slots where a new port renumbers nothing, ascending.
     pub late: Vec<u8>,
+    /// `pcie.0` slots existing devices hold where a new port renumbers nothing: a port may
+    /// take one when its devices move.
+    pub late_freed: Vec<u8>,
     /// The other free slots, latest first, with the existing units a new port there
     /// renumbers (indices into the adoption's units).
     pub early: Vec<(u8, Vec<usize>)>,
@@ -115,12 +118,14 @@ impl Guard {
             .collect();
         let used: BTreeSet<u8> = t.kids(t.root).iter().map(|k| k.0).collect();
         let mut g = Guard::default();
-        for &s in w.root_free.iter().filter(|s| !used.contains(s)) {
+        for &s in w.root_free.iter() {
             let r = o.renumbered(t.root, s, 0);
-            if r.is_empty() {
-                g.late.push(s);
-            } else {
-                g.early.push((s, r));
+            match (used.contains(&s), r.is_empty()) {
+                (false, true) => g.late.push(s),
+                (false, false) => g.early.push((s, r)),
+                // Free once its devices move (the free guest offers only such slots).
+                (true, true) => g.late_freed.push(s),
+                (true, false) => {}
             }
         }
         g.early.reverse();
@@ -165,10 +170,10 @@ impl Guard {
         for p in w.ports.iter_mut() {
             p.endpoint_only |= self.endpoint_only.contains(&p.id);
         }
-        let order = self
-            .late
-            .iter()
-            .copied()
+        let mut late: Vec<u8> = self.late.iter().chain(&self.late_freed).copied().collect();
+        late.sort_unstable();
+        let order = late
+            .into_iter()
             .chain(self.early.iter().map(|e| e.0))
             .collect();
         w.port_slot_order = Some(order);

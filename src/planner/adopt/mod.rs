@@ -537,6 +537,12 @@ fn soft_pins(
         root_slots: root_slots.len() as u32,
         bridges: bridges.into_iter().map(|b| b.1).collect(),
         late_slots: guard.late.len() as u32,
+        late_freed: root_slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| guard.late_freed.contains(s))
+            .map(|(i, _)| i)
+            .collect(),
         early_slots: guard.early.iter().map(|e| e.1.clone()).collect(),
     }
 }
