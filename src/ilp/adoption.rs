@@ -20,7 +20,7 @@
 
 use good_lp::{constraint, variable, Expression, ProblemVariables, Variable};
 
-use super::model::{Adopt, Site};
+use super::model::{Adopt, Place, Site};
 use super::program::{ex, sum, Program};
 use crate::rule::Rule;
 
@@ -239,6 +239,22 @@ impl Program<'_> {
             if g.used_off.is_some() || g.lent_off.is_some() {
                 let row = constraint!(ex(g.used_off) + ex(g.lent_off) <= in_r(&v.free_off));
                 self.add(Rule::Adopt, row);
+            }
+            // A bridge or switch on an existing port needs one that renumbers nothing
+            // (not endpoint-only); units and spares take any.
+            let usable: Expression = sum(a
+                .ports
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.region == r && !p.endpoint_only)
+                .map(|(i, _)| Expression::from(v.free_on[i]) + v.free_off[i]));
+            let units = self.placed_in(r, Place::Port, |_| true)
+                + self.placed_in(r, Place::OffPort, |_| true);
+            let spare = if r == 0 { f64::from(self.m.spare) } else { 0.0 };
+            let used = self.used_on(r) + self.used_off(r);
+            if g.used_on.is_some() || g.used_off.is_some() {
+                let row = constraint!(used <= units + spare + usable);
+                self.add(Rule::BusNr, row);
             }
         }
     }

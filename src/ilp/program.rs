@@ -287,7 +287,12 @@ impl<'m> Program<'m> {
     }
 
     /// Units at `p` of the classes of region `r` that `pick` selects.
-    fn placed_in(&self, r: usize, p: Place, pick: impl Fn(&Class) -> bool) -> Expression {
+    pub(super) fn placed_in(
+        &self,
+        r: usize,
+        p: Place,
+        pick: impl Fn(&Class) -> bool,
+    ) -> Expression {
         sum(self
             .m
             .in_region(r)
@@ -317,7 +322,7 @@ impl<'m> Program<'m> {
     }
 
     /// Existing hot-pluggable ports region `r` uses; region 0 also gets the lent ones.
-    fn used_on(&self, r: usize) -> Expression {
+    pub(super) fn used_on(&self, r: usize) -> Expression {
         let own = ex(self.regions[r].used_on);
         if r == 0 {
             own + self.each_region(|g| g.lent_on)
@@ -327,7 +332,7 @@ impl<'m> Program<'m> {
     }
 
     /// Existing `hotplug=off` ports region `r` uses; region 0 also gets the lent ones.
-    fn used_off(&self, r: usize) -> Expression {
+    pub(super) fn used_off(&self, r: usize) -> Expression {
         let own = ex(self.regions[r].used_off);
         if r == 0 {
             own + self.each_region(|g| g.lent_off)

@@ -244,7 +244,9 @@ fn plan_natural(
     if counts.short() {
         return Ok(None);
     }
-    let mut plan = Assigner::new(
+    // The plain program knows nothing of renumbering: where its counts need a position the
+    // guard does not offer, the natural decision is not the answer (the program decides).
+    let Ok(mut plan) = Assigner::new(
         &kept,
         cat,
         &kept_units,
@@ -254,7 +256,9 @@ fn plan_natural(
         &world,
         kept_plan,
     )
-    .run()?;
+    .run() else {
+        return Ok(None);
+    };
     if plan.cost > 0 && free_ports_left(&plan, cat) {
         return Ok(None);
     }
