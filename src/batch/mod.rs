@@ -20,11 +20,9 @@
 //! assert!(results[2].to_json_line().starts_with(r#"{"line":3,"name":null,"ok":false"#));
 //! ```
 
-use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
+use std::collections::VecDeque;
 use std::io::{self, BufRead};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -40,142 +38,11 @@ use crate::shape::{json_string, Answer, Cached, ShapeCache};
 /// Lines planned together (and the most results held in memory at once).
 pub const DEFAULT_CHUNK: usize = 4096;
 
-/// Which part of a fleet this process plans: lines where `(line - 1) % n == k - 1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    /// This shard, 1..=n.
-    k: u64,
-    /// Number of shards.
-    n: u64,
-}
+mod resume;
+mod summary;
 
-impl Shard {
-    /// Shard `k` of `n` (1-based).
-    ///
-    /// # Errors
-    /// When `n` is 0 or `k` is not in `1..=n`.
-    pub fn new(k: u64, n: u64) -> Result<Shard, InputError> {
-        if n == 0 || k == 0 || k > n {
-            return Err(InputError::new(
-                "shard",
-                format!("{k}/{n}: want K/N with 1 <= K <= N"),
-            ));
-        }
-        Ok(Shard { k, n })
-    }
-
-    /// Parses `K/N`.
-    ///
-    /// ```
-    /// let s = pciplan::batch::Shard::parse("2/3").unwrap();
-    /// assert!(s.contains(2) && s.contains(5) && !s.contains(3));
-    /// assert!(pciplan::batch::Shard::parse("4/3").is_err());
-    /// ```
-    ///
-    /// # Errors
-    /// When the text is not `K/N` with `1 <= K <= N`.
-    pub fn parse(text: &str) -> Result<Shard, InputError> {
-        let bad = || InputError::new("shard", format!("'{text}': want K/N, e.g. 1/4"));
-        let (k, n) = text.split_once('/').ok_or_else(bad)?;
-        Shard::new(
-            k.trim().parse().map_err(|_| bad())?,
-            n.trim().parse().map_err(|_| bad())?,
-        )
-    }
-
-    /// Whether input line `line` (1-based) belongs to this shard.
-    pub fn contains(&self, line: u64) -> bool {
-        line >= 1 && (line - 1) % self.n == self.k - 1
-    }
-}
-
-/// A set of line numbers (a bitmap; 1,000,000 lines take 125 kB).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LineSet {
-    bits: Vec<u64>,
-    len: u64,
-}
-
-impl LineSet {
-    /// Adds a line number.
-    pub fn insert(&mut self, line: u64) {
-        let (w, b) = ((line / 64) as usize, line % 64);
-        if w >= self.bits.len() {
-            self.bits.resize(w + 1, 0);
-        }
-        if self.bits[w] & (1 << b) == 0 {
-            self.len += 1;
-        }
-        self.bits[w] |= 1 << b;
-    }
-    /// Whether `line` is in the set.
-    pub fn contains(&self, line: u64) -> bool {
-        self.bits
-            .get((line / 64) as usize)
-            .is_some_and(|w| w & (1 << (line % 64)) != 0)
-    }
-    /// Number of lines in the set.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-/// What an earlier, possibly killed, run already wrote (for `--resume`).
-#[derive(Debug, Clone, Default)]
-pub struct Resume {
-    /// Lines that already have a result.
-    pub done: LineSet,
-    /// Length in bytes of the complete lines; anything after it is a line cut short by the
-    /// kill and must be dropped before appending.
-    pub valid_len: u64,
-}
-
-impl Resume {
-    /// Reads the results written so far. Only complete lines (ending in a newline) count.
-    ///
-    /// ```
-    /// let out = "{\"line\":1,\"name\":null,\"ok\":true}\n{\"line\":3,\"na";
-    /// let r = pciplan::batch::Resume::read(out.as_bytes()).unwrap();
-    /// assert!(r.done.contains(1) && !r.done.contains(3));
-    /// assert_eq!(r.valid_len, 33);
-    /// ```
-    ///
-    /// # Errors
-    /// When the results cannot be read.
-    pub fn read(mut r: impl BufRead) -> io::Result<Resume> {
-        let mut out = Resume::default();
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            let n = r.read_until(b'\n', &mut buf)?;
-            if n == 0 || buf.last() != Some(&b'\n') {
-                return Ok(out);
-            }
-            out.valid_len += n as u64;
-            if let Some(line) = result_line_number(&buf) {
-                out.done.insert(line);
-            }
-        }
-    }
-}
-
-/// The `line` of one result line: fast for the form pciplan writes, JSON otherwise.
-fn result_line_number(text: &[u8]) -> Option<u64> {
-    if let Some(rest) = text.strip_prefix(b"{\"line\":") {
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits > 0 && rest.get(digits) == Some(&b',') {
-            return std::str::from_utf8(&rest[..digits]).ok()?.parse().ok();
-        }
-    }
-    serde_json::from_slice::<serde_json::Value>(text)
-        .ok()?
-        .get("line")?
-        .as_u64()
-}
+pub use resume::{LineSet, Resume, Shard};
+pub use summary::{Summary, Tally};
 
 /// How a batch runs.
 #[derive(Clone)]
@@ -699,113 +566,6 @@ pub fn plan_batch(jsonl: &str) -> Vec<Outcome> {
     Batch::new(jsonl.as_bytes(), BatchOptions::default())
         .filter_map(Result::ok)
         .collect()
-}
-
-/// Counts for the end-of-batch summary.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Summary {
-    /// Lines with a result.
-    pub guests: u64,
-    /// Planned.
-    pub planned: u64,
-    /// Well formed but cannot be placed.
-    pub infeasible: u64,
-    /// Malformed lines or invalid pins.
-    pub invalid: u64,
-    /// No proven answer from the solver.
-    pub solver: u64,
-    /// Controllers added, by model, over all planned guests.
-    pub added: BTreeMap<String, u64>,
-    /// Sum of plan costs.
-    pub cost: u64,
-    /// Wall time.
-    pub elapsed: Duration,
-}
-
-/// What a [`Summary`] needs from one outcome (small enough to keep per line).
-#[derive(Debug, Clone, Default)]
-pub struct Tally {
-    kind: Option<&'static str>,
-    added: Vec<(String, u64)>,
-    cost: u64,
-}
-
-impl Tally {
-    /// The tally of a cached plan.
-    fn of_cached(c: &Cached) -> Tally {
-        Tally {
-            kind: None,
-            added: c.added.clone(),
-            cost: u64::from(c.cost()),
-        }
-    }
-
-    /// The tally of one outcome.
-    pub fn of(o: &Outcome) -> Tally {
-        match &o.result {
-            Ok(p) => {
-                let mut added: Vec<(String, u64)> = Vec::new();
-                for c in p.controllers.iter().filter(|c| c.added) {
-                    match added.iter_mut().find(|(m, _)| *m == c.model) {
-                        Some((_, n)) => *n += 1,
-                        None => added.push((c.model.clone(), 1)),
-                    }
-                }
-                Tally {
-                    kind: None,
-                    added,
-                    cost: u64::from(p.cost),
-                }
-            }
-            Err(e) => Tally {
-                kind: Some(e.kind()),
-                added: Vec::new(),
-                cost: 0,
-            },
-        }
-    }
-}
-
-impl Summary {
-    /// Adds one line's tally.
-    pub fn add(&mut self, t: &Tally) {
-        self.guests += 1;
-        match t.kind {
-            None => self.planned += 1,
-            Some("infeasible") => self.infeasible += 1,
-            Some("invalid") => self.invalid += 1,
-            Some(_) => self.solver += 1,
-        }
-        self.cost += t.cost;
-        for (m, n) in &t.added {
-            *self.added.entry(m.clone()).or_insert(0) += n;
-        }
-    }
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.elapsed.as_secs_f64();
-        let rate = if secs > 0.0 {
-            self.guests as f64 / secs
-        } else {
-            0.0
-        };
-        write!(
-            f,
-            "guests {}, planned {}, infeasible {}, invalid {}",
-            self.guests, self.planned, self.infeasible, self.invalid
-        )?;
-        if self.solver > 0 {
-            write!(f, ", solver {}", self.solver)?;
-        }
-        write!(f, "\ncontrollers added: {}", self.cost)?;
-        let parts: Vec<String> = self.added.iter().map(|(m, n)| format!("{m} {n}")).collect();
-        if !parts.is_empty() {
-            write!(f, " ({})", parts.join(", "))?;
-        }
-        write!(f, "\ntime {secs:.3} s, {rate:.0} guests/s")
-    }
 }
 
 #[cfg(test)]
