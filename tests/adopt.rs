@@ -361,3 +361,21 @@ fn seed() -> u64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(77)
 }
+
+/// A group with one member addressed and one not is refused as a plain plan refuses it
+/// (D-GROUP), not an internal error.
+#[test]
+fn a_partly_addressed_group_is_refused() {
+    let req = Request::from_json(
+        r#"{"devices":[{"id":"a","model":"virtio-net-pci","group":"g","hotplug":"any","address":{"bus":"pcie.0","slot":5}},
+          {"id":"b","model":"virtio-net-pci","group":"g","hotplug":"any"}]}"#,
+    )
+    .unwrap();
+    match adopt(&req) {
+        Err(PlanError::Invalid(e)) => {
+            let e = e.to_string();
+            assert!(e.contains("'b'") && e.contains("[D-GROUP]"), "{e}");
+        }
+        other => panic!("expected D-GROUP, got {other:?}"),
+    }
+}

@@ -380,6 +380,33 @@ fn free_model(
     let bare = pinned_plan(free, cat);
     let tb = Topology::build(&bare, cat);
     let units = units::units(free, cat)?;
+    // A group with some members addressed and some not is refused as in a plain plan: its
+    // slot is the unit's, and half of it is no address the guest has.
+    for u in units.iter().filter(|u| u.grouped) {
+        let pinned = u
+            .devs
+            .iter()
+            .filter(|&&i| req.devices[i].address.is_some())
+            .count();
+        if pinned > 0 && pinned < u.devs.len() {
+            let first = req.devices[u.devs[0]].address.is_some();
+            let i = u
+                .devs
+                .iter()
+                .copied()
+                .find(|&i| req.devices[i].address.is_some() != first)
+                .unwrap_or(u.devs[0]);
+            let d = &req.devices[u.devs[0]];
+            let group = d.group.as_deref().unwrap_or("");
+            return Err(PlanError::Invalid(crate::error::InputError::new(
+                format!("devices[{i}].group"),
+                format!(
+                    "device '{}': group '{group}' is partly pinned: pin every member or none [D-GROUP]",
+                    req.devices[i].id
+                ),
+            )));
+        }
+    }
     let mut world = World::read(&tb, &bare, free, cat);
     drop(tb);
     let old: Vec<usize> = (0..units.len())
