@@ -65,31 +65,39 @@ fn case() -> impl Strategy<Value = Case> {
             with == 0 || with == pxbs.count()
         })
         // Left out too (an open bug, `capped_expander_and_a_bridge`): an expander whose
-        // bus_nr range has room left and existing root ports below it. The program counts
-        // new ports on it against that room, but not a bridge or switch put on one of its
-        // existing ports, which takes a number from the same range.
-        .prop_filter("a capped expander with room and ports below", |c| {
-            !c.req.controllers.iter().any(|x| {
-                let Some(nr) = x.bus_nr else { return false };
-                let ports = c
-                    .req
-                    .controllers
-                    .iter()
-                    .filter(|p| p.address.bus == x.id)
-                    .count();
-                let next = c
-                    .req
-                    .controllers
-                    .iter()
-                    .filter_map(|o| o.bus_nr)
-                    .filter(|&o| o > nr)
-                    .map(u32::from)
-                    .min()
-                    .unwrap_or(c.bus_max + 1);
-                let room = next.saturating_sub(u32::from(nr) + 1 + ports as u32);
-                ports > 0 && room > 0
-            })
-        })
+        // bus_nr range has room left, with existing root ports below it or a conventional
+        // device in the guest. The program counts new ports on it against that room, but
+        // not a bridge (or switch) put below it, which takes a number from the same range.
+        .prop_filter(
+            "a capped expander with room and ports or bridges below",
+            |c| {
+                let cat = pciplan::Catalog::q35();
+                let conventional = c.req.devices.iter().any(|d| {
+                    d.bus_kind.or_else(|| cat.device(&d.model).map(|m| m.kind))
+                        == Some(pciplan::BusKind::Pci)
+                });
+                !c.req.controllers.iter().any(|x| {
+                    let Some(nr) = x.bus_nr else { return false };
+                    let ports = c
+                        .req
+                        .controllers
+                        .iter()
+                        .filter(|p| p.address.bus == x.id)
+                        .count();
+                    let next = c
+                        .req
+                        .controllers
+                        .iter()
+                        .filter_map(|o| o.bus_nr)
+                        .filter(|&o| o > nr)
+                        .map(u32::from)
+                        .min()
+                        .unwrap_or(c.bus_max + 1);
+                    let room = next.saturating_sub(u32::from(nr) + 1 + ports as u32);
+                    room > 0 && (ports > 0 || conventional)
+                })
+            },
+        )
 }
 
 /// Was a bug, fixed (existing bridges without a window are counted apart): free slots of an existing pcie-pci-bridge counted as

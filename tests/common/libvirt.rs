@@ -100,8 +100,9 @@ impl Drop for Defined {
     }
 }
 
-/// Replaces the domain's `<name>` with `name` and drops its `<uuid>`, so that parallel tests
-/// never collide.
+/// Replaces the domain's `<name>` with `name` and drops its `<uuid>` and the SMBIOS `uuid`
+/// entry (libvirt takes the domain's UUID from that one when `<uuid>` is gone), so that
+/// parallel tests defining one domain never collide.
 pub fn rename(xml: &str, name: &str) -> String {
     let mut s = xml.to_string();
     if let (Some(a), Some(b)) = (s.find("<name>"), s.find("</name>")) {
@@ -109,6 +110,14 @@ pub fn rename(xml: &str, name: &str) -> String {
     }
     if let (Some(a), Some(b)) = (s.find("<uuid>"), s.find("</uuid>")) {
         s.replace_range(a..b + "</uuid>".len(), "");
+    }
+    for open in ["<entry name=\"uuid\">", "<entry name='uuid'>"] {
+        while let Some(a) = s.find(open) {
+            let Some(len) = s[a..].find("</entry>") else {
+                break;
+            };
+            s.replace_range(a..a + len + "</entry>".len(), "");
+        }
     }
     s
 }
