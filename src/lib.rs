@@ -46,6 +46,7 @@ pub use policy_patch::PolicyPatch;
 pub use previous::{Previous, PreviousController, PreviousDevice};
 pub use request::{
     Address, ControllerRequest, DeviceRequest, Firmware, Hotplug, OffStrategy, Policy, Request,
+    MAX_DEVICES, MAX_REQUEST_BYTES,
 };
 pub use rule::{Rule, UnknownRule};
 pub use shape::{CacheStats, ShapeCache};

@@ -2,9 +2,10 @@
 //! ([`pciplan::batch::Batch`]), one result dict per request, in order.
 //!
 //! Requests are pulled from the iterable a chunk at a time and handed, as JSON Lines, to a
-//! planning thread that runs `Batch::next_chunk_jsonl` (every core, through rayon). The
+//! planning thread that runs `Batch::next_chunk_with` (every core, through rayon). The
 //! Python side keeps two chunks in flight: while the planning thread works on the next one,
-//! the caller's thread turns the previous chunk's result lines into dicts. Memory is bounded
+//! the caller's thread turns the previous chunk's outcomes into dicts, built directly (no
+//! JSON text in between) as their result lines would parse. Memory is bounded
 //! by those few chunks, whatever the length of the iterable. The GIL is held only to pull
 //! requests and build dicts, never while planning.
 
@@ -13,13 +14,14 @@ use std::io::{self, BufRead, Read};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Mutex;
 
-use pciplan::batch::{Batch, BatchOptions, DEFAULT_CHUNK};
+use pciplan::batch::{Batch, BatchOptions, Outcome, DEFAULT_CHUNK};
+use pciplan::Request;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyIterator, PyList, PyString};
 
 use crate::convert::{self, NotJson};
-use crate::errors;
+use crate::{depy, errors, pyser};
 
 /// Chunks handed to the planning thread and not yet answered, at most.
 const IN_FLIGHT: usize = 2;
@@ -61,8 +63,8 @@ impl BufRead for Feed {
     }
 }
 
-/// One chunk's result lines, or why reading failed.
-type Answer = Result<Vec<String>, String>;
+/// One chunk's outcomes, or why reading failed.
+type Answer = Result<Vec<Outcome>, String>;
 
 /// Plans chunks until the input ends or nobody listens any more.
 fn planning_thread(feed: Feed, chunk: usize, adopt: bool, out: SyncSender<Answer>) {
@@ -73,8 +75,8 @@ fn planning_thread(feed: Feed, chunk: usize, adopt: bool, out: SyncSender<Answer
     };
     let mut batch = Batch::new(feed, opts);
     loop {
-        let answer = match batch.next_chunk_jsonl() {
-            Ok(Some(rows)) => Ok(rows.into_iter().map(|(line, _)| line).collect()),
+        let answer = match batch.next_chunk_with(|o| o) {
+            Ok(Some(outcomes)) => Ok(outcomes),
             Ok(None) => return,
             Err(e) => Err(e.to_string()),
         };
@@ -216,14 +218,14 @@ impl BatchIter {
             Err(_) => None,
         });
         let refused = self.in_flight.pop_front().unwrap_or_default();
-        let lines = match answer {
-            Some(Ok(lines)) => lines,
+        let outcomes = match answer {
+            Some(Ok(outcomes)) => outcomes,
             Some(Err(e)) => return Err(errors::error(py, &format!("reading requests: {e}"))),
             None => return Err(errors::error(py, "the planning thread stopped")),
         };
         // The next chunk is planned while this one becomes dicts.
         self.top_up(py)?;
-        let list = results(py, &lines)?;
+        let list = results(py, &outcomes)?;
         for r in refused {
             let item = list.get_item(r.index)?;
             let item = item.cast::<PyDict>()?;
@@ -243,6 +245,17 @@ impl BatchIter {
 /// means what it meant (a trailing newline, as lines read from a file have, is dropped).
 fn push_line(item: &Bound<'_, PyAny>, text: &mut Vec<u8>) -> Result<(), NotJson> {
     let start = text.len();
+    // A dict read directly is written back compactly by the library's own serializer: the
+    // same request, and no newline can occur in it.
+    if item.is_exact_instance_of::<PyDict>() {
+        if let Ok(req) = depy::read::<Request>(item) {
+            if serde_json::to_writer(&mut *text, &req).is_ok() {
+                text.push(b'\n');
+                return Ok(());
+            }
+            text.truncate(start);
+        }
+    }
     let json = match convert::request_text(item) {
         Ok(j) => j,
         Err(e) => {
@@ -270,19 +283,15 @@ fn name_of(item: &Bound<'_, PyAny>) -> Option<String> {
     n.extract::<String>().ok()
 }
 
-/// One chunk's result lines as a list of dicts, parsed in one call (as a JSON array), so
-/// that the keys every result shares are made once per chunk.
-fn results<'py>(py: Python<'py>, lines: &[String]) -> PyResult<Bound<'py, PyList>> {
-    let mut all = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 2);
-    all.push('[');
-    for (i, l) in lines.iter().enumerate() {
-        if i > 0 {
-            all.push(',');
-        }
-        all.push_str(l);
-    }
-    all.push(']');
-    Ok(convert::loads(py, &all)?.cast_into::<PyList>()?)
+/// One chunk's outcomes as a list of dicts (the objects of their result lines), built
+/// directly with one key cache for the chunk.
+fn results<'py>(py: Python<'py>, outcomes: &[Outcome]) -> PyResult<Bound<'py, PyList>> {
+    let mut keys = pyser::Keys::new(py);
+    let dicts = outcomes
+        .iter()
+        .map(|o| convert::to_python_with(&mut keys, o))
+        .collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, dicts)
 }
 
 #[pymethods]

@@ -4,14 +4,16 @@
 //! the functions below.
 
 mod convert;
+mod depy;
 mod errors;
 mod fleet;
+mod pyser;
 
 use pciplan::libvirt::{Domain, Overrides, ReadOptions};
-use pciplan::{Catalog, Hotplug, OffStrategy, PlanError, PolicyPatch, Request};
+use pciplan::{Catalog, Hotplug, OffStrategy, Plan, PlanError, PolicyPatch, Request};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyString};
 
 /// Planning allocates many short strings per guest; mimalloc plans about 30% faster than
 /// the system allocator (README, "Speed"), as in the command line. Only the Rust side of
@@ -19,17 +21,30 @@ use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Plans (or with `adopt`, adopts) one request's JSON text to the plan's JSON text
-/// (`--format json`, compact).
-fn plan_json(text: &str, adopt: bool) -> Result<String, PlanError> {
-    let req = Request::from_json(text)?;
+/// Plans (or with `adopt`, adopts) one request.
+fn plan_request(req: &Request, adopt: bool) -> Result<Plan, PlanError> {
     let cat = Catalog::for_machine(&req.machine)?;
-    let plan = if adopt {
-        pciplan::adopt_with(&req, cat)?
+    if adopt {
+        pciplan::adopt_with(req, cat)
     } else {
-        pciplan::plan_with(&req, cat)?
-    };
-    serde_json::to_string(&plan).map_err(|e| PlanError::Solver(format!("internal error: {e}")))
+        pciplan::plan_with(req, cat)
+    }
+}
+
+/// The request a `plan` argument holds: a dict read directly when it can be (see
+/// [`depy`]), else its JSON text parsed as the command line parses it.
+fn request_arg(obj: &Bound<'_, PyAny>) -> PyResult<Result<Request, PlanError>> {
+    if obj.is_exact_instance_of::<PyDict>() {
+        if let Ok(req) = depy::read::<Request>(obj) {
+            return Ok(req.check_shape().map(|()| req).map_err(PlanError::from));
+        }
+    }
+    let text = convert::request_text_or_raise(obj)?;
+    let text: &str = &text;
+    Ok(obj
+        .py()
+        .detach(|| Request::from_json(text))
+        .map_err(PlanError::from))
 }
 
 /// plan(request, *, adopt=False) -> dict
@@ -64,10 +79,12 @@ fn plan<'py>(
     request: &Bound<'py, PyAny>,
     adopt: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let text = convert::request_text_or_raise(request)?;
-    let text: &str = &text;
-    match py.detach(|| plan_json(text, adopt)) {
-        Ok(json) => convert::loads(py, &json),
+    let planned = match request_arg(request)? {
+        Ok(req) => py.detach(|| plan_request(&req, adopt)),
+        Err(e) => Err(e),
+    };
+    match planned {
+        Ok(plan) => convert::to_python(py, &plan),
         Err(e) => Err(errors::plan_error(py, &e)),
     }
 }

@@ -116,14 +116,26 @@ struct ErrBody<'a> {
     violations: Option<&'a [Violation]>,
 }
 
+/// An outcome as the object of its result line.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum LineObject<'a> {
+    Ok(OkLine<'a>),
+    Err(ErrLine<'a>),
+}
+
 impl Outcome {
     /// The result line (docs/formats.md "Batch"), without the newline. A plan is the same
     /// object `--format json` prints, on one line. Errors carry `kind`, `rule` (when there
     /// is one) and `message`, plus `causes` (infeasible) or `violations` (invalid pins).
     pub fn to_json_line(&self) -> String {
+        serde_json::to_string(&self.line_object()).unwrap_or_else(|e| format!(r#"{{"line":{},"name":null,"ok":false,"error":{{"kind":"solver","message":"internal error: {e}"}}}}"#, self.line))
+    }
+
+    fn line_object(&self) -> LineObject<'_> {
         let name = self.name.as_deref();
-        let text = match &self.result {
-            Ok(plan) => serde_json::to_string(&OkLine {
+        match &self.result {
+            Ok(plan) => LineObject::Ok(OkLine {
                 line: self.line,
                 name,
                 ok: true,
@@ -145,22 +157,28 @@ impl Outcome {
                     PlanError::Infeasible(x) => (x.to_string(), Some(x.causes.as_slice()), None),
                     PlanError::Solver(s) | PlanError::Internal(s) => (s.clone(), None, None),
                 };
-                let error = ErrBody {
-                    kind: e.kind(),
-                    rule: e.rule(),
-                    message,
-                    causes,
-                    violations,
-                };
-                serde_json::to_string(&ErrLine {
+                LineObject::Err(ErrLine {
                     line: self.line,
                     name,
                     ok: false,
-                    error,
+                    error: ErrBody {
+                        kind: e.kind(),
+                        rule: e.rule(),
+                        message,
+                        causes,
+                        violations,
+                    },
                 })
             }
-        };
-        text.unwrap_or_else(|e| format!(r#"{{"line":{},"name":null,"ok":false,"error":{{"kind":"solver","message":"internal error: {e}"}}}}"#, self.line))
+        }
+    }
+}
+
+/// An outcome serializes as the object of its result line ([`Outcome::to_json_line`]), so
+/// any serde format (a binding's native objects, say) carries exactly what the line says.
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.line_object().serialize(s)
     }
 }
 
@@ -610,6 +628,23 @@ mod tests {
             "{}",
             lines[2]
         );
+    }
+
+    #[test]
+    fn an_outcome_serializes_as_its_line() {
+        let text = concat!(
+            "{\"name\":\"ok\",\"devices\":[{\"id\":\"n\",\"model\":\"e1000\",\"hotplug\":\"off\"}]}\n",
+            "x\n",
+            "{\"devices\":[{\"id\":\"n\",\"model\":\"frob\"}]}\n",
+            "{\"devices\":[{\"id\":\"a\",\"model\":\"e1000\",\"address\":{\"bus\":\"pcie.0\",\"slot\":3}},",
+            "{\"id\":\"b\",\"model\":\"e1000\",\"address\":{\"bus\":\"pcie.0\",\"slot\":3}}]}\n",
+        );
+        let out = plan_batch(text);
+        assert_eq!(out.len(), 4);
+        for o in &out {
+            assert_eq!(serde_json::to_string(o).unwrap(), o.to_json_line());
+        }
+        assert!(out[0].result.is_ok() && out.iter().skip(1).all(|o| o.result.is_err()));
     }
 
     #[test]
