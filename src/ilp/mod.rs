@@ -19,6 +19,7 @@
 //! infeasible, and its value says which rule fails and by how much.
 
 mod adoption;
+mod bound;
 mod budgets;
 mod counts;
 mod model;
@@ -26,6 +27,7 @@ mod program;
 
 use good_lp::{microlp, ResolutionError, SolverModel, WithTimeLimit};
 
+pub(crate) use bound::settle;
 pub(crate) use counts::Counts;
 pub(crate) use model::{Adopt, Class, Model, OldPort, OldUnit, Place, Region, Site, PLACES};
 use program::Program;

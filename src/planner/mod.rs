@@ -7,7 +7,8 @@
 //! 2. Group devices into units (a multifunction group is one unit) and units into classes,
 //!    the integer program's model (`units`); classes with no allowed place are explained
 //!    before any solving (`explain::precheck`).
-//! 3. Solve the class-count program (`crate::ilp`, memoised by model) into named counts; a
+//! 3. Solve the class-count program (`crate::ilp`, memoised by model) into named counts, or
+//!    settle it without the solver where a counting argument proves the optimum; a
 //!    short budget is explained from the program's slack (`explain::explain`).
 //! 4. Turn the counts into addresses with a deterministic pass, lowest slots first and
 //!    request order kept, then the finishing passes: expander bus ranges, io-reserve, names,
@@ -197,7 +198,12 @@ pub fn forget_solutions() {
     }
 }
 
+/// The proven optimum of `model`: settled by the counting argument where it applies
+/// (`ilp::settle`), else from the memo or the solver.
 fn solve_cached(model: &Model) -> Result<Counts, PlanError> {
+    if let Some(settled) = ilp::settle(model) {
+        return Ok(settled);
+    }
     let cache = solution_memo();
     if let Ok(c) = cache.lock() {
         if let Some(hit) = c.get(model) {
