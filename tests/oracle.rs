@@ -64,10 +64,12 @@ fn case() -> impl Strategy<Value = Case> {
             let with = pxbs.clone().filter(|x| x.bus_nr.is_some()).count();
             with == 0 || with == pxbs.count()
         })
-        // Left out too (an open bug, `capped_expander_and_a_bridge`): an expander whose
-        // bus_nr range has room left, with existing root ports below it or a conventional
-        // device in the guest. The program counts new ports on it against that room, but
-        // not a bridge (or switch) put below it, which takes a number from the same range.
+        // Left out too (open, rare: 3 of 20,000 such cases differ): an expander whose bus_nr
+        // range has room left, with existing root ports below it or a conventional device
+        // in the guest. The program budgets each pinned range (ports and bridges below each
+        // pinned expander, those of pcie.0's hierarchy), but not the gaps that expanders
+        // without a pinned bus_nr are given, nor ports below a capped expander that units and
+        // bridges both want.
         .prop_filter(
             "a capped expander with room and ports or bridges below",
             |c| {
@@ -197,6 +199,36 @@ fn numa_bridge_is_shared_with_devices_without_numa_node() {
     assert_eq!(pciplan::plan(&req).unwrap().cost, 3);
 }
 
+/// The number of random cases: `PCIPLAN_ORACLE_CASES` when set (a longer local run), else
+/// `ci`.
+fn cases(ci: u32) -> u32 {
+    std::env::var("PCIPLAN_ORACLE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ci)
+}
+
+/// Not a check: counts the cases where the planner and the oracle disagree over
+/// `PCIPLAN_ORACLE_CASES` deterministic cases and prints the first few.
+#[test]
+#[ignore]
+fn survey() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let n = cases(1000);
+    let mut bad = 0;
+    for _ in 0..n {
+        let c = case().new_tree(&mut runner).unwrap().current();
+        if let Err(e) = compare(&c) {
+            bad += 1;
+            if bad <= 8 {
+                eprintln!("{e}");
+            }
+        }
+    }
+    eprintln!("survey: {bad} of {n} differ");
+}
+
 /// Compares the planner with the oracle on one case.
 fn compare(case: &Case) -> Result<(), TestCaseError> {
     let cat = case.catalog();
@@ -248,7 +280,7 @@ fn compare(case: &Case) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 1000,
+        cases: cases(1000),
         max_shrink_iters: 1024,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/oracle.txt"))),
         ..ProptestConfig::default()
@@ -504,14 +536,14 @@ fn pinned_expanders_with_and_without_bus_nr() {
     assert_eq!(got, want);
 }
 
-/// Found by CI's random cases once pinned `bus_nr` cases were compared: an expander at the
+/// Was a bug, fixed (each pinned range is budgeted with the bridges in it, src/ilp/ranges.rs;
+/// found by CI's random cases once pinned `bus_nr` cases were compared): an expander at the
 /// top of the bus numbers (bus_nr 252, two ports) and a conventional device that needs a
 /// bridge. The oracle's layout costs 3: one integrated device, a root port with a bridge
-/// in slot 2, a second root port at 02.1, and the two expander ports. The planner puts a
+/// in slot 2, a second root port at 02.1, and the two expander ports. The planner put a
 /// bridge on an expander port *and* a new port on the expander, one bus number more than
-/// its range leaves (R-BUSNR refusal). Open: the random cases leave such guests out.
+/// its range leaves (R-BUSNR refusal).
 #[test]
-#[ignore]
 fn capped_expander_and_a_bridge() {
     let cat = shrunk_catalog(3, 255, None);
     let req = Request::from_json(
@@ -527,4 +559,18 @@ fn capped_expander_and_a_bridge() {
     let want = oracle_min(&req, &cat);
     let got = plan_with(&req, &cat);
     assert_eq!(got.as_ref().map(|p| p.cost).ok(), want, "{got:?}");
+}
+
+/// Not a check: `ONE='slots bus_max io request-json' cargo test --test oracle one --
+/// --ignored --nocapture` prints what the planner and the oracle make of one case (io: a
+/// number or -).
+#[test]
+#[ignore]
+fn one() {
+    let (cat, req) = support::one_case();
+    match plan_with(&req, &cat) {
+        Ok(p) => eprintln!("plan: {}", serde_json::to_string_pretty(&p).unwrap()),
+        Err(e) => eprintln!("plan: {e}"),
+    }
+    eprintln!("oracle: {:?}", oracle_min(&req, &cat));
 }

@@ -548,13 +548,7 @@ proptest! {
 #[test]
 #[ignore]
 fn one() {
-    let spec = std::env::var("ONE").expect("ONE");
-    let mut it = spec.splitn(4, ' ');
-    let slots: u8 = it.next().unwrap().parse().unwrap();
-    let bus_max: u32 = it.next().unwrap().parse().unwrap();
-    let io: Option<u32> = it.next().unwrap().parse().ok();
-    let guest = Request::from_json(it.next().unwrap()).unwrap();
-    let cat = support::shrunk_catalog(slots, bus_max, io);
+    let (cat, guest) = support::one_case();
     match adopt_with(&guest, &cat) {
         Ok(p) => eprintln!("adopt: {}", serde_json::to_string_pretty(&p).unwrap()),
         Err(e) => eprintln!("adopt: {e}"),

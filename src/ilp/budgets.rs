@@ -66,7 +66,11 @@ impl Worst {
                 .regions
                 .iter()
                 .skip(1)
-                .filter(|r| r.new_pxb || r.pxb_free == 0)
+                .enumerate()
+                .filter(|(i, r)| {
+                    // A pinned range may leave too little room for what goes below.
+                    r.new_pxb || r.pxb_free == 0 || m.caps.iter().any(|c| c.region == *i + 1)
+                })
                 .count() as u32,
             io_ports: m.units_where(|c| c.io && portable(c)),
         }

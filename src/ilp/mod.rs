@@ -24,12 +24,13 @@ mod budgets;
 mod counts;
 mod model;
 mod program;
+mod ranges;
 
 use good_lp::{microlp, ResolutionError, SolverModel, WithTimeLimit};
 
 pub(crate) use bound::settle;
 pub(crate) use counts::Counts;
-pub(crate) use model::{Adopt, Class, Model, OldPort, OldUnit, Place, Region, Site, PLACES};
+pub(crate) use model::{Adopt, Cap, Class, Model, OldPort, OldUnit, Place, Region, Site, PLACES};
 use program::Program;
 
 /// Seconds the solver may spend on one guest.

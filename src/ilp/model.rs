@@ -104,6 +104,16 @@ pub(crate) struct Model {
     /// Bus numbers left below the lowest pinned expander's `bus_nr` for the `pcie.0`
     /// hierarchy (R-BUSNR); `u32::MAX` without pinned expanders.
     pub root_bus_room: u32,
+    /// Pinned expanders with a `bus_nr` whose range has bus numbers left (R-BUSNR): the
+    /// new buses below each (root ports on it, bridges below it) must fit that room.
+    /// Empty without pinned `bus_nr`.
+    pub caps: Vec<Cap>,
+    /// Per region, free existing ports below expanders without a pinned `bus_nr` that a
+    /// bridge may use: bridges there take no number of `pcie.0`'s range (only read with
+    /// [`Model::root_bus_room`] below `bus_max`).
+    pub float_ports: Vec<u32>,
+    /// Free existing ports in `pcie.0`'s hierarchy that a bridge may use (read likewise).
+    pub root_ports_free: u32,
     /// I/O windows existing controllers already take.
     pub io_used: u32,
     /// I/O windows the firmware can give bridges.
@@ -113,6 +123,20 @@ pub(crate) struct Model {
     /// Adopting an existing guest (O-ADOPT): its units are soft pins. `None` for every
     /// plain plan, whose program it leaves untouched.
     pub adopt: Option<Adopt>,
+}
+
+/// A pinned expander with a `bus_nr` and room left in its range (R-BUSNR).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Cap {
+    /// Its region (see [`Region`]).
+    pub region: usize,
+    /// Bus numbers left in its range: up to the next pinned `bus_nr` (or the last bus
+    /// number), after its own bus and the buses already below it.
+    pub room: u32,
+    /// Free root-port positions on it (counted in its region's `pxb_free`).
+    pub positions: u32,
+    /// Free existing ports below it that a bridge may use.
+    pub ports: u32,
 }
 
 /// Where an existing unit sits, as the adoption program sees it.
@@ -223,6 +247,9 @@ pub(crate) mod tests {
             bus_used: 0,
             bus_max: 255,
             io_used: 0,
+            caps: Vec::new(),
+            float_ports: vec![0],
+            root_ports_free: 0,
             root_bus_room: u32::MAX,
             io_max: 14,
             io_window_kib: 4,

@@ -11,6 +11,7 @@ use good_lp::{constraint, variable, Constraint, Expression, ProblemVariables, Va
 use super::adoption::AdoptVars;
 use super::budgets::Budgets;
 use super::model::{Class, Model, Place, PLACES};
+use super::ranges::RangeVars;
 use crate::rule::Rule;
 
 /// Upper bound of counts that have no natural one.
@@ -94,6 +95,8 @@ pub(super) struct Program<'m> {
     pub regions: Vec<RegionVars>,
     /// The soft pins of an adopted guest (O-ADOPT).
     pub adopt_vars: Option<AdoptVars>,
+    /// Where new buses sit with pinned expander ranges (R-BUSNR).
+    pub ranges: Option<RangeVars>,
     /// The constraints, each with the rule it stands for, in the order they are added.
     pub rows: Vec<(Rule, Constraint)>,
 }
@@ -222,6 +225,7 @@ impl<'m> Program<'m> {
         };
         let regions = RegionVars::new(&mut vars, m, budgets);
         let adopt_vars = m.adopt.as_ref().map(|a| AdoptVars::new(&mut vars, a));
+        let ranges = RangeVars::new(&mut vars, m, &global, &regions);
         let mut p = Program {
             m,
             grow,
@@ -232,6 +236,7 @@ impl<'m> Program<'m> {
             slack,
             regions,
             adopt_vars,
+            ranges,
             rows: Vec::new(),
         };
         p.constrain();
@@ -275,6 +280,7 @@ impl<'m> Program<'m> {
             self.no_slack();
         }
         self.adoption();
+        self.expander_ranges();
     }
 
     pub(super) fn add(&mut self, rule: Rule, c: Constraint) {
@@ -589,12 +595,12 @@ impl<'m> Program<'m> {
     }
 
     /// R-BUSNR: below `pcie.0` the firmware numbers from 1 up to the lowest pinned
-    /// expander's `bus_nr`. Bridges may sit below an expander instead, so they are not
-    /// counted; the planner checks the numbering of the assigned plan.
+    /// expander's `bus_nr`: root ports, switches and the bridges in that hierarchy
+    /// (`expander_ranges` says which bridges are).
     fn root_bus_room(&mut self) {
         let gl = self.global;
         let row = constraint!(
-            self.root.ports + ex(gl.downstream_ports) + ex(gl.switches)
+            self.root.ports + ex(gl.downstream_ports) + ex(gl.switches) + self.root_bridges()
                 <= f64::from(self.m.root_bus_room) + ex(self.slack.bus)
         );
         self.add(Rule::BusNr, row);

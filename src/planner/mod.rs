@@ -260,41 +260,40 @@ pub(crate) fn max_of_class(
 mod tests {
     use super::*;
     use crate::error::PlanError;
-    use crate::rule::Rule;
 
     fn req(json: &str) -> Request {
         Request::from_json(json).expect("request parses")
     }
 
-    /// A pinned expander at bus_nr 3 leaves buses 1..2 below `pcie.0`. The program counts
-    /// root ports there (2 fit), but not the bridge a conventional device needs (it could sit
-    /// below an expander): the assigned plan needs 3, and the planner says R-BUSNR itself.
+    /// A pinned expander at bus_nr 3 leaves buses 1..2 below `pcie.0`: a root port and a
+    /// bridge fit there, not two root ports and a bridge (R-BUSNR). The bridge a
+    /// conventional device needs goes below the expander, in its own range (the planner
+    /// once counted only root ports there and refused the guest).
     #[test]
-    fn a_bridge_below_a_pinned_bus_nr_is_infeasible() {
+    fn a_bridge_below_a_pinned_bus_nr_goes_below_the_expander() {
         let r = req(r#"{"devices":[
               {"id":"n","model":"virtio-net-pci","hotplug":"on"},
               {"id":"t","model":"virtio-net-pci-transitional","hotplug":"on"}],
             "controllers":[{"id":"px","model":"pxb-pcie","bus_nr":3,
               "address":{"bus":"pcie.0","slot":5}}]}"#);
-        match plan(&r) {
-            Err(PlanError::Infeasible(x)) => {
-                assert_eq!(x.rule(), Rule::BusNr, "{x}");
-                assert!(
-                    x.causes[0].message.starts_with(
-                        "the guest bus numbers do not fit the pinned expander ranges: px at "
-                    ),
-                    "{x}"
-                );
-            }
-            other => panic!("expected R-BUSNR, got {other:?}"),
-        }
-        // With room above the root ports and the bridge, it plans.
+        let p = plan(&r).expect("plans");
+        assert_eq!((p.cost, p.optimal), (3, true));
+        let bridge = p.controllers.iter().find(|c| c.model == "pcie-pci-bridge");
+        let port = bridge.and_then(|b| p.controllers.iter().find(|c| c.id == b.bus));
+        assert_eq!(port.map(|c| c.bus.as_str()), Some("px"));
+        assert!(crate::validate(&p, &r, crate::Catalog::q35()).is_empty());
+        // px's range ends where the next pinned expander's starts: the bridge and its port
+        // go below that one.
         let r = req(r#"{"devices":[
               {"id":"n","model":"virtio-net-pci","hotplug":"on"},
               {"id":"t","model":"virtio-net-pci-transitional","hotplug":"on"}],
-            "controllers":[{"id":"px","model":"pxb-pcie","bus_nr":4,
-              "address":{"bus":"pcie.0","slot":5}}]}"#);
-        assert!(plan(&r).is_ok());
+            "controllers":[{"id":"px","model":"pxb-pcie","bus_nr":3,
+              "address":{"bus":"pcie.0","slot":5}},
+              {"id":"hi","model":"pxb-pcie","bus_nr":4,"address":{"bus":"pcie.0","slot":6}}]}"#);
+        let p = plan(&r).expect("plans");
+        let bridge = p.controllers.iter().find(|c| c.model == "pcie-pci-bridge");
+        let port = bridge.and_then(|b| p.controllers.iter().find(|c| c.id == b.bus));
+        assert_eq!(port.map(|c| c.bus.as_str()), Some("hi"));
     }
 
     #[test]

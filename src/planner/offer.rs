@@ -25,6 +25,8 @@ pub(crate) struct FreePort {
     pub endpoint_only: bool,
     /// The pinned expander with a bus_nr it is below, if any.
     pub pxb: Option<String>,
+    /// Below some expander (else in `pcie.0`'s hierarchy, R-BUSNR).
+    pub below_pxb: bool,
 }
 
 /// What the pinned topology already offers.
@@ -61,6 +63,8 @@ pub(crate) struct World {
     pub pinned_pxb_numa: BTreeSet<u32>,
     /// Pinned expanders whose free positions are capped by their bus_nr range.
     pub capped_pxbs: BTreeSet<String>,
+    /// Of those, the ones with bus numbers left in their range: (region, room) by id.
+    pub cap_rooms: BTreeMap<String, (usize, u32)>,
     /// Pinned endpoints on the root bus (for hints).
     pub root_pins: Vec<(String, String)>,
     /// Adopting (G-ID): the free `pcie.0` slots new root ports may take, in the order they
@@ -250,6 +254,7 @@ impl<'t, 'a> Reader<'t, 'a> {
             region,
             endpoint_only,
             pxb,
+            below_pxb: t.expander_of(n).is_some(),
         });
     }
 
@@ -304,6 +309,9 @@ impl<'t, 'a> Reader<'t, 'a> {
             self.w.pxb_positions[r].truncate(before + room);
             self.rooms.insert(n, room);
             self.w.capped_pxbs.insert(c.id.clone());
+            if room > 0 {
+                self.w.cap_rooms.insert(c.id.clone(), (r, room as u32));
+            }
         }
     }
 

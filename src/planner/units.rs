@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::offer::World;
 use crate::catalog::{BusKind, Catalog, CLASS_BRIDGE, CLASS_PXB, CLASS_ROOT_PORT, CLASS_UPSTREAM};
 use crate::error::{Cause, Explanation, PlanError};
-use crate::ilp::{Class, Model, Place, Region};
+use crate::ilp::{Cap, Class, Model, Place, Region};
 use crate::request::{Hotplug, Request};
 use crate::rule::Rule;
 
@@ -282,11 +282,46 @@ pub(crate) fn build_model(
         bus_max: cat.bus_numbers.max,
         io_used: w.io_used,
         root_bus_room: w.root_bus_room,
+        caps: caps(w),
+        float_ports: (0..w.region_numa.len())
+            .map(|r| {
+                w.ports
+                    .iter()
+                    .filter(|p| p.region == r && p.below_pxb && p.pxb.is_none() && !p.endpoint_only)
+                    .count() as u32
+            })
+            .collect(),
+        root_ports_free: w
+            .ports
+            .iter()
+            .filter(|p| !p.below_pxb && !p.endpoint_only)
+            .count() as u32,
         io_window_kib: cat.io_space.window_kib,
         adopt: None,
         io_max: io_windows,
     };
     (model, unit_class)
+}
+
+/// R-BUSNR: the pinned expanders with a `bus_nr` and room left, with their free positions
+/// and the free ports below them a bridge may use.
+fn caps(w: &World) -> Vec<Cap> {
+    w.cap_rooms
+        .iter()
+        .map(|(id, &(region, room))| Cap {
+            region,
+            room,
+            positions: w.pxb_positions[region]
+                .iter()
+                .filter(|p| &p.0 == id)
+                .count() as u32,
+            ports: w
+                .ports
+                .iter()
+                .filter(|p| p.pxb.as_ref() == Some(id) && !p.endpoint_only)
+                .count() as u32,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -247,3 +247,17 @@ pub fn few_models() -> Vec<String> {
 pub fn json(req: &Request) -> String {
     serde_json::to_string(req).unwrap_or_else(|e| format!("<unserialisable: {e}>"))
 }
+
+/// The case of `ONE='slots bus_max io request-json'` (io: a number of I/O windows, or -):
+/// its shrunken catalog and request, for the ignored `one` tests that print what the planner
+/// and the oracle make of one case.
+pub fn one_case() -> (Catalog, Request) {
+    let spec = std::env::var("ONE").expect("ONE='slots bus_max io request-json'");
+    let mut it = spec.splitn(4, ' ');
+    let mut next = || it.next().expect("ONE has four parts");
+    let slots: u8 = next().parse().expect("slots");
+    let bus_max: u32 = next().parse().expect("bus_max");
+    let io: Option<u32> = next().parse().ok();
+    let req = Request::from_json(next()).expect("the request parses");
+    (shrunk_catalog(slots, bus_max, io), req)
+}

@@ -69,6 +69,9 @@ pub(super) struct Assigner<'a> {
     hosted: Vec<Vec<usize>>,
     /// Free ports NUMA regions left, lent to the global region: (id, hot-pluggable).
     lent: Vec<(String, bool)>,
+    /// What the pinned expander ranges still take (R-BUSNR); `None` without a pinned
+    /// `bus_nr`.
+    ranges: Option<ports::Ranges>,
 }
 
 impl<'a> Assigner<'a> {
@@ -106,6 +109,7 @@ impl<'a> Assigner<'a> {
             root_free: world.root_free.iter().copied().collect(),
             hosted,
             lent: Vec::new(),
+            ranges: ports::Ranges::of(world, counts),
         }
     }
 

@@ -2,11 +2,12 @@
 //! bridges, new switches and spares take a port; existing free ports first, then new root
 //! ports (or switch downstream ports) at the counted positions.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::catalog::{CLASS_BRIDGE, CLASS_DOWNSTREAM, CLASS_ROOT_PORT, CLASS_UPSTREAM};
 use crate::error::{Cause, Explanation, PlanError};
-use crate::ilp::Place;
+use crate::ilp::{Counts, Place};
+use crate::planner::World;
 use crate::request::Hotplug;
 use crate::rule::Rule;
 
@@ -22,57 +23,174 @@ struct FreePorts {
 }
 
 impl FreePorts {
-    /// The first port of `q` that a taker may use (an endpoint, or not endpoint-only).
-    fn take(q: &mut VecDeque<(String, bool)>, endpoint: bool) -> Option<String> {
-        let i = q.iter().position(|p| endpoint || !p.1)?;
+    /// The first port of `q` that a taker may use (an endpoint, or not endpoint-only, and
+    /// one `allow` lets a bridge or switch take).
+    fn take(
+        q: &mut VecDeque<(String, bool)>,
+        endpoint: bool,
+        allow: &mut dyn FnMut(&str) -> bool,
+    ) -> Option<String> {
+        let i = q.iter().position(|p| endpoint || (!p.1 && allow(&p.0)))?;
         q.remove(i).map(|p| p.0)
     }
 
     /// Hands out the free ports to takers given as (hotplug, is an endpoint): off ports to
     /// `off` takers, on ports to `on` takers, then either to what does not care (off ports
-    /// first, so that hot-pluggable ones stay for spares). Returns each taker's port.
-    fn hand_out(&mut self, takers: &[(Hotplug, bool)]) -> Vec<Option<String>> {
+    /// first, so that hot-pluggable ones stay for spares). `allow(k, port)` says whether
+    /// taker `k`, a bridge or switch, may take `port` (and takes its bus number when it
+    /// says yes). Returns each taker's port.
+    fn hand_out(
+        &mut self,
+        takers: &[(Hotplug, bool)],
+        allow: &mut dyn FnMut(usize, &str) -> bool,
+    ) -> Vec<Option<String>> {
         let mut got: Vec<Option<String>> = vec![None; takers.len()];
         for (k, &(hp, endpoint)) in takers.iter().enumerate() {
             if hp == Hotplug::Off {
-                got[k] = Self::take(&mut self.off, endpoint);
+                got[k] = Self::take(&mut self.off, endpoint, &mut |id| allow(k, id));
             }
         }
         for (k, &(hp, endpoint)) in takers.iter().enumerate() {
             if got[k].is_none() && hp == Hotplug::On {
-                got[k] = Self::take(&mut self.on, endpoint);
+                got[k] = Self::take(&mut self.on, endpoint, &mut |id| allow(k, id));
             }
         }
         for (k, &(hp, endpoint)) in takers.iter().enumerate() {
             if got[k].is_none() && hp == Hotplug::Any {
-                got[k] = Self::take(&mut self.off, endpoint)
-                    .or_else(|| Self::take(&mut self.on, endpoint));
+                got[k] = Self::take(&mut self.off, endpoint, &mut |id| allow(k, id))
+                    .or_else(|| Self::take(&mut self.on, endpoint, &mut |id| allow(k, id)));
             }
         }
         got
     }
 }
 
-/// The next new-port position for a taker. An endpoint takes the first. A bridge or switch
-/// takes a bus number of its own: on a pinned expander with a `bus_nr` range (`capped`) it
-/// also uses up one more position there, so it goes elsewhere when it can, and else gives
-/// up the last position of that expander.
+/// Where a bus sits for R-BUSNR: `pcie.0`'s hierarchy, below a pinned expander with a
+/// `bus_nr` (its id), or below an expander whose range is given after assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tree<'s> {
+    Root,
+    Cap(&'s str),
+    Float,
+}
+
+/// R-BUSNR with pinned expander ranges: what the assigner may still put where. The
+/// program counted the root ports, switches and bridges in `pcie.0`'s hierarchy and the
+/// buses below each pinned expander against their rooms; the assigner keeps to them.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Ranges {
+    /// Bridges `pcie.0`'s hierarchy may still take.
+    root: u32,
+    /// Bus numbers left below each pinned expander with a `bus_nr`.
+    caps: BTreeMap<String, u32>,
+}
+
+impl Ranges {
+    /// The rooms of `world`'s pinned ranges under `counts`; `None` without a pinned bus_nr.
+    pub(super) fn of(world: &World, counts: &Counts) -> Option<Ranges> {
+        if world.root_bus_room == u32::MAX {
+            return None;
+        }
+        let used = counts.root_ports + counts.switches + counts.downstream_ports;
+        Some(Ranges {
+            root: world.root_bus_room.saturating_sub(used),
+            caps: world
+                .capped_pxbs
+                .iter()
+                .map(|id| (id.clone(), world.cap_rooms.get(id).map_or(0, |r| r.1)))
+                .collect(),
+        })
+    }
+
+    /// The bus numbers of `tree` a taker needs there: a bridge one (two on a new port of a
+    /// pinned expander, the port's and its own), a unit or spare one for a new port of a
+    /// pinned expander. A switch never goes below a pinned expander (root ports on it do
+    /// better: one bus number fewer each).
+    fn need(tree: Tree, t: Taker, new_port: bool) -> Option<u32> {
+        match (t, tree) {
+            (Taker::Upstream, Tree::Cap(_)) => None,
+            (Taker::Upstream, _) | (_, Tree::Float) => Some(0),
+            (Taker::Unit(_) | Taker::Spare, Tree::Cap(_)) => Some(u32::from(new_port)),
+            (Taker::Unit(_) | Taker::Spare, Tree::Root) => Some(0),
+            (Taker::Bridge, Tree::Root) => Some(1),
+            (Taker::Bridge, Tree::Cap(_)) => Some(1 + u32::from(new_port)),
+        }
+    }
+
+    /// Whether taker `t` fits in `tree` (on a new port or an existing one).
+    fn fits(ranges: &Option<Ranges>, tree: Tree, t: Taker, new_port: bool) -> bool {
+        let Some(r) = ranges else { return true };
+        let Some(n) = Self::need(tree, t, new_port) else {
+            return false;
+        };
+        let left = match tree {
+            Tree::Root if t == Taker::Bridge => r.root,
+            Tree::Cap(x) => r.caps.get(x).copied().unwrap_or(0),
+            _ => u32::MAX,
+        };
+        n <= left
+    }
+
+    /// Takes what taker `t` needs in `tree`; `false` (and nothing taken) if it does not fit.
+    fn take(ranges: &mut Option<Ranges>, tree: Tree, t: Taker, new_port: bool) -> bool {
+        if !Self::fits(ranges, tree, t, new_port) {
+            return false;
+        }
+        let (Some(r), Some(n)) = (ranges.as_mut(), Self::need(tree, t, new_port)) else {
+            return true;
+        };
+        match tree {
+            Tree::Root if t == Taker::Bridge => r.root -= n,
+            Tree::Cap(x) => {
+                if let Some(left) = r.caps.get_mut(x) {
+                    *left -= n;
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+}
+
+/// The tree of existing port `id`.
+fn port_tree<'w>(world: &'w World, id: &str) -> Tree<'w> {
+    match world.ports.iter().find(|p| p.id == id) {
+        Some(p) => match (&p.pxb, p.below_pxb) {
+            (Some(x), _) => Tree::Cap(x),
+            (None, true) => Tree::Float,
+            (None, false) => Tree::Root,
+        },
+        None => Tree::Float,
+    }
+}
+
+/// The tree of a new port at `p`.
+fn position_tree<'p>(world: &World, root: &str, p: &'p Pos) -> Tree<'p> {
+    if p.bus == root {
+        Tree::Root
+    } else if world.capped_pxbs.contains(&p.bus) {
+        Tree::Cap(&p.bus)
+    } else {
+        Tree::Float
+    }
+}
+
+/// The next new-port position for a taker, among those `fits` allows. An endpoint takes
+/// the first. A bridge or switch takes a bus number of its own: it goes below a pinned
+/// expander with a `bus_nr` range (`capped`) only when nothing else is left.
 fn next_position(
     pool: &mut VecDeque<Pos>,
     endpoint: bool,
     capped: impl Fn(&Pos) -> bool,
+    fits: impl Fn(&Pos) -> bool,
 ) -> Option<Pos> {
-    if endpoint {
-        return pool.pop_front();
+    if !endpoint {
+        if let Some(i) = pool.iter().position(|p| !capped(p) && fits(p)) {
+            return pool.remove(i);
+        }
     }
-    if let Some(i) = pool.iter().position(|p| !capped(p)) {
-        return pool.remove(i);
-    }
-    let first = pool.pop_front()?;
-    if let Some(i) = pool.iter().rposition(|p| p.bus == first.bus) {
-        pool.remove(i);
-    }
-    Some(first)
+    let i = pool.iter().position(fits)?;
+    pool.remove(i)
 }
 
 impl Assigner<'_> {
@@ -133,8 +251,11 @@ impl Assigner<'_> {
             .iter()
             .map(|&t| (t.hotplug(self.units), matches!(t, Taker::Unit(_))))
             .collect();
-        let mut got = free.hand_out(&wants);
-        self.release_capped_positions(&takers, &got, pool);
+        let world = self.world;
+        let ranges = &mut self.ranges;
+        let mut got = free.hand_out(&wants, &mut |k, id| {
+            Ranges::take(ranges, port_tree(world, id), takers[k], false)
+        });
         if r != 0 {
             self.lend_leftovers(free, spare_existing);
         } else {
@@ -211,33 +332,6 @@ impl Assigner<'_> {
         }
     }
 
-    /// R-BUSNR: a bridge or switch on an existing port below a pinned expander takes one of
-    /// the bus numbers its range leaves, so one fewer new port fits there.
-    fn release_capped_positions(
-        &self,
-        takers: &[Taker],
-        got: &[Option<String>],
-        pool: &mut VecDeque<Pos>,
-    ) {
-        for (t, id) in takers.iter().zip(got) {
-            if matches!(t, Taker::Unit(_)) {
-                continue;
-            }
-            let Some(id) = id else { continue };
-            let pxb = self
-                .world
-                .ports
-                .iter()
-                .find(|p| &p.id == id)
-                .and_then(|p| p.pxb.as_ref());
-            if let Some(pxb) = pxb {
-                if let Some(i) = pool.iter().rposition(|p| &p.bus == pxb) {
-                    pool.remove(i);
-                }
-            }
-        }
-    }
-
     /// What a NUMA region left of its free ports is lent to the global region; an
     /// endpoint-only hot-pluggable one cannot be lent and counts as a spare there (once).
     fn lend_leftovers(&mut self, free: FreePorts, spare_existing: &mut u32) {
@@ -306,11 +400,17 @@ impl Assigner<'_> {
         downstream: &mut VecDeque<Pos>,
     ) -> Result<String, PlanError> {
         let world = self.world;
+        let root = self.cat.root.bus.as_str();
         let capped = |p: &Pos| world.capped_pxbs.contains(&p.bus);
         // A unit or a spare needs the port's bus number only; a bridge or switch below
         // needs one more (R-BUSNR).
         let endpoint = matches!(t, Taker::Unit(_) | Taker::Spare);
-        let next = next_position(pool, endpoint, capped);
+        let ranges = &self.ranges;
+        let fits = |p: &Pos| Ranges::fits(ranges, position_tree(world, root, p), t, true);
+        let next = next_position(pool, endpoint, capped, fits);
+        if let Some(p) = &next {
+            Ranges::take(&mut self.ranges, position_tree(world, root, p), t, true);
+        }
         // Only a pinned expander's bus_nr range can make the counted positions short (a
         // bridge on one of its ports took a bus number).
         let Some(pos) = next.or_else(|| downstream.pop_front()) else {
@@ -380,13 +480,16 @@ mod tests {
             off: q(&[("off1", false)]),
             on: q(&[("on1", false), ("on2", false)]),
         };
-        let got = free.hand_out(&[
-            (Hotplug::Any, false),
-            (Hotplug::On, true),
-            (Hotplug::Off, true),
-            (Hotplug::Any, false),
-            (Hotplug::Off, true),
-        ]);
+        let got = free.hand_out(
+            &[
+                (Hotplug::Any, false),
+                (Hotplug::On, true),
+                (Hotplug::Off, true),
+                (Hotplug::Any, false),
+                (Hotplug::Off, true),
+            ],
+            &mut |_, _| true,
+        );
         let got: Vec<Option<&str>> = got.iter().map(|g| g.as_deref()).collect();
         assert_eq!(got, [Some("on2"), Some("on1"), Some("off1"), None, None]);
         assert!(free.on.is_empty() && free.off.is_empty());
@@ -398,7 +501,10 @@ mod tests {
             off: VecDeque::new(),
             on: q(&[("capped", true), ("open", false)]),
         };
-        let got = free.hand_out(&[(Hotplug::Any, false), (Hotplug::On, true)]);
+        let got = free.hand_out(
+            &[(Hotplug::Any, false), (Hotplug::On, true)],
+            &mut |_, _| true,
+        );
         let got: Vec<Option<&str>> = got.iter().map(|g| g.as_deref()).collect();
         assert_eq!(got, [Some("open"), Some("capped")]);
     }
@@ -420,22 +526,36 @@ mod tests {
     fn bridges_avoid_capped_expanders() {
         let capped = |p: &Pos| p.bus == "x";
         let mut pool: VecDeque<Pos> = [pos("x", 0), pos("x", 1), pos("pcie.0", 2)].into();
-        assert_eq!(next_position(&mut pool, true, capped), Some(pos("x", 0)));
+        let all = |_: &Pos| true;
         assert_eq!(
-            next_position(&mut pool, false, capped),
+            next_position(&mut pool, true, capped, all),
+            Some(pos("x", 0))
+        );
+        assert_eq!(
+            next_position(&mut pool, false, capped, all),
             Some(pos("pcie.0", 2))
         );
         assert_eq!(buses(&pool), [("x", 1)]);
     }
 
     #[test]
-    fn a_bridge_on_a_capped_expander_gives_up_its_last_position() {
-        let capped = |p: &Pos| p.bus == "x";
-        let mut pool: VecDeque<Pos> = [pos("x", 0), pos("x", 1), pos("x", 2)].into();
-        assert_eq!(next_position(&mut pool, false, capped), Some(pos("x", 0)));
-        assert_eq!(buses(&pool), [("x", 1)]);
-        assert_eq!(next_position(&mut pool, false, capped), Some(pos("x", 1)));
-        assert_eq!(next_position(&mut pool, false, capped), None);
+    fn a_bridge_on_a_capped_expander_takes_two_bus_numbers() {
+        // Room 3 below x: a bridge on a new port takes 2, and another one no longer fits.
+        let mut ranges = Some(Ranges {
+            root: 0,
+            caps: [("x".to_string(), 3)].into(),
+        });
+        let (x, b) = (Tree::Cap("x"), Taker::Bridge);
+        assert!(Ranges::take(&mut ranges, x, b, true));
+        assert!(!Ranges::fits(&ranges, x, b, true));
+        assert!(Ranges::fits(&ranges, x, Taker::Spare, true));
+        assert!(Ranges::take(&mut ranges, x, b, false));
+        assert!(!Ranges::fits(&ranges, x, Taker::Unit(0), true));
+        // Existing ports take units whatever the room; a bridge in pcie.0's hierarchy
+        // needs the room the program left there.
+        assert!(Ranges::fits(&ranges, x, Taker::Unit(0), false));
+        assert!(!Ranges::fits(&ranges, Tree::Root, b, false));
+        assert!(Ranges::fits(&None, Tree::Root, b, false));
     }
 
     #[test]
