@@ -35,7 +35,8 @@ use super::model::{Model, Place, PLACES};
 /// The proven optimum of `m` when the counting argument settles it; `None` sends the model to
 /// the solver.
 pub(crate) fn settle(m: &Model) -> Option<Counts> {
-    if m.adopt.is_some() {
+    // A pinned expander's range with room left is budgeted per range (`ranges.rs`).
+    if m.adopt.is_some() || !m.caps.is_empty() {
         return None;
     }
     let budgets = Budgets::of(m, false);
@@ -134,7 +135,7 @@ pub(crate) fn settle(m: &Model) -> Option<Counts> {
     if budgets.bus_numbers && buses > m.bus_max {
         return None;
     }
-    if m.root_bus_room < m.bus_max && root_ports > m.root_bus_room {
+    if m.root_bus_room < m.bus_max && root_ports + bridges[0] > m.root_bus_room {
         return None;
     }
     let mut windows = 0u32;
