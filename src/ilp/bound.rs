@@ -2,121 +2,232 @@
 //! optimal, and proves that every optimum agrees with it on what the assigner reads, the
 //! program is neither built nor solved. Any other model goes to the solver.
 //!
-//! The argument, on the models it takes (no adoption, no `pcie.0` slot budget, no existing
-//! free port or bridge slot, no regions sharing bridges):
+//! The argument, on the models it takes (no adoption, no pinned `bus_nr`, no free port of a
+//! NUMA node, no conventional units that could share a NUMA node's bridges):
 //!
-//! - *A lower bound.* Leave out the bus-number and I/O budgets and the root-bus room. Then an
-//!   integrated place costs nothing, every unit on a port costs that port (a new one: there
-//!   are no free ones), and the bridges of a region cost `⌈bridged / 31⌉` plus their ports.
-//!   So the cheapest answer puts every unit that may be integrated there, and each other unit
-//!   at its one place (a class that may not be integrated has exactly one: `hotplug` and the
-//!   bus kind decide between off port, port and bridge). Its ports are root ports on
-//!   `pcie.0` (1000 each) rather than spare ports of a NUMA node's expanders (1000 + 1 for
-//!   O-TIE), and each NUMA node adds the expanders its own ports need.
-//! - *Uniqueness.* Moving any integrated unit elsewhere costs a port, or a bridge and its
-//!   port, strictly more, unless the region's bridges have a free slot anyway: then a unit
-//!   that may be integrated or bridged could take it for nothing, the optimum is not unique,
-//!   and the model goes to the solver. Every other count follows from the placement and is
-//!   the least its cost allows. Adding units elsewhere never lowers the cost (it only adds
-//!   demand), so no set of moves is free when no single one is.
-//! - *Meeting the bound.* The left-out budgets only remove answers. When this one keeps
-//!   within them with no slack, it is feasible, so it is optimal for the whole program; and
-//!   any slack costs more (1e6 against 1000 per controller) than the whole answer, so every
-//!   optimum of the program is an optimum of the bound, which is this one.
+//! - *A relaxation.* Leave out the budgets (`pcie.0` slots, bus numbers, I/O windows).
+//!   Then an integrated place costs nothing; a unit on a port costs a port, new (1000) or
+//!   existing and free (nothing, as far as the existing ones go: the most of them the
+//!   R-HP-PORT rows let the units use); new bridges cost `⌈(bridged − free bridge slots) /
+//!   31⌉` and their ports. New expanders and switches only add cost there, and a NUMA
+//!   node's spare ports cost 1001 (O-TIE) against 1000 for a root port, so none is used.
+//! - *Its unique optimum.* Every unit that may be integrated goes there; each other unit has
+//!   exactly one place (`hotplug` and the bus kind decide between off port, port and
+//!   bridge). Moving one integrated unit to its other place must cost strictly more: where
+//!   a free existing port or bridge slot would take it for nothing, the optimum is not
+//!   unique and the model goes to the solver. Adding a unit's demand never lowers the cost
+//!   (each R-HP-PORT row grows by one at most, their sum too), so when no single move is
+//!   free no set of moves is. The counts the assigner reads (placements, root ports, new
+//!   expanders and switches, hosted units) follow and are the least their cost allows.
+//! - *Meeting the bound.* The left-out rows only remove answers. When this one keeps within
+//!   them with no slack, it is optimal for the whole program; and slack costs more (1e6
+//!   against 1000 per controller) than the whole answer, so every optimum of the program is
+//!   an optimum of the relaxation: this one, on what the assigner reads. (Where the slot
+//!   budget is kept, the answer must add no expander: the slots the solver gives root ports
+//!   are then not read, as nothing takes a `pcie.0` slot after them.)
 //!
-//! The answer is given as [`Counts::read`] would read it from the solver (the counts the
-//! program leaves out follow by the same formulas), so the plan is byte for byte the one the
-//! solver's answer gives. The I/O windows, which no plan step reads, are the least.
+//! The answer is given as [`Counts::read`] would read it (the counts the program leaves out
+//! follow by the same formulas), so the plan is byte for byte the one the solver's answer
+//! gives. Counts no plan step reads may differ from the solver's among equal optima: which
+//! kind of existing port serves which unit (the assigner hands them out itself), the I/O
+//! windows (the least here), and the slots of root ports under a kept slot budget.
 
 use super::budgets::Budgets;
 use super::counts::Counts;
 use super::model::{Model, Place, PLACES};
 
-/// The proven optimum of `m` when the counting argument settles it; `None` sends the model to
-/// the solver.
-pub(crate) fn settle(m: &Model) -> Option<Counts> {
-    // A pinned expander's range with room left is budgeted per range (`ranges.rs`).
-    if m.adopt.is_some() || !m.caps.is_empty() {
-        return None;
+/// What the units of region 0 ask of ports and bridges, integrated units aside.
+#[derive(Debug, Clone, Copy, Default)]
+struct Demand {
+    /// Units on `hotplug=off` ports.
+    off: u32,
+    /// `on` units on ports.
+    on: u32,
+    /// `any` units on ports.
+    any: u32,
+    /// Units on bridges.
+    bridged: u32,
+}
+
+/// New bridges region `r` needs for `bridged` units, after its free bridge slots.
+fn new_bridges(m: &Model, r: usize, bridged: u32) -> u32 {
+    bridged
+        .saturating_sub(m.regions[r].bridge_free)
+        .div_ceil(m.bridge_cap.max(1))
+}
+
+/// What region 0 adds and uses for a demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Supply {
+    /// New root ports on `pcie.0`.
+    root_ports: u32,
+    /// New bridges.
+    bridges: u32,
+    /// Existing free hot-pluggable and `hotplug=off` ports used.
+    used_on: u32,
+    used_off: u32,
+}
+
+impl Supply {
+    fn cost(&self) -> u32 {
+        self.root_ports + self.bridges
     }
-    let budgets = Budgets::of(m, false);
-    if budgets.root_slots {
-        return None;
+}
+
+/// Region 0's supply for `d`: every new port is a root port, after the most existing free
+/// ports the R-HP-PORT and R-BUSNR rows let the units use.
+fn region0(m: &Model, d: Demand) -> Supply {
+    let g = &m.regions[0];
+    let bridges = new_bridges(m, 0, d.bridged);
+    let other = d.on + d.any + bridges + m.spare;
+    let flexible = d.any + bridges;
+    let used_on = if g.free_on == 0 {
+        0
+    } else if g.free_on_endpoint_only > 0 {
+        let endpoints = g.free_on - g.free_on_endpoint_only + d.on + d.any + m.spare;
+        g.free_on.min(other).min(endpoints)
+    } else {
+        g.free_on.min(other)
+    };
+    let used_off = if g.free_off == 0 {
+        0
+    } else if g.free_off_endpoint_only > 0 {
+        let endpoints = g.free_off - g.free_off_endpoint_only + d.off + d.any;
+        g.free_off.min(d.off + flexible).min(endpoints)
+    } else {
+        g.free_off.min(d.off + flexible)
+    };
+    // Both kinds together serve the demand once (the sum row).
+    let used_off = used_off.min(d.off + other - used_on);
+    Supply {
+        root_ports: d.off + other - used_on - used_off,
+        bridges,
+        used_on,
+        used_off,
     }
-    let nreg = m.regions.len();
-    if m.regions
-        .iter()
-        .any(|g| g.free_on > 0 || g.free_off > 0 || g.bridge_free > 0)
-    {
-        return None;
-    }
-    // Conventional units of region 0 could fill a NUMA node's bridges (`hosted`).
-    if (1..nreg).any(|r| m.has_bridge(r)) && m.has_bridge(0) {
-        return None;
-    }
-    let cap = m.bridge_cap.max(1);
-    let mut placed: Vec<[u32; 4]> = Vec::with_capacity(m.classes.len());
-    // Per region: units on off ports, on ports, on bridges, of which with I/O BARs.
-    let mut on_ports = vec![0u32; nreg];
-    let mut bridged = vec![0u32; nreg];
-    let mut io_bridged = vec![0u32; nreg];
-    let mut io_ports = 0u32;
-    let mut own_slots = 0u32;
-    let mut packed = 0u32;
-    // Units that may be integrated or bridged (their bridges' free slots would tie).
-    let mut may_bridge_instead = false;
-    for c in &m.classes {
-        let mut row = [0u32; 4];
-        if c.may(Place::Integrated) {
-            row[Place::Integrated as usize] = c.n;
-            if c.packable {
-                packed += c.n;
-            } else {
-                own_slots += c.n;
+}
+
+/// The relaxation's placement: integrated where allowed, else the one place a class has.
+struct Placement {
+    placed: Vec<[u32; 4]>,
+    /// Region 0's demand.
+    demand: Demand,
+    /// Per region, units on ports and on bridges.
+    on_ports: Vec<u32>,
+    bridged: Vec<u32>,
+    /// Per region, bridged units with I/O BARs.
+    io_bridged: Vec<u32>,
+    /// Units with I/O BARs on ports.
+    io_ports: u32,
+    /// Integrated units with a slot each, and packable ones.
+    own_slots: u32,
+    packed: u32,
+    /// Region 0 has units that may be integrated or else go to an off port, a port, a
+    /// bridge (by `Place`).
+    movable: [bool; 4],
+}
+
+impl Placement {
+    fn of(m: &Model) -> Option<Placement> {
+        let nreg = m.regions.len();
+        let mut p = Placement {
+            placed: Vec::with_capacity(m.classes.len()),
+            demand: Demand::default(),
+            on_ports: vec![0; nreg],
+            bridged: vec![0; nreg],
+            io_bridged: vec![0; nreg],
+            io_ports: 0,
+            own_slots: 0,
+            packed: 0,
+            movable: [false; 4],
+        };
+        for c in &m.classes {
+            let mut row = [0u32; 4];
+            if c.may(Place::Integrated) {
+                row[Place::Integrated as usize] = c.n;
+                if c.packable {
+                    p.packed += c.n;
+                } else {
+                    p.own_slots += c.n;
+                }
+                for q in [Place::OffPort, Place::Port, Place::Bridge] {
+                    p.movable[q as usize] |= c.may(q) && c.n > 0;
+                }
+                p.placed.push(row);
+                continue;
             }
-            may_bridge_instead |= c.may(Place::Bridge) && c.n > 0;
-        } else {
-            let mut only = PLACES.iter().filter(|&&p| c.may(p));
-            let p = *only.next()?;
+            let mut only = PLACES.iter().filter(|&&q| c.may(q));
+            let q = *only.next()?;
             if only.next().is_some() {
                 return None;
             }
-            row[p as usize] = c.n;
+            row[q as usize] = c.n;
+            p.placed.push(row);
             let r = c.region;
-            match p {
-                Place::Bridge => {
-                    bridged[r] += c.n;
-                    if c.io {
-                        io_bridged[r] += c.n;
-                    }
-                }
-                _ => {
-                    on_ports[r] += c.n;
-                    if c.io {
-                        io_ports += c.n;
-                    }
+            if q == Place::Bridge {
+                p.bridged[r] += c.n;
+                p.io_bridged[r] += if c.io { c.n } else { 0 };
+            } else {
+                p.on_ports[r] += c.n;
+                p.io_ports += if c.io { c.n } else { 0 };
+            }
+            if r == 0 {
+                match (q, c.any) {
+                    (Place::Bridge, _) => p.demand.bridged += c.n,
+                    (Place::OffPort, _) => p.demand.off += c.n,
+                    (_, true) => p.demand.any += c.n,
+                    (_, false) => p.demand.on += c.n,
                 }
             }
         }
-        placed.push(row);
+        Some(p)
     }
-    if may_bridge_instead && bridged[0] % cap != 0 {
+
+    /// Whether moving one unit from an integrated place to another costs strictly more.
+    fn unique(&self, m: &Model) -> bool {
+        let base = region0(m, self.demand).cost();
+        let d = self.demand;
+        let moves = [
+            (Place::OffPort, Demand { off: d.off + 1, ..d }),
+            (Place::Port, Demand { any: d.any + 1, ..d }),
+            (Place::Bridge, Demand { bridged: d.bridged + 1, ..d }),
+        ];
+        moves
+            .iter()
+            .all(|&(q, moved)| !self.movable[q as usize] || region0(m, moved).cost() > base)
+    }
+}
+
+/// The proven optimum of `m` when the counting argument settles it; `None` sends the model to
+/// the solver.
+pub(crate) fn settle(m: &Model) -> Option<Counts> {
+    let nreg = m.regions.len();
+    let numa_free = |g: &super::Region| g.free_on > 0 || g.free_off > 0;
+    // A pinned `bus_nr` places new bridges by hierarchy and range (`ranges.rs`).
+    if m.adopt.is_some()
+        || m.root_bus_room < m.bus_max
+        || !m.caps.is_empty()
+        || m.regions.iter().skip(1).any(numa_free)
+        // Conventional units of region 0 could fill a NUMA node's bridges (`hosted`).
+        || ((1..nreg).any(|r| m.has_bridge(r)) && m.has_bridge(0))
+    {
         return None;
     }
-    let bridges: Vec<u32> = (0..nreg)
-        .map(|r| {
-            if m.has_bridge(r) {
-                bridged[r].div_ceil(cap)
-            } else {
-                0
-            }
-        })
-        .collect();
-    let root_ports = on_ports[0] + bridges[0] + m.spare;
+    let p = Placement::of(m)?;
+    if !p.unique(m) {
+        return None;
+    }
+    let cap = m.bridge_cap.max(1);
+    let s = region0(m, p.demand);
+    let root_ports = s.root_ports;
+    let mut bridges = vec![s.bridges];
+    let (mut used_on, mut used_off) = (vec![0u32; nreg], vec![0u32; nreg]);
+    (used_on[0], used_off[0]) = (s.used_on, s.used_off);
     let mut region_ports = vec![0u32; nreg];
     let mut region_expanders = vec![0u32; nreg];
     for r in 1..nreg {
-        let need = on_ports[r] + bridges[r];
+        bridges.push(new_bridges(m, r, p.bridged[r]));
+        let need = p.on_ports[r] + bridges[r];
         region_ports[r] = need;
         region_expanders[r] = need
             .saturating_sub(m.regions[r].pxb_free)
@@ -126,58 +237,48 @@ pub(crate) fn settle(m: &Model) -> Option<Counts> {
     let numa_expanders: u32 = region_expanders.iter().sum();
     let all_bridges: u32 = bridges.iter().sum();
     let cost = root_ports + numa_ports + all_bridges + numa_expanders;
-    // Slack in the answer would cost 1e6; the argument needs every answer cheaper.
-    if cost >= 900 {
-        return None;
-    }
-    // The budgets the bound left out, with no slack.
-    let buses = root_ports + numa_ports + all_bridges + numa_expanders + m.bus_used;
-    if budgets.bus_numbers && buses > m.bus_max {
-        return None;
-    }
-    if m.root_bus_room < m.bus_max && root_ports + bridges[0] > m.root_bus_room {
+    let root_port_slots = root_ports
+        .saturating_sub(m.root_free_functions)
+        .div_ceil(m.ports_per_slot.max(1));
+    let packed_slots = p.packed.div_ceil(m.int_per_slot.max(1));
+    // Within the left-out rows, with no slack, and cheaper than any slack.
+    let budgets = Budgets::of(m, false);
+    let buses = cost + m.bus_used;
+    let slots = p.own_slots + packed_slots + root_port_slots + numa_expanders;
+    if cost >= 900
+        || (budgets.root_slots && (numa_expanders > 0 || slots > m.root_free_slots))
+        || (budgets.bus_numbers && buses > m.bus_max)
+    {
         return None;
     }
     let mut windows = 0u32;
-    for r in 0..nreg {
-        let g = &m.regions[r];
-        let w = io_bridged[r]
-            .saturating_sub(g.bridge_free_io)
-            .div_ceil(cap);
-        if budgets.io_windows && m.has_bridge(r) && w > bridges[r] + g.bridges_unwindowed {
+    for (r, g) in m.regions.iter().enumerate() {
+        let w = p.io_bridged[r].saturating_sub(g.bridge_free_io).div_ceil(cap);
+        if budgets.io_windows && w > bridges[r] + g.bridges_unwindowed {
             return None;
         }
         windows += w;
     }
-    let io_windows = io_ports + windows + m.io_used;
+    let io_windows = p.io_ports + windows + m.io_used;
     if budgets.io_windows && io_windows > m.io_max {
         return None;
     }
     Some(Counts {
-        placed,
+        placed: p.placed,
         root_ports,
-        root_port_slots: root_ports
-            .saturating_sub(m.root_free_functions)
-            .div_ceil(m.ports_per_slot.max(1)),
-        expanders: 0,
-        expander_ports: 0,
-        switches: 0,
-        downstream_ports: 0,
+        root_port_slots,
         region_ports,
         bridges,
-        used_on: vec![0; nreg],
-        used_off: vec![0; nreg],
+        used_on,
+        used_off,
         region_expanders,
         hosted_io: vec![0; nreg],
         hosted: vec![0; nreg],
         cost,
-        slack_slots: 0,
-        slack_bus: 0,
-        slack_io: 0,
         io_windows,
-        int_slots: own_slots + packed.div_ceil(m.int_per_slot.max(1)),
+        int_slots: p.own_slots + packed_slots,
         optimal: true,
-        adopt: None,
+        ..Counts::default()
     })
 }
 
@@ -187,11 +288,14 @@ mod tests {
     use crate::ilp::model::tests::{class, model};
     use crate::ilp::model::{Class, Region};
 
-    /// The counts a plan is made from (what the assigner reads).
-    fn read_by_plans(c: &Counts) -> impl PartialEq + std::fmt::Debug {
+    /// The counts a plan is made from (what the assigner reads); the slots of root ports
+    /// only where an expander takes a slot after them.
+    fn read_by_plans(c: &Counts, slot_budget: bool) -> impl PartialEq + std::fmt::Debug {
+        let expanders = c.expanders + c.region_expanders.iter().sum::<u32>();
+        let port_slots = (!slot_budget || expanders > 0).then_some(c.root_port_slots);
         (
             c.placed.clone(),
-            (c.root_ports, c.root_port_slots, c.expanders, c.switches),
+            (c.root_ports, port_slots, c.expanders, c.switches),
             c.region_expanders.clone(),
             (c.hosted.clone(), c.hosted_io.clone()),
             (c.cost, c.optimal, c.short()),
@@ -226,30 +330,44 @@ mod tests {
             region,
             packable: allowed[0] && rng.below(3) == 0,
             io: rng.below(3) == 0,
-            ..class(1 + rng.below(40) as u32, allowed, off, any)
+            ..class(1 + rng.below(30) as u32, allowed, off, any)
         }
     }
 
     fn random_model(rng: &mut Rng) -> Model {
         let nreg = 1 + rng.below(3) as usize;
-        let mut classes: Vec<Class> = (0..1 + rng.below(5))
+        let mut classes: Vec<Class> = (0..1 + rng.below(6))
             .map(|_| {
                 let r = rng.below(nreg as u64) as usize;
                 random_class(rng, r)
             })
             .collect();
-        classes.sort_by_key(|c| (c.region, c.allowed, c.off, c.any, c.packable, c.io));
-        classes.dedup_by_key(|c| (c.region, c.allowed, c.off, c.any, c.packable, c.io));
+        let key = |c: &Class| (c.region, c.allowed, c.off, c.any, c.packable, c.io);
+        classes.sort_by_key(key);
+        classes.dedup_by_key(|c| key(c));
         let mut m = model(classes);
         m.regions = (0..nreg)
-            .map(|r| Region {
-                pxb_free: if r > 0 && rng.below(3) == 0 { 32 } else { 0 },
-                new_pxb: r > 0,
-                bridges_unwindowed: rng.below(2) as u32,
-                ..Region::default()
+            .map(|r| {
+                let bridge_free = if rng.below(4) == 0 { 1 + rng.below(3) } else { 0 };
+                Region {
+                    pxb_free: if r > 0 && rng.below(3) == 0 { 32 } else { 0 },
+                    new_pxb: r > 0,
+                    bridge_free: bridge_free as u32,
+                    bridge_free_io: rng.below(bridge_free + 1) as u32,
+                    bridges_unwindowed: rng.below(2) as u32,
+                    ..Region::default()
+                }
             })
             .collect();
+        let g = &mut m.regions[0];
+        if rng.below(3) == 0 {
+            g.free_on = rng.below(3) as u32;
+            g.free_off = rng.below(3) as u32;
+            g.free_on_endpoint_only = rng.below(u64::from(g.free_on) + 1) as u32;
+            g.free_off_endpoint_only = rng.below(u64::from(g.free_off) + 1) as u32;
+        }
         m.spare = rng.below(4) as u32;
+        m.root_free_slots = 20 + rng.below(11) as u32;
         m.root_free_functions = rng.below(3) as u32;
         m.bus_used = [0, 0, 150, 220][rng.below(4) as usize];
         m.io_used = rng.below(6) as u32;
@@ -263,17 +381,28 @@ mod tests {
     #[test]
     fn settled_models_are_the_solvers_answers() {
         let mut rng = Rng(0x2545_F491_4F6C_DD1D);
-        let (mut settled, mut tried) = (0, 0);
-        for _ in 0..3000 {
+        let (mut settled, mut budgeted, mut with_ports, mut with_slots) = (0, 0, 0, 0);
+        let tried = 6000;
+        for _ in 0..tried {
             let m = random_model(&mut rng);
-            tried += 1;
             let Some(fast) = settle(&m) else { continue };
             settled += 1;
+            let slot_budget = Budgets::of(&m, false).root_slots;
+            budgeted += u32::from(slot_budget);
+            with_ports += u32::from(m.regions[0].free_on + m.regions[0].free_off > 0);
+            with_slots += u32::from(m.regions.iter().any(|g| g.bridge_free > 0));
             let solved = super::super::solve(&m).expect("solves");
-            assert_eq!(read_by_plans(&fast), read_by_plans(&solved), "{m:?}");
+            assert_eq!(
+                read_by_plans(&fast, slot_budget),
+                read_by_plans(&solved, slot_budget),
+                "{m:?}"
+            );
         }
-        // The generator must exercise the settled path and the solver's.
+        // The generator must exercise the settled path, the solver's, the slot budget and
+        // free existing ports and bridge slots.
         assert!(settled > tried / 5 && settled < tried, "{settled} of {tried}");
+        let exercised = [budgeted, with_ports, with_slots];
+        assert!(exercised.iter().all(|&n| n > 50), "{exercised:?}");
     }
 
     #[test]
@@ -281,7 +410,26 @@ mod tests {
         let bridged = class(1, [false, false, false, true], false, false);
         let either = class(2, [true, false, false, true], false, true);
         assert!(settle(&model(vec![either.clone()])).is_some());
-        assert!(settle(&model(vec![either, bridged])).is_none());
+        assert!(settle(&model(vec![either.clone(), bridged])).is_none());
+        // So does an existing bridge's free slot; with a unit for it, the rest is integrated.
+        let mut m = model(vec![either]);
+        m.regions[0].bridge_free = 1;
+        assert!(settle(&m).is_none());
+        m.classes.push(class(1, [false, false, false, true], false, false));
+        let c = settle(&m).expect("settles");
+        assert_eq!((c.cost, c.placed[0]), (0, [2, 0, 0, 0]));
+    }
+
+    #[test]
+    fn a_free_port_leaves_an_off_unit_to_the_solver_unless_taken() {
+        let either = class(2, [true, true, false, false], true, false);
+        let mut m = model(vec![either]);
+        m.regions[0].free_off = 1;
+        assert!(settle(&m).is_none());
+        // An off unit that may only take a port takes the free one.
+        m.classes.push(class(1, [false, true, false, false], true, false));
+        let c = settle(&m).expect("settles");
+        assert_eq!((c.cost, c.root_ports, c.used_off[0]), (0, 0, 1));
     }
 
     #[test]
