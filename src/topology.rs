@@ -58,6 +58,7 @@ impl<'a> Topology<'a> {
         let mut g = StableDiGraph::new();
         let root = g.add_node(Node::Root);
         let mut ids = IdMap::default();
+        ids.reserve(1 + plan.controllers.len() + plan.devices.len());
         ids.insert(cat.root.bus.as_str(), root);
         let mut members = Vec::new();
         for c in &plan.controllers {

@@ -269,8 +269,9 @@ fn devices_in_request_order(plan: &mut Plan, req: &Request) {
         .enumerate()
         .map(|(i, d)| (d.id.as_str(), i))
         .collect();
+    // One lookup per device, not per comparison (the sort is stable either way).
     plan.devices
-        .sort_by_key(|d| order.get(d.id.as_str()).copied().unwrap_or(usize::MAX));
+        .sort_by_cached_key(|d| order.get(d.id.as_str()).copied().unwrap_or(usize::MAX));
 }
 
 #[cfg(test)]
