@@ -55,12 +55,13 @@ pub(crate) struct Topology<'a> {
 impl<'a> Topology<'a> {
     /// Builds the graph. Names that appear twice keep their first node.
     pub fn build(plan: &'a Plan, cat: &'a Catalog) -> Topology<'a> {
-        let mut g = StableDiGraph::new();
+        let nodes = 1 + plan.controllers.len() + plan.devices.len();
+        let mut g = StableDiGraph::with_capacity(nodes, nodes - 1);
         let root = g.add_node(Node::Root);
         let mut ids = IdMap::default();
-        ids.reserve(1 + plan.controllers.len() + plan.devices.len());
+        ids.reserve(nodes);
         ids.insert(cat.root.bus.as_str(), root);
-        let mut members = Vec::new();
+        let mut members = Vec::with_capacity(nodes - 1);
         for c in &plan.controllers {
             let n = g.add_node(Node::Ctrl(c));
             ids.entry(c.id.as_str()).or_insert(n);

@@ -22,7 +22,6 @@ fn devices(c: &Check, out: &mut Vec<Violation>) {
             continue;
         };
         let Some(parent) = t.parent(n) else { continue };
-        let a = d.address();
         let hp = t.device_hotpluggable(n);
         let want = req.hotplug_of(p.req);
         // A model QEMU cannot hot-unplug anywhere is fixed wherever it goes.
@@ -49,7 +48,7 @@ fn devices(c: &Check, out: &mut Vec<Violation>) {
             _ => None,
         };
         if let Some((rule, msg)) = wrong {
-            push(out, &d.id, &a, rule, msg);
+            push(out, &d.id, &d.address(), rule, msg);
         }
         if !c.full {
             continue;
@@ -59,7 +58,7 @@ fn devices(c: &Check, out: &mut Vec<Violation>) {
                 "plan says hotpluggable={} but the topology says {hp}",
                 d.hotpluggable
             );
-            push(out, &d.id, &a, Rule::Hotplug, msg);
+            push(out, &d.id, &d.address(), Rule::Hotplug, msg);
         }
         // Where the policy lets planned hotplug-off devices go (pinned ones are where the
         // user put them).
@@ -76,7 +75,7 @@ fn devices(c: &Check, out: &mut Vec<Violation>) {
             }
             _ => continue,
         };
-        push(out, &d.id, &a, Rule::Off, msg.into());
+        push(out, &d.id, &d.address(), Rule::Off, msg.into());
     }
 }
 

@@ -85,14 +85,13 @@ fn chassis(c: &Check, out: &mut Vec<Violation>) {
         if !m.props.iter().any(|p| p == "chassis") {
             continue;
         }
-        let a = ctrl.address();
         match ctrl.chassis {
             Some(ch) => {
                 if let Some(prev) = taken.insert(ch, ctrl) {
                     push(
                         out,
                         &ctrl.id,
-                        &a,
+                        &ctrl.address(),
                         Rule::RootPortId,
                         format!(
                             "chassis {ch} is also used by '{}' (QEMU: Can't add chassis slot)",
@@ -104,7 +103,7 @@ fn chassis(c: &Check, out: &mut Vec<Violation>) {
             None if c.full => push(
                 out,
                 &ctrl.id,
-                &a,
+                &ctrl.address(),
                 Rule::RootPortId,
                 "port has no chassis".into(),
             ),

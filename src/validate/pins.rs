@@ -22,8 +22,9 @@ fn devices_kept(c: &Check, out: &mut Vec<Violation>) {
             push_guest(out, &p.req.id, Rule::Pin, msg);
             continue;
         };
-        let a = d.address();
         if let Some(pin) = &p.req.address {
+            // The address is made only for a device with a pin (most have none).
+            let a = d.address();
             if *pin != a {
                 push(
                     out,
