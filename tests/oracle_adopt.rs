@@ -330,13 +330,12 @@ fn check_plan(
     Ok(())
 }
 
-/// The comparison in CI: 2,000 generated cases (about 1,150 compared; the others had no
-/// earlier plan, or adoption refuses the existing guest for a rule the policy is not about). Every adopted plan is valid and lists its changes right, and adoption
-/// never beats the oracle (a plan better than its minimum would show the oracle wrong).
-/// While the bugs of the `open_*` tests below are open, adoption does worse than the
-/// minimum on some cases: they are counted and printed, and may be at most 1 in 20 of the
-/// compared ones. `adoption_is_the_oracle_minimum` is the strict test, to run with
-/// `--ignored` until they are fixed.
+/// The comparison in CI: 2,000 generated cases (about 1,170 compared; the others had no
+/// earlier plan, or adoption refuses the existing guest for a rule the policy is not about).
+/// Every adopted plan is valid and lists its changes right, adoption never beats the oracle
+/// (a plan better than its minimum would show the oracle wrong), and it finds the oracle's
+/// minimum on every case. `adoption_is_the_oracle_minimum` is the same with random cases
+/// that shrink (ignored: rare random cases still differ, see there).
 #[test]
 fn adoption_against_the_oracle() {
     use proptest::strategy::ValueTree;
@@ -351,7 +350,7 @@ fn adoption_against_the_oracle() {
 }
 
 /// Counts `outcomes` by kind and prints them with the first few differences; checks that
-/// adoption does worse than the oracle on at most 1 in 20 of the compared cases. Returns
+/// adoption never does worse than the oracle. Returns
 /// the count of a kind and the number compared.
 fn tally(what: &str, outcomes: impl Iterator<Item = Outcome>) -> (impl Fn(&str) -> u32, u32) {
     let mut count = std::collections::BTreeMap::new();
@@ -372,7 +371,7 @@ fn tally(what: &str, outcomes: impl Iterator<Item = Outcome>) -> (impl Fn(&str) 
     let skipped = count.get("Skipped").copied().unwrap_or(0);
     let compared = total - skipped;
     assert!(
-        differs.len() as u32 * 20 <= compared,
+        differs.is_empty(),
         "adoption does worse than the oracle on {} of {compared} cases: {count:?}",
         differs.len()
     );
@@ -386,8 +385,11 @@ proptest! {
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/oracle_adopt.txt"))),
         ..ProptestConfig::default()
     })]
-    /// The strict comparison: adoption finds the oracle's minimum on every case. Fails
-    /// while the bugs of the `open_*` tests are open; shrinks to a small case.
+    /// The strict comparison: adoption finds the oracle's minimum on every case (random
+    /// cases, shrunk to a small one on failure). Still ignored: the deterministic 2,000 of
+    /// `adoption_against_the_oracle` all agree, but random runs of 2,000 find now and then
+    /// a case where they do not (a NUMA expander's endpoint-only `hotplug=off` port that a
+    /// unit without a NUMA node could take; a switch counted on such a port).
     #[test]
     #[ignore]
     fn adoption_is_the_oracle_minimum(c in adopt_case()) {
@@ -739,9 +741,10 @@ const SPARE_BY_A_FLIP: Open = Open {
     min: (0, 0, 2),
 };
 
+/// Was open (found by this oracle): a NUMA expander's port that only an endpoint may use
+/// is lent as a spare.
 #[test]
-#[ignore]
-fn open_spare_by_a_flip() {
+fn spare_by_a_flip() {
     SPARE_BY_A_FLIP.check();
 }
 
@@ -788,15 +791,17 @@ fn moved_device_shares_a_bridge_window() {
     BRIDGE_WINDOW.check();
 }
 
+/// Was open (found by this oracle): a port that only an endpoint may use serves, by its
+/// setting, endpoints or spares (the program let a `hotplug=off` one hold a bridge).
 #[test]
-#[ignore]
-fn open_bus_numbers_without_expanders() {
+fn bus_numbers_without_expanders() {
     BUSNR_WITHOUT_EXPANDERS.check();
 }
 
+/// Was open (found by this oracle): a packed unit that moves may take a function of a kept
+/// packed unit's slot.
 #[test]
-#[ignore]
-fn open_pack_beside_a_kept_device() {
+fn pack_beside_a_kept_device() {
     PACK_BESIDE_A_KEPT_DEVICE.check();
 }
 

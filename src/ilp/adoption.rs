@@ -142,6 +142,52 @@ impl Program<'_> {
             .unwrap_or_default()
     }
 
+    /// R-IO: free slots of region `r`'s existing bridges that keep their window for a kept
+    /// unit with I/O BARs: a unit with I/O BARs placed there opens no other (0 without
+    /// adoption).
+    pub(super) fn kept_window_slots(&self, r: usize) -> Expression {
+        let Some((a, v)) = self.adopt() else {
+            return Expression::from(0.0);
+        };
+        let cap = self.m.bridge_cap;
+        sum(a
+            .bridges
+            .iter()
+            .zip(&v.bridge_window)
+            .enumerate()
+            .filter(|(_, (&region, w))| region == r && w.is_some())
+            .map(|(b, (_, w))| {
+                let sited = a
+                    .units
+                    .iter()
+                    .filter(|u| u.site == Some(Site::Bridge(b)))
+                    .count() as u32;
+                f64::from(cap.saturating_sub(sited)) * ex(*w)
+            }))
+    }
+
+    /// R-INT-SLOT: functions a packed single may take beside kept ones, in `pcie.0` slots
+    /// that hold only packable single units (0 without adoption).
+    pub(super) fn kept_pack_room(&self) -> Expression {
+        let Some((a, v)) = self.adopt() else {
+            return Expression::from(0.0);
+        };
+        let per = f64::from(self.m.int_per_slot);
+        let mut room = Expression::from(0.0);
+        for (s, &taken) in v.slot_taken.iter().enumerate() {
+            let here: Vec<usize> = (0..a.units.len())
+                .filter(|&u| a.units[u].site == Some(Site::Root(s)))
+                .collect();
+            if here
+                .iter()
+                .all(|&u| self.m.classes[a.units[u].class].packable)
+            {
+                room += per * taken - sum(here.iter().map(|&u| ex(v.keep[u])));
+            }
+        }
+        room
+    }
+
     /// Guest-visible changes: devices of units that move or whose bus is renumbered.
     pub(crate) fn guest_changes(&self) -> Expression {
         let Some((a, v)) = self.adopt() else {
@@ -254,6 +300,28 @@ impl Program<'_> {
             let used = self.used_on(r) + self.used_off(r);
             if g.used_on.is_some() || g.used_off.is_some() {
                 let row = constraint!(used <= units + spare + usable);
+                self.add(Rule::BusNr, row);
+            }
+            // The same per flavour: a port only an endpoint may use serves, hot-pluggable,
+            // units that are not `off` or spares; `hotplug=off`, `off` or `any` units.
+            let open = |f: &[Variable]| -> Expression {
+                sum(a
+                    .ports
+                    .iter()
+                    .zip(f)
+                    .filter(|(p, _)| p.region == r && !p.endpoint_only)
+                    .map(|(_, &x)| x.into()))
+            };
+            if g.used_on.is_some() || (r == 0 && self.regions.iter().any(|x| x.lent_on.is_some())) {
+                let on_units = self.placed_in(r, Place::Port, |c| !c.off);
+                let row = constraint!(self.used_on(r) <= on_units + spare + open(&v.free_on));
+                self.add(Rule::BusNr, row);
+            }
+            if g.used_off.is_some() || (r == 0 && self.regions.iter().any(|x| x.lent_off.is_some()))
+            {
+                let endpoints = self.placed_in(r, Place::OffPort, |c| c.off)
+                    + self.placed_in(r, Place::Port, |c| c.any);
+                let row = constraint!(self.used_off(r) <= endpoints + open(&v.free_off));
                 self.add(Rule::BusNr, row);
             }
         }

@@ -156,10 +156,11 @@ impl RegionVars {
         let io_bridges = column(&|_| big(budgets.io_windows));
         let used_on = column(&|r| Some(m.regions[r].free_on).filter(|&e| e > 0));
         let used_off = column(&|r| Some(m.regions[r].free_off).filter(|&e| e > 0));
-        // Only ports a bridge could use too are lent; endpoint-only ones stay.
+        // Only ports a bridge could use too are lent, and hot-pluggable endpoint-only ones
+        // as spares (`lent_ports`).
         let lent_on = column(&|r| {
             let g = &m.regions[r];
-            (r > 0 && g.free_on > 0 && g.free_on_endpoint_only == 0).then_some(g.free_on)
+            (r > 0 && g.free_on > 0).then_some(g.free_on)
         });
         let lent_off = column(&|r| {
             let g = &m.regions[r];
@@ -468,7 +469,9 @@ impl<'m> Program<'m> {
             self.add(Rule::Bridge, row);
         }
         if let (Some(windows), true) = (g.io_bridges, g.bridges.is_some()) {
-            let row = constraint!(cap * windows + f64::from(region.bridge_free_io) >= io_bridged);
+            let kept = self.kept_window_slots(r);
+            let row =
+                constraint!(cap * windows + f64::from(region.bridge_free_io) + kept >= io_bridged);
             self.add(Rule::Io, row);
             let row = constraint!(windows <= ex(g.bridges) + f64::from(region.bridges_unwindowed));
             self.add(Rule::Io, row);
@@ -498,6 +501,18 @@ impl<'m> Program<'m> {
                 let row = constraint!(ex(g.used_off) + lent <= f64::from(region.free_off));
                 self.add(Rule::HotplugPort, row);
             }
+        }
+        // R-BUSNR: a hot-pluggable port only an endpoint may use is lent as a spare only
+        // (the assigner counts what a NUMA region leaves of them as spares).
+        let m = self.m;
+        let endpoint_only = |r: usize| m.regions[r].free_on_endpoint_only;
+        if (1..m.regions.len()).any(|r| self.regions[r].lent_on.is_some() && endpoint_only(r) > 0) {
+            let lent = self.numa_regions(|g| g.lent_on);
+            let open: u32 = (1..m.regions.len())
+                .map(|r| m.regions[r].free_on.saturating_sub(endpoint_only(r)))
+                .sum();
+            let row = constraint!(lent <= f64::from(open) + f64::from(m.spare));
+            self.add(Rule::BusNr, row);
         }
     }
 
@@ -566,7 +581,8 @@ impl<'m> Program<'m> {
     fn root_slot_budget(&mut self) {
         let m = self.m;
         let packed = ex(self.root.packed_slots);
-        let row = constraint!(f64::from(m.int_per_slot) * packed.clone() >= self.packed_singles());
+        let room = f64::from(m.int_per_slot) * packed.clone() + self.kept_pack_room();
+        let row = constraint!(room >= self.packed_singles());
         self.add(Rule::IntSlot, row);
         let slots = self.own_slots()
             + packed

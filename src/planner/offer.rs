@@ -72,6 +72,9 @@ pub(crate) struct World {
     pub port_slot_order: Option<Vec<u8>>,
     /// How many of `port_slot_order` (at its end) renumber existing buses.
     pub port_slots_early: usize,
+    /// Adopting (R-INT-SLOT): free functions of `pcie.0` slots holding only kept packable
+    /// single units, where moved packable units go first. Empty for plain plans.
+    pub pack_beside: Vec<(u8, u8)>,
 }
 
 /// The devices and functions plugged into each slot of a bus.

@@ -124,6 +124,7 @@ fn adopt_inner(req: &Request, cat: &Catalog, shortcut: bool) -> Result<Plan, Pla
     let mut kept_world = World::read_in(&tk, &kept_plan, cat, f.world.region_numa.clone());
     drop(tk);
     f.guard.apply(&mut kept_world);
+    kept_world.pack_beside = pack_beside(&kept, cat, &f, &d);
     let mut plan = Assigner::new(
         &kept,
         cat,
@@ -264,6 +265,43 @@ fn plan_natural(
     }
     plan.optimal = counts.optimal;
     Ok(report(plan, req, cat, f, d, before, t0, &kept)?.ok())
+}
+
+/// R-INT-SLOT: the free functions of `pcie.0` slots that hold only kept packable single
+/// units (the adoption program counts them for packed units that move), slot by slot.
+fn pack_beside(kept: &Request, cat: &Catalog, f: &Free, d: &Decision) -> Vec<(u8, u8)> {
+    let Some(a) = f.model.adopt.as_ref() else {
+        return Vec::new();
+    };
+    let root = cat.root.bus.as_str();
+    let packable: Vec<usize> = f
+        .old
+        .iter()
+        .enumerate()
+        .filter(|&(k, _)| d.keep[k] && f.model.classes[a.units[k].class].packable)
+        .map(|(_, &u)| u)
+        .collect();
+    let mut slots: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
+    let mut mixed = Vec::new();
+    for (i, dev) in kept.devices.iter().enumerate() {
+        let Some(at) = dev.address.as_ref().filter(|x| x.bus == root) else {
+            continue;
+        };
+        if packable.iter().any(|&u| f.units[u].devs.contains(&i)) {
+            slots.entry(at.slot).or_default().push(at.function);
+        } else {
+            mixed.push(at.slot);
+        }
+    }
+    let mut out = Vec::new();
+    for (slot, used) in slots.into_iter().filter(|(s, _)| !mixed.contains(s)) {
+        out.extend(
+            (0..cat.root.functions)
+                .filter(|f| !used.contains(f))
+                .map(|f| (slot, f)),
+        );
+    }
+    out
 }
 
 /// Whether an existing port of `plan` holds nothing.

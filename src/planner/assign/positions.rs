@@ -26,12 +26,16 @@ impl Assigner<'_> {
     pub(super) fn place_integrated(&mut self) -> Result<(), PlanError> {
         let root = self.cat.root.bus.as_str();
         let mut pack: Option<(u8, u8)> = None;
+        let mut beside = self.world.pack_beside.iter();
         for ui in 0..self.units.len() {
             if self.place[ui] != Some(Place::Integrated) {
                 continue;
             }
             let packable = self.unit_class[ui].is_some_and(|c| self.model.classes[c].packable);
-            if packable {
+            let spot = if packable { beside.next() } else { None };
+            if let Some(&(slot, f)) = spot {
+                self.put(ui, root, slot, f);
+            } else if packable {
                 let (slot, f) = match pack {
                     Some((s, f)) if f < self.cat.root.functions => (s, f),
                     _ => (self.next_root_slot()?, 0),
