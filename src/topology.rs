@@ -6,7 +6,7 @@ use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
-use crate::catalog::{Catalog, ControllerModel, HotplugControl};
+use crate::catalog::{BusKind, Catalog, ControllerModel, HotplugControl};
 use crate::idmap::IdMap;
 use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::Request;
@@ -44,6 +44,9 @@ pub(crate) struct Topology<'a> {
     kids: Vec<Vec<(u8, u8, NodeIndex)>>,
     /// Controller model of each node, by node index.
     models: Vec<Option<&'a ControllerModel>>,
+    /// Catalog facts of each device node's model, by node index: (QEMU can hot-unplug it,
+    /// it needs I/O space). Read once here; the checks ask for them many times.
+    dev_facts: Vec<(bool, bool)>,
     /// Parent of each node, by node index.
     parents: Vec<Option<NodeIndex>>,
     /// Whether each node hangs from the root, by node index.
@@ -84,6 +87,7 @@ impl<'a> Topology<'a> {
         let count = g.node_count();
         let mut kids = vec![Vec::new(); count];
         let mut models = vec![None; count];
+        let mut dev_facts = vec![(false, false); count];
         let mut parents = vec![None; count];
         for n in g.node_indices() {
             let mut v: Vec<_> = g
@@ -95,8 +99,16 @@ impl<'a> Topology<'a> {
                 parents[c.index()].get_or_insert(n);
             }
             kids[n.index()] = v;
-            if let Node::Ctrl(c) = g[n] {
-                models[n.index()] = cat.controller(&c.model);
+            match g[n] {
+                Node::Ctrl(c) => models[n.index()] = cat.controller(&c.model),
+                Node::Dev(d) => {
+                    let m = cat.device(&d.model);
+                    dev_facts[n.index()] = (
+                        m.map(|m| m.hotpluggable).unwrap_or(true),
+                        m.map(|m| m.io).unwrap_or(d.kind == BusKind::Pci),
+                    );
+                }
+                Node::Root => {}
             }
         }
         // Every node has at most one bus, so the nodes reachable from the root are exactly
@@ -117,6 +129,7 @@ impl<'a> Topology<'a> {
             cat,
             kids,
             models,
+            dev_facts,
             parents,
             reach,
             ctrls: plan.controllers.len(),
@@ -183,10 +196,10 @@ impl<'a> Topology<'a> {
     /// Whether the guest can hot-unplug the device at `n`: its bus allows it and QEMU can
     /// unplug its model at all.
     pub fn device_hotpluggable(&self, n: NodeIndex) -> bool {
-        let Node::Dev(d) = self.g[n] else {
+        if !matches!(self.g[n], Node::Dev(_)) {
             return false;
-        };
-        self.cat.model_hotpluggable(&d.model)
+        }
+        self.dev_facts[n.index()].0
             && self.parent(n).is_some_and(|p| self.bus_hotpluggable(p))
     }
 
@@ -257,7 +270,7 @@ impl<'a> Topology<'a> {
         let mut below = 0;
         for &(_, _, c) in self.kids(n) {
             match self.g[c] {
-                Node::Dev(d) => own_io |= self.cat.needs_io(&d.model, d.kind),
+                Node::Dev(_) => own_io |= self.dev_facts[c.index()].1,
                 Node::Ctrl(_) => below += self.io_windows(c),
                 Node::Root => {}
             }
