@@ -248,7 +248,7 @@ fn plan_xml(
     }
 }
 
-/// batch(requests, *, adopt=False, chunk=4096) -> Iterator[dict]
+/// batch(requests, *, adopt=False, chunk=512) -> Iterator[dict]
 ///
 /// Plans a fleet. `requests` is any iterable of requests (dicts or JSON strings: a list, a
 /// generator, an open JSON Lines file, `df.to_dict("records")`); the result is an iterator
