@@ -53,12 +53,13 @@ impl From<PyErr> for Error {
 
 type Result<T> = std::result::Result<T, Error>;
 
-/// Hashes a static string's address and length: the keys of the cache below are few and
-/// their addresses distinct, so this is all the hashing they need.
+/// A cheap hash for the caches below: static strings' addresses and lengths, and short
+/// value strings (none of it comes from an adversary that could aim for collisions: the
+/// values are a plan's own ids, models and bus names).
 #[derive(Default)]
-struct AddrHasher(u64);
+struct QuickHasher(u64);
 
-impl Hasher for AddrHasher {
+impl Hasher for QuickHasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -75,8 +76,15 @@ impl Hasher for AddrHasher {
 /// Python strings of static Rust strings (field names, enum words), made once each.
 pub struct Keys<'py> {
     py: Python<'py>,
-    made: HashMap<(usize, usize), Bound<'py, PyString>, BuildHasherDefault<AddrHasher>>,
+    made: HashMap<(usize, usize), Bound<'py, PyString>, BuildHasherDefault<QuickHasher>>,
+    /// Short value strings made so far: ids, models and bus names repeat across the
+    /// devices of a plan and the plans of a chunk, and a str is immutable, so one object
+    /// serves every place (fewer objects to make and to free).
+    values: HashMap<Box<str>, Bound<'py, PyString>, BuildHasherDefault<QuickHasher>>,
 }
+
+/// Value strings longer than this are made anew each time (names, messages).
+const SHARED_VALUE_LEN: usize = 24;
 
 impl<'py> Keys<'py> {
     /// An empty cache.
@@ -84,6 +92,7 @@ impl<'py> Keys<'py> {
         Keys {
             py,
             made: HashMap::default(),
+            values: HashMap::default(),
         }
     }
 
@@ -100,6 +109,19 @@ impl<'py> Keys<'py> {
             .entry((s.as_ptr() as usize, s.len()))
             .or_insert_with(|| PyString::intern(py, s))
             .clone()
+    }
+
+    /// The Python string of a value: shared when short.
+    fn value(&mut self, s: &str) -> Bound<'py, PyString> {
+        if s.len() > SHARED_VALUE_LEN {
+            return PyString::new(self.py, s);
+        }
+        if let Some(v) = self.values.get(s) {
+            return v.clone();
+        }
+        let v = PyString::new(self.py, s);
+        self.values.insert(s.into(), v.clone());
+        v
     }
 
     /// `value` as Python objects.
@@ -205,7 +227,7 @@ impl<'a, 'py> ser::Serializer for Builder<'a, 'py> {
         self.serialize_str(v.encode_utf8(&mut [0; 4]))
     }
     fn serialize_str(self, v: &str) -> Result<Self::Ok> {
-        Ok(PyString::new(self.keys.py, v).into_any())
+        Ok(self.keys.value(v).into_any())
     }
     fn serialize_bytes(self, _: &[u8]) -> Result<Self::Ok> {
         Err(Error::Unsupported("bytes"))
