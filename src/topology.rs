@@ -199,8 +199,7 @@ impl<'a> Topology<'a> {
         if !matches!(self.g[n], Node::Dev(_)) {
             return false;
         }
-        self.dev_facts[n.index()].0
-            && self.parent(n).is_some_and(|p| self.bus_hotpluggable(p))
+        self.dev_facts[n.index()].0 && self.parent(n).is_some_and(|p| self.bus_hotpluggable(p))
     }
 
     /// Ancestors, nearest first (stops at the root or on a cycle).

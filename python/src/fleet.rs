@@ -14,9 +14,9 @@ use std::io::{self, BufRead, Read};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Mutex;
 
-use pciplan::batch::{Batch, BatchOptions, Outcome};
 #[cfg(doc)]
 use pciplan::batch::DEFAULT_CHUNK;
+use pciplan::batch::{Batch, BatchOptions, Outcome};
 use pciplan::Request;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;

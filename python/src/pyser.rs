@@ -356,7 +356,9 @@ impl<'py> ser::SerializeMap for Fields<'_, 'py> {
         } else if key.is_exact_instance_of::<PyInt>() {
             key.str()?.into_any()
         } else {
-            return Err(Error::Unsupported("a map key that is not a string or an integer"));
+            return Err(Error::Unsupported(
+                "a map key that is not a string or an integer",
+            ));
         };
         self.key = Some(key);
         Ok(())

@@ -188,9 +188,27 @@ impl Placement {
         let base = region0(m, self.demand).cost();
         let d = self.demand;
         let moves = [
-            (Place::OffPort, Demand { off: d.off + 1, ..d }),
-            (Place::Port, Demand { any: d.any + 1, ..d }),
-            (Place::Bridge, Demand { bridged: d.bridged + 1, ..d }),
+            (
+                Place::OffPort,
+                Demand {
+                    off: d.off + 1,
+                    ..d
+                },
+            ),
+            (
+                Place::Port,
+                Demand {
+                    any: d.any + 1,
+                    ..d
+                },
+            ),
+            (
+                Place::Bridge,
+                Demand {
+                    bridged: d.bridged + 1,
+                    ..d
+                },
+            ),
         ];
         moves
             .iter()
@@ -253,7 +271,9 @@ pub(crate) fn settle(m: &Model) -> Option<Counts> {
     }
     let mut windows = 0u32;
     for (r, g) in m.regions.iter().enumerate() {
-        let w = p.io_bridged[r].saturating_sub(g.bridge_free_io).div_ceil(cap);
+        let w = p.io_bridged[r]
+            .saturating_sub(g.bridge_free_io)
+            .div_ceil(cap);
         if budgets.io_windows && w > bridges[r] + g.bridges_unwindowed {
             return None;
         }
@@ -323,8 +343,16 @@ mod tests {
             (0, 3) => ([true, false, true, false], false, true),
             (0, 4) => ([true, false, false, true], false, true),
             (_, 5) => ([false, true, false, false], true, false),
-            (_, 6) => ([false, false, false, true], false, region > 0 && rng.below(2) == 0),
-            _ => ([false, false, true, false], false, region > 0 && rng.below(2) == 0),
+            (_, 6) => (
+                [false, false, false, true],
+                false,
+                region > 0 && rng.below(2) == 0,
+            ),
+            _ => (
+                [false, false, true, false],
+                false,
+                region > 0 && rng.below(2) == 0,
+            ),
         };
         Class {
             region,
@@ -348,7 +376,11 @@ mod tests {
         let mut m = model(classes);
         m.regions = (0..nreg)
             .map(|r| {
-                let bridge_free = if rng.below(4) == 0 { 1 + rng.below(3) } else { 0 };
+                let bridge_free = if rng.below(4) == 0 {
+                    1 + rng.below(3)
+                } else {
+                    0
+                };
                 Region {
                     pxb_free: if r > 0 && rng.below(3) == 0 { 32 } else { 0 },
                     new_pxb: r > 0,
@@ -400,7 +432,10 @@ mod tests {
         }
         // The generator must exercise the settled path, the solver's, the slot budget and
         // free existing ports and bridge slots.
-        assert!(settled > tried / 5 && settled < tried, "{settled} of {tried}");
+        assert!(
+            settled > tried / 5 && settled < tried,
+            "{settled} of {tried}"
+        );
         let exercised = [budgeted, with_ports, with_slots];
         assert!(exercised.iter().all(|&n| n > 50), "{exercised:?}");
     }
@@ -415,7 +450,8 @@ mod tests {
         let mut m = model(vec![either]);
         m.regions[0].bridge_free = 1;
         assert!(settle(&m).is_none());
-        m.classes.push(class(1, [false, false, false, true], false, false));
+        m.classes
+            .push(class(1, [false, false, false, true], false, false));
         let c = settle(&m).expect("settles");
         assert_eq!((c.cost, c.placed[0]), (0, [2, 0, 0, 0]));
     }
@@ -427,7 +463,8 @@ mod tests {
         m.regions[0].free_off = 1;
         assert!(settle(&m).is_none());
         // An off unit that may only take a port takes the free one.
-        m.classes.push(class(1, [false, true, false, false], true, false));
+        m.classes
+            .push(class(1, [false, true, false, false], true, false));
         let c = settle(&m).expect("settles");
         assert_eq!((c.cost, c.root_ports, c.used_off[0]), (0, 0, 1));
     }
