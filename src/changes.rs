@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use petgraph::visit::NodeIndexable;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
+use crate::idmap::IdMap;
 use crate::plan::Plan;
 use crate::topology::{Node, Topology};
 
@@ -105,12 +107,13 @@ impl Identity {
 
 /// Bus numbers as the firmware gives them (R-BUSNR, G-ID): `pcie.0` is 0 and the buses
 /// below it count from 1 depth first in slot/function order; an expander's bus is its
-/// `bus_nr` and the buses below it count on from there.
-fn bus_numbers(t: &Topology) -> BTreeMap<petgraph::stable_graph::NodeIndex, u32> {
-    let mut out = BTreeMap::new();
-    out.insert(t.root, 0);
+/// `bus_nr` and the buses below it count on from there. By node index.
+fn bus_numbers(t: &Topology) -> Vec<Option<u32>> {
+    let nodes = t.g.node_bound();
+    let mut out = vec![None; nodes];
+    out[t.root.index()] = Some(0);
     let mut next_root = 1;
-    let mut next_in: BTreeMap<petgraph::stable_graph::NodeIndex, u32> = BTreeMap::new();
+    let mut next_in: Vec<Option<u32>> = vec![None; nodes];
     for n in t.descendants(t.root) {
         if !t.uses_bus_number(n) && t.bus_type(n) != Some("pxb") {
             continue;
@@ -118,20 +121,20 @@ fn bus_numbers(t: &Topology) -> BTreeMap<petgraph::stable_graph::NodeIndex, u32>
         if t.bus_type(n) == Some("pxb") {
             if let Node::Ctrl(c) = t.g[n] {
                 if let Some(nr) = c.bus_nr {
-                    out.insert(n, u32::from(nr));
-                    next_in.insert(n, u32::from(nr) + 1);
+                    out[n.index()] = Some(u32::from(nr));
+                    next_in[n.index()] = Some(u32::from(nr) + 1);
                 }
             }
             continue;
         }
         match t.expander_of(n) {
             None => {
-                out.insert(n, next_root);
+                out[n.index()] = Some(next_root);
                 next_root += 1;
             }
             Some(x) => {
-                if let Some(k) = next_in.get_mut(&x) {
-                    out.insert(n, *k);
+                if let Some(k) = next_in[x.index()].as_mut() {
+                    out[n.index()] = Some(*k);
                     *k += 1;
                 }
             }
@@ -140,10 +143,12 @@ fn bus_numbers(t: &Topology) -> BTreeMap<petgraph::stable_graph::NodeIndex, u32>
     out
 }
 
-/// Every device's identity in `plan`, whose topology is `t`, by id.
-fn identities(plan: &Plan, t: &Topology) -> BTreeMap<String, Identity> {
+/// Every device's identity in `plan`, whose topology is `t`, by id (the last device of an
+/// id counts).
+fn identities<'p>(plan: &'p Plan, t: &Topology) -> IdMap<&'p str, Identity> {
     let numbers = bus_numbers(t);
-    let mut out = BTreeMap::new();
+    let mut out = IdMap::default();
+    out.reserve(plan.devices.len());
     for d in &plan.devices {
         let Some(&n) = t.ids.get(d.id.as_str()) else {
             continue;
@@ -168,9 +173,9 @@ fn identities(plan: &Plan, t: &Topology) -> BTreeMap<String, Identity> {
         // Counted from the device up: the expander's element is the last one of those.
         let below_root = pxb_at.map_or(0, |k| path.len() - k + 1);
         path.reverse();
-        let bus = t.parent(n).and_then(|p| numbers.get(&p).copied());
+        let bus = t.parent(n).and_then(|p| numbers[p.index()]);
         out.insert(
-            d.id.clone(),
+            d.id.as_str(),
             Identity {
                 path,
                 bus,
@@ -194,12 +199,18 @@ pub(crate) fn changes(
 ) -> Vec<Change> {
     let old = identities(before, t_before);
     let new = identities(after, t_after);
+    // The first device of each id before.
+    let mut was_at: IdMap<&str, usize> = IdMap::default();
+    was_at.reserve(before.devices.len());
+    for (i, b) in before.devices.iter().enumerate() {
+        was_at.entry(b.id.as_str()).or_insert(i);
+    }
     let mut out = Vec::new();
     for d in &after.devices {
-        let (Some(o), Some(n)) = (old.get(&d.id), new.get(&d.id)) else {
+        let (Some(o), Some(n)) = (old.get(d.id.as_str()), new.get(d.id.as_str())) else {
             continue;
         };
-        let Some(was) = before.devices.iter().find(|b| b.id == d.id) else {
+        let Some(was) = was_at.get(d.id.as_str()).map(|&i| &before.devices[i]) else {
             continue;
         };
         // An unknown number (an expander without bus_nr before) is no change to count.

@@ -58,7 +58,19 @@ pub(crate) struct Topology<'a> {
 impl<'a> Topology<'a> {
     /// Builds the graph. Names that appear twice keep their first node.
     pub fn build(plan: &'a Plan, cat: &'a Catalog) -> Topology<'a> {
-        let nodes = 1 + plan.controllers.len() + plan.devices.len();
+        Self::build_of(plan, &plan.devices, cat)
+    }
+
+    /// The topology of `plan`'s controllers alone, as [`Topology::build`] gives it for the
+    /// same plan without devices (an adoption reads what the guest offers with every device
+    /// free from the existing guest's plan).
+    pub fn build_controllers(plan: &'a Plan, cat: &'a Catalog) -> Topology<'a> {
+        Self::build_of(plan, &[], cat)
+    }
+
+    /// [`Topology::build`] with `devices` in place of `plan.devices`.
+    fn build_of(plan: &'a Plan, devices: &'a [PlacedDevice], cat: &'a Catalog) -> Topology<'a> {
+        let nodes = 1 + plan.controllers.len() + devices.len();
         let mut g = StableDiGraph::with_capacity(nodes, nodes - 1);
         let root = g.add_node(Node::Root);
         let mut ids = IdMap::default();
@@ -70,7 +82,7 @@ impl<'a> Topology<'a> {
             ids.entry(c.id.as_str()).or_insert(n);
             members.push((n, c.bus.as_str(), c.slot, c.function));
         }
-        for d in &plan.devices {
+        for d in devices {
             let n = g.add_node(Node::Dev(d));
             ids.entry(d.id.as_str()).or_insert(n);
             members.push((n, d.bus.as_str(), d.slot, d.function));

@@ -91,7 +91,8 @@ struct Reader<'t, 'a> {
 }
 
 impl World {
-    /// Reads what the pinned plan `pinned`, whose topology is `t`, offers to `req`.
+    /// Reads what the pinned plan `pinned`, whose topology is `t`, offers to `req`. Of
+    /// `pinned` it reads the controllers alone (the devices are `t`'s).
     pub fn read(t: &Topology, pinned: &Plan, req: &Request, cat: &Catalog) -> World {
         let numas: BTreeSet<u32> = req
             .devices
@@ -293,23 +294,27 @@ impl<'t, 'a> Reader<'t, 'a> {
                 .count() as u32;
             upper.saturating_sub(nr + size) as usize
         });
-        let before = self.w.pxb_positions[r].len();
+        // The free positions in address order, as many as its range has room for (all
+        // without a bus_nr).
+        let cap = room.unwrap_or(usize::MAX);
+        let mut free = Vec::new();
         for s in m.bus.slots.min..=m.bus.slots.max {
+            if free.len() >= cap {
+                break;
+            }
             match occ.get(&s) {
-                None => (0..m.bus.functions)
-                    .for_each(|f| self.w.pxb_positions[r].push((c.id.clone(), s, f))),
-                Some(o) if self.aggregate_only(o) => {
-                    for f in 0..m.bus.functions {
-                        if !o.iter().any(|x| x.0 == f) {
-                            self.w.pxb_positions[r].push((c.id.clone(), s, f));
-                        }
-                    }
-                }
+                None => free.extend((0..m.bus.functions).map(|f| (s, f))),
+                Some(o) if self.aggregate_only(o) => free.extend(
+                    (0..m.bus.functions)
+                        .filter(|&f| !o.iter().any(|x| x.0 == f))
+                        .map(|f| (s, f)),
+                ),
                 Some(_) => {}
             }
         }
+        free.truncate(cap);
+        self.w.pxb_positions[r].extend(free.into_iter().map(|(s, f)| (c.id.clone(), s, f)));
         if let Some(room) = room {
-            self.w.pxb_positions[r].truncate(before + room);
             self.rooms.insert(n, room);
             self.w.capped_pxbs.insert(c.id.clone());
             if room > 0 {

@@ -62,9 +62,9 @@ impl Order<'_, '_> {
         self.t.expander_of(b)
     }
 
-    /// Existing units whose bus number changes when a new bus is plugged into bus `b` at
-    /// `slot.function`.
-    fn renumbered(&self, b: NodeIndex, slot: u8, function: u8) -> Vec<usize> {
+    /// The numbering domain of a new bus plugged into bus `b` at `slot.function`, and the
+    /// depth-first position from which the existing buses of that domain are renumbered.
+    fn from(&self, b: NodeIndex, slot: u8, function: u8) -> (Option<NodeIndex>, usize) {
         let t = self.t;
         let after_subtree = || match self.pos.get(&b) {
             Some(_) => self.end.get(b.index()).copied().unwrap_or(usize::MAX),
@@ -76,12 +76,27 @@ impl Order<'_, '_> {
             .find(|&&(s, f, _)| (s, f) > (slot, function))
             .and_then(|k| self.pos.get(&k.2).copied())
             .unwrap_or_else(after_subtree);
-        let domain = self.domain(b);
+        (self.domain(b), key)
+    }
+
+    /// Existing units whose bus number changes when a new bus is plugged into bus `b` at
+    /// `slot.function`.
+    fn renumbered(&self, b: NodeIndex, slot: u8, function: u8) -> Vec<usize> {
+        let (domain, key) = self.from(b, slot, function);
         self.anchors
             .iter()
             .filter(|&&(_, d, p)| d == domain && p >= key)
             .map(|&(u, _, _)| u)
             .collect()
+    }
+
+    /// Whether [`Order::renumbered`] is empty, without listing the units.
+    fn renumbers_nothing(&self, b: NodeIndex, slot: u8, function: u8) -> bool {
+        let (domain, key) = self.from(b, slot, function);
+        !self
+            .anchors
+            .iter()
+            .any(|&(_, d, p)| d == domain && p >= key)
     }
 }
 
@@ -133,26 +148,26 @@ impl Guard {
             .root_partial
             .iter()
             .copied()
-            .filter(|&(s, f)| o.renumbered(t.root, s, f).is_empty())
+            .filter(|&(s, f)| o.renumbers_nothing(t.root, s, f))
             .collect();
         let node = |id: &str| t.ids.get(id).copied();
         g.pxb_ok = w
             .pxb_positions
             .iter()
             .flatten()
-            .filter(|(b, s, f)| node(b).is_some_and(|n| o.renumbered(n, *s, *f).is_empty()))
+            .filter(|(b, s, f)| node(b).is_some_and(|n| o.renumbers_nothing(n, *s, *f)))
             .cloned()
             .collect();
         g.upstream_ok = w
             .upstream_slots
             .iter()
-            .filter(|(b, s)| node(b).is_some_and(|n| o.renumbered(n, *s, 0).is_empty()))
+            .filter(|(b, s)| node(b).is_some_and(|n| o.renumbers_nothing(n, *s, 0)))
             .cloned()
             .collect();
         g.endpoint_only = w
             .ports
             .iter()
-            .filter(|p| node(&p.id).is_some_and(|n| !o.renumbered(n, 0, 0).is_empty()))
+            .filter(|p| node(&p.id).is_some_and(|n| !o.renumbers_nothing(n, 0, 0)))
             .map(|p| p.id.clone())
             .collect();
         g
@@ -162,11 +177,23 @@ impl Guard {
     /// `pcie.0` slots for new root ports (late ones, then early ones latest first).
     pub fn apply(&self, w: &mut World) {
         w.root_partial.retain(|p| self.late_partial.contains(p));
+        // One key buffer for the lookups (the sets are keyed by owned names).
+        let mut key = (String::new(), 0, 0);
         for r in w.pxb_positions.iter_mut() {
-            r.retain(|(b, s, f)| self.pxb_ok.contains(&(b.clone(), *s, *f)));
+            r.retain(|(b, s, f)| {
+                key.0.clear();
+                key.0.push_str(b);
+                (key.1, key.2) = (*s, *f);
+                self.pxb_ok.contains(&key)
+            });
         }
-        w.upstream_slots
-            .retain(|(b, s)| self.upstream_ok.contains(&(b.clone(), *s)));
+        let mut key = (key.0, 0);
+        w.upstream_slots.retain(|(b, s)| {
+            key.0.clear();
+            key.0.push_str(b);
+            key.1 = *s;
+            self.upstream_ok.contains(&key)
+        });
         for p in w.ports.iter_mut() {
             p.endpoint_only |= self.endpoint_only.contains(&p.id);
         }

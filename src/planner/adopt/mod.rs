@@ -78,7 +78,7 @@ fn adopt_inner(req: &Request, cat: &Catalog, shortcut: bool) -> Result<Plan, Pla
     }
     // Step 2: every device free, and the soft pins.
     let free = unpinned(req);
-    let f = free_model(req, &free, cat, &t0)?;
+    let f = free_model(req, &free, cat, &before, &t0)?;
     // The natural decision (keep what can stay, set each port as its units need) is
     // proven optimal when it moves only what must move and renumbers nothing (see
     // `natural`); otherwise the adoption program decides.
@@ -407,16 +407,17 @@ struct Free {
 }
 
 /// Builds the model of `free` (the request without device addresses) with the soft pins of
-/// the existing guest `req`, whose topology is `t0`.
+/// the existing guest `req`, whose pinned plan is `before` and topology `t0`.
 fn free_model(
     req: &Request,
     free: &Request,
     cat: &Catalog,
+    before: &Plan,
     t0: &Topology,
 ) -> Result<Free, PlanError> {
-    // The controllers were validated with the existing guest.
-    let bare = pinned_plan(free, cat);
-    let tb = Topology::build(&bare, cat);
+    // The controllers were validated with the existing guest. With every device free, the
+    // pinned plan is `before`'s controllers alone (what the world reads of a plan).
+    let tb = Topology::build_controllers(before, cat);
     let units = units::units(free, cat)?;
     // A group with some members addressed and some not is refused as in a plain plan: its
     // slot is the unit's, and half of it is no address the guest has.
@@ -445,7 +446,7 @@ fn free_model(
             )));
         }
     }
-    let mut world = World::read(&tb, &bare, free, cat);
+    let mut world = World::read(&tb, before, free, cat);
     drop(tb);
     let old: Vec<usize> = (0..units.len())
         .filter(|&u| {
