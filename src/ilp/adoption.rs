@@ -262,6 +262,7 @@ impl Program<'_> {
             );
         }
         self.adopted_port_pools(&a, &v);
+        self.switch_ports(&a, &v);
         self.renumbering(&a, &v);
     }
 
@@ -325,6 +326,23 @@ impl Program<'_> {
                 self.add(Rule::BusNr, row);
             }
         }
+    }
+
+    /// R-SWITCH, G-ID: a new switch's upstream port is a new root or expander port, or a
+    /// freed existing port a bridge or switch may use (not one only an endpoint may use:
+    /// a switch there would renumber existing buses, or find no bus number).
+    fn switch_ports(&mut self, a: &Adopt, v: &AdoptVars) {
+        let Some(sw) = self.global.switches else {
+            return;
+        };
+        let open = sum(a
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.endpoint_only)
+            .map(|(i, _)| Expression::from(v.free_on[i]) + v.free_off[i]));
+        let row = constraint!(sw <= self.root.ports + ex(self.global.expander_ports) + open);
+        self.add(Rule::Switch, row);
     }
 
     /// G-ID: new root ports fill the slots after every existing port first; each earlier

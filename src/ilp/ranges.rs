@@ -143,6 +143,24 @@ impl Program<'_> {
             let row = constraint!(all - on_caps(r) <= elsewhere + f64::from(m.pxb_cap) * new_pxbs);
             self.add(Rule::Pxb, row);
         }
+        // R-SWITCH: a new switch's buses are budgeted in `pcie.0`'s range (`root_bus_room`),
+        // so its upstream port sits in that hierarchy or below an expander without a pinned
+        // range: a new root port, a port on an uncapped expander, or a free existing port a
+        // bridge may use there (never one of a pinned expander's: its range may not hold them).
+        if let Some(sw) = self.global.switches {
+            let capped_ports = sum(m
+                .caps
+                .iter()
+                .zip(&v.cap_ports)
+                .filter(|(c, _)| c.region == 0)
+                .map(|(_, p)| ex(*p)));
+            let existing: u32 = m.root_ports_free + m.float_ports.iter().sum::<u32>();
+            let row = constraint!(
+                sw <= self.root.ports + ex(self.global.expander_ports) - capped_ports
+                    + f64::from(existing)
+            );
+            self.add(Rule::Switch, row);
+        }
         let Some(root) = v.root_bridges else { return };
         let bridges = sum(self.regions.iter().map(|g| ex(g.bridges)));
         let placed = Expression::from(root)
