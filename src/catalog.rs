@@ -18,6 +18,28 @@ use crate::request::Firmware;
 /// The catalog shipped with pciplan for the `q35` machine.
 pub const Q35_JSON: &str = include_str!("../models/q35.json");
 
+/// The catalog shipped with pciplan for the `pc` (i440fx) machine.
+pub const PC_JSON: &str = include_str!("../models/pc.json");
+
+/// How a machine's buses are laid out, which decides the planner that plans it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// A PCI Express root bus with root ports, switches, `pcie-pci-bridge`s and expanders
+    /// (q35; aarch64 `virt` is the same without the chipset slot).
+    #[default]
+    Pcie,
+    /// A conventional PCI root bus whose slots are hot-pluggable as a whole (one switch per
+    /// guest) and `pci-bridge`s whose slots always are (`pc`, rules PC-ROOT, PC-ROOT-HP).
+    PciRoot,
+}
+
+impl Layout {
+    fn is_pcie(&self) -> bool {
+        *self == Layout::Pcie
+    }
+}
+
 /// Whether an endpoint is a PCI Express or a conventional PCI device (rule D-KIND).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -95,8 +117,12 @@ pub struct RootBus {
     pub reserved_slots: Vec<u8>,
     /// Categories of devices it accepts.
     pub accepts: Vec<String>,
-    /// Whether devices on it can be hot-unplugged.
+    /// Whether devices on it can be hot-unplugged (the machine's default).
     pub hotpluggable: bool,
+    /// The QEMU `-global` property that turns hotplug of the whole root bus off, where the
+    /// machine has one (`pc`: `PIIX4_PM.acpi-root-pci-hotplug`, rule PC-ROOT-HP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hotplug_switch: Option<String>,
     /// Rule ids.
     pub rules: Vec<Rule>,
 }
@@ -263,6 +289,9 @@ pub struct Catalog {
     /// Description.
     #[serde(default)]
     pub description: String,
+    /// The bus layout, which decides how the machine is planned (`pcie` when absent).
+    #[serde(default, skip_serializing_if = "Layout::is_pcie")]
+    pub layout: Layout,
     /// Root bus.
     pub root: RootBus,
     /// Bus numbers.
@@ -281,6 +310,8 @@ pub(crate) const CLASS_UPSTREAM: &str = "switch-upstream";
 pub(crate) const CLASS_DOWNSTREAM: &str = "switch-downstream";
 pub(crate) const CLASS_BRIDGE: &str = "pcie-pci-bridge";
 pub(crate) const CLASS_PXB: &str = "pxb";
+/// The conventional `pci-bridge` class, which the `pci-root` layout adds (PC-BRIDGE).
+pub(crate) const CLASS_PCI_BRIDGE: &str = "pci-bridge";
 
 impl Catalog {
     /// The embedded q35 catalog (parsed once).
@@ -311,14 +342,27 @@ impl Catalog {
         Catalog::from_json(&text)
     }
 
-    /// Looks up a catalog by machine name (`q35`, `pc-q35-*`).
+    /// The embedded `pc` (i440fx) catalog (parsed once).
+    pub fn pc() -> &'static Catalog {
+        static PC: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+        PC.get_or_init(|| match Catalog::from_json(PC_JSON) {
+            Ok(c) => c,
+            // The embedded catalog is checked by a unit test; parsing cannot fail at run time.
+            Err(e) => unreachable!("embedded catalog is invalid: {e}"),
+        })
+    }
+
+    /// Looks up a catalog by machine name: `q35` and `pc-q35-*` (q35), `pc` and
+    /// `pc-i440fx-*` (i440fx); anything else is an error naming the `machine` field.
     pub fn for_machine(machine: &str) -> Result<&'static Catalog, InputError> {
         if machine == "q35" || machine.starts_with("pc-q35-") {
             Ok(Catalog::q35())
+        } else if machine == "pc" || machine.starts_with("pc-i440fx-") {
+            Ok(Catalog::pc())
         } else {
             Err(InputError::new(
                 "machine",
-                format!("unsupported machine '{machine}': pciplan plans q35 guests (machine 'q35' or 'pc-q35-*')"),
+                format!("unsupported machine '{machine}': pciplan plans q35 ('q35', 'pc-q35-*') and i440fx ('pc', 'pc-i440fx-*') guests"),
             ))
         }
     }
@@ -381,13 +425,17 @@ impl Catalog {
     /// [`Catalog::validate`] and again before each plan (cheap), so that a catalog changed in
     /// code after it was read is refused, not a panic.
     pub(crate) fn planner_classes(&self) -> Result<(), InputError> {
-        for class in [
-            CLASS_ROOT_PORT,
-            CLASS_UPSTREAM,
-            CLASS_DOWNSTREAM,
-            CLASS_BRIDGE,
-            CLASS_PXB,
-        ] {
+        let classes: &[&str] = match self.layout {
+            Layout::Pcie => &[
+                CLASS_ROOT_PORT,
+                CLASS_UPSTREAM,
+                CLASS_DOWNSTREAM,
+                CLASS_BRIDGE,
+                CLASS_PXB,
+            ],
+            Layout::PciRoot => &[CLASS_PCI_BRIDGE],
+        };
+        for &class in classes {
             if self.adder(class).is_none() {
                 return Err(InputError::new(
                     "catalog",
@@ -396,6 +444,18 @@ impl Catalog {
             }
         }
         Ok(())
+    }
+
+    /// [`Catalog::planner_classes`], and that the q35 planner plans this layout: a `pci-root`
+    /// catalog is planned by the `pc` planner, never by the one for PCI Express layouts.
+    pub(crate) fn pcie_planner(&self) -> Result<(), InputError> {
+        if self.layout != Layout::Pcie {
+            return Err(InputError::new(
+                "machine",
+                format!("the {} catalog has a conventional PCI root bus; this planner plans PCI Express machines", self.machine),
+            ));
+        }
+        self.planner_classes()
     }
 
     pub(crate) fn adder_or_internal(&self, class: &str) -> &ControllerModel {
@@ -492,9 +552,35 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_machine() {
-        let e = Catalog::for_machine("pc-i440fx-7.2").unwrap_err();
-        assert!(e.to_string().contains("unsupported machine"));
-        assert!(Catalog::for_machine("pc-q35-7.2").is_ok());
+    fn machines_select_their_catalog() {
+        let e = Catalog::for_machine("virt").unwrap_err();
+        assert!(e.to_string().contains("unsupported machine 'virt'"), "{e}");
+        assert_eq!(e.field, "machine");
+        assert_eq!(Catalog::for_machine("pc-q35-7.2").unwrap().machine, "q35");
+        assert_eq!(Catalog::for_machine("q35").unwrap().machine, "q35");
+        for m in ["pc", "pc-i440fx-7.2"] {
+            assert_eq!(Catalog::for_machine(m).unwrap().machine, "pc", "{m}");
+        }
+        // "pc-q35" is not "pc", nor is a name that merely starts with it.
+        assert!(Catalog::for_machine("pcx").is_err());
+    }
+
+    #[test]
+    fn embedded_pc_catalog() {
+        let c = Catalog::from_json(PC_JSON).unwrap();
+        assert_eq!(c.layout, Layout::PciRoot);
+        assert_eq!(c.root.bus, "pci.0");
+        assert_eq!(c.root_free_slots(), (2..=31).collect::<Vec<u8>>());
+        assert!(c.root.hotpluggable);
+        assert_eq!(
+            c.root.hotplug_switch.as_deref(),
+            Some("PIIX4_PM.acpi-root-pci-hotplug")
+        );
+        assert_eq!(c.adder(CLASS_PCI_BRIDGE).unwrap().qemu, "pci-bridge");
+        assert!(c.controller("pcie-root-port").is_none());
+        assert!(c.devices.len() >= 60);
+        // The q35 catalog's serialised form has no field the pc one added.
+        let q = serde_json::to_string(Catalog::q35()).unwrap();
+        assert!(!q.contains("layout") && !q.contains("hotplug_switch"));
     }
 }

@@ -37,7 +37,7 @@ mod topology;
 mod validate;
 pub mod whatif;
 
-pub use catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl};
+pub use catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl, Layout};
 pub use changes::{fixes, summary, Change, ChangeKind, Seen};
 pub use error::{Cause, Explanation, InputError, PlanError, Violation};
 pub use plan::{PlacedController, PlacedDevice, Plan};

@@ -105,6 +105,16 @@ rules! {
     Adopt = "O-ADOPT",
     /// Equal-cost plans are chosen deterministically.
     Tie = "O-TIE",
+    /// `pc`: the root bus `pci.0`, its reserved slots 0 and 1 (PIIX3), endpoints on 2..31.
+    PcRoot = "PC-ROOT",
+    /// `pc`: hotplug of the whole root bus is one switch per guest.
+    PcRootHp = "PC-ROOT-HP",
+    /// `pc`: a `pci-bridge` provides slots 1..31, always hot-pluggable.
+    PcBridge = "PC-BRIDGE",
+    /// `pc`: `off` devices on `pci.0` with root hotplug off, `on` devices then on bridges.
+    PcMix = "PC-MIX",
+    /// `pc`: NUMA placement is out of scope.
+    PcNuma = "PC-NUMA",
 }
 
 impl fmt::Display for Rule {

@@ -77,13 +77,19 @@ fn invalid_unknown_model_names_device_and_rule() {
 #[test]
 fn invalid_machine() {
     let mut r = req(r#"{"devices":[]}"#);
-    r.machine = "pc-i440fx-7.2".into();
+    r.machine = "isapc".into();
     let e = plan(&r).unwrap_err();
     assert_eq!((e.exit_code(), e.kind()), (2, "invalid"));
     assert!(
-        e.to_string().contains("pc-i440fx-7.2") && e.to_string().contains("q35"),
+        e.to_string().contains("isapc")
+            && e.to_string().contains("q35")
+            && e.to_string().contains("pc-i440fx-*"),
         "{e}"
     );
+    let PlanError::Invalid(i) = e else {
+        unreachable!()
+    };
+    assert_eq!(i.field, "machine");
 }
 
 #[test]

@@ -80,11 +80,11 @@ fn libvirt_format_needs_xml_and_q35() {
     let o = run(&["plan", "-", "--format", "libvirt"], Some(json));
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("needs a libvirt domain XML"));
-    let pc = "<domain type='qemu'><name>x</name><os><type machine='pc-i440fx-7.2'>hvm</type></os><devices/></domain>";
+    let pc = "<domain type='qemu'><name>x</name><os><type machine='isapc'>hvm</type></os><devices/></domain>";
     let o = run(&["plan", "-", "--format", "libvirt"], Some(pc));
     assert_eq!(o.code, 2);
     assert!(
-        o.stderr.contains("unsupported machine 'pc-i440fx-7.2'"),
+        o.stderr.contains("unsupported machine 'isapc'"),
         "{}",
         o.stderr
     );

@@ -131,7 +131,7 @@ struct Prepared {
 /// models, pins on the pins' topology), units, what that topology offers, the class model,
 /// and the prechecks for classes with no allowed place.
 fn prepare(req: &Request, cat: &Catalog) -> Result<Prepared, PlanError> {
-    cat.planner_classes()?;
+    cat.pcie_planner()?;
     req.check_shape()?;
     req.check_models(cat)?;
     let pinned = pinned_plan(req, cat);

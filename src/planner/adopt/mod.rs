@@ -63,7 +63,7 @@ pub fn adopt_by_program(req: &Request, cat: &Catalog) -> Result<Plan, PlanError>
 }
 
 fn adopt_inner(req: &Request, cat: &Catalog, shortcut: bool) -> Result<Plan, PlanError> {
-    cat.planner_classes()?;
+    cat.pcie_planner()?;
     req.check_shape()?;
     req.check_models(cat)?;
     // Step 1: the existing guest, as addresses go.
