@@ -408,8 +408,10 @@ pub struct Batch<R> {
     bytes_read: u64,
     ready: VecDeque<Outcome>,
     done: bool,
-    /// Bytes of the last chunk (the next one's buffer starts that large).
-    chunk_bytes: usize,
+    /// The chunk's lines end to end, kept from chunk to chunk: a fresh buffer of a chunk's
+    /// size (megabytes) costs the kernel zeroing new pages on every chunk, while the other
+    /// threads wait for the lines.
+    text: Vec<u8>,
 }
 
 impl<R: BufRead> Batch<R> {
@@ -424,7 +426,7 @@ impl<R: BufRead> Batch<R> {
             bytes_read: 0,
             ready: VecDeque::new(),
             done: false,
-            chunk_bytes: 0,
+            text: Vec::new(),
         }
     }
 
@@ -503,7 +505,8 @@ impl<R: BufRead> Batch<R> {
             return Ok(None);
         }
         // The chunk's lines end to end in one buffer: (line number, start, end) each.
-        let mut text: Vec<u8> = Vec::with_capacity(self.chunk_bytes);
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
         let mut lines: Vec<(u64, usize, usize)> = Vec::with_capacity(self.opts.chunk.min(65_536));
         while lines.len() < self.opts.chunk.max(1) {
             let line = self.next_line;
@@ -533,8 +536,8 @@ impl<R: BufRead> Batch<R> {
                 lines.push((line, start, text.len()));
             }
         }
-        self.chunk_bytes = text.len();
         if lines.is_empty() {
+            self.text = text;
             return Ok(if self.done { None } else { Some(Vec::new()) });
         }
         let catalog = self.opts.catalog.as_deref();
@@ -549,6 +552,7 @@ impl<R: BufRead> Batch<R> {
                 f(plan_line(line, t, catalog, cache, render, adopt))
             })
             .collect();
+        self.text = text;
         Ok(Some(out))
     }
 }

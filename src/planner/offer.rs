@@ -77,8 +77,28 @@ pub(crate) struct World {
     pub pack_beside: Vec<(u8, u8)>,
 }
 
-/// The devices and functions plugged into each slot of a bus.
-type Occupied = BTreeMap<u8, Vec<(u8, NodeIndex)>>;
+/// What is plugged into a bus: its children as (slot, function, node), sorted by address
+/// (`Topology::kids`), read slot by slot.
+struct Occupied<'t>(&'t [(u8, u8, NodeIndex)]);
+
+impl<'t> Occupied<'t> {
+    /// What is plugged into slot `s`, by function; `None` when nothing is.
+    fn get(&self, s: u8) -> Option<&'t [(u8, u8, NodeIndex)]> {
+        let from = self.0.partition_point(|k| k.0 < s);
+        let to = from + self.0[from..].partition_point(|k| k.0 == s);
+        (to > from).then(|| &self.0[from..to])
+    }
+
+    /// Whether anything is plugged into slot `s`.
+    fn contains_key(&self, s: u8) -> bool {
+        self.get(s).is_some()
+    }
+
+    /// Whether nothing is plugged into the bus.
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// A reader of one pinned topology.
 struct Reader<'t, 'a> {
@@ -141,18 +161,14 @@ impl World {
 }
 
 impl<'t, 'a> Reader<'t, 'a> {
-    fn occupied(&self, p: NodeIndex) -> Occupied {
-        let mut m: Occupied = BTreeMap::new();
-        for (s, f, c) in self.t.children(p) {
-            m.entry(s).or_default().push((f, c));
-        }
-        m
+    fn occupied(&self, p: NodeIndex) -> Occupied<'t> {
+        Occupied(self.t.kids(p))
     }
 
     /// Whether a slot holds only controllers that share slots as functions (root ports).
-    fn aggregate_only(&self, occ: &[(u8, NodeIndex)]) -> bool {
+    fn aggregate_only(&self, occ: &[(u8, u8, NodeIndex)]) -> bool {
         occ.iter()
-            .all(|&(_, c)| self.t.model(c).map(|m| m.aggregate).unwrap_or(false))
+            .all(|&(_, _, c)| self.t.model(c).map(|m| m.aggregate).unwrap_or(false))
     }
 
     /// Free slots and root-port functions of `pcie.0`, and the endpoints pinned there.
@@ -160,17 +176,17 @@ impl<'t, 'a> Reader<'t, 'a> {
         let t = self.t;
         let root_occ = self.occupied(t.root);
         for s in self.cat.root_free_slots() {
-            match root_occ.get(&s) {
+            match root_occ.get(s) {
                 None => self.w.root_free.push(s),
                 Some(occ) if self.aggregate_only(occ) => {
                     for f in 0..self.cat.root.functions {
-                        if !occ.iter().any(|o| o.0 == f) {
+                        if !occ.iter().any(|o| o.1 == f) {
                             self.w.root_partial.push((s, f));
                         }
                     }
                 }
                 Some(occ) => {
-                    for &(_, c) in occ {
+                    for &(_, _, c) in occ {
                         if let Node::Dev(d) = t.g[c] {
                             self.w
                                 .root_pins
@@ -221,7 +237,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                 "pxb" => self.expander(n, c, m, &occ),
                 "switch" => {
                     for s in m.bus.slots.min..=m.bus.slots.max {
-                        if !occ.contains_key(&s) {
+                        if !occ.contains_key(s) {
                             self.w.upstream_slots.push((c.id.clone(), s));
                         }
                     }
@@ -268,7 +284,7 @@ impl<'t, 'a> Reader<'t, 'a> {
         n: NodeIndex,
         c: &PlacedController,
         m: &ControllerModel,
-        occ: &Occupied,
+        occ: &Occupied<'t>,
     ) {
         let t = self.t;
         let r = self.w.region_of_numa(c.numa_node);
@@ -302,11 +318,11 @@ impl<'t, 'a> Reader<'t, 'a> {
             if free.len() >= cap {
                 break;
             }
-            match occ.get(&s) {
+            match occ.get(s) {
                 None => free.extend((0..m.bus.functions).map(|f| (s, f))),
                 Some(o) if self.aggregate_only(o) => free.extend(
                     (0..m.bus.functions)
-                        .filter(|&f| !o.iter().any(|x| x.0 == f))
+                        .filter(|&f| !o.iter().any(|x| x.1 == f))
                         .map(|f| (s, f)),
                 ),
                 Some(_) => {}
@@ -326,13 +342,19 @@ impl<'t, 'a> Reader<'t, 'a> {
     /// A hot-pluggable bridge: its free slots. R-IO: a bridge with I/O devices below already
     /// has its window, and its slots come first (units with I/O BARs fill them); one without
     /// takes a new window when a device with I/O BARs joins it.
-    fn bridge(&mut self, n: NodeIndex, c: &PlacedController, m: &ControllerModel, occ: &Occupied) {
+    fn bridge(
+        &mut self,
+        n: NodeIndex,
+        c: &PlacedController,
+        m: &ControllerModel,
+        occ: &Occupied<'t>,
+    ) {
         let region = self.region(n);
         let w = &mut self.w;
         let windowed = self.t.io_windows(n) > 0;
         let before = w.bridge_slots[region].len();
         for s in m.bus.slots.min..=m.bus.slots.max {
-            if !occ.contains_key(&s) {
+            if !occ.contains_key(s) {
                 w.bridge_slots[region].push((c.id.clone(), s));
             }
         }

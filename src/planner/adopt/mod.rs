@@ -113,7 +113,7 @@ fn adopt_inner(req: &Request, cat: &Catalog, shortcut: bool) -> Result<Plan, Pla
     };
     // Step 3: what stays is pinned, the ports are set; assign the rest from the counts.
     let kept = kept_request(req, &f, &d);
-    let kept_plan = pinned_plan(&kept, cat);
+    let kept_plan = kept_plan(req, cat, &before, &kept, &f, &d);
     let tk = Topology::build(&kept_plan, cat);
     let kept_units = kept_units(&f, &d);
     let kept_class: Vec<Option<usize>> = kept_units
@@ -230,7 +230,7 @@ fn plan_natural(
     t0: &Topology,
 ) -> Result<Option<Plan>, PlanError> {
     let kept = kept_request(req, f, d);
-    let kept_plan = pinned_plan(&kept, cat);
+    let kept_plan = kept_plan(req, cat, before, &kept, f, d);
     let tk = Topology::build(&kept_plan, cat);
     let kept_units = kept_units(f, d);
     let mut world = World::read(&tk, &kept_plan, &kept, cat);
@@ -314,6 +314,46 @@ fn free_ports_left(plan: &Plan, cat: &Catalog) -> bool {
             && !plan.devices.iter().any(|d| d.bus == c.id)
             && !plan.controllers.iter().any(|x| x.bus == c.id)
     })
+}
+
+/// The pinned plan of [`kept_request`] (`pinned_plan(kept)`), made from the existing
+/// guest's pinned plan `before` (`pinned_plan(req)`): the devices `d` moves dropped and the
+/// ports it flips set. Copying `before` skips the catalog lookups of a plan made anew.
+fn kept_plan(
+    req: &Request,
+    cat: &Catalog,
+    before: &Plan,
+    kept: &Request,
+    f: &Free,
+    d: &Decision,
+) -> Plan {
+    let mut moved = vec![false; req.devices.len()];
+    for (k, &u) in f.old.iter().enumerate() {
+        if !d.keep[k] {
+            for &i in &f.units[u].devs {
+                moved[i] = true;
+            }
+        }
+    }
+    let mut plan = before.clone();
+    // `before.devices` are the request's addressed devices, in request order.
+    let mut stays = req
+        .devices
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.address.is_some())
+        .map(|(i, _)| !moved[i]);
+    plan.devices.retain(|_| stays.next().unwrap_or(true));
+    // `before.controllers` are the request's, in order; a port set takes `Some` either way.
+    for (p, fp) in f.world.ports.iter().enumerate() {
+        if d.on[p] != fp.hotplug {
+            if let Some(c) = plan.controllers.iter_mut().find(|c| c.id == fp.id) {
+                c.hotplug = Some(d.on[p]);
+            }
+        }
+    }
+    debug_assert_eq!(plan, pinned_plan(kept, cat));
+    plan
 }
 
 /// The free guest's units with those `d` keeps pinned: the units of [`kept_request`].
