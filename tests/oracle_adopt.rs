@@ -728,12 +728,11 @@ fn switch_on_an_endpoint_only_port() {
     SWITCH_ON_AN_ENDPOINT_ONLY_PORT.check();
 }
 
-/// The program on purpose (docs/ilp.md): a NUMA expander lends a `hotplug=off` port to
-/// units without a NUMA node only while none of its free ones is endpoint-only (the
-/// counting rows do not track which lent port serves a bridge). Here that costs: `d4`
-/// (now `off`, `integrated`) must leave `rp3`, every `pcie.0` slot is taken, and the
-/// minimum swaps it with `d0` (`any`), which takes `rp3` (the last bus of `pxb1`'s range,
-/// endpoint-only): (2, 0, 0). Adoption adds an expander and a root port for `d0`: (3, 2, 0).
+/// A NUMA expander lends its endpoint-only ports too (libvirt gives an expander a bus_nr
+/// range its ports fill exactly, so every free port on it is endpoint-only): `d4` (now
+/// `off`, `integrated`) must leave `rp3`, every `pcie.0` slot is taken, and the minimum
+/// swaps it with `d0` (`any`), which takes `rp3` (the last bus of `pxb1`'s range):
+/// (2, 0, 0). Adoption added an expander and a root port for `d0`: (3, 2, 0).
 const LENT_ENDPOINT_ONLY_OFF_PORT: Open = Open {
     slots: 3,
     bus_max: 255,
@@ -751,10 +750,46 @@ const LENT_ENDPOINT_ONLY_OFF_PORT: Open = Open {
     min: (2, 0, 0),
 };
 
+/// Was conservative (found by the strict random comparison): endpoint-only ports are lent.
 #[test]
-#[ignore]
-fn conservative_lent_endpoint_only_off_port() {
+fn lent_endpoint_only_off_port() {
     LENT_ENDPOINT_ONLY_OFF_PORT.check();
+}
+
+/// An empty hot-pluggable port at the end of a NUMA expander's full range flips off for a
+/// device without a NUMA node: `d2` (now `off`, strategy `port`) leaves `pcie.0` for `rp3`,
+/// flipped: (1, 0, 1). Adoption added a `hotplug=off` root port: (1, 1, 0).
+const FLIP_A_LENT_ENDPOINT_ONLY_PORT: Open = Open {
+    slots: 2,
+    bus_max: 255,
+    io: None,
+    guest: r#"{"machine":"q35","policy":{"default_hotplug":"on","spare_ports":0,"hotplug_off":"port","pack_integrated":false},"devices":[{"id":"d0","model":"virtio-net-pci","numa_node":0,"address":{"bus":"rp1","slot":0}},{"id":"d1","model":"virtio-net-pci","group":"g1","address":{"bus":"rp2","slot":0}},{"id":"d2","model":"virtio-net-pci","hotplug":"off","address":{"bus":"pcie.0","slot":1}}],"controllers":[{"id":"pxb1","model":"pxb-pcie","address":{"bus":"pcie.0","slot":2},"bus_nr":252,"numa_node":0},{"id":"rp1","model":"pcie-root-port","hotplug":true,"address":{"bus":"pxb1","slot":0},"chassis":1},{"id":"rp2","model":"pcie-root-port","hotplug":true,"address":{"bus":"pxb1","slot":0,"function":1},"chassis":2},{"id":"rp3","model":"pcie-root-port","hotplug":true,"address":{"bus":"pxb1","slot":0,"function":2},"chassis":3}]}"#,
+    min: (1, 0, 1),
+};
+
+/// Was open (found by the strict random comparison): a lent endpoint-only port may flip.
+#[test]
+fn flip_a_lent_endpoint_only_port() {
+    FLIP_A_LENT_ENDPOINT_ONLY_PORT.check();
+}
+
+/// A conventional device without a NUMA node may take a free slot of a NUMA node's
+/// existing bridge: `d2` (now `on`) leaves slot 1 for a new root port there, and `d3`
+/// (function 1 of that slot, R-FUNC) moves to `br1` below `pxb1`: (2, 1, 0). Adoption
+/// could host it only on bridges of NUMA nodes with conventional devices of their own, and
+/// added a root port and a bridge more: (2, 3, 0).
+const HOSTED_ON_AN_EXISTING_NUMA_BRIDGE: Open = Open {
+    slots: 2,
+    bus_max: 255,
+    io: None,
+    guest: r#"{"machine":"q35","policy":{"default_hotplug":"on","spare_ports":0,"hotplug_off":"integrated","pack_integrated":true},"devices":[{"id":"d0","model":"virtio-net-pci","hotplug":"any","numa_node":0,"address":{"bus":"rp1","slot":0}},{"id":"d1","model":"rtl8139","address":{"bus":"br1","slot":1}},{"id":"d2","model":"virtio-net-pci","address":{"bus":"pcie.0","slot":1}},{"id":"d3","model":"e1000","hotplug":"any","address":{"bus":"pcie.0","slot":1,"function":1}}],"controllers":[{"id":"pxb1","model":"pxb-pcie","address":{"bus":"pcie.0","slot":2},"bus_nr":252,"numa_node":0},{"id":"rp1","model":"pcie-root-port","hotplug":false,"address":{"bus":"pxb1","slot":0},"chassis":1},{"id":"rp2","model":"pcie-root-port","hotplug":true,"address":{"bus":"pxb1","slot":0,"function":1},"chassis":2},{"id":"br1","model":"pcie-pci-bridge","address":{"bus":"rp2","slot":0}}]}"#,
+    min: (2, 1, 0),
+};
+
+/// Was open (found by the strict random comparison).
+#[test]
+fn hosted_on_an_existing_numa_bridge() {
+    HOSTED_ON_AN_EXISTING_NUMA_BRIDGE.check();
 }
 
 /// A new root port goes where it renumbers nothing: `n` must become hot-pluggable and
@@ -805,8 +840,10 @@ fn spare_by_a_flip() {
     SPARE_BY_A_FLIP.check();
 }
 
-const OPEN: [&Open; 10] = [
+const OPEN: [&Open; 12] = [
     &SPARE_BY_A_FLIP,
+    &FLIP_A_LENT_ENDPOINT_ONLY_PORT,
+    &HOSTED_ON_AN_EXISTING_NUMA_BRIDGE,
     &SWITCH_ON_AN_ENDPOINT_ONLY_PORT,
     &LENT_ENDPOINT_ONLY_OFF_PORT,
     &BRIDGE_BEFORE_A_KEPT_DEVICE,

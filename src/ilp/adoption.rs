@@ -287,6 +287,37 @@ impl Program<'_> {
                 let row = constraint!(ex(g.used_off) + ex(g.lent_off) <= in_r(&v.free_off));
                 self.add(Rule::Adopt, row);
             }
+            // Lent ports only an endpoint may use are among the freed ones of that kind.
+            let eo_in_r = |f: &[Variable]| -> Expression {
+                sum(a
+                    .ports
+                    .iter()
+                    .zip(f)
+                    .filter(|(p, _)| p.region == r && p.endpoint_only)
+                    .map(|(_, &x)| x.into()))
+            };
+            if let Some(eo) = g.lent_on_eo {
+                self.add(Rule::BusNr, constraint!(eo <= eo_in_r(&v.free_on)));
+            }
+            if let Some(eo) = g.lent_off_eo {
+                self.add(Rule::BusNr, constraint!(eo <= eo_in_r(&v.free_off)));
+            }
+            // Open ports a NUMA region lends are not there for its own bridges or units.
+            let lent_open = |all: Option<Variable>, eo: Option<Variable>| -> Expression {
+                if eo.is_some() {
+                    ex(all) - ex(eo)
+                } else {
+                    Expression::from(0.0)
+                }
+            };
+            let (open_on_lent, open_off_lent) = if r > 0 {
+                (
+                    lent_open(g.lent_on, g.lent_on_eo),
+                    lent_open(g.lent_off, g.lent_off_eo),
+                )
+            } else {
+                (Expression::from(0.0), Expression::from(0.0))
+            };
             // A bridge or switch on an existing port needs one that renumbers nothing
             // (not endpoint-only); units and spares take any.
             let usable: Expression = sum(a
@@ -300,7 +331,8 @@ impl Program<'_> {
             let spare = if r == 0 { f64::from(self.m.spare) } else { 0.0 };
             let used = self.used_on(r) + self.used_off(r);
             if g.used_on.is_some() || g.used_off.is_some() {
-                let row = constraint!(used <= units + spare + usable);
+                let lent = open_on_lent.clone() + open_off_lent.clone();
+                let row = constraint!(used + lent <= units + spare + usable);
                 self.add(Rule::BusNr, row);
             }
             // The same per flavour: a port only an endpoint may use serves, hot-pluggable,
@@ -315,14 +347,17 @@ impl Program<'_> {
             };
             if g.used_on.is_some() || (r == 0 && self.regions.iter().any(|x| x.lent_on.is_some())) {
                 let on_units = self.placed_in(r, Place::Port, |c| !c.off);
-                let row = constraint!(self.used_on(r) <= on_units + spare + open(&v.free_on));
+                let row = constraint!(
+                    self.used_on(r) + open_on_lent <= on_units + spare + open(&v.free_on)
+                );
                 self.add(Rule::BusNr, row);
             }
             if g.used_off.is_some() || (r == 0 && self.regions.iter().any(|x| x.lent_off.is_some()))
             {
                 let endpoints = self.placed_in(r, Place::OffPort, |c| c.off)
                     + self.placed_in(r, Place::Port, |c| c.any);
-                let row = constraint!(self.used_off(r) <= endpoints + open(&v.free_off));
+                let row =
+                    constraint!(self.used_off(r) + open_off_lent <= endpoints + open(&v.free_off));
                 self.add(Rule::BusNr, row);
             }
         }

@@ -226,8 +226,10 @@ pub(crate) fn settle(m: &Model) -> Option<Counts> {
         || m.root_bus_room < m.bus_max
         || !m.caps.is_empty()
         || m.regions.iter().skip(1).any(numa_free)
-        // Conventional units of region 0 could fill a NUMA node's bridges (`hosted`).
-        || ((1..nreg).any(|r| m.has_bridge(r)) && m.has_bridge(0))
+        // Conventional units of region 0 could fill a NUMA node's bridges, new or
+        // existing (`hosted`).
+        || ((1..nreg).any(|r| m.has_bridge(r) || m.regions[r].bridge_free > 0)
+            && m.has_bridge(0))
     {
         return None;
     }

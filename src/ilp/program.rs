@@ -77,6 +77,11 @@ pub(super) struct RegionVars {
     pub lent_on: Option<Variable>,
     /// Existing free `hotplug=off` ports lent to region 0.
     pub lent_off: Option<Variable>,
+    /// Of `lent_on`, ports only an endpoint may use (R-BUSNR, G-ID): region 0 gives them
+    /// to units or keeps them as spares.
+    pub lent_on_eo: Option<Variable>,
+    /// Of `lent_off`, ports only an endpoint may use.
+    pub lent_off_eo: Option<Variable>,
     /// New expanders of the region's NUMA node.
     pub expanders: Option<Variable>,
 }
@@ -148,7 +153,11 @@ impl RegionVars {
             (0..n).map(|r| f(r).map(|max| int(vars, max))).collect()
         };
         let big = |keep: bool| keep.then_some(BIG);
-        let hosts = |r: usize| r > 0 && m.has_bridge(r) && m.has_bridge(0);
+        // A NUMA region hosts conventional units without a NUMA node on the bridges it
+        // adds, or on free slots of its existing ones.
+        let hosts = |r: usize| {
+            r > 0 && m.has_bridge(0) && (m.has_bridge(r) || m.regions[r].bridge_free > 0)
+        };
         let ports = column(&|r| big(r > 0));
         let bridges = column(&|r| big(m.has_bridge(r)));
         let hosted_io = column(&|r| big(hosts(r)));
@@ -156,15 +165,23 @@ impl RegionVars {
         let io_bridges = column(&|_| big(budgets.io_windows));
         let used_on = column(&|r| Some(m.regions[r].free_on).filter(|&e| e > 0));
         let used_off = column(&|r| Some(m.regions[r].free_off).filter(|&e| e > 0));
-        // Only ports a bridge could use too are lent, and hot-pluggable endpoint-only ones
-        // as spares (`lent_ports`).
+        // Endpoint-only ports are lent too, counted apart: only units and spares of
+        // region 0 take them (`existing_ports`).
         let lent_on = column(&|r| {
             let g = &m.regions[r];
             (r > 0 && g.free_on > 0).then_some(g.free_on)
         });
         let lent_off = column(&|r| {
             let g = &m.regions[r];
-            (r > 0 && g.free_off > 0 && g.free_off_endpoint_only == 0).then_some(g.free_off)
+            (r > 0 && g.free_off > 0).then_some(g.free_off)
+        });
+        let lent_on_eo = column(&|r| {
+            let n = m.regions[r].free_on_endpoint_only;
+            (r > 0 && n > 0).then_some(n)
+        });
+        let lent_off_eo = column(&|r| {
+            let n = m.regions[r].free_off_endpoint_only;
+            (r > 0 && n > 0).then_some(n)
         });
         let expanders = column(&|r| big(r > 0));
         (0..n)
@@ -178,6 +195,8 @@ impl RegionVars {
                 used_off: used_off[r],
                 lent_on: lent_on[r],
                 lent_off: lent_off[r],
+                lent_on_eo: lent_on_eo[r],
+                lent_off_eo: lent_off_eo[r],
                 expanders: expanders[r],
             })
             .collect()
@@ -403,25 +422,60 @@ impl<'m> Program<'m> {
         let (used_on, used_off) = (self.used_on(r), self.used_off(r));
         let (has_on, has_off) = (self.has_used_on(r), self.has_used_off(r));
         let own = self.regions[r];
+        let spare = if r == 0 { f64::from(self.m.spare) } else { 0.0 };
+        // Endpoint-only ports in use beyond the open ones: region `r`'s own (after the
+        // open ones it lends), and in region 0 the endpoint-only ones NUMA regions lend.
+        let (lent_on_eo, lent_off_eo) = if r == 0 {
+            (
+                self.numa_regions(|g| g.lent_on_eo),
+                self.numa_regions(|g| g.lent_off_eo),
+            )
+        } else {
+            (Expression::from(0.0), Expression::from(0.0))
+        };
+        let lent_open = |all: Option<Variable>, eo: Option<Variable>| -> Expression {
+            if eo.is_some() {
+                ex(all) - ex(eo)
+            } else {
+                Expression::from(0.0)
+            }
+        };
+        let off_endpoints = d.off.clone() + d.any_units.clone();
         if has_off {
             let row = constraint!(used_off.clone() <= d.off.clone() + d.flexible.clone());
             self.add(Rule::HotplugPort, row);
             if g.free_off_endpoint_only > 0 {
                 let row = constraint!(
                     ex(own.used_off)
-                        <= f64::from(g.free_off - g.free_off_endpoint_only)
-                            + d.off.clone()
-                            + d.any_units.clone()
+                        + lent_open(own.lent_off, own.lent_off_eo)
+                        + lent_off_eo.clone()
+                        <= f64::from(g.free_off - g.free_off_endpoint_only) + off_endpoints.clone()
                 );
                 self.add(Rule::BusNr, row);
             }
         }
         if own.used_on.is_some() && g.free_on_endpoint_only > 0 {
-            let spare = if r == 0 { f64::from(self.m.spare) } else { 0.0 };
             let row = constraint!(
-                ex(own.used_on)
+                ex(own.used_on) + lent_open(own.lent_on, own.lent_on_eo) + lent_on_eo.clone()
                     <= f64::from(g.free_on - g.free_on_endpoint_only) + d.on_units.clone() + spare
             );
+            self.add(Rule::BusNr, row);
+        }
+        let any_eo = |f: fn(&RegionVars) -> Option<Variable>| {
+            r == 0 && self.regions.iter().any(|g| f(g).is_some())
+        };
+        let (eo_on, eo_off) = (any_eo(|g| g.lent_on_eo), any_eo(|g| g.lent_off_eo));
+        if eo_off {
+            let row = constraint!(lent_off_eo.clone() <= off_endpoints);
+            self.add(Rule::BusNr, row);
+        }
+        if eo_on {
+            let row = constraint!(lent_on_eo.clone() <= d.on_units.clone() + spare);
+            self.add(Rule::BusNr, row);
+        }
+        if eo_on && eo_off {
+            let units = self.placed_in(0, Place::Port, |_| true) + d.off.clone();
+            let row = constraint!(lent_on_eo + lent_off_eo <= units + spare);
             self.add(Rule::BusNr, row);
         }
         if has_on {
@@ -462,13 +516,13 @@ impl<'m> Program<'m> {
         };
         let region = &m.regions[r];
         let cap = f64::from(m.bridge_cap);
-        if g.bridges.is_some() {
+        if g.bridges.is_some() || g.hosted.is_some() {
             let kept = self.kept_bridge_slots(r);
             let row =
                 constraint!(cap * ex(g.bridges) + f64::from(region.bridge_free) >= bridged + kept);
             self.add(Rule::Bridge, row);
         }
-        if let (Some(windows), true) = (g.io_bridges, g.bridges.is_some()) {
+        if let (Some(windows), true) = (g.io_bridges, g.bridges.is_some() || g.hosted.is_some()) {
             let kept = self.kept_window_slots(r);
             let row =
                 constraint!(cap * windows + f64::from(region.bridge_free_io) + kept >= io_bridged);
@@ -502,17 +556,14 @@ impl<'m> Program<'m> {
                 self.add(Rule::HotplugPort, row);
             }
         }
-        // R-BUSNR: a hot-pluggable port only an endpoint may use is lent as a spare only
-        // (the assigner counts what a NUMA region leaves of them as spares).
-        let m = self.m;
-        let endpoint_only = |r: usize| m.regions[r].free_on_endpoint_only;
-        if (1..m.regions.len()).any(|r| self.regions[r].lent_on.is_some() && endpoint_only(r) > 0) {
-            let lent = self.numa_regions(|g| g.lent_on);
-            let open: u32 = (1..m.regions.len())
-                .map(|r| m.regions[r].free_on.saturating_sub(endpoint_only(r)))
-                .sum();
-            let row = constraint!(lent <= f64::from(open) + f64::from(m.spare));
-            self.add(Rule::BusNr, row);
+        // R-BUSNR: of the lent ports, those only an endpoint may use (`existing_ports`).
+        for r in 1..self.m.regions.len() {
+            let g = self.regions[r];
+            for (eo, all) in [(g.lent_on_eo, g.lent_on), (g.lent_off_eo, g.lent_off)] {
+                if let Some(eo) = eo {
+                    self.add(Rule::BusNr, constraint!(eo <= ex(all)));
+                }
+            }
         }
     }
 
@@ -554,9 +605,11 @@ impl<'m> Program<'m> {
                 <= f64::from(m.switch_cap) * ex(gl.switches) + f64::from(m.upstream_free)
         );
         self.add(Rule::Switch, row);
+        let lent_eo = self.numa_regions(|g| g.lent_on_eo) + self.numa_regions(|g| g.lent_off_eo);
         let row = constraint!(
             ex(gl.switches)
                 <= self.root.ports + ex(gl.expander_ports) + self.used_on(0) + self.used_off(0)
+                    - lent_eo
         );
         self.add(Rule::Switch, row);
     }

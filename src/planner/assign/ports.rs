@@ -202,7 +202,6 @@ impl Assigner<'_> {
         mut region_positions: Vec<VecDeque<Pos>>,
     ) -> Result<(), PlanError> {
         let mut leftovers: VecDeque<Pos> = VecDeque::new();
-        let mut spare_existing = 0u32;
         for r in (1..region_positions.len()).chain(std::iter::once(0)) {
             let mut pool: VecDeque<Pos> = if r == 0 {
                 let mut p = root_positions.clone();
@@ -212,7 +211,7 @@ impl Assigner<'_> {
             } else {
                 std::mem::take(&mut region_positions[r])
             };
-            self.ports_for_region(r, &mut pool, &mut spare_existing)?;
+            self.ports_for_region(r, &mut pool)?;
             if r != 0 {
                 leftovers.extend(pool);
             }
@@ -222,12 +221,7 @@ impl Assigner<'_> {
 
     /// Places the units of region `r` that need ports or bridges; leaves the unused
     /// positions in `pool`.
-    fn ports_for_region(
-        &mut self,
-        r: usize,
-        pool: &mut VecDeque<Pos>,
-        spare_existing: &mut u32,
-    ) -> Result<(), PlanError> {
+    fn ports_for_region(&mut self, r: usize, pool: &mut VecDeque<Pos>) -> Result<(), PlanError> {
         let (port_units, bridge_units) = self.region_units(r);
         let br = self.cat.adder_or_internal(CLASS_BRIDGE);
         let new_bridges = bridges_needed(
@@ -257,10 +251,10 @@ impl Assigner<'_> {
             Ranges::take(ranges, port_tree(world, id), takers[k], false)
         });
         if r != 0 {
-            self.lend_leftovers(free, spare_existing);
+            self.lend_leftovers(free);
         } else {
             // Spares (global): existing empty hot-pluggable ports count first.
-            let have = *spare_existing + free.on.len() as u32;
+            let have = free.on.len() as u32;
             let extra = self.req.policy.spare_ports.saturating_sub(have);
             takers.extend((0..extra).map(|_| Taker::Spare));
             got.resize(takers.len(), None);
@@ -310,20 +304,23 @@ impl Assigner<'_> {
         } else {
             Vec::new()
         };
+        let world = self.world;
+        let endpoint_only =
+            |id: &String| world.ports.iter().any(|p| &p.id == id && p.endpoint_only);
+        // Endpoint-only ports first (own, then lent), then the others (own, then lent).
         let list = |hp: bool| -> VecDeque<(String, bool)> {
-            let mut v: Vec<(String, bool)> = self
-                .world
+            let mut v: Vec<(String, bool)> = world
                 .ports
                 .iter()
                 .filter(|p| p.region == r && p.hotplug == hp)
                 .map(|p| (p.id.clone(), p.endpoint_only))
+                .chain(
+                    lent.iter()
+                        .filter(|(_, h)| *h == hp)
+                        .map(|(id, _)| (id.clone(), endpoint_only(id))),
+                )
                 .collect();
             v.sort_by_key(|p| !p.1);
-            v.extend(
-                lent.iter()
-                    .filter(|(_, h)| *h == hp)
-                    .map(|(id, _)| (id.clone(), false)),
-            );
             v.into()
         };
         FreePorts {
@@ -332,23 +329,14 @@ impl Assigner<'_> {
         }
     }
 
-    /// What a NUMA region left of its free ports is lent to the global region; an
-    /// endpoint-only hot-pluggable one cannot be lent and counts as a spare there (once).
-    fn lend_leftovers(&mut self, free: FreePorts, spare_existing: &mut u32) {
-        let world = self.world;
-        let endpoint_only =
-            |id: &String| world.ports.iter().any(|p| &p.id == id && p.endpoint_only);
+    /// What a NUMA region left of its free ports is lent to the global region (endpoint-only
+    /// ones too: there only units take them, and hot-pluggable ones left empty are spares).
+    fn lend_leftovers(&mut self, free: FreePorts) {
         for (id, _) in free.on {
-            if endpoint_only(&id) {
-                *spare_existing += 1;
-            } else {
-                self.lent.push((id, true));
-            }
+            self.lent.push((id, true));
         }
         for (id, _) in free.off {
-            if !endpoint_only(&id) {
-                self.lent.push((id, false));
-            }
+            self.lent.push((id, false));
         }
     }
 
