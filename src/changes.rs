@@ -97,9 +97,11 @@ impl Identity {
 
     /// Its Windows location path (`PCIROOT(0)#PCI(0200)#PCI(0000)`).
     fn windows(&self) -> String {
-        let mut s = format!("PCIROOT({})", self.root.unwrap_or(0));
+        use std::fmt::Write;
+        let mut s = String::with_capacity(12 + 9 * self.path.len());
+        let _ = write!(s, "PCIROOT({})", self.root.unwrap_or(0));
         for (slot, function) in &self.path[self.below_root..] {
-            s.push_str(&format!("#PCI({slot:02X}{function:02X})"));
+            let _ = write!(s, "#PCI({slot:02X}{function:02X})");
         }
         s
     }

@@ -9,7 +9,7 @@
 //! nothing for new controllers; free `pcie.0` slots that do renumber are ordered latest
 //! first, with the units each would renumber, for the program to price.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::NodeIndexable;
@@ -42,12 +42,22 @@ pub(super) struct Guard {
 struct Order<'t, 'a> {
     t: &'t Topology<'a>,
     /// Depth-first position of each node (the root has none).
-    pos: BTreeMap<NodeIndex, usize>,
+    pos: Positions,
     /// Per node index, the depth-first position just after its subtree.
     end: Vec<usize>,
     /// Per existing unit whose bus can be renumbered: its index, the numbering domain of
     /// its bus and the bus's depth-first position.
     anchors: Vec<(usize, Option<NodeIndex>, usize)>,
+}
+
+/// Depth-first position of each node, by node index (the root and unreachable nodes have
+/// none).
+struct Positions(Vec<Option<usize>>);
+
+impl Positions {
+    fn get(&self, n: NodeIndex) -> Option<usize> {
+        self.0.get(n.index()).copied().flatten()
+    }
 }
 
 impl Order<'_, '_> {
@@ -66,7 +76,7 @@ impl Order<'_, '_> {
     /// depth-first position from which the existing buses of that domain are renumbered.
     fn from(&self, b: NodeIndex, slot: u8, function: u8) -> (Option<NodeIndex>, usize) {
         let t = self.t;
-        let after_subtree = || match self.pos.get(&b) {
+        let after_subtree = || match self.pos.get(b) {
             Some(_) => self.end.get(b.index()).copied().unwrap_or(usize::MAX),
             None => usize::MAX,
         };
@@ -74,7 +84,7 @@ impl Order<'_, '_> {
             .kids(b)
             .iter()
             .find(|&&(s, f, _)| (s, f) > (slot, function))
-            .and_then(|k| self.pos.get(&k.2).copied())
+            .and_then(|k| self.pos.get(k.2))
             .unwrap_or_else(after_subtree);
         (self.domain(b), key)
     }
@@ -105,8 +115,10 @@ impl Guard {
     /// sit on the buses of `anchors`, for the free positions `w` offers.
     pub fn read(t: &Topology, anchors: Vec<Option<NodeIndex>>, w: &World) -> Guard {
         let order = t.descendants(t.root);
-        let pos: BTreeMap<NodeIndex, usize> =
-            order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        let mut pos = Positions(vec![None; t.g.node_bound()]);
+        for (i, &n) in order.iter().enumerate() {
+            pos.0[n.index()] = Some(i);
+        }
         // Subtree sizes bottom up (children come after their parent in depth-first order).
         let mut size = vec![1usize; t.g.node_bound()];
         for &n in order.iter().rev() {
@@ -114,8 +126,8 @@ impl Guard {
             size[n.index()] = 1 + below;
         }
         let mut end = vec![usize::MAX; t.g.node_bound()];
-        for (&n, &p) in &pos {
-            end[n.index()] = p + size[n.index()];
+        for (i, &n) in order.iter().enumerate() {
+            end[n.index()] = i + size[n.index()];
         }
         let mut o = Order {
             t,
@@ -129,7 +141,7 @@ impl Guard {
             .enumerate()
             .filter_map(|(u, a)| a.map(|a| (u, a)))
             .filter(|&(_, a)| t.bus_type(a) != Some("pxb"))
-            .filter_map(|(u, a)| Some((u, o.domain(a), *o.pos.get(&a)?)))
+            .filter_map(|(u, a)| Some((u, o.domain(a), o.pos.get(a)?)))
             .collect();
         let used: BTreeSet<u8> = t.kids(t.root).iter().map(|k| k.0).collect();
         let mut g = Guard::default();
