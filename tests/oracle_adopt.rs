@@ -767,6 +767,27 @@ const FLIP_A_LENT_ENDPOINT_ONLY_PORT: Open = Open {
     min: (1, 0, 1),
 };
 
+/// A bridge may go before a device that cannot stay: `d3` (now `off`, `integrated`) must
+/// leave `rp1`, the last port of slot 3, so a bridge for `d0` and `d1` (conventional, now
+/// `on`, leaving `pcie.0`) on the empty `e0rp1` renumbers nothing the guest keeps; `rp1`,
+/// emptied, is the spare, and `e0rp0` flips on for `d2`: (3, 1, 1). The guard counted
+/// `d3` as a device a bridge there renumbers, put the bridge on `rp1` and flipped
+/// `e0rp1` on for the spare: (3, 1, 2).
+const BRIDGE_BEFORE_A_MOVED_DEVICE: Open = Open {
+    slots: 3,
+    bus_max: 255,
+    io: None,
+    guest: r#"{"machine":"q35","policy":{"default_hotplug":"on","spare_ports":1,"hotplug_off":"integrated","pack_integrated":false},"devices":[{"id":"d0","model":"e1000","address":{"bus":"pcie.0","slot":1}},{"id":"d1","model":"e1000","address":{"bus":"pcie.0","slot":2}},{"id":"d2","model":"virtio-net-pci","address":{"bus":"e0rp0","slot":0}},{"id":"d3","model":"virtio-net-pci","hotplug":"off","address":{"bus":"rp1","slot":0}}],"controllers":[{"id":"e0rp0","model":"pcie-root-port","hotplug":false,"address":{"bus":"pcie.0","slot":3},"chassis":1},{"id":"e0rp1","model":"pcie-root-port","hotplug":false,"address":{"bus":"pcie.0","slot":3,"function":1},"chassis":2},{"id":"rp1","model":"pcie-root-port","hotplug":true,"address":{"bus":"pcie.0","slot":3,"function":2},"chassis":3}]}"#,
+    min: (3, 1, 1),
+};
+
+/// Was open (found by the strict random comparison): only devices that may stay anchor
+/// the guard.
+#[test]
+fn bridge_before_a_moved_device() {
+    BRIDGE_BEFORE_A_MOVED_DEVICE.check();
+}
+
 /// Was open (found by the strict random comparison): a lent endpoint-only port may flip.
 #[test]
 fn flip_a_lent_endpoint_only_port() {
@@ -840,8 +861,9 @@ fn spare_by_a_flip() {
     SPARE_BY_A_FLIP.check();
 }
 
-const OPEN: [&Open; 12] = [
+const OPEN: [&Open; 13] = [
     &SPARE_BY_A_FLIP,
+    &BRIDGE_BEFORE_A_MOVED_DEVICE,
     &FLIP_A_LENT_ENDPOINT_ONLY_PORT,
     &HOSTED_ON_AN_EXISTING_NUMA_BRIDGE,
     &SWITCH_ON_AN_ENDPOINT_ONLY_PORT,

@@ -149,7 +149,7 @@ pub(crate) fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError
 }
 
 /// Where a unit of `region` may go (D-ON, D-OFF, D-NUMA, R-RP, R-BRIDGE, root-only models).
-fn allowed(req: &Request, u: &Unit, region: usize) -> [bool; 4] {
+pub(crate) fn allowed(req: &Request, u: &Unit, region: usize) -> [bool; 4] {
     let off = req.policy.hotplug_off;
     let mut a = [false; 4];
     a[Place::Integrated as usize] =

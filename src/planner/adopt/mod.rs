@@ -496,9 +496,14 @@ fn free_model(
                 .all(|&i| req.devices[i].address.is_some())
         })
         .collect();
+    // A unit that cannot stay is never kept: a new bus before it renumbers nothing.
     let anchors = old
         .iter()
-        .map(|&u| anchor_of(t0, &req.devices[units[u].devs[0]].id))
+        .map(|&u| {
+            may_stay(free, &units[u], req, t0, &world)
+                .then(|| anchor_of(t0, &req.devices[units[u].devs[0]].id))
+                .flatten()
+        })
         .collect();
     let guard = Guard::read(t0, anchors, &world);
     guard.apply(&mut world);
@@ -658,6 +663,50 @@ fn soft_pins(
 }
 
 /// The region of an existing bridge: the NUMA node of the expander above it.
+/// Whether existing unit `u` may stay where it is under some port setting, as
+/// [`soft_pins`] decides it (`free`: the guest with every device unpinned, whose policy
+/// says where the unit may go).
+fn may_stay(free: &Request, u: &Unit, req: &Request, t0: &Topology, world: &World) -> bool {
+    let mut at = u
+        .devs
+        .iter()
+        .filter_map(|&i| req.devices[i].address.as_ref());
+    let Some(first) = at.next() else {
+        return false;
+    };
+    if !at.all(|a| a.bus == first.bus && a.slot == first.slot) {
+        return false;
+    }
+    let Some(p) = t0
+        .ids
+        .get(req.devices[u.devs[0]].id.as_str())
+        .and_then(|&n| t0.parent(n))
+    else {
+        return false;
+    };
+    let own = u
+        .numa
+        .and_then(|n| world.region_numa.iter().position(|&r| r == Some(n)))
+        .unwrap_or(0);
+    let a = units::allowed(free, u, own);
+    let region_ok = |r: usize| own == 0 || own == r;
+    match t0.g[p] {
+        Node::Root => a[Place::Integrated as usize],
+        Node::Ctrl(ctrl) => match t0.model(p).map(|m| m.hotplug) {
+            Some(HotplugControl::Property) => world.ports.iter().any(|x| {
+                x.id == ctrl.id
+                    && region_ok(x.region)
+                    && (a[Place::Port as usize] || a[Place::OffPort as usize])
+            }),
+            Some(HotplugControl::Always) => {
+                region_ok(bridge_region(world, t0, p)) && a[Place::Bridge as usize]
+            }
+            _ => false,
+        },
+        Node::Dev(_) => false,
+    }
+}
+
 fn bridge_region(world: &World, t0: &Topology, b: petgraph::stable_graph::NodeIndex) -> usize {
     let numa = t0.expander_of(b).and_then(|x| match t0.g[x] {
         Node::Ctrl(c) => c.numa_node,
