@@ -116,6 +116,11 @@ pub struct Plan {
     /// written before firmware existed is read back.
     #[serde(default)]
     pub firmware: crate::request::Firmware,
+    /// Whether the root bus is hot-pluggable, on machines where that is one switch per
+    /// guest (`pc`: `false` is QEMU's `-global PIIX4_PM.acpi-root-pci-hotplug=off`, rule
+    /// PC-ROOT-HP); absent on machines without the switch (q35), so their JSON is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_hotplug: Option<bool>,
     /// Controllers added (rule O-COST).
     pub cost: u32,
     /// The solver proved no cheaper plan exists.

@@ -495,9 +495,12 @@ impl ShapeCache {
             return Answer::Planned(plan_with(req, cat));
         };
         let result = plan_with(&shape.request, cat);
+        // A plan with notes (pc: why root hotplug is off) names devices inside sentences,
+        // which re-labelling does not reach: planned for every guest, like errors.
         let entry: Entry = result
             .as_ref()
             .ok()
+            .filter(|p| p.notes.is_empty())
             .map(|p| Arc::new(Cached::new(p.clone())));
         if let (Ok(mut m), Some(key)) = (self.shards[i].lock(), key) {
             let weight = key.len() + entry.as_ref().map_or(64, |c| c.weight());

@@ -53,6 +53,9 @@ pub(crate) struct Topology<'a> {
     reach: Vec<bool>,
     /// Number of controller nodes.
     ctrls: usize,
+    /// Whether the root bus lets the guest unplug its devices: the plan's `root_hotplug`
+    /// where it has one (PC-ROOT-HP), else the catalog's.
+    root_hotplug: bool,
 }
 
 impl<'a> Topology<'a> {
@@ -145,6 +148,7 @@ impl<'a> Topology<'a> {
             parents,
             reach,
             ctrls: plan.controllers.len(),
+            root_hotplug: plan.root_hotplug.unwrap_or(cat.root.hotpluggable),
         }
     }
 
@@ -195,7 +199,7 @@ impl<'a> Topology<'a> {
     /// (docs/qemu.md: `pcie.0` and expander buses never, ports unless `hotplug=off`, bridges always).
     pub fn bus_hotpluggable(&self, n: NodeIndex) -> bool {
         match self.g[n] {
-            Node::Root => self.cat.root.hotpluggable,
+            Node::Root => self.root_hotplug,
             Node::Ctrl(c) => match self.model(n).map(|m| m.hotplug) {
                 Some(HotplugControl::Property) => c.hotplug.unwrap_or(true),
                 Some(HotplugControl::Always) => true,
@@ -368,6 +372,7 @@ pub(crate) fn pinned_plan(req: &Request, cat: &Catalog) -> Plan {
         name: req.name.clone(),
         machine: req.machine.clone(),
         firmware: req.firmware,
+        root_hotplug: None,
         cost: 0,
         optimal: false,
         guest_visible_changes: None,
@@ -450,6 +455,7 @@ pub(crate) mod fixtures {
             name: None,
             machine: "q35".into(),
             firmware: Default::default(),
+            root_hotplug: None,
             cost: 0,
             optimal: true,
             guest_visible_changes: None,

@@ -335,3 +335,69 @@ proptest! {
         check_replan(&base, &extra, keep_mask)?;
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// pc (i440fx)
+
+/// A random pc request: up to 80 devices of pc catalog models, any hotplug, some spares.
+fn pc_request() -> impl Strategy<Value = Request> {
+    let models: Vec<String> = Catalog::pc()
+        .devices
+        .iter()
+        .filter(|(_, m)| m.single.is_none())
+        .map(|(k, _)| k.clone())
+        .collect();
+    (
+        proptest::collection::vec((0..models.len(), 0usize..4), 0..80),
+        0u32..40,
+    )
+        .prop_map(move |(devs, spares)| {
+            let hp = ["on", "off", "any", "any"];
+            let list: Vec<String> = devs
+                .iter()
+                .enumerate()
+                .map(|(i, &(m, h))| {
+                    format!(
+                        r#"{{"id":"d{i}","model":"{}","hotplug":"{}"}}"#,
+                        models[m], hp[h]
+                    )
+                })
+                .collect();
+            let text = format!(
+                r#"{{"machine":"pc","policy":{{"spare_ports":{spares}}},"devices":[{}]}}"#,
+                list.join(",")
+            );
+            Request::from_json(&text).expect("pc request")
+        })
+}
+
+proptest! {
+    #![proptest_config(config(128))]
+
+    /// On pc every plan validates, is the same twice, keeps `off` devices unpluggable and
+    /// `on` ones pluggable (PC-MIX), turns root hotplug off exactly when an `off` device of a
+    /// model QEMU can unplug is in the request, and every error is an infeasibility.
+    #[test]
+    fn pc_plans_hold(req in pc_request()) {
+        let cat = Catalog::pc();
+        match plan(&req) {
+            Ok(p) => {
+                prop_assert!(validate(&p, &req, cat).is_empty(), "{}", json(&req));
+                prop_assert_eq!(emit::qemu(&p, cat), emit::qemu(&plan(&req).unwrap(), cat));
+                let forced = req.devices.iter().any(|d| {
+                    d.hotplug == Some(pciplan::Hotplug::Off) && cat.model_hotpluggable(&d.model)
+                });
+                prop_assert_eq!(p.root_hotplug, Some(!forced));
+                for d in &p.devices {
+                    match d.hotplug {
+                        pciplan::Hotplug::On => prop_assert!(d.hotpluggable),
+                        pciplan::Hotplug::Off => prop_assert!(!d.hotpluggable),
+                        pciplan::Hotplug::Any => {}
+                    }
+                }
+            }
+            Err(PlanError::Infeasible(x)) => prop_assert!(!x.causes.is_empty()),
+            Err(e) => prop_assert!(false, "{}: {e}", json(&req)),
+        }
+    }
+}

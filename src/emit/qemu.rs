@@ -26,8 +26,15 @@ fn head(
 
 /// QEMU `-device` lines (docs/formats.md `--format qemu`): controllers first, each bus defined
 /// before it is used, then the devices in request order. Placement properties only.
+///
+/// On a machine whose root bus hotplug is one switch (`pc`, PC-ROOT-HP), a plan with root
+/// hotplug off starts with the `-global` line that turns it off.
 pub fn qemu(plan: &Plan, cat: &Catalog) -> String {
     let mut out = String::new();
+    if let (Some(false), Some(switch)) = (plan.root_hotplug, &cat.root.hotplug_switch) {
+        let _ = writeln!(out, "-global {switch}=off");
+    }
+    let pci_root = cat.layout == crate::catalog::Layout::PciRoot;
     for c in &plan.controllers {
         let props: &[String] = cat
             .controller(&c.model)
@@ -45,6 +52,10 @@ pub fn qemu(plan: &Plan, cat: &Catalog) -> String {
         );
         if let (true, Some(ch)) = (has("chassis"), c.chassis) {
             let _ = write!(out, ",chassis={ch}");
+        }
+        // PC-BRIDGE (q35 prints pinned pci-bridges as it always did).
+        if let (true, true, Some(ch)) = (pci_root, has("chassis_nr"), c.chassis) {
+            let _ = write!(out, ",chassis_nr={ch}");
         }
         if let (true, Some(p)) = (has("port"), c.port) {
             let _ = write!(out, ",port={p:#x}");

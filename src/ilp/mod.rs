@@ -23,6 +23,7 @@ mod bound;
 mod budgets;
 mod counts;
 mod model;
+pub(crate) mod pc;
 mod program;
 mod ranges;
 

@@ -9,7 +9,8 @@
 use std::collections::BTreeSet;
 
 use crate::catalog::{
-    Catalog, CLASS_BRIDGE, CLASS_DOWNSTREAM, CLASS_PXB, CLASS_ROOT_PORT, CLASS_UPSTREAM,
+    Catalog, Layout, CLASS_BRIDGE, CLASS_DOWNSTREAM, CLASS_PCI_BRIDGE, CLASS_PXB, CLASS_ROOT_PORT,
+    CLASS_UPSTREAM,
 };
 use crate::idmap::IdMap;
 use crate::plan::{PlacedController, Plan};
@@ -154,6 +155,7 @@ fn prefix_of(class: Option<&str>) -> &'static str {
         Some(CLASS_UPSTREAM) => "up",
         Some(CLASS_BRIDGE) => "br",
         Some(CLASS_PXB) => "pxb",
+        Some(CLASS_PCI_BRIDGE) => "br",
         _ => "ctl",
     }
 }
@@ -209,6 +211,16 @@ fn number_ports(plan: &mut Plan, cat: &Catalog) {
         let Some(m) = cat.controller(&c.model) else {
             continue;
         };
+        if m.props.iter().any(|p| p == "chassis_nr") && (c.added || cat.layout == Layout::PciRoot) {
+            // PC-BRIDGE: QEMU wants a unique chassis_nr on every pci-bridge (q35 reads
+            // pinned ones as they are).
+            while used.contains(&next) && next < 255 {
+                next += 1;
+            }
+            used.insert(next);
+            c.chassis = Some(next);
+            continue;
+        }
         if !m.props.iter().any(|p| p == "chassis") {
             continue;
         }

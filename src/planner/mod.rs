@@ -33,6 +33,7 @@ mod assign;
 mod explain;
 mod finish;
 mod offer;
+mod pc;
 mod units;
 
 pub use adopt::{adopt, adopt_by_program, adopt_with};
@@ -60,6 +61,9 @@ pub fn plan(req: &Request) -> Result<Plan, PlanError> {
 
 /// Plans one guest with an explicit catalog.
 pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
+    if cat.layout == crate::catalog::Layout::PciRoot {
+        return pc::plan(req, cat);
+    }
     // Steps 1 and 2: checks, the pins' topology and its offer, units, classes, model.
     let Prepared {
         units,

@@ -122,6 +122,9 @@ fn cost(c: &Check, out: &mut Vec<Violation>) {
 
 /// O-SPARE: at least `spare_ports` empty hot-pluggable ports.
 fn spare_ports(c: &Check, out: &mut Vec<Violation>) {
+    if c.cat.layout == crate::catalog::Layout::PciRoot {
+        return spare_slots(c, out);
+    }
     let t = &c.t;
     let spare =
         t.g.node_indices()
@@ -132,15 +135,45 @@ fn spare_ports(c: &Check, out: &mut Vec<Violation>) {
                     && t.rooted(n)
             })
             .count() as u32;
+    too_few_spares(c, out, spare, "empty hot-pluggable ports");
+}
+
+/// O-SPARE: `spare` of `what` where the policy asks for `spare_ports`.
+fn too_few_spares(c: &Check, out: &mut Vec<Violation>, spare: u32, what: &str) {
     let asked = c.req.policy.spare_ports;
     if spare < asked {
         push_guest(
             out,
             "-",
             Rule::Spare,
-            format!("{spare} empty hot-pluggable ports, {asked} asked"),
+            format!("{spare} {what}, {asked} asked"),
         );
     }
+}
+
+/// O-SPARE on `pc` (PC-MIX): free hot-pluggable slots, on `pci.0` while root hotplug is on
+/// and on every reachable `pci-bridge`.
+fn spare_slots(c: &Check, out: &mut Vec<Violation>) {
+    let t = &c.t;
+    let mut spare = 0u32;
+    for n in t.g.node_indices() {
+        let bus = match t.g[n] {
+            Node::Root => Some((c.cat.root.slots, c.cat.root.reserved_slots.as_slice())),
+            Node::Ctrl(_) => t.model(n).map(|m| (m.bus.slots, &[][..])),
+            Node::Dev(_) => None,
+        };
+        let Some((slots, reserved)) = bus else {
+            continue;
+        };
+        if !t.rooted(n) || !t.bus_hotpluggable(n) {
+            continue;
+        }
+        let used: Vec<u8> = t.kids(n).iter().map(|k| k.0).collect();
+        spare += (slots.min..=slots.max)
+            .filter(|s| !reserved.contains(s) && !used.contains(s))
+            .count() as u32;
+    }
+    too_few_spares(c, out, spare, "free hot-pluggable slots");
 }
 
 #[cfg(test)]

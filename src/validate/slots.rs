@@ -39,6 +39,7 @@ struct Sharing<'a> {
 fn rule_for_bus(bus_type: &str) -> Rule {
     match bus_type {
         "pcie-root" => Rule::Root,
+        "pci-root" => Rule::PcRoot,
         "port" => Rule::RootPort,
         "switch" => Rule::Switch,
         "pxb" => Rule::Pxb,
