@@ -9,9 +9,15 @@ use crate::topology::{Node, Topology};
 pub fn tree(plan: &Plan, cat: &Catalog) -> String {
     let t = Topology::build(plan, cat);
     let mut out = String::new();
+    // PC-ROOT-HP: on machines with the switch, the header says how it is set.
+    let root_hotplug = match plan.root_hotplug {
+        Some(true) => ", root hotplug on",
+        Some(false) => ", root hotplug off",
+        None => "",
+    };
     let _ = writeln!(
         out,
-        "{}  (cost {}, {})",
+        "{}  (cost {}, {}{root_hotplug})",
         cat.root.bus,
         plan.cost,
         if plan.optimal {
