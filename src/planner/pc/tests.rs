@@ -201,3 +201,13 @@ fn pinned_bridge_slots_are_used_first() {
     assert_eq!((n.bus.as_str(), n.slot), ("pb", 1));
     assert_eq!(p.controllers[0].chassis, Some(1));
 }
+
+#[test]
+fn adopting_a_pc_guest_is_refused_naming_the_machine() {
+    let r = pc(r#"{"id":"a","model":"virtio-net-pci"}"#, "");
+    let e = crate::adopt(&r).unwrap_err();
+    assert!(
+        e.to_string().contains("adopting a guest of machine 'pc'"),
+        "{e}"
+    );
+}
