@@ -797,6 +797,36 @@ fn bridge_before_a_moved_device() {
     BRIDGE_BEFORE_A_MOVED_DEVICE.check();
 }
 
+/// A device above function 0 stays beside a device placed anew at function 0 (R-FUNC,
+/// R-INT-SLOT): `d0` (now `on`) leaves 01.0 for `rp1`, `d1` (now `off`, `integrated`)
+/// leaves `rp1` for 01.0, and `d2` keeps 01.1: (2, 0, 0). The program kept a device above
+/// function 0 only with its old neighbour and counted `d2` moved: (3, 0, 0), or a plan
+/// that said `optimal: false` when the assigner happened to keep it.
+const FUNCTION_ZERO_FILLED: Open = Open {
+    slots: 2,
+    bus_max: 255,
+    io: None,
+    guest: r#"{"policy":{"default_hotplug":"off","hotplug_off":"integrated","pack_integrated":true},
+        "devices":[{"id":"d0","model":"virtio-net-pci","hotplug":"on","address":{"bus":"pcie.0","slot":1}},
+          {"id":"d1","model":"virtio-net-pci","address":{"bus":"rp1","slot":0}},
+          {"id":"d2","model":"virtio-net-pci","hotplug":"off","address":{"bus":"pcie.0","slot":1,"function":1}}],
+        "controllers":[{"id":"rp1","model":"pcie-root-port","hotplug":true,"chassis":1,"address":{"bus":"pcie.0","slot":2}}]}"#,
+    min: (2, 0, 0),
+};
+
+/// Was open (found by the strict random comparison): function 0 of a kept slot may be
+/// filled by a packed device placed anew.
+#[test]
+fn function_zero_filled() {
+    FUNCTION_ZERO_FILLED.check();
+    let plan = adopt_with(
+        &FUNCTION_ZERO_FILLED.guest(),
+        &FUNCTION_ZERO_FILLED.catalog(),
+    )
+    .unwrap();
+    assert!(plan.optimal);
+}
+
 /// Was open (found by the strict random comparison): a lent endpoint-only port may flip.
 #[test]
 fn flip_a_lent_endpoint_only_port() {
@@ -870,8 +900,9 @@ fn spare_by_a_flip() {
     SPARE_BY_A_FLIP.check();
 }
 
-const OPEN: [&Open; 13] = [
+const OPEN: [&Open; 14] = [
     &SPARE_BY_A_FLIP,
+    &FUNCTION_ZERO_FILLED,
     &BRIDGE_BEFORE_A_MOVED_DEVICE,
     &FLIP_A_LENT_ENDPOINT_ONLY_PORT,
     &HOSTED_ON_AN_EXISTING_NUMA_BRIDGE,

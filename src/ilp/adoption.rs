@@ -20,7 +20,7 @@
 
 use good_lp::{constraint, variable, Expression, ProblemVariables, Variable};
 
-use super::model::{Adopt, Place, Site};
+use super::model::{Adopt, Model, Place, Site};
 use super::program::{ex, sum, Program};
 use crate::rule::Rule;
 
@@ -45,6 +45,10 @@ pub(super) struct AdoptVars {
     pub port_window: Vec<Option<Variable>>,
     /// The same per existing bridge.
     pub bridge_window: Vec<Option<Variable>>,
+    /// Per existing unit's `pcie.0` slot: a packed unit placed anew takes function 0 of it,
+    /// where the unit there moves and units above it stay (R-FUNC, R-INT-SLOT; absent
+    /// unless every unit of the slot is packable and one sits above function 0).
+    pub fill0: Vec<Option<Variable>>,
 }
 
 fn binary(vars: &mut ProblemVariables) -> Variable {
@@ -53,7 +57,7 @@ fn binary(vars: &mut ProblemVariables) -> Variable {
 
 impl AdoptVars {
     /// The variables of `a`, made after every variable of the plain program.
-    pub fn new(vars: &mut ProblemVariables, a: &Adopt) -> AdoptVars {
+    pub fn new(vars: &mut ProblemVariables, a: &Adopt, m: &Model) -> AdoptVars {
         let keep = a
             .units
             .iter()
@@ -83,6 +87,18 @@ impl AdoptVars {
         let bridge_window = (0..a.bridges.len())
             .map(|b| has_io_at(&|s| s == Site::Bridge(b)).then(|| binary(vars)))
             .collect();
+        let fill0 = (0..a.root_slots as usize)
+            .map(|s| {
+                let here = || {
+                    a.units
+                        .iter()
+                        .filter(move |u| u.site == Some(Site::Root(s)))
+                };
+                let above = here().any(|u| u.after.is_some());
+                let packable = here().all(|u| m.classes[u.class].packable);
+                (above && packable).then(|| binary(vars))
+            })
+            .collect();
         AdoptVars {
             keep,
             on,
@@ -93,6 +109,7 @@ impl AdoptVars {
             renumbered,
             port_window,
             bridge_window,
+            fill0,
         }
     }
 }
@@ -225,7 +242,11 @@ impl Program<'_> {
         for (u, k) in a.units.iter().zip(&v.keep) {
             let Some(k) = *k else { continue };
             if let Some(first) = u.after {
-                let row = constraint!(k <= ex(v.keep[first]));
+                let fill = match u.site {
+                    Some(Site::Root(s)) => ex(v.fill0[s]),
+                    _ => Expression::from(0.0),
+                };
+                let row = constraint!(k <= ex(v.keep[first]) + fill);
                 self.add(Rule::Func, row);
             }
             match u.site {
@@ -261,6 +282,7 @@ impl Program<'_> {
                 constraint!(v.free_off[p] + v.on[p] <= 1.0),
             );
         }
+        self.function_zero_fills(&a, &v);
         self.adopted_port_pools(&a, &v);
         self.switch_ports(&a, &v);
         self.renumbering(&a, &v);
@@ -361,6 +383,27 @@ impl Program<'_> {
                 self.add(Rule::BusNr, row);
             }
         }
+    }
+
+    /// R-FUNC, R-INT-SLOT: function 0 of a kept slot is filled by a packed unit placed anew
+    /// only where the unit there moves, and each fill is one of the packed units.
+    fn function_zero_fills(&mut self, a: &Adopt, v: &AdoptVars) {
+        if v.fill0.iter().all(Option::is_none) {
+            return;
+        }
+        for (s, fill) in v.fill0.iter().enumerate() {
+            let Some(fill) = *fill else { continue };
+            self.add(Rule::IntSlot, constraint!(fill <= v.slot_taken[s]));
+            for (u, k) in a.units.iter().zip(&v.keep) {
+                let first = u.site == Some(Site::Root(s)) && u.after.is_none();
+                if let (true, Some(k)) = (first, *k) {
+                    self.add(Rule::Func, constraint!(fill + k <= 1.0));
+                }
+            }
+        }
+        let fills = sum(v.fill0.iter().map(|f| ex(*f)));
+        let row = constraint!(fills <= self.packed_singles());
+        self.add(Rule::IntSlot, row);
     }
 
     /// R-SWITCH, G-ID: a new switch's upstream port is a new root or expander port, or a

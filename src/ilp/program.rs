@@ -244,7 +244,7 @@ impl<'m> Program<'m> {
             io: slack(&mut vars, budgets.io_windows),
         };
         let regions = RegionVars::new(&mut vars, m, budgets);
-        let adopt_vars = m.adopt.as_ref().map(|a| AdoptVars::new(&mut vars, a));
+        let adopt_vars = m.adopt.as_ref().map(|a| AdoptVars::new(&mut vars, a, m));
         let ranges = RangeVars::new(&mut vars, m, &global, &regions);
         let mut p = Program {
             m,

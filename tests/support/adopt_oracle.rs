@@ -257,7 +257,17 @@ pub fn adopt_min(req: &Request, cat: &Catalog) -> Option<Score> {
         let Some((sub, flips)) = kept_request(req, cat, &units, keep) else {
             continue;
         };
-        if !pciplan::validate_pins(&sub, cat).is_empty() {
+        // A kept device above an empty function 0 of a pcie.0 slot is left to the search,
+        // which fills the hole with a packed device placed anew or drops the layout (R-FUNC).
+        let fillable = |v: &pciplan::Violation| {
+            v.rule == pciplan::Rule::Func
+                && sub.policy.pack_integrated
+                && v.address.starts_with(&format!("{root}:"))
+        };
+        if pciplan::validate_pins(&sub, cat)
+            .iter()
+            .any(|v| !fillable(v))
+        {
             continue;
         }
         let mask_at = |bus: &str, slot: u8, function: u8| renumbered(bus, slot, function) & keep;

@@ -98,6 +98,9 @@ struct State {
     rp_functions: Spots,
     /// Free functions in slots of packed integrated devices.
     pack_functions: u32,
+    /// Of those, function 0 of kept slots whose device there moved (R-FUNC): a packed
+    /// device placed anew must fill each (adoption only).
+    holes: u32,
     trees: Vec<Tree>,
     /// Empty ports (existing ones; new ones are made when needed).
     ports: Vec<Port>,
@@ -359,6 +362,7 @@ fn existing(
         root_slots: Spots::default(),
         rp_functions: Spots::default(),
         pack_functions: 0,
+        holes: 0,
         trees: vec![Tree {
             numa: None,
             bus_nr: None,
@@ -388,8 +392,17 @@ fn existing(
         let devs = here.len();
         if ctrls.is_empty() && devs > 0 && req.policy.pack_integrated && pack_pinned {
             // R-INT-SLOT: unrelated integrated endpoints share a slot, up to 8.
-            if here.iter().all(|d| d.group.is_none()) {
+            let packable = here.iter().all(|d| d.group.is_none());
+            if packable {
                 s.pack_functions += FUNCTIONS - devs as u32;
+            }
+            // R-FUNC: kept devices above an empty function 0 need a packed device there
+            // (never filled where the slot's devices are not packable).
+            let hole = !here
+                .iter()
+                .any(|d| d.address.as_ref().is_some_and(|a| a.function == 0));
+            if hole {
+                s.holes += if packable { 1 } else { 1000 };
             }
         }
         if ctrls.is_empty() && devs == 0 {
@@ -556,7 +569,7 @@ impl Oracle<'_> {
             for (next, _, _) in self.ports(&s, None, Need::Hot, 0) {
                 self.place_spares(i, spares - 1, next);
             }
-        } else if bus_layout_fits(&s.trees, self.bus_max) {
+        } else if s.holes == 0 && bus_layout_fits(&s.trees, self.bus_max) {
             self.best = Some(self.score(&s));
         }
     }
@@ -577,6 +590,7 @@ impl Oracle<'_> {
                 if s.pack_functions > 0 {
                     let mut n = s.clone();
                     n.pack_functions -= 1;
+                    n.holes = n.holes.saturating_sub(1);
                     out.push(n);
                 }
                 // Which empty slot it takes matters only for what a new port there would

@@ -310,6 +310,9 @@ fn pack_beside(kept: &Request, cat: &Catalog, f: &Free, d: &Decision) -> Vec<(u8
                 .map(|f| (slot, f)),
         );
     }
+    // Function 0 of a slot whose units above it stay is filled first (R-FUNC: the program
+    // counted a packed unit there).
+    out.sort_by_key(|&(_, f)| f != 0);
     out
 }
 
