@@ -1,6 +1,7 @@
 //! Output formats: QEMU `-device` lines, JSON, a readable tree, Graphviz.
 
 mod dot;
+pub(crate) mod json;
 mod qemu;
 mod tree;
 
@@ -12,7 +13,8 @@ use crate::plan::Plan;
 
 /// The plan as pretty JSON (`--format json`), with a trailing newline.
 pub fn json(plan: &Plan) -> String {
-    let mut s = serde_json::to_string_pretty(plan).unwrap_or_default();
+    let mut s = String::with_capacity(json::size_hint(plan));
+    json::plan(&mut json::Writer::new(&mut s, true), plan);
     s.push('\n');
     s
 }
