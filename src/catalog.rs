@@ -301,7 +301,7 @@ pub struct Catalog {
     /// Controller models.
     pub controllers: Vec<ControllerModel>,
     /// Device models by QEMU driver name.
-    pub devices: BTreeMap<String, DeviceModel>,
+    pub devices: crate::device_models::DeviceModels,
 }
 
 /// Controller classes the planner builds topologies from; each must exist in a catalog.

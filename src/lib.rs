@@ -19,6 +19,7 @@
 pub mod batch;
 mod catalog;
 mod changes;
+mod device_models;
 pub mod emit;
 mod error;
 mod fleet_adoption;
@@ -39,6 +40,7 @@ pub mod whatif;
 
 pub use catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl, Layout};
 pub use changes::{fixes, summary, Change, ChangeKind, Seen};
+pub use device_models::DeviceModels;
 pub use error::{Cause, Explanation, InputError, PlanError, Violation};
 pub use plan::{PlacedController, PlacedDevice, Plan};
 pub use planner::{adopt, adopt_by_program, adopt_with, forget_solutions, plan, plan_with};

@@ -51,6 +51,8 @@ pub(crate) struct Topology<'a> {
     parents: Vec<Option<NodeIndex>>,
     /// Whether each node hangs from the root, by node index.
     reach: Vec<bool>,
+    /// The nearest expander above each node that hangs from the root, by node index.
+    expanders: Vec<Option<NodeIndex>>,
     /// Number of controller nodes.
     ctrls: usize,
     /// Whether the root bus lets the guest unplug its devices: the plan's `root_hotplug`
@@ -128,11 +130,18 @@ impl<'a> Topology<'a> {
         }
         // Every node has at most one bus, so the nodes reachable from the root are exactly
         // those whose parent chain ends there.
+        // On the way, each node's nearest expander above it.
         let mut reach = vec![false; count];
+        let mut expanders: Vec<Option<NodeIndex>> = vec![None; count];
         let mut stack = vec![root];
         while let Some(n) = stack.pop() {
             if std::mem::replace(&mut reach[n.index()], true) {
                 continue;
+            }
+            let pxb = models[n.index()].is_some_and(|m| m.bus.bus_type == "pxb");
+            let above = if pxb { Some(n) } else { expanders[n.index()] };
+            for k in &kids[n.index()] {
+                expanders[k.2.index()] = above;
             }
             stack.extend(kids[n.index()].iter().map(|k| k.2));
         }
@@ -147,6 +156,7 @@ impl<'a> Topology<'a> {
             dev_facts,
             parents,
             reach,
+            expanders,
             ctrls: plan.controllers.len(),
             root_hotplug: plan.root_hotplug.unwrap_or(cat.root.hotpluggable),
         }
@@ -240,15 +250,8 @@ impl<'a> Topology<'a> {
                 .into_iter()
                 .find(|&a| self.bus_type(a) == Some("pxb"));
         }
-        // Rooted: the parent chain ends at the root, no cycle to guard against.
-        let mut cur = self.parent(n);
-        while let Some(p) = cur {
-            if self.bus_type(p) == Some("pxb") {
-                return Some(p);
-            }
-            cur = self.parent(p);
-        }
-        None
+        // Rooted: read when the graph was built.
+        self.expanders.get(n.index()).copied().flatten()
     }
 
     /// Whether a node hangs from the root (no dangling bus, no cycle).
