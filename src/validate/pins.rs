@@ -2,7 +2,9 @@
 //! pins stays where it was pinned.
 
 use crate::error::Violation;
+use crate::plan::PlacedController;
 use crate::rule::Rule;
+use crate::topology::Node;
 
 use super::{push, push_guest, Check};
 
@@ -23,9 +25,9 @@ fn devices_kept(c: &Check, out: &mut Vec<Violation>) {
             continue;
         };
         if let Some(pin) = &p.req.address {
-            // The address is made only for a device with a pin (most have none).
-            let a = d.address();
-            if *pin != a {
+            // The address is made only for a device off its pin.
+            if (pin.bus.as_str(), pin.slot, pin.function) != (d.bus.as_str(), d.slot, d.function) {
+                let a = d.address();
                 push(
                     out,
                     &d.id,
@@ -41,8 +43,22 @@ fn devices_kept(c: &Check, out: &mut Vec<Violation>) {
 /// Every pinned controller is in the plan at its pin, and not marked as added.
 fn controllers_kept(c: &Check, out: &mut Vec<Violation>) {
     for rc in &c.req.controllers {
-        match c.plan.controllers.iter().find(|k| k.id == rc.id) {
-            Some(k) if k.address() == rc.address && !k.added => {}
+        // The topology keeps the first node of each id, as a search of the plan would.
+        let placed = match c.t.ids.get(rc.id.as_str()).map(|&n| c.t.g[n]) {
+            Some(Node::Ctrl(k)) => Some(k),
+            Some(_) => c.plan.controllers.iter().find(|k| k.id == rc.id),
+            None => None,
+        };
+        let at = |k: &PlacedController| {
+            (k.bus.as_str(), k.slot, k.function)
+                == (
+                    rc.address.bus.as_str(),
+                    rc.address.slot,
+                    rc.address.function,
+                )
+        };
+        match placed {
+            Some(k) if at(k) && !k.added => {}
             _ => push(
                 out,
                 &rc.id,

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use crate::catalog::{Catalog, HotplugControl};
 use crate::changes::{changes, ChangeKind};
 use crate::error::PlanError;
+use crate::idmap::IdMap;
 use crate::ilp::{Adopt, Model, OldPort, OldUnit, Place, Site};
 use crate::plan::Plan;
 use crate::request::Request;
@@ -318,13 +319,19 @@ fn pack_beside(kept: &Request, cat: &Catalog, f: &Free, d: &Decision) -> Vec<(u8
 
 /// Whether an existing port of `plan` holds nothing.
 fn free_ports_left(plan: &Plan, cat: &Catalog) -> bool {
+    let used: IdMap<&str, ()> = plan
+        .devices
+        .iter()
+        .map(|d| d.bus.as_str())
+        .chain(plan.controllers.iter().map(|x| x.bus.as_str()))
+        .map(|b| (b, ()))
+        .collect();
     plan.controllers.iter().any(|c| {
         !c.added
             && cat
                 .controller(&c.model)
                 .is_some_and(|m| m.hotplug == HotplugControl::Property)
-            && !plan.devices.iter().any(|d| d.bus == c.id)
-            && !plan.controllers.iter().any(|x| x.bus == c.id)
+            && !used.contains_key(c.id.as_str())
     })
 }
 
