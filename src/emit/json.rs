@@ -140,7 +140,7 @@ impl<'o> Writer<'o> {
 /// Appends `s` as a JSON string, escaped as `serde_json` escapes: `"` and `\`, control
 /// characters as `\b \t \n \f \r` or `\u00XX`; everything else as it is.
 fn escaped(out: &mut String, s: &str) {
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push('"');
         out.push_str(s);
@@ -174,6 +174,26 @@ fn escaped(out: &mut String, s: &str) {
     }
     out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// Whether any byte of `b` is escaped: a control character, `"` or `\`. Eight bytes at a
+/// time (a byte below 0x20, or equal to 0x22 or 0x5C, leaves its high bit set in the tests
+/// below; bytes from 0x80, which UTF-8 uses, are masked out by `!x`).
+fn needs_escape(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        if below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0 {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&c| c < 0x20 || c == b'"' || c == b'\\')
 }
 
 /// A plan's text takes about this many bytes per controller, device or change (pretty;
@@ -375,6 +395,20 @@ mod tests {
             let mut out = String::new();
             escaped(&mut out, s);
             assert_eq!(out, serde_json::to_string(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn finds_every_byte_to_escape() {
+        for len in 0..20 {
+            for at in 0..len {
+                for c in 0u8..=0xff {
+                    let mut b = vec![b'a'; len];
+                    b[at] = c;
+                    let want = c < 0x20 || c == b'"' || c == b'\\';
+                    assert_eq!(needs_escape(&b), want, "{c:#x} at {at} of {len}");
+                }
+            }
         }
     }
 

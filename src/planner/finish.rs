@@ -163,6 +163,9 @@ fn prefix_of(class: Option<&str>) -> &'static str {
 /// Names added controllers by class in plan order (`rp1`, `rp2`, ...), skipping the names the
 /// request uses (and the root bus), and renames the buses that refer to them.
 fn name_added(plan: &mut Plan, req: &Request, cat: &Catalog) {
+    if !plan.controllers.iter().any(|c| c.added) {
+        return;
+    }
     let mut taken: IdMap<&str, ()> = IdMap::default();
     taken.reserve(req.devices.len() + req.controllers.len() + 1);
     taken.extend(req.devices.iter().map(|d| (d.id.as_str(), ())));
@@ -254,6 +257,9 @@ fn set_multifunction(plan: &mut Plan) {
         .filter(|&(_, _, f)| f > 0)
         .map(|(b, s, _)| ((b, s), ()))
         .collect();
+    if shared.is_empty() {
+        return;
+    }
     let mf_ctrl: Vec<bool> = plan
         .controllers
         .iter()
@@ -275,6 +281,15 @@ fn set_multifunction(plan: &mut Plan) {
 
 /// Puts the devices in request order (devices the request does not name go last).
 fn devices_in_request_order(plan: &mut Plan, req: &Request) {
+    let in_order = plan.devices.len() == req.devices.len()
+        && plan
+            .devices
+            .iter()
+            .zip(&req.devices)
+            .all(|(p, r)| p.id == r.id);
+    if in_order {
+        return;
+    }
     let order: IdMap<&str, usize> = req
         .devices
         .iter()
