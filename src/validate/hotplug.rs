@@ -16,6 +16,9 @@ pub(super) fn check(c: &Check, out: &mut Vec<Violation>) {
 
 /// D-OFF, D-ON and D-HP for every placed device below a bus.
 fn devices(c: &Check, out: &mut Vec<Violation>) {
+    if !c.wishes {
+        return;
+    }
     let (t, req) = (&c.t, c.req);
     for p in &c.devices {
         let (Some(d), Some(n)) = (p.dev, p.node) else {

@@ -69,6 +69,19 @@ pub(crate) fn validate_pinned(
     Check::new(t, pinned, req, cat, false).run()
 }
 
+/// [`validate_pinned`] without the devices' hotplug wishes (D-OFF, D-ON, D-HP): what an
+/// adoption asks of the existing guest, whose wishes it is there to meet.
+pub(crate) fn validate_pinned_layout(
+    t: &Topology,
+    pinned: &Plan,
+    req: &Request,
+    cat: &Catalog,
+) -> Vec<Violation> {
+    let mut c = Check::new(t, pinned, req, cat, false);
+    c.wishes = false;
+    c.run()
+}
+
 /// A request's device with where the plan put it.
 struct Placed<'a> {
     req: &'a DeviceRequest,
@@ -86,6 +99,8 @@ struct Check<'a> {
     /// A complete plan (`validate`), or only the pins (`validate_pins`): some rules hold
     /// only of complete plans.
     full: bool,
+    /// Whether the devices' hotplug wishes are checked (D-OFF, D-ON, D-HP).
+    wishes: bool,
     t: &'a Topology<'a>,
     /// The request's devices in request order, with where the plan put them.
     devices: Vec<Placed<'a>>,
@@ -115,6 +130,7 @@ impl<'a> Check<'a> {
             cat,
             plan,
             full,
+            wishes: true,
             t,
             devices,
         }

@@ -20,9 +20,8 @@ use crate::idmap::IdMap;
 use crate::ilp::{Adopt, Model, OldPort, OldUnit, Place, Site};
 use crate::plan::Plan;
 use crate::request::Request;
-use crate::rule::Rule;
 use crate::topology::{pinned_plan, Node, Topology};
-use crate::validate::validate_pinned;
+use crate::validate::validate_pinned_layout;
 
 use super::assign::Assigner;
 use super::{check_assigned_on, explain, solve_cached, units, Unit, World};
@@ -79,10 +78,7 @@ fn adopt_inner(req: &Request, cat: &Catalog, shortcut: bool) -> Result<Plan, Pla
     // Step 1: the existing guest, as addresses go.
     let before = pinned_plan(req, cat);
     let t0 = Topology::build(&before, cat);
-    let bad: Vec<_> = validate_pinned(&t0, &before, req, cat)
-        .into_iter()
-        .filter(|v| !matches!(v.rule, Rule::Off | Rule::On | Rule::Hotplug))
-        .collect();
+    let bad = validate_pinned_layout(&t0, &before, req, cat);
     if !bad.is_empty() {
         return Err(PlanError::Pins(bad));
     }
