@@ -90,6 +90,9 @@ pub enum NotJson {
 pub fn request_text<'a>(obj: &'a Bound<'_, PyAny>) -> Result<Cow<'a, str>, NotJson> {
     let py = obj.py();
     if let Ok(s) = obj.cast::<PyString>() {
+        if let Ok(t) = crate::depy::text(s) {
+            return Ok(t);
+        }
         return s.to_cow().map_err(|e| not_text(py, e));
     }
     if let Ok(b) = obj.cast::<PyBytes>() {

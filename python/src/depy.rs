@@ -11,7 +11,9 @@
 //! (and whose conversions, such as `int` keys becoming strings) are the command line's.
 //! A dict therefore plans, or fails, exactly as its `json.dumps` text does.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -57,6 +59,52 @@ pub fn read<T: DeserializeOwned>(obj: &Bound<'_, PyAny>) -> Result<T, Fallback> 
     })
 }
 
+/// Whether the interpreter has `PyUnicode_AsUTF8AndSize` in its stable ABI: 0 not asked
+/// yet, 1 no (3.9), 2 yes (3.10 on).
+static BORROWS_UTF8: AtomicU8 = AtomicU8::new(0);
+
+extern "C" {
+    /// Part of the stable ABI from CPython 3.10 (and present, outside it, since 3.3). The
+    /// module is built for the stable ABI of 3.9, whose bindings leave it out.
+    fn PyUnicode_AsUTF8AndSize(
+        unicode: *mut pyo3::ffi::PyObject,
+        size: *mut pyo3::ffi::Py_ssize_t,
+    ) -> *const std::os::raw::c_char;
+}
+
+/// The UTF-8 text of a str: borrowed from the str itself on CPython 3.10 and later (no
+/// object made, nothing copied: the text of an ASCII str is its own storage), else a
+/// copy by way of a bytes object, which is what `PyString::to_cow` does on the 3.9
+/// stable ABI for every key and value.
+pub fn text<'a>(s: &'a Bound<'_, PyString>) -> Result<Cow<'a, str>, Fallback> {
+    let borrows = match BORROWS_UTF8.load(Ordering::Relaxed) {
+        0 => {
+            let yes = s.py().version_info() >= (3, 10);
+            BORROWS_UTF8.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+        v => v == 2,
+    };
+    if !borrows {
+        return s.to_cow().map_err(|_| Fallback);
+    }
+    let mut size: pyo3::ffi::Py_ssize_t = 0;
+    // SAFETY: `s` is a live str. The text returned lives as long as the str does (a str
+    // keeps its UTF-8 form once made), which `'a` bounds.
+    let data = unsafe { PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut size) };
+    if data.is_null() {
+        // Lone surrogates have no UTF-8 form. The exception is dropped: the text way
+        // reports it.
+        drop(PyErr::take(s.py()));
+        return Err(Fallback);
+    }
+    let len = usize::try_from(size).map_err(|_| Fallback)?;
+    // SAFETY: CPython returns `size` bytes of valid UTF-8 at `data`.
+    let text =
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast(), len)) };
+    Ok(Cow::Borrowed(text))
+}
+
 /// One object being read, with what is left of the text budget.
 struct Reader<'a, 'py> {
     obj: &'a Bound<'py, PyAny>,
@@ -92,7 +140,7 @@ impl<'de> de::Deserializer<'de> for Reader<'_, '_> {
         } else if o.is_exact_instance_of::<PyString>() {
             let s = o.cast::<PyString>().map_err(|_| Fallback)?;
             // A str with lone surrogates has no UTF-8 form: the text way says so.
-            let s = s.to_cow().map_err(|_| Fallback)?;
+            let s = text(s)?;
             self.spend(s.len())?;
             v.visit_str(&s)
         } else if o.is_exact_instance_of::<PyInt>() {
@@ -111,9 +159,10 @@ impl<'de> de::Deserializer<'de> for Reader<'_, '_> {
             v.visit_f64(x)
         } else if o.is_exact_instance_of::<PyList>() || o.is_exact_instance_of::<PyTuple>() {
             let depth = self.deeper()?;
-            let items = o.try_iter().map_err(|_| Fallback)?;
             v.visit_seq(Items {
-                items,
+                seq: o,
+                list: o.is_exact_instance_of::<PyList>(),
+                next: 0,
                 depth,
                 budget: self.budget,
             })
@@ -158,7 +207,7 @@ impl<'de> de::Deserializer<'de> for Reader<'_, '_> {
             return Err(Fallback);
         }
         let s = self.obj.cast::<PyString>().map_err(|_| Fallback)?;
-        let s = s.to_cow().map_err(|_| Fallback)?;
+        let s = text(s)?;
         self.spend(s.len())?;
         v.visit_enum(IntoDeserializer::<Fallback>::into_deserializer(s.as_ref()))
     }
@@ -170,11 +219,25 @@ impl<'de> de::Deserializer<'de> for Reader<'_, '_> {
     }
 }
 
-/// The items of a list or tuple.
+/// The items of a list or tuple, taken by index (no iterator object).
 struct Items<'a, 'py> {
-    items: Bound<'py, pyo3::types::PyIterator>,
+    seq: &'a Bound<'py, PyAny>,
+    list: bool,
+    next: usize,
     depth: u32,
     budget: &'a mut usize,
+}
+
+impl Items<'_, '_> {
+    fn len(&self) -> usize {
+        if self.list {
+            // SAFETY: `list` says it is one.
+            unsafe { self.seq.cast_unchecked::<PyList>() }.len()
+        } else {
+            // SAFETY: else it is a tuple.
+            unsafe { self.seq.cast_unchecked::<PyTuple>() }.len()
+        }
+    }
 }
 
 impl<'de> de::SeqAccess<'de> for Items<'_, '_> {
@@ -184,17 +247,30 @@ impl<'de> de::SeqAccess<'de> for Items<'_, '_> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, Fallback> {
-        match self.items.next() {
-            None => Ok(None),
-            Some(Err(_)) => Err(Fallback),
-            Some(Ok(item)) => seed
-                .deserialize(Reader {
-                    obj: &item,
-                    depth: self.depth,
-                    budget: self.budget,
-                })
-                .map(Some),
+        // Nothing read runs Python code, so the length cannot change on the way; it is
+        // asked each time all the same.
+        if self.next >= self.len() {
+            return Ok(None);
         }
+        let item = if self.list {
+            // SAFETY: as in `len`.
+            unsafe { self.seq.cast_unchecked::<PyList>() }.get_item(self.next)
+        } else {
+            // SAFETY: as in `len`.
+            unsafe { self.seq.cast_unchecked::<PyTuple>() }.get_item(self.next)
+        };
+        let item = item.map_err(|_| Fallback)?;
+        self.next += 1;
+        seed.deserialize(Reader {
+            obj: &item,
+            depth: self.depth,
+            budget: self.budget,
+        })
+        .map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.len().saturating_sub(self.next))
     }
 }
 
@@ -220,7 +296,7 @@ impl<'de> de::MapAccess<'de> for Entries<'_, '_> {
             return Err(Fallback);
         }
         let k = k.cast_into::<PyString>().map_err(|_| Fallback)?;
-        let key = k.to_cow().map_err(|_| Fallback)?;
+        let key = text(&k)?;
         *self.budget = self.budget.checked_sub(key.len() + 1).ok_or(Fallback)?;
         self.value = Some(v);
         seed.deserialize(IntoDeserializer::<Fallback>::into_deserializer(
