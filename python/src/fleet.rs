@@ -1,8 +1,11 @@
 //! `pciplan.batch`: a fleet from any Python iterable through the library's batch machinery
 //! ([`pciplan::batch::Batch`]), one result dict per request, in order.
 //!
-//! Requests are pulled from the iterable a chunk at a time and handed, as JSON Lines, to a
-//! planning thread that runs `Batch::next_chunk_with` (every core, through rayon). The
+//! Requests are pulled from the iterable a chunk at a time and handed to a planning thread
+//! that runs `Batch::plan_items` (every core, through rayon): a dict as the request read
+//! from it directly, anything else as its JSON line (the dict used to be written back to
+//! JSON text for the planning thread to parse again: a quarter of the caller's work on
+//! a dict, and a parse per request on the planning side). The
 //! Python side keeps two chunks in flight: while the planning thread works on the next one,
 //! the caller's thread turns the previous chunk's outcomes into dicts, built directly (no
 //! JSON text in between) as their result lines would parse. Memory is bounded
@@ -10,13 +13,13 @@
 //! requests and build dicts, never while planning.
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead, Read};
+use std::io;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Mutex;
 
 #[cfg(doc)]
 use pciplan::batch::DEFAULT_CHUNK;
-use pciplan::batch::{Batch, BatchOptions, Outcome};
+use pciplan::batch::{Batch, BatchOptions, Item, Outcome};
 use pciplan::Request;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -28,62 +31,20 @@ use crate::{depy, errors, pyser};
 /// Chunks handed to the planning thread and not yet answered, at most.
 const IN_FLIGHT: usize = 2;
 
-/// The planning thread's input: JSON Lines arriving as whole chunks over a channel. The
-/// input ends when the sending side is dropped.
-struct Feed {
-    rx: Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for Feed {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = avail.len().min(buf.len());
-        buf[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl BufRead for Feed {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        while self.pos >= self.cur.len() {
-            match self.rx.recv() {
-                Ok(v) => {
-                    self.cur = v;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(&[]),
-            }
-        }
-        Ok(&self.cur[self.pos..])
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.pos += n;
-    }
-}
-
 /// One chunk's outcomes, or why reading failed.
-type Answer = Result<Vec<Outcome>, String>;
+type Answer = Vec<Outcome>;
 
-/// Plans chunks until the input ends or nobody listens any more.
-fn planning_thread(feed: Feed, chunk: usize, adopt: bool, out: SyncSender<Answer>) {
+/// Plans chunks of items until the input ends (the sending side is dropped) or nobody
+/// listens any more.
+fn planning_thread(rx: Receiver<Vec<Item>>, adopt: bool, out: SyncSender<Answer>) {
     let opts = BatchOptions {
-        chunk,
         adopt,
         ..BatchOptions::default()
     };
-    let mut batch = Batch::new(feed, opts);
-    loop {
-        let answer = match batch.next_chunk_with(|o| o) {
-            Ok(Some(outcomes)) => Ok(outcomes),
-            Ok(None) => return,
-            Err(e) => Err(e.to_string()),
-        };
-        let stop = answer.is_err();
-        if out.send(answer).is_err() || stop {
+    // The items come over the channel, not from the batch's input.
+    let mut batch = Batch::new(io::empty(), opts);
+    while let Ok(items) = rx.recv() {
+        if out.send(batch.plan_items(items, |o| o)).is_err() {
             return;
         }
     }
@@ -103,7 +64,7 @@ pub struct BatchIter {
     /// The requests; `None` once exhausted (or once it raised).
     source: Option<Py<PyIterator>>,
     /// To the planning thread; dropped when the source is exhausted.
-    to_planner: Option<Sender<Vec<u8>>>,
+    to_planner: Option<Sender<Vec<Item>>>,
     from_planner: Mutex<Receiver<Answer>>,
     chunk: usize,
     /// Requests pulled so far (the next one's line number is this plus one).
@@ -123,14 +84,9 @@ impl BatchIter {
         let chunk = chunk.max(1);
         let (tx, rx) = mpsc::channel();
         let (out_tx, out_rx) = mpsc::sync_channel(IN_FLIGHT);
-        let feed = Feed {
-            rx,
-            cur: Vec::new(),
-            pos: 0,
-        };
         std::thread::Builder::new()
             .name("pciplan-batch".into())
-            .spawn(move || planning_thread(feed, chunk, adopt, out_tx))
+            .spawn(move || planning_thread(rx, adopt, out_tx))
             .map_err(|e| errors::error(source.py(), &format!("cannot start a thread: {e}")))?;
         Ok(BatchIter {
             source: Some(source.unbind()),
@@ -151,7 +107,7 @@ impl BatchIter {
         let Some(mut source) = self.source.as_ref().map(|s| s.bind(py).clone()) else {
             return Ok(());
         };
-        let mut text: Vec<u8> = Vec::new();
+        let mut items: Vec<Item> = Vec::with_capacity(self.chunk.min(4096));
         let mut refused = Vec::new();
         let mut n = 0;
         let mut ended = false;
@@ -169,7 +125,7 @@ impl BatchIter {
                 }
                 Some(Ok(item)) => item,
             };
-            if let Err(e) = push_line(&item, &mut text) {
+            if let Err(e) = push_item(&item, &mut items) {
                 let message = match e {
                     NotJson::Value(m) => m,
                     NotJson::Type(e) => e.value(py).to_string(),
@@ -191,7 +147,7 @@ impl BatchIter {
         self.pulled += n as u64;
         if n > 0 {
             if let Some(tx) = &self.to_planner {
-                if tx.send(text).is_err() {
+                if tx.send(items).is_err() {
                     return Err(errors::error(py, "the planning thread stopped"));
                 }
             }
@@ -220,10 +176,8 @@ impl BatchIter {
             Err(_) => None,
         });
         let refused = self.in_flight.pop_front().unwrap_or_default();
-        let outcomes = match answer {
-            Some(Ok(outcomes)) => outcomes,
-            Some(Err(e)) => return Err(errors::error(py, &format!("reading requests: {e}"))),
-            None => return Err(errors::error(py, "the planning thread stopped")),
+        let Some(outcomes) = answer else {
+            return Err(errors::error(py, "the planning thread stopped"));
         };
         // The next chunk is planned while this one becomes dicts.
         self.top_up(py)?;
@@ -242,20 +196,16 @@ impl BatchIter {
     }
 }
 
-/// Appends one request as one JSON line. Line breaks inside JSON text become tabs: both
+/// Appends one request as one item. A dict read directly is handed over as the request
+/// it is (see [`depy`]): no JSON text is written for the planning thread to parse again.
+/// Anything else becomes its JSON line: line breaks inside JSON text become tabs (both
 /// are white space between tokens and both are refused inside a string, so the request
-/// means what it meant (a trailing newline, as lines read from a file have, is dropped).
-fn push_line(item: &Bound<'_, PyAny>, text: &mut Vec<u8>) -> Result<(), NotJson> {
-    let start = text.len();
-    // A dict read directly is written back compactly by the library's own serializer: the
-    // same request, and no newline can occur in it.
+/// means what it meant; a trailing newline, as lines read from a file have, is dropped).
+fn push_item(item: &Bound<'_, PyAny>, items: &mut Vec<Item>) -> Result<(), NotJson> {
     if item.is_exact_instance_of::<PyDict>() {
         if let Ok(req) = depy::read::<Request>(item) {
-            if serde_json::to_writer(&mut *text, &req).is_ok() {
-                text.push(b'\n');
-                return Ok(());
-            }
-            text.truncate(start);
+            items.push(Item::Request(req));
+            return Ok(());
         }
     }
     let json = match convert::request_text(item) {
@@ -263,18 +213,18 @@ fn push_line(item: &Bound<'_, PyAny>, text: &mut Vec<u8>) -> Result<(), NotJson>
         Err(e) => {
             // An empty line stands in for it: its result is `invalid`, and the message
             // and name are replaced once the chunk is answered.
-            text.push(b'\n');
+            items.push(Item::Line(Vec::new()));
             return Err(e);
         }
     };
     let json = json.strip_suffix('\n').unwrap_or(&json);
-    text.extend_from_slice(json.as_bytes());
-    for b in &mut text[start..] {
+    let mut line = json.as_bytes().to_vec();
+    for b in &mut line {
         if *b == b'\n' {
             *b = b'\t';
         }
     }
-    text.push(b'\n');
+    items.push(Item::Line(line));
     Ok(())
 }
 

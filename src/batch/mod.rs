@@ -389,6 +389,20 @@ fn plan_line<'a>(
             });
         }
     };
+    let line_key = at.map(|at| (text, at, seen_before));
+    plan_request(line, req, line_key, catalog, cache, adopt)
+}
+
+/// Plans one request read from line `line`. With `line_key` (the line's text, where its
+/// name is, whether the line was seen before), a shape-cache hit earns a line-cache entry.
+fn plan_request<'a>(
+    line: u64,
+    req: Request,
+    line_key: Option<(&'a str, NameAt, bool)>,
+    catalog: Option<&Catalog>,
+    cache: Option<&ShapeCache>,
+    adopt: bool,
+) -> Done<'a> {
     let cat = match catalog {
         Some(c) => c,
         None => match Catalog::for_machine(&req.machine) {
@@ -406,7 +420,7 @@ fn plan_line<'a>(
         _ if adopt => crate::planner::adopt_with(&req, cat),
         Some(c) => match c.answer(&req, cat) {
             Answer::Hit(cached) => {
-                if let (Some(at), true) = (at, seen_before) {
+                if let Some((text, at, true)) = line_key {
                     if let Some(e) = LineEntry::new(cached.clone(), &req) {
                         c.lines.put(text.as_bytes(), at, Arc::new(e));
                     }
@@ -422,6 +436,17 @@ fn plan_line<'a>(
         name: req.name,
         result,
     })
+}
+
+/// One request of a fleet handed to [`Batch::plan_items`] rather than read from the input.
+pub enum Item {
+    /// The text of one input line, without its newline (a line break inside it is taken
+    /// as the end of the line, so it must hold none).
+    Line(Vec<u8>),
+    /// A request already read, by other means than its JSON text (a binding reading its
+    /// language's objects, say), into exactly the request its line would have parsed to.
+    /// It is planned as that line would be, from the shape check on.
+    Request(Request),
 }
 
 /// A fleet being planned: an iterator of [`Outcome`]s in input order.
@@ -467,6 +492,55 @@ impl<R: BufRead> Batch<R> {
     /// The shape cache's hits and misses, when it is on.
     pub fn cache_stats(&self) -> Option<crate::shape::CacheStats> {
         self.cache.as_ref().map(|c| c.stats())
+    }
+
+    /// Whether line `line` is planned (in the shard, not skipped).
+    fn keeps(&self, line: u64) -> bool {
+        self.opts.shard.is_none_or(|s| s.contains(line))
+            && !self.opts.skip.as_ref().is_some_and(|s| s.contains(line))
+    }
+
+    /// Plans `items` as the next lines of the fleet, numbered on from the lines (and items)
+    /// before, in parallel, with the batch's caches and options: exactly the outcomes those
+    /// lines would have had (an item outside the shard or skipped gives none). `f` runs in
+    /// parallel on each outcome; results keep the items' order. A binding that reads its
+    /// own objects into [`Request`]s hands them over without writing and parsing JSON text.
+    pub fn plan_items<T: Send>(
+        &mut self,
+        items: Vec<Item>,
+        f: impl Fn(Outcome) -> T + Sync + Send,
+    ) -> Vec<T> {
+        let first = self.next_line;
+        self.next_line += items.len() as u64;
+        let numbered: Vec<(u64, Item)> = (first..)
+            .zip(items)
+            .filter(|(line, _)| self.keeps(*line))
+            .collect();
+        let catalog = self.opts.catalog.as_deref();
+        let cache = self.cache.as_ref();
+        let adopt = self.opts.adopt;
+        numbered
+            .into_par_iter()
+            .with_min_len(8)
+            .map(|(line, item)| {
+                let outcome = match item {
+                    Item::Line(text) => {
+                        plan_line(line, &text, catalog, cache, false, adopt).into_outcome()
+                    }
+                    // What `Request::from_json` checks after reading.
+                    Item::Request(req) => match req.check_shape() {
+                        Ok(()) => plan_request(line, req, None, catalog, cache, adopt),
+                        Err(e) => Done::Outcome(Outcome {
+                            line,
+                            name: req.name,
+                            result: Err(PlanError::Invalid(e)),
+                        }),
+                    }
+                    .into_outcome(),
+                };
+                f(outcome)
+            })
+            .collect()
     }
 
     /// Reads one line (up to the limit; the rest of a longer line is discarded and the line
@@ -539,8 +613,7 @@ impl<R: BufRead> Batch<R> {
         let mut lines: Vec<(u64, usize, usize)> = Vec::with_capacity(self.opts.chunk.min(65_536));
         while lines.len() < self.opts.chunk.max(1) {
             let line = self.next_line;
-            let keep = self.opts.shard.is_none_or(|s| s.contains(line))
-                && !self.opts.skip.as_ref().is_some_and(|s| s.contains(line));
+            let keep = self.keeps(line);
             let start = text.len();
             let read = self.read_line(keep, &mut text);
             if !keep {
