@@ -31,7 +31,7 @@ use crate::{depy, errors, pyser};
 /// Chunks handed to the planning thread and not yet answered, at most.
 const IN_FLIGHT: usize = 2;
 
-/// One chunk's outcomes, or why reading failed.
+/// One chunk's outcomes.
 type Answer = Vec<Outcome>;
 
 /// Plans chunks of items until the input ends (the sending side is dropped) or nobody
@@ -130,6 +130,8 @@ impl BatchIter {
                     NotJson::Value(m) => m,
                     NotJson::Type(e) => e.value(py).to_string(),
                     NotJson::Other(e) => {
+                        // Raised after the results before it; it has no result itself.
+                        items.pop();
                         self.raised = Some(e);
                         ended = true;
                         break;

@@ -101,6 +101,20 @@ def test_batch_delivers_results_before_the_iterable_raises():
     assert got == [f"g{i}" for i in range(10)]
 
 
+def test_batch_exception_from_a_request_comes_after_the_results_before_it():
+    class Boom(dict):
+        def items(self):
+            raise KeyError("boom")
+
+    got = []
+    with pytest.raises(KeyError, match="boom"):
+        for o in pciplan.batch([{"name": "a", "devices": []}, Boom(devices=[]),
+                                {"name": "b", "devices": []}]):
+            got.append(o)
+    # The request that raised has no result of its own (there was a stray 'empty line').
+    assert [(o["line"], o["name"], o["ok"]) for o in got] == [(1, "a", True)]
+
+
 def test_batch_can_be_abandoned():
     def endless():
         i = 0
