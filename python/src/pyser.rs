@@ -91,6 +91,9 @@ impl Hasher for QuickHasher {
     fn write_usize(&mut self, n: usize) {
         self.mix(n as u64);
     }
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
 }
 
 type Quick = BuildHasherDefault<QuickHasher>;
@@ -115,6 +118,28 @@ struct Template {
     names: Box<[Py<PyString>]>,
     values: Box<[Py<PyAny>]>,
     dict: Py<PyDict>,
+}
+
+/// A copy of template `t` with the values of `fields` (its key sequence) set.
+fn copy_with<'py>(
+    py: Python<'py>,
+    t: &Template,
+    fields: &[(&'static str, Bound<'py, PyAny>)],
+) -> Result<Bound<'py, PyDict>> {
+    let dict = t.dict.bind(py).copy()?;
+    for ((name, was), (_, v)) in t.names.iter().zip(&t.values).zip(fields) {
+        if was.as_ptr() == v.as_ptr() {
+            // The copy holds this very object already.
+            continue;
+        }
+        // SAFETY: three live objects; PyDict_SetItem takes its own references. The key
+        // is in the copy, so this replaces a value: the order stays.
+        let r = unsafe { pyo3::ffi::PyDict_SetItem(dict.as_ptr(), name.as_ptr(), v.as_ptr()) };
+        if r != 0 {
+            return Err(Error::Py(PyErr::fetch(py)));
+        }
+    }
+    Ok(dict)
 }
 
 /// Whether a template may hold `v` (it must never be changed through a dict built).
@@ -229,8 +254,7 @@ impl<'py> Keys<'py> {
         let mut h = QuickHasher::default();
         for (k, _) in &fields {
             let (a, n) = static_key(k);
-            h.mix(a as u64);
-            h.mix(n as u64);
+            h.mix(a as u64 ^ ((n as u64) << 48));
         }
         let sig = h.finish();
         let same = |t: &Template| {
@@ -241,57 +265,39 @@ impl<'py> Keys<'py> {
                     .all(|(a, (k, _))| *a == static_key(k))
         };
         let made = self.slot.made();
-        let fits = made.templates.get(&sig).is_some_and(same);
-        if !fits {
-            // No template for this sequence (or a hash shared with another).
-            if made.templates.len() >= MOST_KEPT || made.templates.contains_key(&sig) {
-                return self.dict_by_fields(&fields);
-            }
-            let t = PyDict::new(py);
-            let mut names = Vec::with_capacity(fields.len());
-            let mut values = Vec::with_capacity(fields.len());
-            for (k, v) in &fields {
-                let name = self.get(k);
-                let v = if immutable(v) {
-                    v.clone()
-                } else {
-                    py.None().into_bound(py)
-                };
-                t.set_item(&name, &v)?;
-                names.push(name.unbind());
-                values.push(v.unbind());
-            }
-            if t.len() != fields.len() {
-                // A key twice: the values by field would not say what the dict holds.
-                return self.dict_by_fields(&fields);
-            }
-            self.slot.made().templates.insert(
-                sig,
-                Template {
-                    keys: fields.iter().map(|(k, _)| static_key(k)).collect(),
-                    names: names.into_boxed_slice(),
-                    values: values.into_boxed_slice(),
-                    dict: t.unbind(),
-                },
-            );
+        match made.templates.get(&sig) {
+            Some(t) if same(t) => return copy_with(py, t, &fields),
+            // A hash shared with another sequence.
+            Some(_) => return self.dict_by_fields(&fields),
+            None if made.templates.len() >= MOST_KEPT => return self.dict_by_fields(&fields),
+            None => {}
         }
-        let made = self.slot.made();
-        let Some(t) = made.templates.get(&sig) else {
-            return Err(Error::Unsupported("a struct without its template"));
+        let t = PyDict::new(py);
+        let mut names = Vec::with_capacity(fields.len());
+        let mut values = Vec::with_capacity(fields.len());
+        for (k, v) in &fields {
+            let name = self.get(k);
+            let v = if immutable(v) {
+                v.clone()
+            } else {
+                py.None().into_bound(py)
+            };
+            t.set_item(&name, &v)?;
+            names.push(name.unbind());
+            values.push(v.unbind());
+        }
+        if t.len() != fields.len() {
+            // A key twice: the values by field would not say what the dict holds.
+            return self.dict_by_fields(&fields);
+        }
+        let t = Template {
+            keys: fields.iter().map(|(k, _)| static_key(k)).collect(),
+            names: names.into_boxed_slice(),
+            values: values.into_boxed_slice(),
+            dict: t.unbind(),
         };
-        let dict = t.dict.bind(py).copy()?;
-        for ((name, was), (_, v)) in t.names.iter().zip(&t.values).zip(&fields) {
-            if was.as_ptr() == v.as_ptr() {
-                // The copy holds this very object already.
-                continue;
-            }
-            // SAFETY: three live objects; PyDict_SetItem takes its own references. The
-            // key is in the copy, so this replaces a value: the order stays.
-            let r = unsafe { pyo3::ffi::PyDict_SetItem(dict.as_ptr(), name.as_ptr(), v.as_ptr()) };
-            if r != 0 {
-                return Err(Error::Py(PyErr::fetch(py)));
-            }
-        }
+        let dict = copy_with(py, &t, &fields)?;
+        self.slot.made().templates.insert(sig, t);
         Ok(dict)
     }
 
