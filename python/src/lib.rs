@@ -259,8 +259,9 @@ fn plan_xml(
 /// not a dict, str or bytes gives an `invalid` result too.
 ///
 /// Requests are pulled `chunk` at a time and planned on every core (the library's shape
-/// and line caches answer repeated requests) while the previous chunk's results are handed
-/// out, so memory stays flat over any number of requests. An exception raised by the
+/// cache answers repeated requests; a dict is handed over as the request read from it,
+/// without JSON text) while the previous chunk's results are handed out, so memory stays
+/// flat over any number of requests. An exception raised by the
 /// iterable itself comes after the results of the requests before it.
 ///
 /// `adopt=True` adopts every request (`pciplan batch --adopt`): existing addresses are

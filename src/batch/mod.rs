@@ -696,6 +696,47 @@ pub fn plan_batch(jsonl: &str) -> Vec<Outcome> {
 mod tests {
     use super::*;
 
+    /// Requests read by other means (here: parsed with serde_json alone, without the shape
+    /// check) plan to exactly the outcomes of their lines, numbered as lines, repeats
+    /// answered by the shape cache; a refused line's outcome as a line's.
+    #[test]
+    fn plan_items_equal_lines() {
+        let lines = [
+            r#"{"name":"a","devices":[{"id":"n","model":"virtio-net-pci","hotplug":"off"}]}"#,
+            r#"{"name":"b","devices":[{"id":"n","model":"virtio-net-pci","hotplug":"off"}]}"#,
+            r#"{"name":"dup","devices":[{"id":"x","model":"e1000"},{"id":"x","model":"e1000"}]}"#,
+            r#"{"name":"model","devices":[{"id":"x","model":"frobnicator"}]}"#,
+            "not json",
+            "",
+            r#"{"name":"pc","machine":"pc","devices":[{"id":"n","model":"e1000"}]}"#,
+        ];
+        let text = lines.join("\n") + "\n";
+        let want: Vec<String> = Batch::new(text.as_bytes(), BatchOptions::default())
+            .map(|o| o.unwrap().to_json_line())
+            .collect();
+        let items: Vec<Item> = lines
+            .iter()
+            .map(|l| match serde_json::from_str::<Request>(l) {
+                Ok(r) => Item::Request(r),
+                Err(_) => Item::Line(l.as_bytes().to_vec()),
+            })
+            .collect();
+        assert_eq!(
+            items
+                .iter()
+                .filter(|i| matches!(i, Item::Request(_)))
+                .count(),
+            5
+        );
+        let mut batch = Batch::new(io::empty(), BatchOptions::default());
+        let got = batch.plan_items(items, |o| o.to_json_line());
+        assert_eq!(got, want);
+        assert_eq!(batch.cache_stats().unwrap().hits, 1);
+        // Numbering goes on from the items before.
+        let more = batch.plan_items(vec![Item::Line(b"{}".to_vec())], |o| o.line);
+        assert_eq!(more, [8]);
+    }
+
     #[test]
     fn shards_partition_lines() {
         let shards: Vec<Shard> = (1..=3).map(|k| Shard::new(k, 3).unwrap()).collect();
