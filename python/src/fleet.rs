@@ -34,19 +34,25 @@ const IN_FLIGHT: usize = 2;
 /// One chunk's outcomes.
 type Answer = Vec<Outcome>;
 
+/// A chunk for the planning thread: its items, and the outcomes of an earlier chunk whose
+/// dicts are made, to be freed there rather than on the caller's thread (a few percent
+/// of its work, which holds the GIL).
+type Chunk = (Vec<Item>, Vec<Outcome>);
+
 /// Plans chunks of items until the input ends (the sending side is dropped) or nobody
 /// listens any more.
-fn planning_thread(rx: Receiver<Vec<Item>>, adopt: bool, out: SyncSender<Answer>) {
+fn planning_thread(rx: Receiver<Chunk>, adopt: bool, out: SyncSender<Answer>) {
     let opts = BatchOptions {
         adopt,
         ..BatchOptions::default()
     };
     // The items come over the channel, not from the batch's input.
     let mut batch = Batch::new(io::empty(), opts);
-    while let Ok(items) = rx.recv() {
+    while let Ok((items, spent)) = rx.recv() {
         if out.send(batch.plan_items(items, |o| o)).is_err() {
             return;
         }
+        drop(spent);
     }
 }
 
@@ -64,7 +70,9 @@ pub struct BatchIter {
     /// The requests; `None` once exhausted (or once it raised).
     source: Option<Py<PyIterator>>,
     /// To the planning thread; dropped when the source is exhausted.
-    to_planner: Option<Sender<Vec<Item>>>,
+    to_planner: Option<Sender<Chunk>>,
+    /// Outcomes whose dicts are made, sent to be freed with the next chunk.
+    spent: Vec<Outcome>,
     from_planner: Mutex<Receiver<Answer>>,
     chunk: usize,
     /// Requests pulled so far (the next one's line number is this plus one).
@@ -91,6 +99,7 @@ impl BatchIter {
         Ok(BatchIter {
             source: Some(source.unbind()),
             to_planner: Some(tx),
+            spent: Vec::new(),
             from_planner: Mutex::new(out_rx),
             chunk,
             pulled: 0,
@@ -149,7 +158,7 @@ impl BatchIter {
         self.pulled += n as u64;
         if n > 0 {
             if let Some(tx) = &self.to_planner {
-                if tx.send(items).is_err() {
+                if tx.send((items, std::mem::take(&mut self.spent))).is_err() {
                     return Err(errors::error(py, "the planning thread stopped"));
                 }
             }
@@ -194,6 +203,7 @@ impl BatchIter {
         }
         self.ready = Some(list.unbind());
         self.next = 0;
+        self.spent = outcomes;
         Ok(())
     }
 }
