@@ -264,6 +264,12 @@ pub struct Request {
     /// Existing controllers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub controllers: Vec<ControllerRequest>,
+    /// Root bus hotplug as the guest already has it, on machines with one switch for the
+    /// whole root bus (`pc`: PC-ROOT-HP; a libvirt `pci-root` with `<target hotplug='off'/>`
+    /// reads as `false`): a pin, like an existing controller's `hotplug`. Absent, the planner
+    /// chooses. Other machines refuse it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_hotplug: Option<bool>,
 }
 
 /// Whether `id` is a valid QEMU id: letters, digits, `-`, `_`, `.`, starting with a letter.
@@ -408,6 +414,15 @@ impl Request {
 
     /// Catalog checks: every model known (or `bus_kind` given), controllers known.
     pub fn check_models(&self, cat: &Catalog) -> Result<(), InputError> {
+        if self.root_hotplug.is_some() && cat.root.hotplug_switch.is_none() {
+            return Err(InputError::new(
+                "root_hotplug",
+                format!(
+                    "machine '{}' has no root hotplug switch ({} hotplug is per port); root_hotplug is for pc (PC-ROOT-HP)",
+                    cat.machine, cat.root.bus
+                ),
+            ));
+        }
         for (i, d) in self.devices.iter().enumerate() {
             if d.bus_kind.is_none() && cat.device(&d.model).is_none() {
                 if cat.controller(&d.model).is_some() {

@@ -162,6 +162,7 @@ impl Shape {
             policy: req.policy.clone(),
             devices,
             controllers,
+            root_hotplug: req.root_hotplug,
         };
         Some(Shape { request })
     }

@@ -375,7 +375,8 @@ pub(crate) fn pinned_plan(req: &Request, cat: &Catalog) -> Plan {
         name: req.name.clone(),
         machine: req.machine.clone(),
         firmware: req.firmware,
-        root_hotplug: None,
+        // The guest's own root hotplug, when the request pins it (pc, PC-ROOT-HP).
+        root_hotplug: req.root_hotplug,
         cost: 0,
         optimal: false,
         guest_visible_changes: None,

@@ -19,6 +19,7 @@ pub(super) fn shape_key(req: &Request, cat: &Catalog, out: &mut Vec<u8>) -> bool
         policy,
         devices,
         controllers,
+        root_hotplug,
     } = req;
     let crate::request::Policy {
         default_hotplug,
@@ -36,6 +37,11 @@ pub(super) fn shape_key(req: &Request, cat: &Catalog, out: &mut Vec<u8>) -> bool
         *default_hotplug as u8,
         *hotplug_off as u8,
         u8::from(*pack_integrated),
+        match root_hotplug {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        },
     ]);
     out.extend_from_slice(&spare_ports.to_le_bytes());
     let buses = KeyBuses::new(cat.root.bus.as_str(), controllers);

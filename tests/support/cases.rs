@@ -231,6 +231,7 @@ pub fn build_case(
             policy,
             devices,
             controllers,
+            root_hotplug: None,
         },
     };
     pin_some(&mut case, pin_mask);

@@ -208,6 +208,7 @@ pub fn build(policy: Policy, units: &[UnitSpec], models: &[String], shape: Shape
         policy,
         devices,
         controllers: vec![],
+        root_hotplug: None,
     }
 }
 

@@ -167,6 +167,7 @@ pub(super) fn domain<'c>(p: Parts<'_, 'c>) -> Result<Domain<'c>, InputError> {
         policy: p.policy.patch.policy(),
         devices,
         controllers: p.controllers,
+        root_hotplug: None,
     };
     request.check_shape()?;
     request.check_models(p.cat)?;

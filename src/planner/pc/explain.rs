@@ -74,9 +74,44 @@ pub(super) fn forced_root_hotplug(
                 }],
             }))
         }
-        (false, true) => Ok(Some(false)),
-        (true, false) => Ok(Some(true)),
-        (true, true) => Ok(None),
+        (false, true) => pinned_switch(req, Some(false), &offs),
+        (true, false) => pinned_switch(req, Some(true), &pinned_on),
+        (true, true) => Ok(req.root_hotplug),
+    }
+}
+
+/// The devices' demand `want` on root hotplug against the request's own `root_hotplug` (an
+/// existing guest's switch, a pin): they must agree (PC-MIX).
+fn pinned_switch(
+    req: &Request,
+    want: Option<bool>,
+    who: &[String],
+) -> Result<Option<bool>, PlanError> {
+    match (req.root_hotplug, want) {
+        (Some(have), Some(w)) if have != w => {
+            let (need, has) = if w { ("on", "off") } else { ("off", "on") };
+            let why = if w {
+                "(hotplug on) pinned on the root bus"
+            } else {
+                "(hotplug off)"
+            };
+            Err(PlanError::Infeasible(Explanation {
+                causes: vec![Cause {
+                    rule: Rule::PcMix,
+                    message: format!(
+                        "{} {why} needs root hotplug {need}, but the request pins it {has} (root_hotplug: {have}) [PC-ROOT-HP]",
+                        list(who)
+                    ),
+                    devices: who.to_vec(),
+                    need: 1,
+                    have: 0,
+                    hints: vec![
+                        format!("drop root_hotplug (libvirt: the pci-root's <target hotplug='{has}'/>) so that the planner may turn it {need}"),
+                    ],
+                }],
+            }))
+        }
+        _ => Ok(want),
     }
 }
 

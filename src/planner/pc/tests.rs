@@ -211,3 +211,32 @@ fn adopting_a_pc_guest_is_refused_naming_the_machine() {
         "{e}"
     );
 }
+
+#[test]
+fn a_pinned_root_hotplug_is_kept_or_conflicts_by_rule() {
+    // Off without any off device: the on devices go behind a bridge.
+    let mut r = pc(r#"{"id":"a","model":"virtio-net-pci"}"#, "");
+    r.root_hotplug = Some(false);
+    let p = crate::plan(&r).unwrap();
+    assert_eq!((p.root_hotplug, p.cost), (Some(false), 1));
+    // On with an off device: PC-MIX, naming the pin.
+    let mut r = pc(r#"{"id":"a","model":"virtio-net-pci","hotplug":"off"}"#, "");
+    r.root_hotplug = Some(true);
+    let e = crate::plan(&r).unwrap_err().to_string();
+    assert!(e.contains("PC-MIX") && e.contains("root_hotplug"), "{e}");
+    // Off with an on device pinned on pci.0: PC-MIX too.
+    let mut r = pc(
+        r#"{"id":"a","model":"e1000","hotplug":"on","address":{"bus":"pci.0","slot":3}}"#,
+        "",
+    );
+    r.root_hotplug = Some(false);
+    let e = crate::plan(&r).unwrap_err().to_string();
+    assert!(e.contains("PC-MIX"), "{e}");
+    // q35 has no such switch.
+    let q = Request::from_json(r#"{"root_hotplug":false,"devices":[]}"#).unwrap();
+    let e = crate::plan(&q).unwrap_err().to_string();
+    assert!(
+        e.contains("root_hotplug") && e.contains("PC-ROOT-HP"),
+        "{e}"
+    );
+}
