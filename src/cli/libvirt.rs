@@ -30,11 +30,15 @@ pub fn plan(
         overrides: ov.clone(),
         ..ReadOptions::default()
     };
-    let cat = custom.unwrap_or_else(|| Catalog::q35());
-    let dom = match Domain::read(text, &opts, cat) {
+    let read = match custom {
+        Some(c) => Domain::read(text, &opts, c),
+        None => Domain::parse_with(text, &opts),
+    };
+    let dom = match read {
         Ok(d) => d,
         Err(e) => return fail(2, &format!("{file}: invalid input: {e}")),
     };
+    let cat = dom.catalog();
     for n in &dom.notes {
         eprintln!("pciplan: {file}: note: {n}");
     }
@@ -72,8 +76,11 @@ pub fn check(file: &str, ov: &Overrides, custom: Option<&Catalog>) -> ExitCode {
             overrides: ov.clone(),
             ..ReadOptions::default()
         };
-        let cat = custom.unwrap_or_else(|| Catalog::q35());
-        match Domain::read(&text, &opts, cat) {
+        let read = match custom {
+            Some(c) => Domain::read(&text, &opts, c),
+            None => Domain::parse_with(&text, &opts),
+        };
+        match read {
             Ok(d) => {
                 let errors = d.check();
                 let fixes = if needs_policy_fix(&errors) {

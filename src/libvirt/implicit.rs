@@ -11,6 +11,13 @@
 //! - every SCSI controller (model `lsilogic`) from 0 up to the highest one a SCSI disk or
 //!   hostdev sits on, and likewise SATA controllers after the primary;
 //! - a cirrus video for a `<graphics>` without any `<video>`.
+//!
+//! On `pc` (i440fx, PC-ROOT) the chipset is the PIIX3: libvirt adds the `pci-root` (index 0),
+//! the IDE controller (index 0) at 00:01.1 and, when the domain has no USB controller, a
+//! `piix3-uhci` at 00:01.2, slots the catalog reserves: nothing to plan. The `pci-root` is
+//! written out (with `<target hotplug='off'/>` when the plan turns root hotplug off); the
+//! memballoon, the cirrus video and the disk controllers are planned as on q35, SATA
+//! controller 0 included (the PIIX3 has no AHCI).
 
 use std::collections::BTreeSet;
 
@@ -82,6 +89,43 @@ pub(super) fn primary_sata_element(addr: &str) -> String {
 /// The root controller element libvirt adds.
 pub(super) const PCIE_ROOT_ELEMENT: &str = "<controller type='pci' index='0' model='pcie-root'/>";
 
+/// The `pc` root controller element libvirt adds, with root hotplug as planned (PC-ROOT-HP).
+pub(super) fn pci_root_element(hotplug_off: bool) -> String {
+    if hotplug_off {
+        "<controller type='pci' index='0' model='pci-root'>\n  <target hotplug='off'/>\n</controller>".to_string()
+    } else {
+        "<controller type='pci' index='0' model='pci-root'/>".to_string()
+    }
+}
+
+/// The PIIX3 functions of `pc` that libvirt pins (PC-ROOT): the IDE controller index 0 at
+/// 00:01.1, the USB controller index 0 (model `piix3-uhci` or none given) at 00:01.2.
+pub(super) const PIIX3_IDE: (u8, u8) = (1, 1);
+pub(super) const PIIX3_USB: (u8, u8) = (1, 2);
+
+/// An address error on a PIIX3 function of `pc` (`n`, which libvirt puts at `at`): anywhere
+/// else (libvirt: "Primary IDE controller must have PCI address 0:0:1.1", "PIIX3 USB controller
+/// at index 0 must have PCI address 0:0:1.2").
+pub(super) fn piix3_problem(
+    n: Node,
+    what: &str,
+    at: (u8, u8),
+    libvirt_says: &str,
+) -> Result<Option<Violation>, InputError> {
+    let Some(a) = pci_address(n, what)? else {
+        return Ok(None);
+    };
+    if a.is_empty() || (a.domain, a.bus, a.slot, a.function) == (0, 0, at.0.into(), at.1.into()) {
+        return Ok(None);
+    }
+    Ok(Some(Violation {
+        device: alias_of(n).unwrap_or_else(|| what.to_string()),
+        address: a.show(),
+        rule: Rule::PcRoot,
+        message: format!("{libvirt_says} (the PIIX3 function of pc)"),
+    }))
+}
+
 /// An address error on the primary SATA controller `n`: anywhere but 00:1f.2 (libvirt:
 /// "Primary SATA controller must have PCI address 0:0:1f.2").
 pub(super) fn primary_sata_problem(n: Node, what: &str) -> Result<Option<Violation>, InputError> {
@@ -124,8 +168,14 @@ pub(super) struct Seen {
 }
 
 /// The devices libvirt adds to a domain with what `seen` records, in libvirt's order.
-pub(super) fn additions(seen: &Seen, opts: &ReadOptions) -> Result<Vec<Item>, InputError> {
-    let mut items = usb(seen, opts)?;
+/// On `pc` libvirt's USB controller is the PIIX3's (nothing to plan) and SATA
+/// controller 0 is an ordinary AHCI device.
+pub(super) fn additions(
+    seen: &Seen,
+    opts: &ReadOptions,
+    pc: bool,
+) -> Result<Vec<Item>, InputError> {
+    let mut items = if pc { Vec::new() } else { usb(seen, opts)? };
     let virtio_kind = virtio_kind(opts);
     for i in seen.serial_need.difference(&seen.serial_have) {
         items.push(Item::implicit(
@@ -149,8 +199,8 @@ pub(super) fn additions(seen: &Seen, opts: &ReadOptions) -> Result<Vec<Item>, In
         ));
     }
     for i in sata_need.difference(&seen.sata_have) {
-        // SATA 0 is the chipset's own (see PRIMARY_SATA).
-        if *i > 0 {
+        // SATA 0 is q35's chipset's own (see PRIMARY_SATA).
+        if *i > 0 || pc {
             items.push(Item::implicit(
                 Implicit::Sata(*i),
                 "sata",
@@ -230,7 +280,7 @@ mod tests {
     use super::*;
 
     fn prefixes(seen: &Seen, opts: &ReadOptions) -> Vec<String> {
-        additions(seen, opts)
+        additions(seen, opts, false)
             .unwrap()
             .iter()
             .map(|i| format!("{} {}", i.prefix, i.model))
@@ -248,12 +298,12 @@ mod tests {
             implicit_usb: Some("ich9-ehci1".into()),
             ..ReadOptions::default()
         };
-        assert_eq!(additions(&Seen::default(), &old).unwrap().len(), 5);
+        assert_eq!(additions(&Seen::default(), &old, false).unwrap().len(), 5);
         let none = ReadOptions {
             implicit_usb: None,
             ..ReadOptions::default()
         };
-        assert_eq!(additions(&Seen::default(), &none).unwrap().len(), 1);
+        assert_eq!(additions(&Seen::default(), &none, false).unwrap().len(), 1);
     }
 
     #[test]
@@ -282,7 +332,7 @@ mod tests {
             sata_need: [5000].into(),
             ..Seen::default()
         };
-        assert!(additions(&too_far, &ReadOptions::default()).is_err());
+        assert!(additions(&too_far, &ReadOptions::default(), false).is_err());
     }
 
     #[test]

@@ -175,6 +175,8 @@ pub struct Domain<'c> {
     pub(crate) sata0: Option<usize>,
     /// Whether a `<controller type='pci' index='0'>` is present.
     pub(crate) has_root: bool,
+    /// The `<controller type='pci' index='0'>` element (its start), if present.
+    pub(crate) root_start: Option<usize>,
     /// Number of guest NUMA cells.
     pub(crate) numa_cells: usize,
     /// Whether the overrides changed the policy (the writer then records it in the metadata).
@@ -188,15 +190,16 @@ pub struct Domain<'c> {
 }
 
 impl Domain<'static> {
-    /// Reads a domain XML with the policy from its metadata, for the built-in q35 catalog.
+    /// Reads a domain XML with the policy from its metadata, for the built-in catalog of its
+    /// machine (`<os><type machine>`: `q35`/`pc-q35-*` or `pc`/`pc-i440fx-*`).
     pub fn parse(xml: &str) -> Result<Domain<'static>, InputError> {
         Domain::parse_with(xml, &ReadOptions::default())
     }
 
-    /// Reads a domain XML with options (command-line policy overrides), for the built-in q35
-    /// catalog.
+    /// Reads a domain XML with options (command-line policy overrides), for the built-in
+    /// catalog of its machine.
     pub fn parse_with(xml: &str, opts: &ReadOptions) -> Result<Domain<'static>, InputError> {
-        read::read(xml, opts, Catalog::q35())
+        read::read_builtin(xml, opts)
     }
 }
 

@@ -167,7 +167,7 @@ pub(super) fn domain<'c>(p: Parts<'_, 'c>) -> Result<Domain<'c>, InputError> {
         policy: p.policy.patch.policy(),
         devices,
         controllers: p.controllers,
-        root_hotplug: None,
+        root_hotplug: p.pci.root_hotplug,
     };
     request.check_shape()?;
     request.check_models(p.cat)?;
@@ -195,6 +195,7 @@ pub(super) fn domain<'c>(p: Parts<'_, 'c>) -> Result<Domain<'c>, InputError> {
         controllers,
         sata0: p.sata0,
         has_root: p.pci.has_root,
+        root_start: p.pci.root_start,
         numa_cells: p.numa_cells,
         overridden: p.overridden,
         named: p.policy.named,

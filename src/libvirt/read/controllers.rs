@@ -55,6 +55,7 @@ impl Reader<'_, '_> {
                 self.push(el, "virtio-serial", m, kd)
             }
             "sata" => self.sata_controller(el, index),
+            "ide" if self.pc => self.piix3_ide(el, index),
             "ide" => Err(err(
                 &el.what,
                 "q35 has no IDE controller: libvirt refuses it ('IDE controllers are unsupported for this QEMU binary or machine type'); use a SATA controller",
@@ -64,10 +65,40 @@ impl Reader<'_, '_> {
         }
     }
 
+    /// `pc`: IDE controller 0 is the PIIX3's at 00:01.1 (PC-ROOT), nothing to place; libvirt
+    /// allows no other.
+    fn piix3_ide(&mut self, el: &El, index: Option<u32>) -> Result<(), InputError> {
+        if index.unwrap_or(0) != 0 {
+            return Err(err(
+                &el.what,
+                "pc has one IDE controller, the PIIX3's (index 0): libvirt refuses another ('Only a single IDE controller is supported for this machine type') [PC-ROOT]",
+            ));
+        }
+        let p = implicit::piix3_problem(
+            el.node,
+            &el.what,
+            implicit::PIIX3_IDE,
+            "Primary IDE controller must have PCI address 0:0:1.1",
+        )?;
+        self.problems.extend(p);
+        Ok(())
+    }
+
     fn usb_controller(&mut self, el: &El, index: Option<u32>) -> Result<(), InputError> {
         self.seen.usb = true;
         let model = el.attr("model");
         let index = self.usb.index(index, model);
+        if self.pc && index == 0 && matches!(model, None | Some("piix3-uhci")) {
+            // The PIIX3's own USB function, 00:01.2 (PC-ROOT): nothing to place.
+            let p = implicit::piix3_problem(
+                el.node,
+                &el.what,
+                implicit::PIIX3_USB,
+                "PIIX3 USB controller at index 0 must have PCI address 0:0:1.2",
+            )?;
+            self.problems.extend(p);
+            return Ok(());
+        }
         let Some(u) = usb_model(model).map_err(|e| err(&el.what, e))? else {
             return Ok(());
         };
@@ -110,7 +141,7 @@ impl Reader<'_, '_> {
         let have = &mut self.seen.sata_have;
         let i = index.unwrap_or(have.len() as u32);
         have.insert(i);
-        if i > 0 {
+        if i > 0 || self.pc {
             return self.push(el, "sata", "ich9-ahci", BusKind::Pci);
         }
         if let Some(p) = implicit::primary_sata_problem(el.node, &el.what)? {

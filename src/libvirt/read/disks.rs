@@ -64,6 +64,8 @@ impl Reader<'_, '_> {
                 self.seen.sata_need.insert(c);
                 Ok(())
             }
+            // pc: the PIIX3 IDE controller at 00:01.1 (PC-ROOT), always there.
+            "ide" if self.pc => Ok(()),
             "ide" => {
                 let why = if inferred {
                     let dev = child(el.node, "target").and_then(|t| t.attribute("dev"));

@@ -35,6 +35,9 @@ mod sound;
 mod video;
 pub(super) mod xml;
 
+#[cfg(test)]
+mod pc_tests;
+
 use std::collections::HashMap;
 
 use roxmltree::{Document, Node, ParsingOptions};
@@ -132,6 +135,9 @@ struct Reader<'o, 'c> {
     sata0: Option<usize>,
     /// No `<video>` read yet: the next one is the primary.
     first_video: bool,
+    /// The machine is `pc` (i440fx, a `pci-root` catalog): the PIIX3 IDE and USB at 00:01.1
+    /// and 00:01.2 are the chipset's, SATA controller 0 is an ordinary AHCI device.
+    pc: bool,
 }
 
 impl<'o, 'c> Reader<'o, 'c> {
@@ -145,6 +151,7 @@ impl<'o, 'c> Reader<'o, 'c> {
             usb: controllers::UsbIndexes::default(),
             sata0: None,
             first_video: true,
+            pc: is_pci_root(cat),
         }
     }
 
@@ -275,25 +282,35 @@ fn is_q35(machine: &str) -> bool {
     machine == "q35" || machine.starts_with("pc-q35-")
 }
 
+/// `pc` and `pc-i440fx-*` (PC-ROOT).
+fn is_pc(machine: &str) -> bool {
+    machine == "pc" || machine.starts_with("pc-i440fx-")
+}
+
+/// Whether the catalog's root bus is a conventional `pci-root` (`pc`, PC-ROOT).
+pub(super) fn is_pci_root(cat: &Catalog) -> bool {
+    cat.root.bus_type == "pci-root"
+}
+
 fn read_head(root: Node) -> Result<Head, InputError> {
     let name = child(root, "name")
         .and_then(|n| n.text())
         .map(|s| s.trim().to_string());
     let os_type = child(root, "os").and_then(|o| child(o, "type"));
     let machine = os_type.and_then(|t| t.attribute("machine")).unwrap_or("");
-    if !is_q35(machine) {
+    if !is_q35(machine) && !is_pc(machine) {
         let shown = if machine.is_empty() {
-            "(none: libvirt's default is 'pc', i440fx)".to_string()
+            "(none: libvirt's default is 'pc', i440fx; write it out)".to_string()
         } else {
             format!("'{machine}'")
         };
-        return Err(err("os/type@machine", format!("unsupported machine {shown}: pciplan plans q35 guests (machine 'q35' or 'pc-q35-*')")));
+        return Err(err("os/type@machine", format!("unsupported machine {shown}: pciplan plans q35 ('q35', 'pc-q35-*') and i440fx ('pc', 'pc-i440fx-*') guests")));
     }
     if let Some(arch) = os_type.and_then(|t| t.attribute("arch")) {
         if arch != "x86_64" && arch != "i686" {
             return Err(err(
                 "os/type@arch",
-                format!("unsupported architecture '{arch}': pciplan plans x86 q35 guests"),
+                format!("unsupported architecture '{arch}': pciplan plans x86 q35 and pc guests"),
             ));
         }
     }
@@ -309,6 +326,15 @@ fn read_head(root: Node) -> Result<Head, InputError> {
     })
 }
 
+/// Reads a domain for the built-in catalog of its machine (`<os><type machine>`: q35 or pc).
+pub(crate) fn read_builtin(xml: &str, opts: &ReadOptions) -> Result<Domain<'static>, InputError> {
+    let doc = parse_document(xml)?;
+    let head = read_head(doc.root_element())?;
+    let cat =
+        Catalog::for_machine(&head.machine).map_err(|e| err("os/type@machine", e.to_string()))?;
+    read_doc(xml, &doc, head, opts, cat)
+}
+
 /// Reads a domain: the request to plan with `cat` and where each of its parts lives in the XML.
 pub(crate) fn read<'c>(
     xml: &str,
@@ -316,8 +342,27 @@ pub(crate) fn read<'c>(
     cat: &'c Catalog,
 ) -> Result<Domain<'c>, InputError> {
     let doc = parse_document(xml)?;
+    let head = read_head(doc.root_element())?;
+    if is_pc(&head.machine) != is_pci_root(cat) {
+        return Err(err(
+            "os/type@machine",
+            format!(
+                "machine '{}' does not match the catalog '{}' (root bus type '{}'): a pc domain needs a pci-root catalog, a q35 domain a pcie-root one",
+                head.machine, cat.machine, cat.root.bus_type
+            ),
+        ));
+    }
+    read_doc(xml, &doc, head, opts, cat)
+}
+
+fn read_doc<'c>(
+    xml: &str,
+    doc: &Document,
+    head: Head,
+    opts: &ReadOptions,
+    cat: &'c Catalog,
+) -> Result<Domain<'c>, InputError> {
     let root = doc.root_element();
-    let head = read_head(root)?;
     let dev_elems: Vec<Node> = child(root, "devices")
         .map(|d| d.children().filter(|c| c.is_element()).collect())
         .unwrap_or_default();
@@ -335,7 +380,7 @@ pub(crate) fn read<'c>(
         };
         r.element(&el)?;
     }
-    r.items.extend(implicit::additions(&r.seen, opts)?);
+    r.items.extend(implicit::additions(&r.seen, opts, r.pc)?);
 
     let ids = ids::assign(&r.items, &pci.ids)?;
     let buses = ids::Buses::new(cat, &pci.ctrls);
@@ -381,6 +426,12 @@ pub(super) mod testing {
     pub fn domain_with(devices: &str, opts: &ReadOptions) -> Result<Domain<'static>, InputError> {
         let xml = format!("<domain type='kvm'><name>t</name><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>{devices}</devices></domain>");
         read(&xml, opts, Catalog::q35())
+    }
+
+    /// A pc (i440fx) domain with these `<devices>`, read with the default options.
+    pub fn pc_domain(devices: &str) -> Result<Domain<'static>, InputError> {
+        let xml = format!("<domain type='kvm'><name>t</name><os><type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type></os><devices>{devices}</devices></domain>");
+        read(&xml, &ReadOptions::default(), Catalog::pc())
     }
 
     /// The (id, QEMU model) of every device read, implicit ones included.

@@ -36,6 +36,10 @@ pub(super) struct PciControllers<'c> {
     pub ctrls: Vec<Ctrl<'c>>,
     /// Whether a `<controller type='pci' index='0'>` is present.
     pub has_root: bool,
+    /// The root controller element (its start), if present.
+    pub root_start: Option<usize>,
+    /// `pc`: the `pci-root`'s `<target hotplug>` (PC-ROOT-HP), the request's `root_hotplug`.
+    pub root_hotplug: Option<bool>,
     /// The controllers' ids.
     pub ids: BTreeSet<String>,
 }
@@ -55,6 +59,8 @@ pub(super) fn read<'c>(
     let mut out = PciControllers {
         ctrls: Vec::new(),
         has_root: false,
+        root_start: None,
+        root_hotplug: None,
         ids: BTreeSet::new(),
     };
     for (n, ei) in pci_elems.iter().zip(explicit_idx) {
@@ -71,11 +77,33 @@ pub(super) fn read<'c>(
         } as u32;
         match controller(cat, *n, index, numa_cells, &mut out.ids)? {
             Some(c) => out.ctrls.push(c),
-            None => out.has_root = true,
+            None => {
+                out.has_root = true;
+                out.root_start = Some(n.range().start);
+                out.root_hotplug = root_hotplug(cat, *n)?;
+            }
         }
     }
     out.ctrls.sort_by_key(|c| c.index);
     Ok(out)
+}
+
+/// `pc`: the `pci-root`'s `<target hotplug='on|off'>` (libvirt >= 7.9, QEMU
+/// `PIIX4_PM.acpi-root-pci-hotplug`, PC-ROOT-HP). On q35 the `pcie-root` has none to read.
+fn root_hotplug(cat: &Catalog, n: Node) -> Result<Option<bool>, InputError> {
+    if cat.root.hotplug_switch.is_none() {
+        return Ok(None);
+    }
+    let what = format!("{FIELD}[@index='0']/target@hotplug");
+    match child(n, "target").and_then(|t| t.attribute("hotplug")) {
+        None => Ok(None),
+        Some("on") => Ok(Some(true)),
+        Some("off") => Ok(Some(false)),
+        Some(v) => Err(err(
+            &what,
+            format!("invalid pci-root hotplug '{v}' (on or off) [PC-ROOT-HP]"),
+        )),
+    }
 }
 
 /// The indexes given in the XML (in element order, `None` where absent), and the set of them.
@@ -117,11 +145,12 @@ fn controller<'c>(
 ) -> Result<Option<Ctrl<'c>>, InputError> {
     let what = format!("{FIELD}[@index='{index}']");
     let lv_model = n.attribute("model");
+    let root_model = cat.root.bus_type.as_str();
     if index == 0 {
-        match lv_model.unwrap_or("pcie-root") {
-            "pcie-root" => {}
+        match lv_model.unwrap_or(root_model) {
+            m if m == root_model => {}
             other => {
-                return Err(err(&what, format!("The PCI controller with index='0' must be model='pcie-root' for this machine type, but model='{other}' was found instead")));
+                return Err(err(&what, format!("The PCI controller with index='0' must be model='{root_model}' for this machine type, but model='{other}' was found instead")));
             }
         }
         if pci_address(n, &what)?.is_some() {
@@ -132,12 +161,26 @@ fn controller<'c>(
         }
         return Ok(None);
     }
-    let lv_model = lv_model.unwrap_or("pcie-root-port");
+    let pc = super::is_pci_root(cat);
+    // libvirt's default model for an index above 0: a pci-bridge on pc, a root port on q35.
+    let lv_model = lv_model.unwrap_or(if pc { "pci-bridge" } else { "pcie-root-port" });
     match lv_model {
         "pci-root" | "pcie-root" => {
             return Err(err(
                 &what,
                 "pci-root and pcie-root controllers should have index 0",
+            ))
+        }
+        "pci-expander-bus" if pc => {
+            return Err(err(
+                &what,
+                "pci-expander-bus (pxb) is not planned on pc: NUMA placement on pc is out of scope [PC-NUMA]",
+            ))
+        }
+        "pcie-expander-bus" if pc => {
+            return Err(err(
+                &what,
+                "pcie-expander-bus controllers are not supported with this machine type (pc has no PCI Express) [PC-ROOT]",
             ))
         }
         "pci-expander-bus" => {
@@ -149,7 +192,10 @@ fn controller<'c>(
         _ => {}
     }
     let model = catalog_model(cat, n, index, lv_model, &what)?;
-    let t = read_target(n, index, lv_model, model, numa_cells, &what)?;
+    let mut t = read_target(n, index, lv_model, model, numa_cells, &what)?;
+    if pc && model.props.iter().any(|p| p == "chassis_nr") {
+        t.chassis = chassis_nr(n, index, &what)?;
+    }
     let id = match alias_of(n) {
         Some(a) if valid_id(&a) && a != "pcie.0" => a,
         _ => format!("pci.{index}"),
@@ -189,7 +235,15 @@ fn catalog_model<'c>(
     let Some(&first) = cands.first() else {
         return Err(err(
             what,
-            format!("unknown PCI controller model '{lv_model}'"),
+            format!(
+                "unknown PCI controller model '{lv_model}' for machine {} (known: {})",
+                cat.machine,
+                cat.controllers
+                    .iter()
+                    .map(|c| c.libvirt.model.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ));
     };
     match model_name {
@@ -197,6 +251,24 @@ fn catalog_model<'c>(
             err(what, format!("Option 'modelName' has invalid value for PCI controller with index '{index}', model '{lv_model}' and modelName '{mn}'"))
         }),
         None => Ok(cands.iter().find(|c| c.planner_adds).copied().unwrap_or(first)),
+    }
+}
+
+/// A `pci-bridge`'s `<target chassisNr>` (libvirt: 1-255; its index when absent, PC-BRIDGE).
+fn chassis_nr(n: Node, index: u32, what: &str) -> Result<Option<u64>, InputError> {
+    match child(n, "target").and_then(|t| t.attribute("chassisNr")) {
+        None => Ok(Some(u64::from(index))),
+        Some(v) => match parse_uint(v) {
+            Some(x) if (1..=255).contains(&x) => Ok(Some(x)),
+            Some(x) => Err(err(
+                what,
+                format!("PCI controller chassisNr '{x}' out of range - must be 1-255"),
+            )),
+            None => Err(err(
+                what,
+                format!("cannot parse <target> 'chassisNr' attribute '{v}'"),
+            )),
+        },
     }
 }
 

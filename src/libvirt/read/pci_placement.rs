@@ -99,8 +99,9 @@ fn first_fit(
         }
     }
     for (bus, slots, functions, accepts) in &buses {
-        let auto_ok =
-            accepts.iter().any(|a| a == class) && !(bus == &cat.root.bus && class == "pci-bridge");
+        // libvirt auto-places a pci-bridge on pci-root (pc), never on pcie-root (q35).
+        let auto_ok = accepts.iter().any(|a| a == class)
+            && !(bus == &cat.root.bus && class == "pci-bridge" && cat.root.bus_type == "pcie-root");
         if !auto_ok {
             continue;
         }

@@ -31,10 +31,16 @@ fn address_xml(bus: u32, slot: u8, function: u8, mf: Option<&str>) -> String {
 }
 
 /// `<target .../>` attributes for a controller (ports: chassis/port/hotplug; expanders: busNr).
-fn target_attrs(c: &PlacedController, chassis: Option<u8>) -> Vec<(String, String)> {
+/// The `<target>` attributes of a planned controller; `chassis_key` is libvirt's name of its
+/// chassis number (`chassisNr` for a `pc` pci-bridge, PC-BRIDGE; `chassis` for ports).
+fn target_attrs(
+    c: &PlacedController,
+    chassis: Option<u8>,
+    chassis_key: &str,
+) -> Vec<(String, String)> {
     let mut v = Vec::new();
     if let Some(ch) = chassis {
-        v.push(("chassis".to_string(), ch.to_string()));
+        v.push((chassis_key.to_string(), ch.to_string()));
     }
     if let Some(p) = c.port {
         v.push(("port".to_string(), format!("0x{p:x}")));
@@ -114,7 +120,68 @@ impl<'a> Writer<'a, '_> {
 
     /// What q35 has built in: the primary SATA controller at 00:1f.2 and the pcie-root,
     /// written out when the input lacks them.
-    fn chipset(&mut self) {
+    /// libvirt's name of a controller's chassis number: `chassisNr` on a `pc` pci-bridge.
+    fn chassis_key(&self, c: &PlacedController) -> &'static str {
+        let cat = self.dom.cat;
+        let bridge = cat
+            .controller(&c.model)
+            .is_some_and(|m| m.props.iter().any(|p| p == "chassis_nr"));
+        if bridge && cat.root.hotplug_switch.is_some() {
+            "chassisNr"
+        } else {
+            "chassis"
+        }
+    }
+
+    /// `pc`: the `pci-root` (PC-ROOT-HP): written out, or the existing one's `<target
+    /// hotplug>` set to what the plan says (`off` written, `on` as libvirt's default: absent,
+    /// or an existing `hotplug` attribute set to `on`).
+    fn pci_root(&mut self, plan: &Plan) {
+        let off = plan.root_hotplug == Some(false);
+        let Some(n) = self
+            .dom
+            .root_start
+            .and_then(|s| self.by_start.get(&s).copied())
+        else {
+            self.new_elems.push(implicit::pci_root_element(off));
+            return;
+        };
+        let target = n.children().find(|x| x.has_tag_name("target"));
+        let want = if off { "off" } else { "on" };
+        match target {
+            Some(t) => match t.attribute_node("hotplug") {
+                Some(a) if a.value() != want => {
+                    let r = a.range_value();
+                    self.edits.push(Edit {
+                        start: r.start,
+                        end: r.end,
+                        text: want.to_string(),
+                    });
+                }
+                Some(_) => {}
+                None if off => {
+                    let at = t.range().start + "<target".len();
+                    self.edits
+                        .push(Edit::insert(at, " hotplug='off'".to_string()));
+                }
+                None => {}
+            },
+            None if off => child_edits(
+                self.text,
+                n,
+                None,
+                vec!["<target hotplug='off'/>".to_string()],
+                &mut self.edits,
+            ),
+            None => {}
+        }
+    }
+
+    fn chipset(&mut self, plan: &Plan) {
+        if self.dom.cat.root.hotplug_switch.is_some() {
+            self.pci_root(plan);
+            return;
+        }
         let (slot, function) = PRIMARY_SATA;
         let sata_addr = address_xml(0, slot, function, None);
         match self.dom.sata0 {
@@ -147,7 +214,7 @@ impl<'a> Writer<'a, '_> {
             };
             let addr = self.address(&c.bus, c.slot, c.function, &s.mf_attr, c.multifunction)?;
             let target = n.children().find(|x| x.has_tag_name("target"));
-            let missing: Vec<(String, String)> = target_attrs(c, c.chassis)
+            let missing: Vec<(String, String)> = target_attrs(c, c.chassis, self.chassis_key(c))
                 .into_iter()
                 .filter(|(k, _)| k != "hotplug")
                 .filter(|(k, _)| target.and_then(|t| t.attribute(k.as_str())).is_none())
@@ -196,7 +263,7 @@ impl<'a> Writer<'a, '_> {
             "<controller type='pci' index='{i}' model='{}'>\n  <model name='{}'/>\n",
             m.libvirt.model, m.libvirt.model_name
         );
-        let attrs: String = target_attrs(c, self.numbers.chassis(&c.id))
+        let attrs: String = target_attrs(c, self.numbers.chassis(&c.id), self.chassis_key(c))
             .iter()
             .map(|(k, v)| format!(" {k}='{v}'"))
             .collect();
@@ -247,7 +314,7 @@ pub(crate) fn write(dom: &Domain, plan: &Plan, cat: &Catalog) -> Result<String, 
         new_elems: Vec::new(),
     };
     w.devices(plan)?;
-    w.chipset();
+    w.chipset(plan);
     w.existing_controllers(plan)?;
     for c in plan.controllers.iter().filter(|c| c.added) {
         let e = w.added_controller(c, cat)?;
@@ -259,4 +326,98 @@ pub(crate) fn write(dom: &Domain, plan: &Plan, cat: &Catalog) -> Result<String, 
         policy::policy_edit(dom, text, root, &mut edits);
     }
     text::apply(text, edits)
+}
+
+#[cfg(test)]
+mod pc_tests {
+    //! Writing `pc` plans: the `pci-root` with root hotplug (PC-ROOT-HP), pci-bridges in
+    //! libvirt's spelling (PC-BRIDGE), libvirt bus indexes.
+    use crate::libvirt::Domain;
+
+    fn pc(devices: &str, meta: &str) -> String {
+        format!("<domain type='kvm'><name>t</name><os><type arch='x86_64' machine='pc'>hvm</type></os>{meta}<devices>{devices}</devices></domain>")
+    }
+
+    const OFF_NET0: &str = "<metadata><pciplan:policy xmlns:pciplan='urn:pciplan:policy:1'><pciplan:device alias='ua-net0' hotplug='off'/></pciplan:policy></metadata>";
+
+    fn write(xml: &str) -> String {
+        let d = Domain::parse(xml).unwrap();
+        let p = d.plan().unwrap();
+        d.write(&p).unwrap()
+    }
+
+    #[test]
+    fn mixed_guest_gets_pci_root_off_and_a_bridge() {
+        let out = write(&pc(
+            "<interface type='network'><model type='virtio'/><alias name='ua-net0'/></interface>\
+             <interface type='network'><model type='e1000'/></interface>",
+            OFF_NET0,
+        ));
+        assert!(out.contains("<controller type='pci' index='0' model='pci-root'>\n    <target hotplug='off'/>\n  </controller>"), "{out}");
+        assert!(out.contains("<controller type='pci' index='1' model='pci-bridge'>\n    <model name='pci-bridge'/>\n    <target chassisNr='1'/>\n    <address type='pci' domain='0x0000' bus='0x00' slot='0x03' function='0x0'/>"), "{out}");
+        assert!(!out.contains("chassis='"), "{out}");
+        // net0 on pci.0, the e1000 behind the bridge (libvirt bus index 1).
+        assert!(out.contains("<alias name='ua-net0'/><address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0'/>"), "{out}");
+        assert!(out.contains("<model type='e1000'/><address type='pci' domain='0x0000' bus='0x01' slot='0x01' function='0x0'/>"), "{out}");
+        // Planning the output again changes nothing.
+        assert_eq!(write(&out), out);
+    }
+
+    #[test]
+    fn all_on_guest_keeps_root_hotplug_on_and_adds_nothing() {
+        let out = write(&pc(
+            "<interface type='network'><model type='virtio'/></interface>",
+            "",
+        ));
+        assert!(
+            out.contains("<controller type='pci' index='0' model='pci-root'/>"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("hotplug") && !out.contains("pci-bridge"),
+            "{out}"
+        );
+        assert_eq!(write(&out), out);
+    }
+
+    #[test]
+    fn an_existing_pci_root_gets_or_keeps_hotplug_off() {
+        let out = write(&pc(
+            "<controller type='pci' index='0' model='pci-root'/><interface type='network'><model type='virtio'/><alias name='ua-net0'/></interface>",
+            OFF_NET0,
+        ));
+        assert!(out.contains("<controller type='pci' index='0' model='pci-root'>\n  <target hotplug='off'/>\n</controller>"), "{out}");
+        let out = write(&pc(
+            "<controller type='pci' index='0' model='pci-root'><target/></controller><interface type='network'><model type='virtio'/><alias name='ua-net0'/></interface>",
+            OFF_NET0,
+        ));
+        assert!(out.contains("<target hotplug='off'/>"), "{out}");
+        // A pinned root hotplug off stays off without any off device.
+        let kept = pc(
+            "<controller type='pci' index='0' model='pci-root'><target hotplug='off'/></controller><interface type='network'><model type='virtio'/></interface>",
+            "",
+        );
+        let d = Domain::parse(&kept).unwrap();
+        let p = d.plan().unwrap();
+        assert_eq!(p.root_hotplug, Some(false));
+        let out = d.write(&p).unwrap();
+        assert!(out.contains("<target hotplug='off'/>"), "{out}");
+        // The on NIC then sits behind a bridge (PC-MIX), index 1.
+        assert!(
+            out.contains("model='pci-bridge'") && out.contains("bus='0x01'"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn existing_bridges_keep_their_index_and_chassis() {
+        let out = write(&pc(
+            "<controller type='pci' index='3' model='pci-bridge'><model name='pci-bridge'/><target chassisNr='3'/><address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/></controller>\
+             <controller type='pci' index='0' model='pci-root'><target hotplug='off'/></controller>\
+             <interface type='network'><model type='e1000'/></interface>",
+            "",
+        ));
+        assert!(out.contains("<model type='e1000'/><address type='pci' domain='0x0000' bus='0x03' slot='0x01' function='0x0'/>"), "{out}");
+        assert_eq!(out.matches("model='pci-bridge'").count(), 1, "{out}");
+    }
 }
