@@ -71,7 +71,7 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Identity {
     /// (slot, function) of every bridge above it and its own, from the root down.
-    path: Vec<(u8, u8)>,
+    path: Path,
     /// The bus number of its bus (`None` below an expander without `bus_nr`).
     bus: Option<u32>,
     /// The firmware root it hangs from: 0 for `pcie.0`, else its expander's `bus_nr`
@@ -82,10 +82,67 @@ struct Identity {
     below_root: usize,
 }
 
+/// A device's path: up to [`Path::INLINE`] hops in place (every real guest), deeper ones on
+/// the heap; two paths are equal when their hops are.
+#[derive(Debug, Clone)]
+enum Path {
+    Inline(usize, [(u8, u8); Path::INLINE]),
+    Heap(Vec<(u8, u8)>),
+}
+
+impl Path {
+    const INLINE: usize = 12;
+
+    fn new() -> Path {
+        Path::Inline(0, [(0, 0); Path::INLINE])
+    }
+
+    fn push(&mut self, hop: (u8, u8)) {
+        match self {
+            Path::Inline(n, hops) if *n < Path::INLINE => {
+                hops[*n] = hop;
+                *n += 1;
+            }
+            Path::Inline(n, hops) => {
+                let mut v = hops[..*n].to_vec();
+                v.push(hop);
+                *self = Path::Heap(v);
+            }
+            Path::Heap(v) => v.push(hop),
+        }
+    }
+
+    fn hops(&self) -> &[(u8, u8)] {
+        match self {
+            Path::Inline(n, hops) => &hops[..*n],
+            Path::Heap(v) => v,
+        }
+    }
+
+    fn reverse(&mut self) {
+        match self {
+            Path::Inline(n, hops) => hops[..*n].reverse(),
+            Path::Heap(v) => v.reverse(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.hops().len()
+    }
+}
+
+impl PartialEq for Path {
+    fn eq(&self, other: &Path) -> bool {
+        self.hops() == other.hops()
+    }
+}
+
+impl Eq for Path {}
+
 impl Identity {
     /// The Linux name of a network card there (`enp3s0`, `enp0s5f1`).
     fn linux(&self) -> Option<String> {
-        let &(slot, function) = self.path.last()?;
+        let &(slot, function) = self.path.hops().last()?;
         let bus = self.bus?;
         let f = if function > 0 {
             format!("f{function}")
@@ -100,7 +157,7 @@ impl Identity {
         use std::fmt::Write;
         let mut s = String::with_capacity(12 + 9 * self.path.len());
         let _ = write!(s, "PCIROOT({})", self.root.unwrap_or(0));
-        for (slot, function) in &self.path[self.below_root..] {
+        for (slot, function) in &self.path.hops()[self.below_root..] {
             let _ = write!(s, "#PCI({slot:02X}{function:02X})");
         }
         s
@@ -155,7 +212,8 @@ fn identities<'p>(plan: &'p Plan, t: &Topology) -> IdMap<&'p str, Identity> {
         let Some(&n) = t.ids.get(d.id.as_str()) else {
             continue;
         };
-        let mut path = vec![(d.slot, d.function)];
+        let mut path = Path::new();
+        path.push((d.slot, d.function));
         let mut root = Some(0);
         let mut pxb_at = None;
         let mut cur = n;
@@ -406,6 +464,25 @@ pub fn fixes(plan: &Plan) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
     use crate::topology::pinned_plan;
+
+    #[test]
+    fn deep_paths_spill_and_compare_by_hops() {
+        let (mut a, mut b) = (Path::new(), Path::new());
+        for i in 0..20u8 {
+            a.push((i, 0));
+            b.push((i, 0));
+            assert_eq!(a, b);
+            assert_eq!(a.len(), usize::from(i) + 1);
+        }
+        assert!(matches!(a, Path::Heap(_)));
+        a.reverse();
+        assert_eq!(a.hops()[0], (19, 0));
+        assert_ne!(a, b);
+        let mut c = Path::new();
+        c.push((1, 2));
+        c.reverse();
+        assert_eq!(c.hops(), &[(1, 2)]);
+    }
     use crate::Request;
 
     fn plan_of(json: &str) -> Plan {
