@@ -311,13 +311,7 @@ pub(crate) fn changes(
     }
     let setting = |h: Option<bool>| if h.unwrap_or(true) { "on" } else { "off" };
     for c in after.controllers.iter().filter(|c| !c.added) {
-        // The topology keeps the first node of each id, as a search of the plan would.
-        let b = match t_before.ids.get(c.id.as_str()).map(|&n| t_before.g[n]) {
-            Some(Node::Ctrl(b)) => Some(b),
-            Some(_) => before.controllers.iter().find(|b| b.id == c.id),
-            None => None,
-        };
-        let Some(b) = b else {
+        let Some(b) = t_before.controller_named(&c.id) else {
             continue;
         };
         if c.hotplug.is_some() && b.hotplug.unwrap_or(true) != c.hotplug.unwrap_or(true) {

@@ -173,6 +173,20 @@ impl<'a> Topology<'a> {
         matches!(self.g[n], Node::Dev(_)).then(|| n.index() - 1 - self.ctrls)
     }
 
+    /// The plan's first controller with id `id`, as a search of `plan.controllers` finds it:
+    /// through the id map, which keeps the first node of each id (controllers come before
+    /// devices), or, where the root bus or a device holds the id, among the controller nodes.
+    pub fn controller_named(&self, id: &str) -> Option<&'a PlacedController> {
+        match self.ids.get(id).map(|&n| self.g[n]) {
+            Some(Node::Ctrl(c)) => Some(c),
+            Some(_) => self.g.node_weights().find_map(|w| match *w {
+                Node::Ctrl(c) if c.id == id => Some(c),
+                _ => None,
+            }),
+            None => None,
+        }
+    }
+
     /// The controller model of a node, if it is a controller of a known model.
     pub fn model(&self, n: NodeIndex) -> Option<&'a ControllerModel> {
         self.models.get(n.index()).copied().flatten()

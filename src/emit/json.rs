@@ -16,8 +16,8 @@ use crate::request::Firmware;
 pub(crate) struct Writer<'o> {
     out: &'o mut String,
     pretty: bool,
-    depth: usize,
-    /// Whether the innermost open object or array has an entry yet.
+    /// For each open object or array, innermost last: whether it has an entry yet (its
+    /// length is the indent depth).
     has: Vec<bool>,
 }
 
@@ -27,19 +27,16 @@ impl<'o> Writer<'o> {
         Writer {
             out,
             pretty,
-            depth: 0,
             has: Vec::with_capacity(8),
         }
     }
 
     fn open(&mut self, c: char) {
         self.out.push(c);
-        self.depth += 1;
         self.has.push(false);
     }
 
     fn close(&mut self, c: char) {
-        self.depth -= 1;
         if self.has.pop() == Some(true) && self.pretty {
             self.newline();
         }
@@ -49,11 +46,12 @@ impl<'o> Writer<'o> {
     fn newline(&mut self) {
         /// A newline and the indent of the deepest level a plan reaches, and then some.
         const INDENT: &str = "\n                                ";
-        match INDENT.get(..1 + 2 * self.depth) {
+        let depth = self.has.len();
+        match INDENT.get(..1 + 2 * depth) {
             Some(s) => self.out.push_str(s),
             None => {
                 self.out.push('\n');
-                for _ in 0..self.depth {
+                for _ in 0..depth {
                     self.out.push_str("  ");
                 }
             }

@@ -4,7 +4,6 @@
 use crate::error::Violation;
 use crate::plan::PlacedController;
 use crate::rule::Rule;
-use crate::topology::Node;
 
 use super::{push, push_guest, Check};
 
@@ -43,12 +42,7 @@ fn devices_kept(c: &Check, out: &mut Vec<Violation>) {
 /// Every pinned controller is in the plan at its pin, and not marked as added.
 fn controllers_kept(c: &Check, out: &mut Vec<Violation>) {
     for rc in &c.req.controllers {
-        // The topology keeps the first node of each id, as a search of the plan would.
-        let placed = match c.t.ids.get(rc.id.as_str()).map(|&n| c.t.g[n]) {
-            Some(Node::Ctrl(k)) => Some(k),
-            Some(_) => c.plan.controllers.iter().find(|k| k.id == rc.id),
-            None => None,
-        };
+        let placed = c.t.controller_named(&rc.id);
         let at = |k: &PlacedController| {
             (k.bus.as_str(), k.slot, k.function)
                 == (
