@@ -5,6 +5,7 @@
 pub mod adoption;
 pub mod cli;
 pub mod corpus;
+pub mod guest;
 pub mod libvirt;
 pub mod qemu;
 
