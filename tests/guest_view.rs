@@ -1,10 +1,11 @@
-//! The guest's own view of a plan (issue 12): Debian's Linux kernel boots under TCG with the
-//! plan's `--format qemu` lines and a busybox initramfs that prints the PCI hotplug slots the
-//! kernel registered (`/sys/bus/pci/slots/*/address`) and every PCI device's sysfs path
-//! (`common/guest.rs`). For every planned device, found in the guest by its path of
-//! (slot, function) from the root bus: a hotplug slot is registered at its position
-//! (`domain:bus:slot`) exactly when the plan says it is hot-pluggable, so never for an `off`
-//! device and always for an `on` one; an empty hot-pluggable spare port has its slot too.
+//! The guest's own view of a plan (issue 12): Debian's Linux kernel boots under TCG in the
+//! plan's firmware (SeaBIOS, or OVMF for a `uefi` plan) with the plan's `--format qemu`
+//! lines and a busybox initramfs that prints the PCI hotplug slots the kernel registered
+//! (`/sys/bus/pci/slots/*/address`) and every PCI device's sysfs path (`common/guest.rs`).
+//! For every planned device, found in the guest by its path of (slot, function) from the
+//! root bus: a hotplug slot is registered at its position (`domain:bus:slot`) exactly when
+//! the plan says it is hot-pluggable, so never for an `off` device and always for an `on`
+//! one; an empty hot-pluggable spare port has its slot too.
 //!
 //! On `pc` it also checks what a Linux guest names NICs after (G-FLIP): with root hotplug on,
 //! a NIC at `pci.0` slot N sits in a hotplug slot named `N` (systemd: `ensN`); the same plan
@@ -14,7 +15,7 @@ mod common;
 
 use common::guest::{self, Arch, GuestView, Kernel};
 use common::qemu::{device_args, QemuPlan};
-use pciplan::{Catalog, Hotplug, Plan, Request};
+use pciplan::{Catalog, Firmware, Hotplug, Plan, Request};
 
 /// The guest's kernel, or `None` (said on standard error) where QEMU or the Debian
 /// packages are missing; with `PCIPLAN_REQUIRE_QEMU=1` (CI) a missing piece is a failure.
@@ -42,8 +43,10 @@ fn kernel_or_skip(arch: Arch) -> Option<Kernel> {
     }
 }
 
-/// A request; `devices` is `ID:MODEL:HOTPLUG ...`.
+/// A request; `machine` is `MACHINE` or `MACHINE/FIRMWARE` (`virt/uefi`), `devices` is
+/// `ID:MODEL:HOTPLUG ...`.
 fn request(name: &str, machine: &str, policy: &str, devices: &str) -> Request {
+    let (machine, firmware) = machine.split_once('/').unwrap_or((machine, "bios"));
     let devs: Vec<String> = devices
         .split_whitespace()
         .map(|d| {
@@ -54,7 +57,7 @@ fn request(name: &str, machine: &str, policy: &str, devices: &str) -> Request {
         })
         .collect();
     let text = format!(
-        r#"{{"name":"{name}","machine":"{machine}","policy":{{{policy}}},"devices":[{}]}}"#,
+        r#"{{"name":"{name}","machine":"{machine}","firmware":"{firmware}","policy":{{{policy}}},"devices":[{}]}}"#,
         devs.join(",")
     );
     Request::from_json(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
@@ -112,7 +115,8 @@ fn boot_all(kernel: &Kernel, machine: &[&str], cases: &[Case]) -> Vec<GuestView>
                     let plan = QemuPlan::parse(&c.args).unwrap();
                     let mut args = plan.other_args.clone();
                     args.extend(device_args(&plan));
-                    guest::boot(kernel, machine, &args).unwrap_or_else(|e| {
+                    let uefi = c.plan.firmware == Firmware::Uefi;
+                    guest::boot(kernel, machine, &args, uefi).unwrap_or_else(|e| {
                         panic!("{}: the guest did not show its view: {e}", c.name)
                     })
                 })
@@ -195,11 +199,12 @@ fn check_slots(c: &Case, view: &GuestView) -> (usize, usize) {
 /// `min.0` devices sat in a hotplug slot and `min.1` in none; returns the views in order.
 fn boot_and_check(
     kernel: &Kernel,
-    machine: &str,
+    machine: &[&str],
     cases: &[Case],
     min: (usize, usize),
 ) -> Vec<GuestView> {
-    let views = boot_all(kernel, &["-machine", machine], cases);
+    let views = boot_all(kernel, machine, cases);
+    let machine = machine.join(" ");
     let (mut with, mut without) = (0, 0);
     for (c, v) in cases.iter().zip(&views) {
         report(c, v);
@@ -240,10 +245,11 @@ fn q35_guest_registers_hotplug_slots_exactly_for_hotpluggable_devices() {
             r#""spare_ports":1"#,
             "n0:virtio-net-pci:off d0:virtio-blk-pci:off e0:e1000:off n1:virtio-net-pci:on d1:virtio-blk-pci:on e1:e1000:on r1:rtl8139:on s0:virtio-scsi-pci:any",
         )),
-        // `off` devices on hotplug=off root ports (policy port), `on` on plain ones.
+        // `off` devices on hotplug=off root ports (policy port), `on` on plain ones; booted
+        // in OVMF (UEFI), the others in SeaBIOS.
         case(&request(
             "q35-off-ports",
-            "q35",
+            "q35/uefi",
             r#""hotplug_off":"port""#,
             "n0:virtio-net-pci:off d0:virtio-blk-pci:off x0:e1000e:off n1:virtio-net-pci:on x1:e1000e:on e1:e1000:on v0:nvme:any",
         )),
@@ -255,7 +261,7 @@ fn q35_guest_registers_hotplug_slots_exactly_for_hotpluggable_devices() {
         .filter(|c| c.hotplug == Some(false))
         .count();
     assert!(offport >= 3, "q35-off-ports: {offport} hotplug=off ports");
-    boot_and_check(&kernel, "q35", &cases, (7, 6));
+    boot_and_check(&kernel, &["-machine", "q35"], &cases, (7, 6));
 }
 
 /// The NICs a `pc` plan puts on `pci.0`, with their slots.
@@ -312,7 +318,7 @@ fn pc_guest_registers_root_slots_only_with_root_hotplug_on() {
     assert_ne!(all_on.plan.root_hotplug, Some(false), "pc-all-on");
     assert!(all_on.plan.devices.iter().all(|d| d.bus == "pci.0"));
     let cases = [mixed, flipped, all_on];
-    let views = boot_and_check(&kernel, "pc", &cases, (10, 3));
+    let views = boot_and_check(&kernel, &["-machine", "pc"], &cases, (10, 3));
     for (c, v) in cases.iter().zip(&views) {
         // Root hotplug on registers every free pci.0 slot from 2 (PC-ROOT-HP), off none.
         let root_slots = v
