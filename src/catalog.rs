@@ -21,6 +21,9 @@ pub const Q35_JSON: &str = include_str!("../models/q35.json");
 /// The catalog shipped with pciplan for the `pc` (i440fx) machine.
 pub const PC_JSON: &str = include_str!("../models/pc.json");
 
+/// The catalog shipped with pciplan for the aarch64 `virt` machine.
+pub const VIRT_JSON: &str = include_str!("../models/virt.json");
+
 /// How a machine's buses are laid out, which decides the planner that plans it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -352,17 +355,30 @@ impl Catalog {
         })
     }
 
+    /// The embedded aarch64 `virt` catalog (parsed once).
+    pub fn virt() -> &'static Catalog {
+        static VIRT: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+        VIRT.get_or_init(|| match Catalog::from_json(VIRT_JSON) {
+            Ok(c) => c,
+            // The embedded catalog is checked by a unit test; parsing cannot fail at run time.
+            Err(e) => unreachable!("embedded catalog is invalid: {e}"),
+        })
+    }
+
     /// Looks up a catalog by machine name: `q35` and `pc-q35-*` (q35), `pc` and
-    /// `pc-i440fx-*` (i440fx); anything else is an error naming the `machine` field.
+    /// `pc-i440fx-*` (i440fx), `virt` and `virt-*` (aarch64); anything else is an error
+    /// naming the `machine` field.
     pub fn for_machine(machine: &str) -> Result<&'static Catalog, InputError> {
         if machine == "q35" || machine.starts_with("pc-q35-") {
             Ok(Catalog::q35())
         } else if machine == "pc" || machine.starts_with("pc-i440fx-") {
             Ok(Catalog::pc())
+        } else if machine == "virt" || machine.starts_with("virt-") {
+            Ok(Catalog::virt())
         } else {
             Err(InputError::new(
                 "machine",
-                format!("unsupported machine '{machine}': pciplan plans q35 ('q35', 'pc-q35-*') and i440fx ('pc', 'pc-i440fx-*') guests"),
+                format!("unsupported machine '{machine}': pciplan plans q35 ('q35', 'pc-q35-*'), i440fx ('pc', 'pc-i440fx-*') and aarch64 virt ('virt', 'virt-*') guests"),
             ))
         }
     }
@@ -473,15 +489,21 @@ impl Catalog {
             InputError::new(
                 "firmware",
                 format!(
-                    "'{}' is not a firmware the {} catalog knows (it has: {})",
+                    "'{}' is not a firmware the {} catalog knows (it has: {}; the request says \"firmware\": \"{}\" for it) [{}]",
                     firmware.as_str(),
                     self.machine,
                     self.io_space
                         .firmware
-                        .keys()
-                        .map(|f| f.as_str())
+                        .iter()
+                        .map(|(f, b)| format!("{} ({})", f.as_str(), b.name))
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
+                    self.io_space
+                        .firmware
+                        .keys()
+                        .next()
+                        .map_or("", |f| f.as_str()),
+                    self.io_space.rule
                 ),
             )
         })
@@ -553,13 +575,19 @@ mod tests {
 
     #[test]
     fn machines_select_their_catalog() {
-        let e = Catalog::for_machine("virt").unwrap_err();
-        assert!(e.to_string().contains("unsupported machine 'virt'"), "{e}");
+        let e = Catalog::for_machine("virtio").unwrap_err();
+        assert!(
+            e.to_string().contains("unsupported machine 'virtio'"),
+            "{e}"
+        );
         assert_eq!(e.field, "machine");
         assert_eq!(Catalog::for_machine("pc-q35-7.2").unwrap().machine, "q35");
         assert_eq!(Catalog::for_machine("q35").unwrap().machine, "q35");
         for m in ["pc", "pc-i440fx-7.2"] {
             assert_eq!(Catalog::for_machine(m).unwrap().machine, "pc", "{m}");
+        }
+        for m in ["virt", "virt-7.2"] {
+            assert_eq!(Catalog::for_machine(m).unwrap().machine, "virt", "{m}");
         }
         // "pc-q35" is not "pc", nor is a name that merely starts with it.
         assert!(Catalog::for_machine("pcx").is_err());
@@ -582,5 +610,22 @@ mod tests {
         // The q35 catalog's serialised form has no field the pc one added.
         let q = serde_json::to_string(Catalog::q35()).unwrap();
         assert!(!q.contains("layout") && !q.contains("hotplug_switch"));
+    }
+
+    #[test]
+    fn embedded_virt_catalog() {
+        let c = Catalog::from_json(VIRT_JSON).unwrap();
+        assert_eq!(c.layout, Layout::Pcie);
+        assert_eq!(c.root.bus, "pcie.0");
+        // VIRT-ROOT: only the gpex host bridge's slot 0 is taken, no chipset slot.
+        assert_eq!(c.root_free_slots(), (1..=31).collect::<Vec<u8>>());
+        assert!(c.root_reserved(31, 0).is_none());
+        assert!(!c.root.hotpluggable && c.root.hotplug_switch.is_none());
+        // UEFI only (AAVMF); a bios request is refused naming the field.
+        assert_eq!(c.io_budget(Firmware::Uefi).unwrap().name, "AAVMF");
+        assert_eq!(c.io_budget(Firmware::Bios).unwrap_err().field, "firmware");
+        // VIRT-MODELS: no VGA-class models.
+        assert!(c.device("VGA").is_none() && c.device("cirrus-vga").is_none());
+        assert!(c.devices.len() >= 60);
     }
 }

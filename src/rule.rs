@@ -115,6 +115,14 @@ rules! {
     PcMix = "PC-MIX",
     /// `pc`: NUMA placement is out of scope.
     PcNuma = "PC-NUMA",
+    /// `virt`: the root bus `pcie.0`, slot 0 the gpex host bridge, 1..31 usable (no chipset).
+    VirtRoot = "VIRT-ROOT",
+    /// `virt`: hotplug is native PCIe only (root ports with or without `hotplug=off`).
+    VirtHp = "VIRT-HP",
+    /// `virt`: libvirt lays aarch64 `virt` out as q35.
+    VirtLibvirt = "VIRT-LIBVIRT",
+    /// `virt`: the device models of `qemu-system-aarch64`, no VGA or ISA; UEFI (AAVMF) only.
+    VirtModels = "VIRT-MODELS",
 }
 
 impl fmt::Display for Rule {

@@ -9,12 +9,22 @@ mod common;
 use std::time::Duration;
 
 use common::qemu::{
-    qemu_or_skip, Qemu, Unplug, ROOT_BUS_ONLY_MODELS, SINGLE_INSTANCE_MODELS, TESTABLE_MODELS,
+    aavmf_available, qemu_aarch64_or_skip, qemu_or_skip, Qemu, QemuPlan, Unplug, QEMU_AARCH64,
+    ROOT_BUS_ONLY_MODELS, SINGLE_INSTANCE_MODELS, TESTABLE_MODELS, UEFI_FIRMWARE_TIMEOUT,
 };
 use pciplan::{BusKind, Catalog};
 
 fn check_batch(models: &[&str]) -> Vec<String> {
     let cat = Catalog::q35();
+    let lines = placed_lines(cat, models);
+    let q = Qemu::start(&lines).unwrap_or_else(|e| panic!("{models:?}: {e}"));
+    compare_facts(q, cat, models)
+}
+
+/// `-device` lines putting each model (id `d0`, `d1`, ...) where its `kind` says: a PCIe
+/// model behind a root port of its own on `pcie.0` (from slot 2), a conventional one on a
+/// slot of one `pcie-pci-bridge` behind the root port at slot 1.
+fn placed_lines(cat: &Catalog, models: &[&str]) -> String {
     let mut lines = String::new();
     if models
         .iter()
@@ -23,11 +33,9 @@ fn check_batch(models: &[&str]) -> Vec<String> {
         lines.push_str("-device pcie-root-port,id=rpb,bus=pcie.0,addr=0x1,chassis=200\n");
         lines.push_str("-device pcie-pci-bridge,id=br,bus=rpb\n");
     }
-    let mut bridge_slot = 1;
-    let mut port = 0;
+    let (mut bridge_slot, mut port) = (1, 0);
     for (i, m) in models.iter().enumerate() {
-        let kind = cat.device(m).unwrap().kind;
-        match kind {
+        match cat.device(m).unwrap().kind {
             BusKind::Pcie => {
                 let (slot, f) = (2 + port / 8, port % 8);
                 port += 1;
@@ -43,8 +51,7 @@ fn check_batch(models: &[&str]) -> Vec<String> {
             }
         }
     }
-    let q = Qemu::start(&lines).unwrap_or_else(|e| panic!("{models:?}: {e}"));
-    compare_facts(q, cat, models)
+    lines
 }
 
 /// Runs the firmware of `q` (models at ids `d0`, `d1`, ...), then compares each model's I/O
@@ -53,16 +60,26 @@ fn check_batch(models: &[&str]) -> Vec<String> {
 fn compare_facts(mut q: Qemu, cat: &Catalog, models: &[&str]) -> Vec<String> {
     let run = q.run_firmware(Duration::from_secs(30)).unwrap();
     assert!(run.failure.is_none(), "{models:?}: {:?}", run.failure);
-    let mut wrong = Vec::new();
     let by_id = run.pci.by_id();
+    let io_of = |id: &str| by_id.get(id).map(|d| d.io_bars().next().is_some());
+    judge(&mut q, cat, models, &io_of)
+}
+
+/// Compares each model (at ids `d0`, `d1`, ...) with its catalog facts: its I/O BARs as
+/// `io_of` reads them (`None`: QEMU does not list the device) with `io`, and whether
+/// `device_del` is refused with `hotpluggable`; one line per disagreement.
+fn judge(
+    q: &mut Qemu,
+    cat: &Catalog,
+    models: &[&str],
+    io_of: &dyn Fn(&str) -> Option<bool>,
+) -> Vec<String> {
     let machine = &cat.machine;
+    let mut wrong = Vec::new();
     for (i, m) in models.iter().enumerate() {
         let facts = cat.device(m).unwrap();
         let id = format!("d{i}");
-        let dev = by_id
-            .get(id.as_str())
-            .unwrap_or_else(|| panic!("{machine}: {m} not in query-pci"));
-        let has_io = dev.io_bars().next().is_some();
+        let has_io = io_of(&id).unwrap_or_else(|| panic!("{machine}: {m} not listed by QEMU"));
         if has_io != facts.io {
             wrong.push(format!(
                 "{machine}: {m}: catalog io={} but QEMU shows I/O BARs: {has_io}",
@@ -90,24 +107,8 @@ fn catalog_io_and_hotplug_facts_match_qemu() {
     if !qemu_or_skip() {
         return;
     }
-    let cat = Catalog::q35();
-    let many: Vec<&str> = TESTABLE_MODELS
-        .iter()
-        .copied()
-        .filter(|m| cat.device(m).is_some() && !ROOT_BUS_ONLY_MODELS.contains(m))
-        .collect();
-    assert!(many.len() >= 60);
-    let mut wrong = Vec::new();
     // Batches small enough for the firmware's 14 I/O windows.
-    for chunk in many.chunks(10) {
-        wrong.extend(check_batch(chunk));
-    }
-    for m in SINGLE_INSTANCE_MODELS
-        .iter()
-        .filter(|m| cat.device(m).is_some() && !ROOT_BUS_ONLY_MODELS.contains(m))
-    {
-        wrong.extend(check_batch(&[m]));
-    }
+    let wrong = check_models(Catalog::q35(), 10, check_batch);
     assert!(
         wrong.is_empty(),
         "catalog disagrees with QEMU:\n{}",
@@ -157,28 +158,47 @@ fn pc_catalog_io_and_hotplug_facts_match_qemu() {
     if !qemu_or_skip() {
         return;
     }
-    let cat = Catalog::pc();
-    let many: Vec<&str> = TESTABLE_MODELS
-        .iter()
-        .copied()
-        .filter(|m| cat.device(m).is_some() && !ROOT_BUS_ONLY_MODELS.contains(m))
-        .collect();
-    assert!(many.len() >= 60, "{}", many.len());
-    let mut wrong = Vec::new();
-    for chunk in many.chunks(15) {
-        wrong.extend(check_pc_batch(chunk));
-    }
-    for m in SINGLE_INSTANCE_MODELS
-        .iter()
-        .filter(|m| cat.device(m).is_some() && !ROOT_BUS_ONLY_MODELS.contains(m))
-    {
-        wrong.extend(check_pc_batch(&[m]));
-    }
+    let wrong = check_models(Catalog::pc(), 15, check_pc_batch);
     assert!(
         wrong.is_empty(),
         "pc catalog disagrees with QEMU:\n{}",
         wrong.join("\n")
     );
+}
+
+/// The device models `binary -machine MACHINE -device help` lists.
+fn known_models(binary: &str, machine: &str) -> Vec<String> {
+    let out = std::process::Command::new(binary)
+        .args(["-machine", machine, "-device", "help"])
+        .output()
+        .expect("qemu runs");
+    let help =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    help.lines()
+        .filter_map(|l| Some(l.strip_prefix("name \"")?.split('"').next()?.to_string()))
+        .collect()
+}
+
+/// The catalog's runnable models in batches of `size` (each single-instance model in a
+/// batch of its own), each checked by `check`; every disagreement it reports.
+fn check_models(cat: &Catalog, size: usize, check: fn(&[&str]) -> Vec<String>) -> Vec<String> {
+    let many: Vec<&str> = TESTABLE_MODELS
+        .iter()
+        .copied()
+        .filter(|m| cat.device(m).is_some() && !ROOT_BUS_ONLY_MODELS.contains(m))
+        .collect();
+    assert!(many.len() >= 55, "{}: {}", cat.machine, many.len());
+    let mut wrong = Vec::new();
+    for chunk in many.chunks(size) {
+        wrong.extend(check(chunk));
+    }
+    for m in SINGLE_INSTANCE_MODELS
+        .iter()
+        .filter(|m| cat.device(m).is_some() && !ROOT_BUS_ONLY_MODELS.contains(m))
+    {
+        wrong.extend(check(&[m]));
+    }
+    wrong
 }
 
 /// Every model of the pc catalog QEMU knows: `qemu-system-x86_64 -machine pc -device help`
@@ -188,22 +208,13 @@ fn pc_catalog_models_exist_in_qemu() {
     if !qemu_or_skip() {
         return;
     }
-    let out = std::process::Command::new(common::qemu::QEMU_BINARY)
-        .args(["-machine", "pc", "-device", "help"])
-        .output()
-        .expect("qemu runs");
-    let help =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let known: Vec<&str> = help
-        .lines()
-        .filter_map(|l| l.strip_prefix("name \"")?.split('"').next())
-        .collect();
+    let known = known_models(common::qemu::QEMU_BINARY, "pc");
     let cat = Catalog::pc();
     let missing: Vec<&String> = cat
         .devices
         .keys()
         .chain(cat.controllers.iter().map(|c| &c.qemu))
-        .filter(|m| !known.contains(&m.as_str()))
+        .filter(|m| !known.contains(m))
         .collect();
     // Models QEMU 7.2 does not have at all are in the q35 catalog for newer QEMUs; the
     // same ones, and only they, are missing for pc.
@@ -301,4 +312,162 @@ fn pc_io_window_budget_matches_seabios() {
         "{:?}",
         past.failure
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// virt (aarch64): models/virt.json against `qemu-system-aarch64 -machine virt`
+// ---------------------------------------------------------------------------------------
+
+/// Starts a paused aarch64 `virt` guest with these `-device` lines (no firmware).
+fn virt_guest(lines: &str, extra: &[&str]) -> Qemu {
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let plan = QemuPlan::parse(lines).unwrap_or_else(|e| panic!("{lines}: {e}"));
+    Qemu::start_virt(&plan, &extra).unwrap_or_else(|e| panic!("{lines}: {e}"))
+}
+
+/// Each model of the batch where its virt catalog `kind` says (a PCIe model behind a root
+/// port of its own, a conventional one on a `pcie-pci-bridge`): QEMU starts it there, it
+/// has an I/O BAR exactly when the catalog says `io` (QEMU lists a BAR's size before any
+/// firmware runs), and `device_del` is refused exactly when it says the model is not
+/// hot-pluggable.
+fn check_virt_batch(models: &[&str]) -> Vec<String> {
+    let cat = Catalog::virt();
+    let lines = placed_lines(cat, models);
+    let mut q = virt_guest(&lines, &[]);
+    // Without firmware the buses behind the ports are unnumbered and query-pci does not
+    // reach them; the qtree lists every device's BARs ("bar 2: i/o at ...") all the same.
+    let qtree = q.qtree_text().unwrap();
+    judge(&mut q, cat, models, &|id| qtree_has_io_bar(&qtree, id))
+}
+
+/// Whether the qtree's device `id` lists an I/O BAR (`bar N: i/o at ...` among the lines
+/// indented under its `dev: ..., id "ID"` line); `None` when the id is not there.
+fn qtree_has_io_bar(qtree: &str, id: &str) -> Option<bool> {
+    let tag = format!("id \"{id}\"");
+    let mut lines = qtree.lines();
+    let head = lines.find(|l| l.trim_start().starts_with("dev: ") && l.ends_with(&tag))?;
+    let indent = head.len() - head.trim_start().len();
+    Some(
+        lines
+            .take_while(|l| l.len() - l.trim_start().len() > indent)
+            .any(|l| l.trim_start().starts_with("bar ") && l.contains(": i/o at")),
+    )
+}
+
+#[test]
+fn virt_catalog_io_and_hotplug_facts_match_qemu() {
+    if !qemu_aarch64_or_skip() {
+        return;
+    }
+    let wrong = check_models(Catalog::virt(), 20, check_virt_batch);
+    assert!(
+        wrong.is_empty(),
+        "virt catalog disagrees with QEMU:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// VIRT-MODELS: every model and controller of the virt catalog is one that
+/// `qemu-system-aarch64 -machine virt -device help` lists, and none is VGA-class.
+#[test]
+fn virt_catalog_models_exist_in_qemu() {
+    if !qemu_aarch64_or_skip() {
+        return;
+    }
+    let known = known_models(QEMU_AARCH64, "virt");
+    assert!(known.iter().any(|m| m == "pcie-root-port"), "{known:?}");
+    let cat = Catalog::virt();
+    let missing: Vec<&String> = cat
+        .devices
+        .keys()
+        .chain(cat.controllers.iter().map(|c| &c.qemu))
+        .filter(|m| !known.contains(m))
+        .collect();
+    assert!(missing.is_empty(), "{missing:?}");
+    assert!(cat.devices.keys().all(|m| !m.contains("vga") && m != "VGA"));
+}
+
+/// VIRT-ROOT and VIRT-HP: slot 31 of `pcie.0` is free (no chipset), a device there cannot
+/// be unplugged, a `hotplug=off` root port refuses `device_del` of its device, a plain one
+/// and a `pcie-pci-bridge` slot accept it, and a `pxb-pcie` with a NUMA node works the same.
+#[test]
+fn virt_root_and_port_hotplug() {
+    if !qemu_aarch64_or_skip() {
+        return;
+    }
+    let cat = Catalog::virt();
+    assert!(cat.root_free_slots().contains(&31));
+    let lines = "-device virtio-net-pci,id=n,bus=pcie.0,addr=0x1f\n\
+                 -device pcie-root-port,id=rp1,bus=pcie.0,addr=0x1,chassis=1,hotplug=off\n\
+                 -device virtio-blk-pci,id=b1,bus=rp1\n\
+                 -device pcie-root-port,id=rp2,bus=pcie.0,addr=0x2,chassis=2\n\
+                 -device virtio-blk-pci,id=b2,bus=rp2\n\
+                 -device pcie-root-port,id=rp3,bus=pcie.0,addr=0x3,chassis=3\n\
+                 -device pcie-pci-bridge,id=br,bus=rp3\n\
+                 -device e1000,id=e,bus=br,addr=0x1\n\
+                 -device pxb-pcie,id=pxb,bus=pcie.0,addr=0x4,bus_nr=128,numa_node=0\n\
+                 -device pcie-root-port,id=rp4,bus=pxb,addr=0x0,chassis=4,hotplug=off\n\
+                 -device e1000e,id=x1,bus=rp4\n\
+                 -device pcie-root-port,id=rp5,bus=pxb,addr=0x1,chassis=5\n\
+                 -device e1000e,id=x2,bus=rp5\n";
+    let mut q = virt_guest(lines, &[]);
+    let refused = |u: Result<Unplug, String>| matches!(u, Ok(Unplug::Refused(_)));
+    assert_eq!(
+        q.unplug("n"),
+        Ok(Unplug::Refused(
+            "Bus 'pcie.0' does not support hotplugging".into()
+        ))
+    );
+    assert!(refused(q.unplug("b1")), "hotplug=off port");
+    assert!(refused(q.unplug("x1")), "hotplug=off port behind pxb-pcie");
+    for id in ["b2", "e", "x2"] {
+        assert_eq!(q.unplug(id), Ok(Unplug::Accepted), "{id}");
+    }
+}
+
+/// R-IO on virt, booting AAVMF (UEFI, the only firmware of `virt`): the catalog's number
+/// of root ports each holding an e1000e all get a 4 KiB I/O window, pairwise apart (the
+/// whole 64 KiB); with one port more, one of them gets none.
+#[test]
+fn virt_io_window_budget_matches_aavmf() {
+    if !qemu_aarch64_or_skip() {
+        return;
+    }
+    if !aavmf_available() {
+        common::missing(
+            "PCIPLAN_REQUIRE_QEMU",
+            "AAVMF is not installed (qemu-efi-aarch64)",
+        );
+        return;
+    }
+    let windows = Catalog::virt()
+        .io_budget(pciplan::Firmware::Uefi)
+        .unwrap()
+        .windows;
+    let opened = |n: u32| {
+        let mut lines = String::new();
+        for i in 0..n {
+            let (slot, f) = (1 + i / 8, i % 8);
+            let mf = if f == 0 { ",multifunction=on" } else { "" };
+            lines.push_str(&format!(
+                "-device pcie-root-port,id=rp{i},bus=pcie.0,addr={slot:#x}.{f:#x}{mf},chassis={}\n\
+                 -device e1000e,id=e{i},bus=rp{i}\n",
+                i + 1
+            ));
+        }
+        let plan = QemuPlan::parse(&lines).unwrap();
+        let mut q = Qemu::start_virt_uefi(&plan, &[]).unwrap();
+        let run = q.run_uefi_firmware(UEFI_FIRMWARE_TIMEOUT).unwrap();
+        let mut bases: Vec<u64> = (0..n)
+            .filter_map(|i| {
+                let b = run.pci.bridge(&format!("rp{i}"))?;
+                b.io_range.as_ref().map(|r| r.base)
+            })
+            .collect();
+        bases.sort();
+        bases.dedup();
+        bases.len() as u32
+    };
+    assert_eq!(opened(windows), windows);
+    assert_eq!(opened(windows + 1), windows);
 }

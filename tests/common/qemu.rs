@@ -40,6 +40,16 @@ use std::time::{Duration, Instant};
 /// The QEMU binary the harness runs (looked up in `PATH`).
 pub const QEMU_BINARY: &str = "qemu-system-x86_64";
 
+/// The aarch64 QEMU (Debian package `qemu-system-arm`), for `virt` guests
+/// ([`Qemu::start_virt`]).
+pub const QEMU_AARCH64: &str = "qemu-system-aarch64";
+
+/// AAVMF (UEFI for aarch64 `virt`, Debian package `qemu-efi-aarch64`): code and the
+/// variable-store template, as [`OVMF_CODE`] and [`OVMF_VARS`].
+pub const AAVMF_CODE: &str = "/usr/share/AAVMF/AAVMF_CODE.fd";
+/// See [`AAVMF_CODE`]; every guest gets its own copy.
+pub const AAVMF_VARS: &str = "/usr/share/AAVMF/AAVMF_VARS.fd";
+
 /// Guest RAM in MiB when the plan needs nothing special (`-m 128`).
 pub const BASE_MEMORY_MIB: u64 = 128;
 
@@ -616,6 +626,27 @@ pub fn base_args() -> Vec<String> {
     .collect()
 }
 
+/// Fixed arguments of every aarch64 `virt` guest:
+/// `-machine virt -cpu cortex-a57 -accel tcg -nodefaults -S -display none`.
+pub fn virt_base_args() -> Vec<String> {
+    let mut args = base_args();
+    args[1] = "virt".into();
+    args.splice(2..2, ["-cpu".to_string(), "cortex-a57".to_string()]);
+    args
+}
+
+/// Whether `qemu-system-aarch64` runs here (as [`qemu_or_skip`], with the same
+/// `PCIPLAN_REQUIRE_QEMU=1` rule: CI never passes without it).
+pub fn qemu_aarch64_or_skip() -> bool {
+    static RUNS: OnceLock<bool> = OnceLock::new();
+    binary_runs(&RUNS, QEMU_AARCH64, "qemu-system-arm")
+}
+
+/// True when AAVMF's files are installed.
+pub fn aavmf_available() -> bool {
+    std::path::Path::new(AAVMF_CODE).exists() && std::path::Path::new(AAVMF_VARS).exists()
+}
+
 /// Memory, CPU and NUMA arguments for a plan.
 ///
 /// * default: `-m 128`;
@@ -712,9 +743,16 @@ pub fn guest_args(plan: &QemuPlan) -> Vec<String> {
 /// early when this is false; without QEMU that is said on standard error, and with
 /// `PCIPLAN_REQUIRE_QEMU=1` (CI) it is a failure instead, so CI never passes without QEMU.
 pub fn qemu_or_skip() -> bool {
-    static RUNS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let runs = *RUNS.get_or_init(|| {
-        Command::new(QEMU_BINARY)
+    static RUNS: OnceLock<bool> = OnceLock::new();
+    binary_runs(&RUNS, QEMU_BINARY, "qemu-system-x86")
+}
+
+/// Whether `binary --version` succeeds (asked once, kept in `runs`); when not, says so
+/// naming the Debian `package` through [`super::missing`] (a failure under
+/// `PCIPLAN_REQUIRE_QEMU=1`).
+fn binary_runs(runs: &OnceLock<bool>, binary: &str, package: &str) -> bool {
+    let runs = *runs.get_or_init(|| {
+        Command::new(binary)
             .arg("--version")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -724,7 +762,7 @@ pub fn qemu_or_skip() -> bool {
     if !runs {
         super::missing(
             "PCIPLAN_REQUIRE_QEMU",
-            &format!("{QEMU_BINARY} does not run (install qemu-system-x86)"),
+            &format!("{binary} does not run (install {package})"),
         );
     }
     runs
@@ -738,6 +776,7 @@ static GUEST_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A running QEMU guest (paused with `-S`) and its QMP connection. Killed on drop.
 pub struct Qemu {
+    binary: &'static str,
     child: Child,
     reader: BufReader<UnixStream>,
     writer: UnixStream,
@@ -793,6 +832,47 @@ impl Qemu {
 
     /// Starts a guest for an already parsed plan plus `extra` arguments.
     pub fn start_plan(plan: &QemuPlan, extra: &[String]) -> Result<Qemu, Error> {
+        Qemu::spawn(QEMU_BINARY, guest_args(plan), plan, extra)
+    }
+
+    /// Starts an aarch64 `virt` guest (`qemu-system-aarch64`, [`virt_base_args`], paused,
+    /// no firmware) for an already parsed plan plus `extra` arguments; memory and NUMA as
+    /// [`memory_args`] says. No firmware log (there is no `isa-debugcon` on `virt`).
+    pub fn start_virt(plan: &QemuPlan, extra: &[String]) -> Result<Qemu, Error> {
+        let mut args = virt_base_args();
+        args.extend(memory_args(plan));
+        args.extend(plan.other_args.iter().cloned());
+        args.extend(device_args(plan));
+        Qemu::spawn(QEMU_AARCH64, args, plan, extra)
+    }
+
+    /// [`Qemu::start_virt`] booting AAVMF (its code read-only, a private copy of its
+    /// variable store), for [`Qemu::run_uefi_firmware`].
+    pub fn start_virt_uefi(plan: &QemuPlan, extra: &[String]) -> Result<Qemu, Error> {
+        let n = GUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let vars =
+            std::env::temp_dir().join(format!("pciplan-aavmf-{}-{n}.fd", std::process::id()));
+        std::fs::copy(AAVMF_VARS, &vars)
+            .map_err(|e| Error::Spawn(format!("cannot copy {AAVMF_VARS}: {e}")))?;
+        let mut more = vec![
+            "-drive".to_string(),
+            format!("if=pflash,format=raw,readonly=on,file={AAVMF_CODE}"),
+            "-drive".to_string(),
+            format!("if=pflash,format=raw,file={}", vars.display()),
+        ];
+        more.extend(extra.iter().cloned());
+        let vm = Qemu::start_virt(plan, &more);
+        let _ = std::fs::remove_file(&vars);
+        vm
+    }
+
+    /// Runs `binary` with `args` + `extra` (+ the SeaBIOS log on x86_64) and a QMP socket.
+    fn spawn(
+        binary: &'static str,
+        mut args: Vec<String>,
+        plan: &QemuPlan,
+        extra: &[String],
+    ) -> Result<Qemu, Error> {
         let n = GUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("pciplan-qemu-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -801,14 +881,17 @@ impl Qemu {
         let sock = dir.join("qmp.sock");
         let fwlog = dir.join("firmware.log");
 
-        let mut args = guest_args(plan);
         args.extend(extra.iter().cloned());
-        // SeaBIOS prints its debug log to I/O port 0x402; an ISA device, no PCI impact.
+        if binary == QEMU_BINARY {
+            // SeaBIOS prints its debug log to I/O port 0x402; an ISA device, no PCI impact.
+            args.extend([
+                "-chardev".to_string(),
+                format!("file,id=pciplan-fwlog,path={}", fwlog.display()),
+                "-device".to_string(),
+                "isa-debugcon,iobase=0x402,chardev=pciplan-fwlog".to_string(),
+            ]);
+        }
         args.extend([
-            "-chardev".to_string(),
-            format!("file,id=pciplan-fwlog,path={}", fwlog.display()),
-            "-device".to_string(),
-            "isa-debugcon,iobase=0x402,chardev=pciplan-fwlog".to_string(),
             "-qmp".to_string(),
             format!("unix:{},server=on,wait=off", sock.display()),
         ]);
@@ -818,7 +901,7 @@ impl Qemu {
         let mut child = match Command::new("sh")
             .arg("-c")
             .arg("ulimit -c 0 2>/dev/null; exec \"$0\" \"$@\"")
-            .arg(QEMU_BINARY)
+            .arg(binary)
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -914,6 +997,7 @@ impl Qemu {
         };
 
         let mut vm = Qemu {
+            binary,
             child: pending.child.take().unwrap(),
             reader,
             writer,
@@ -952,7 +1036,7 @@ impl Qemu {
 
     /// The command line as one shell-like string, for failure messages.
     pub fn command_line(&self) -> String {
-        let mut s = QEMU_BINARY.to_string();
+        let mut s = self.binary.to_string();
         for a in &self.args {
             s.push(' ');
             s.push_str(a);
