@@ -1,10 +1,9 @@
-//! The topology of a plan as a `petgraph` graph: the root bus, controllers and devices are
-//! nodes; an edge runs from the node owning a bus to each node plugged into it, labelled with
-//! the slot and function.
+//! The topology of a plan: the root bus, controllers and devices are the nodes of a
+//! `petgraph` graph (the root, then the controllers, then the devices, in plan order); each
+//! node owning a bus has as children the nodes plugged into it, with their slot and function,
+//! kept in one flat array (the graph holds no edges).
 
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
-use petgraph::visit::EdgeRef;
-use petgraph::Direction;
 
 use crate::catalog::{BusKind, Catalog, ControllerModel, HotplugControl};
 use crate::idmap::IdMap;
@@ -34,14 +33,19 @@ impl<'a> Node<'a> {
 
 /// A plan's topology.
 pub(crate) struct Topology<'a> {
-    pub g: StableDiGraph<Node<'a>, (u8, u8)>,
+    /// The nodes (no edges: see [`Topology::kids`]).
+    pub g: StableDiGraph<Node<'a>, ()>,
     pub root: NodeIndex,
     pub ids: IdMap<&'a str, NodeIndex>,
     /// Nodes whose bus names no existing bus: (node, bus name).
     pub dangling: Vec<(NodeIndex, &'a str)>,
     cat: &'a Catalog,
-    /// Children of each node, sorted by (slot, function), by node index.
-    kids: Vec<Vec<(u8, u8, NodeIndex)>>,
+    /// Children of every node, node by node, each node's sorted by (slot, function): those
+    /// of node `n` are `kids[kid_start[n]..kid_start[n + 1]]` (one array for all, not one
+    /// per node: a topology is built several times per plan).
+    kids: Vec<(u8, u8, NodeIndex)>,
+    /// Where each node's children start in `kids`, by node index, and their end last.
+    kid_start: Vec<u32>,
     /// Controller model of each node, by node index.
     models: Vec<Option<&'a ControllerModel>>,
     /// Catalog facts of each device node's model, by node index: (QEMU can hot-unplug it,
@@ -76,7 +80,7 @@ impl<'a> Topology<'a> {
     /// [`Topology::build`] with `devices` in place of `plan.devices`.
     fn build_of(plan: &'a Plan, devices: &'a [PlacedDevice], cat: &'a Catalog) -> Topology<'a> {
         let nodes = 1 + plan.controllers.len() + devices.len();
-        let mut g = StableDiGraph::with_capacity(nodes, nodes - 1);
+        let mut g = StableDiGraph::with_capacity(nodes, 0);
         let root = g.add_node(Node::Root);
         let mut ids = IdMap::default();
         ids.reserve(nodes);
@@ -92,30 +96,51 @@ impl<'a> Topology<'a> {
             ids.entry(d.id.as_str()).or_insert(n);
             members.push((n, d.bus.as_str(), d.slot, d.function));
         }
+        let count = g.node_count();
+        // Each edge as its parent and the child's (slot, function, node) packed in one
+        // integer, in that order of significance.
+        let mut edges = Vec::with_capacity(members.len());
         let mut dangling = Vec::new();
         for (n, bus, slot, function) in members {
             match ids.get(bus) {
                 Some(&p) if matches!(g[p], Node::Root | Node::Ctrl(_)) => {
-                    g.add_edge(p, n, (slot, function));
+                    let key = u64::from(slot) << 40 | u64::from(function) << 32 | n.index() as u64;
+                    edges.push((p, key));
                 }
                 _ => dangling.push((n, bus)),
             }
         }
-        let count = g.node_count();
-        let mut kids = vec![Vec::new(); count];
+        // The children of each node are a run of `kids`, placed by a counting sort on the
+        // parent, then each run sorted by address (most runs hold one child).
+        let mut kid_start = vec![0u32; count + 1];
+        let mut parents = vec![None; count];
+        for &(p, key) in &edges {
+            kid_start[p.index() + 1] += 1;
+            // Every node is plugged into one bus at most: one edge leads to it.
+            parents[key as u32 as usize] = Some(p);
+        }
+        for i in 0..count {
+            kid_start[i + 1] += kid_start[i];
+        }
+        let mut next: Vec<u32> = kid_start[..count].to_vec();
+        let mut keys = vec![0u64; edges.len()];
+        for &(p, key) in &edges {
+            keys[next[p.index()] as usize] = key;
+            next[p.index()] += 1;
+        }
+        for w in kid_start.windows(2).filter(|w| w[1] - w[0] > 1) {
+            keys[w[0] as usize..w[1] as usize].sort_unstable();
+        }
+        let kids: Vec<(u8, u8, NodeIndex)> = keys
+            .into_iter()
+            .map(|k| {
+                let child = NodeIndex::new(k as u32 as usize);
+                ((k >> 40) as u8, (k >> 32) as u8, child)
+            })
+            .collect();
         let mut models = vec![None; count];
         let mut dev_facts = vec![(false, false); count];
-        let mut parents = vec![None; count];
         for n in g.node_indices() {
-            let mut v: Vec<_> = g
-                .edges_directed(n, Direction::Outgoing)
-                .map(|e| (e.weight().0, e.weight().1, e.target()))
-                .collect();
-            v.sort();
-            for &(_, _, c) in &v {
-                parents[c.index()].get_or_insert(n);
-            }
-            kids[n.index()] = v;
             match g[n] {
                 Node::Ctrl(c) => models[n.index()] = cat.controller(&c.model),
                 Node::Dev(d) => {
@@ -140,10 +165,11 @@ impl<'a> Topology<'a> {
             }
             let pxb = models[n.index()].is_some_and(|m| m.bus.bus_type == "pxb");
             let above = if pxb { Some(n) } else { expanders[n.index()] };
-            for k in &kids[n.index()] {
+            let below = &kids[kid_start[n.index()] as usize..kid_start[n.index() + 1] as usize];
+            for k in below {
                 expanders[k.2.index()] = above;
             }
-            stack.extend(kids[n.index()].iter().map(|k| k.2));
+            stack.extend(below.iter().map(|k| k.2));
         }
         Topology {
             g,
@@ -152,6 +178,7 @@ impl<'a> Topology<'a> {
             dangling,
             cat,
             kids,
+            kid_start,
             models,
             dev_facts,
             parents,
@@ -199,15 +226,18 @@ impl<'a> Topology<'a> {
 
     /// Children with their (slot, function), sorted by address.
     pub fn children(&self, n: NodeIndex) -> Vec<(u8, u8, NodeIndex)> {
-        self.kids.get(n.index()).cloned().unwrap_or_default()
+        self.kids(n).to_vec()
     }
 
     /// Children as a slice (see [`Topology::children`]).
     pub fn kids(&self, n: NodeIndex) -> &[(u8, u8, NodeIndex)] {
-        self.kids
-            .get(n.index())
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
+        match (
+            self.kid_start.get(n.index()),
+            self.kid_start.get(n.index() + 1),
+        ) {
+            (Some(&a), Some(&b)) => &self.kids[a as usize..b as usize],
+            _ => &[],
+        }
     }
 
     /// The bus type of the bus a node owns (`pcie-root`, `port`, `switch`, `conventional`, `pxb`).
@@ -276,7 +306,7 @@ impl<'a> Topology<'a> {
     /// Nodes below `n` (depth first, in address order), not including `n`.
     pub fn descendants(&self, n: NodeIndex) -> Vec<NodeIndex> {
         let mut out = Vec::new();
-        let mut seen = vec![false; self.kids.len()];
+        let mut seen = vec![false; self.parents.len()];
         let mut stack: Vec<NodeIndex> = self.kids(n).iter().rev().map(|c| c.2).collect();
         while let Some(x) = stack.pop() {
             if std::mem::replace(&mut seen[x.index()], true) {
