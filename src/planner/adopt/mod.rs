@@ -83,18 +83,21 @@ fn adopt_inner(req: &Request, cat: &Catalog, shortcut: bool) -> Result<Plan, Pla
         return Err(PlanError::Pins(bad));
     }
     // Step 2: every device free, and the soft pins.
-    let free = unpinned(req);
-    let f = free_model(req, &free, cat, &before, &t0)?;
+    // `work` is the free guest, then the kept guest of a decision (`make_kept`).
+    let mut work = unpinned(req);
+    let f = free_model(req, &work, cat, &before, &t0)?;
     // The natural decision (keep what can stay, set each port as its units need) is
     // proven optimal when it moves only what must move and renumbers nothing (see
     // `natural`); otherwise the adoption program decides.
     if let Some(d) = natural(&f).filter(|_| shortcut) {
-        if let Some(plan) = plan_natural(req, cat, &f, &d, &before, &t0)? {
+        make_kept(&mut work, req, &f, &d);
+        if let Some(plan) = plan_natural(req, cat, &f, &d, &before, &t0, &work)? {
             return Ok(plan);
         }
     }
     let counts = solve_cached(&f.model)?;
     if counts.short() {
+        let free = unpinned(req);
         let why = explain::explain(
             &free,
             cat,
@@ -118,7 +121,8 @@ fn adopt_inner(req: &Request, cat: &Catalog, shortcut: bool) -> Result<Plan, Pla
         flips: a.flips,
     };
     // Step 3: what stays is pinned, the ports are set; assign the rest from the counts.
-    let kept = kept_request(req, &f, &d);
+    make_kept(&mut work, req, &f, &d);
+    let kept = work;
     let kept_plan = kept_plan(req, cat, &before, &kept, &f, &d);
     let tk = Topology::build(&kept_plan, cat);
     let kept_units = kept_units(&f, &d);
@@ -224,9 +228,10 @@ fn natural(f: &Free) -> Option<Decision> {
     })
 }
 
-/// Plans the natural decision with the plain program on what stays. `None` when its
-/// optimality is not proven (see [`natural`]): it renumbers a device, or adds controllers
-/// while a free existing port is left unused.
+/// Plans the natural decision with the plain program on what stays (`kept`, the existing
+/// guest as [`make_kept`] makes it for `d`). `None` when its optimality is not proven (see
+/// [`natural`]): it renumbers a device, or adds controllers while a free existing port is
+/// left unused.
 fn plan_natural(
     req: &Request,
     cat: &Catalog,
@@ -234,17 +239,17 @@ fn plan_natural(
     d: &Decision,
     before: &Plan,
     t0: &Topology,
+    kept: &Request,
 ) -> Result<Option<Plan>, PlanError> {
-    let kept = kept_request(req, f, d);
-    let kept_plan = kept_plan(req, cat, before, &kept, f, d);
+    let kept_plan = kept_plan(req, cat, before, kept, f, d);
     let tk = Topology::build(&kept_plan, cat);
     let kept_units = kept_units(f, d);
-    let mut world = World::read(&tk, &kept_plan, &kept, cat);
+    let mut world = World::read(&tk, &kept_plan, kept, cat);
     drop(tk);
     f.guard.apply(&mut world);
     let io = cat.io_budget(req.firmware)?;
-    let (model, unit_class) = units::build_model(&kept, cat, &kept_units, &world, io.windows);
-    if explain::precheck(&kept, &kept_units, &unit_class, &model).is_err() {
+    let (model, unit_class) = units::build_model(kept, cat, &kept_units, &world, io.windows);
+    if explain::precheck(kept, &kept_units, &unit_class, &model).is_err() {
         return Ok(None);
     }
     let counts = solve_cached(&model)?;
@@ -254,7 +259,7 @@ fn plan_natural(
     // The plain program knows nothing of renumbering: where its counts need a position the
     // guard does not offer, the natural decision is not the answer (the program decides).
     let Ok(mut plan) = Assigner::new(
-        &kept,
+        kept,
         cat,
         &kept_units,
         &unit_class,
@@ -270,7 +275,7 @@ fn plan_natural(
         return Ok(None);
     }
     plan.optimal = counts.optimal;
-    Ok(report(plan, req, cat, f, d, before, t0, &kept)?.ok())
+    Ok(report(plan, req, cat, f, d, before, t0, kept)?.ok())
 }
 
 /// R-INT-SLOT: the free functions of `pcie.0` slots that hold only kept packable single
@@ -331,7 +336,7 @@ fn free_ports_left(plan: &Plan, cat: &Catalog) -> bool {
     })
 }
 
-/// The pinned plan of [`kept_request`] (`pinned_plan(kept)`), made from the existing
+/// The pinned plan of the kept guest ([`make_kept`]) (`pinned_plan(kept)`), made from the existing
 /// guest's pinned plan `before` (`pinned_plan(req)`): the devices `d` moves dropped and the
 /// ports it flips set. Copying `before` skips the catalog lookups of a plan made anew.
 fn kept_plan(
@@ -371,7 +376,7 @@ fn kept_plan(
     plan
 }
 
-/// The free guest's units with those `d` keeps pinned: the units of [`kept_request`].
+/// The free guest's units with those `d` keeps pinned: the units of the kept guest.
 fn kept_units(f: &Free, d: &Decision) -> Vec<Unit> {
     let mut units = f.units.clone();
     for (k, &u) in f.old.iter().enumerate() {
@@ -380,24 +385,32 @@ fn kept_units(f: &Free, d: &Decision) -> Vec<Unit> {
     units
 }
 
-/// The existing guest with the units `d` moves unpinned and its ports set.
-fn kept_request(req: &Request, f: &Free, d: &Decision) -> Request {
-    let mut kept = req.clone();
+/// Makes `work` the kept guest of `d`: the existing guest `req` with the units `d` moves
+/// unpinned and its ports set. `work` is `req` with any device addresses taken away and
+/// any ports set (the free guest, or the kept guest of another decision): copying back the
+/// addresses that stay costs less than a clone of `req`.
+fn make_kept(work: &mut Request, req: &Request, f: &Free, d: &Decision) {
+    let mut moved = vec![false; req.devices.len()];
     for (k, &u) in f.old.iter().enumerate() {
         if !d.keep[k] {
             for &i in &f.units[u].devs {
-                kept.devices[i].address = None;
+                moved[i] = true;
             }
         }
     }
+    for ((w, r), &m) in work.devices.iter_mut().zip(&req.devices).zip(&moved) {
+        w.address = if m { None } else { r.address.clone() };
+    }
+    for (w, r) in work.controllers.iter_mut().zip(&req.controllers) {
+        w.hotplug = r.hotplug;
+    }
     for (p, fp) in f.world.ports.iter().enumerate() {
         if d.on[p] != fp.hotplug {
-            if let Some(c) = kept.controllers.iter_mut().find(|c| c.id == fp.id) {
+            if let Some(c) = work.controllers.iter_mut().find(|c| c.id == fp.id) {
                 c.hotplug = Some(d.on[p]);
             }
         }
     }
-    kept
 }
 
 /// Checks an assigned adoption (R-BUSNR, the validator against what stays) and lists its
