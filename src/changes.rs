@@ -80,6 +80,9 @@ struct Identity {
     /// Leading elements of `path` that belong to no bridge below its root: the expander's
     /// own slot on `pcie.0` (the guest sees the expander as a root bus of its own).
     below_root: usize,
+    /// Its slot is an ACPI hotplug slot whose number systemd names a NIC after (`pc`:
+    /// `pci.0` with root hotplug on, or a `pci-bridge` slot; G-FLIP). Never on q35.
+    named_slot: bool,
 }
 
 /// A device's path: up to [`Path::INLINE`] hops in place (every real guest), deeper ones on
@@ -141,14 +144,18 @@ impl Eq for Path {}
 
 impl Identity {
     /// The Linux name of a network card there (`enp3s0`, `enp0s5f1`).
+    /// On a named hotplug slot (`pc`, G-FLIP) systemd's slot name wins: `ens3`.
     fn linux(&self) -> Option<String> {
         let &(slot, function) = self.path.hops().last()?;
-        let bus = self.bus?;
         let f = if function > 0 {
             format!("f{function}")
         } else {
             String::new()
         };
+        if self.named_slot {
+            return Some(format!("ens{slot}{f}"));
+        }
+        let bus = self.bus?;
         Some(format!("enp{bus}s{slot}{f}"))
     }
 
@@ -203,9 +210,11 @@ fn bus_numbers(t: &Topology) -> Vec<Option<u32>> {
 }
 
 /// Every device's identity in `plan`, whose topology is `t`, by id (the last device of an
-/// id counts).
-fn identities<'p>(plan: &'p Plan, t: &Topology) -> IdMap<&'p str, Identity> {
+/// id counts). `pc`: whether slots are named hotplug slots (G-FLIP) depends on the bus.
+fn identities<'p>(plan: &'p Plan, t: &Topology, cat: &Catalog) -> IdMap<&'p str, Identity> {
     let numbers = bus_numbers(t);
+    let pc = cat.root.hotplug_switch.is_some();
+    let root_named = pc && plan.root_hotplug.unwrap_or(cat.root.hotpluggable);
     let mut out = IdMap::default();
     out.reserve(plan.devices.len());
     for d in &plan.devices {
@@ -233,7 +242,16 @@ fn identities<'p>(plan: &'p Plan, t: &Topology) -> IdMap<&'p str, Identity> {
         // Counted from the device up: the expander's element is the last one of those.
         let below_root = pxb_at.map_or(0, |k| path.len() - k + 1);
         path.reverse();
-        let bus = t.parent(n).and_then(|p| numbers[p.index()]);
+        let parent = t.parent(n);
+        let bus = parent.and_then(|p| numbers[p.index()]);
+        let named_slot = pc
+            && match parent.map(|p| &t.g[p]) {
+                Some(Node::Root) => root_named,
+                Some(Node::Ctrl(_)) => parent
+                    .and_then(|p| t.model(p))
+                    .is_some_and(|m| m.hotplug == crate::catalog::HotplugControl::Always),
+                _ => false,
+            };
         out.insert(
             d.id.as_str(),
             Identity {
@@ -241,6 +259,7 @@ fn identities<'p>(plan: &'p Plan, t: &Topology) -> IdMap<&'p str, Identity> {
                 bus,
                 root,
                 below_root,
+                named_slot,
             },
         );
     }
@@ -249,7 +268,9 @@ fn identities<'p>(plan: &'p Plan, t: &Topology) -> IdMap<&'p str, Identity> {
 
 /// The changes from the existing guest `before` (every device at its old address), whose
 /// topology is `t_before`, to the adopted plan `after`: devices in `after`'s order, then
-/// ports whose `hotplug` changed, then added controllers.
+/// ports whose `hotplug` changed (on `pc`, first the root bus's own switch), then added
+/// controllers. A NIC whose path and bus number stay but whose slot gains or loses its
+/// hotplug slot (`pc`, G-FLIP) is `renamed`.
 pub(crate) fn changes(
     before: &Plan,
     t_before: &Topology,
@@ -257,8 +278,8 @@ pub(crate) fn changes(
     t_after: &Topology,
     cat: &Catalog,
 ) -> Vec<Change> {
-    let old = identities(before, t_before);
-    let new = identities(after, t_after);
+    let old = identities(before, t_before, cat);
+    let new = identities(after, t_after, cat);
     // The first device of each id before.
     let mut was_at: IdMap<&str, usize> = IdMap::default();
     was_at.reserve(before.devices.len());
@@ -275,6 +296,7 @@ pub(crate) fn changes(
         };
         // An unknown number (an expander without bus_nr before) is no change to count.
         let differ = |a: Option<u32>, b: Option<u32>| a.is_some() && b.is_some() && a != b;
+        let nic = cat.device(&d.model).is_some_and(|m| m.nic);
         let (kind, from, to) = if o.path != n.path || differ(o.root, n.root) {
             (
                 ChangeKind::Moved,
@@ -284,10 +306,15 @@ pub(crate) fn changes(
         } else if differ(o.bus, n.bus) {
             let bus = |b: Option<u32>| b.map_or("bus ?".to_string(), |b| format!("bus {b}"));
             (ChangeKind::Renumbered, bus(o.bus), bus(n.bus))
+        } else if nic && o.named_slot != n.named_slot {
+            let (Some(from), Some(to)) = (o.linux(), n.linux()) else {
+                continue;
+            };
+            out.push(renamed(&d.id, from, to, o.named_slot));
+            continue;
         } else {
             continue;
         };
-        let nic = cat.device(&d.model).is_some_and(|m| m.nic);
         let linux_name = match (nic, o.linux(), n.linux()) {
             (true, Some(from), Some(to)) => Some(Seen { from, to }),
             _ => None,
@@ -310,6 +337,22 @@ pub(crate) fn changes(
         });
     }
     let setting = |h: Option<bool>| if h.unwrap_or(true) { "on" } else { "off" };
+    if cat.root.hotplug_switch.is_some() {
+        let was = before.root_hotplug.unwrap_or(cat.root.hotpluggable);
+        let now = after.root_hotplug.unwrap_or(cat.root.hotpluggable);
+        if was != now {
+            out.push(Change {
+                id: cat.root.bus.clone(),
+                change: ChangeKind::PortHotplug,
+                from: Some(setting(Some(was)).into()),
+                to: Some(setting(Some(now)).into()),
+                guest_visible: false,
+                linux_name: None,
+                windows_path: None,
+                why: None,
+            });
+        }
+    }
     for c in after.controllers.iter().filter(|c| !c.added) {
         let Some(b) = t_before.controller_named(&c.id) else {
             continue;
@@ -340,6 +383,25 @@ pub(crate) fn changes(
         });
     }
     out
+}
+
+/// A NIC renamed by root hotplug (G-FLIP): `from` and `to` are its Linux names.
+fn renamed(id: &str, from: String, to: String, lost_slot: bool) -> Change {
+    let why = if lost_slot {
+        "root hotplug is turned off: pci.0 loses the ACPI hotplug slots systemd names NICs after (G-FLIP)"
+    } else {
+        "root hotplug is turned on: pci.0 gains the ACPI hotplug slots systemd names NICs after (G-FLIP)"
+    };
+    Change {
+        id: id.to_string(),
+        change: ChangeKind::Renamed,
+        from: Some(from.clone()),
+        to: Some(to.clone()),
+        guest_visible: true,
+        linux_name: Some(Seen { from, to }),
+        windows_path: None,
+        why: Some(why.to_string()),
+    }
 }
 
 /// A short human summary of an adoption's changes, for standard error.
@@ -387,7 +449,11 @@ pub fn summary(plan: &Plan) -> String {
                     _ => "is renamed",
                 };
                 s.push_str(&format!("\n  {} {verb} {from} -> {to}", c.id));
-                if let Some(l) = &c.linux_name {
+                if let Some(l) = c
+                    .linux_name
+                    .as_ref()
+                    .filter(|_| c.change != ChangeKind::Renamed)
+                {
                     s.push_str(&format!("; Linux {} -> {}", l.from, l.to));
                 }
                 if let Some(w) = &c.windows_path {
@@ -436,17 +502,45 @@ pub fn fixes(plan: &Plan) -> BTreeMap<String, String> {
             }
             ChangeKind::PortHotplug => {
                 let to = c.to.as_deref().unwrap_or("?");
+                // `pc`: the root bus's own switch (no controller of the plan has its id).
+                let root =
+                    plan.root_hotplug.is_some() && !plan.controllers.iter().any(|x| x.id == c.id);
                 for d in plan.devices.iter().filter(|d| d.bus == c.id) {
                     if !list.iter().any(|x| x.id == d.id) {
-                        out.insert(
-                            d.id.clone(),
+                        let fix = if root {
+                            format!("turn root hotplug {to} on {} (the pci-root's <target hotplug='{to}'/>; the guest sees no change of this device)", c.id)
+                        } else {
                             format!(
                                 "set hotplug={to} on port {} (the guest sees no change)",
                                 c.id
-                            ),
-                        );
+                            )
+                        };
+                        out.insert(d.id.clone(), fix);
                     }
                 }
+            }
+            ChangeKind::Renamed => {
+                let (from, to) = (
+                    c.from.as_deref().unwrap_or("?"),
+                    c.to.as_deref().unwrap_or("?"),
+                );
+                let bus = plan
+                    .devices
+                    .iter()
+                    .find(|d| d.id == c.id)
+                    .map(|d| d.bus.as_str());
+                let to_hp = if plan.root_hotplug == Some(false) {
+                    "off"
+                } else {
+                    "on"
+                };
+                out.insert(
+                    c.id.clone(),
+                    format!(
+                        "turn root hotplug {to_hp} on {} (the pci-root's <target hotplug='{to_hp}'/>); Linux renames it {from} -> {to} (G-FLIP)",
+                        bus.unwrap_or("the root bus")
+                    ),
+                );
             }
             _ => {}
         }

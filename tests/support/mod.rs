@@ -6,6 +6,7 @@ pub mod adopt_oracle;
 pub mod cases;
 pub mod heldout;
 pub mod oracle;
+pub mod pc_adopt_oracle;
 pub mod pc_oracle;
 
 use std::collections::BTreeSet;

@@ -63,14 +63,8 @@ pub fn adopt_by_program(req: &Request, cat: &Catalog) -> Result<Plan, PlanError>
 }
 
 fn adopt_inner(req: &Request, cat: &Catalog, shortcut: bool) -> Result<Plan, PlanError> {
-    if cat.layout != crate::catalog::Layout::Pcie {
-        return Err(PlanError::Invalid(crate::error::InputError::new(
-            "machine",
-            format!(
-                "adopting a guest of machine '{}' is not supported yet: plan it (pc guests plan, they do not adopt)",
-                req.machine
-            ),
-        )));
+    if cat.layout == crate::catalog::Layout::PciRoot {
+        return super::pc::adopt(req, cat);
     }
     cat.pcie_planner()?;
     req.check_shape()?;

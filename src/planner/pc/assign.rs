@@ -74,6 +74,24 @@ impl<'a> Assigner<'a> {
         }
         let mut root: VecDeque<u8> = self.world.root_slots.iter().copied().collect();
         let root_bus = self.cat.root.bus.clone();
+        // Adopting: new bridges on pci.0 take the slots where they renumber no existing
+        // bridge first (G-ID), before the units; a plain plan puts them after the units.
+        let mut bridge_root: VecDeque<u8> = VecDeque::new();
+        if let Some(late) = &self.world.late_root {
+            let want = c.bridges_root as usize;
+            let mut pick: Vec<u8> = late.iter().copied().take(want).collect();
+            for &s in root.iter() {
+                if pick.len() >= want {
+                    break;
+                }
+                if !pick.contains(&s) {
+                    pick.push(s);
+                }
+            }
+            pick.sort_unstable();
+            root.retain(|s| !pick.contains(s));
+            bridge_root = pick.into();
+        }
         for &i in &on_root {
             let slot = root.pop_front().ok_or_else(|| Self::short("pci.0 slots"))?;
             self.place(i, (root_bus.clone(), slot));
@@ -91,6 +109,7 @@ impl<'a> Assigner<'a> {
             last = Some((&s.bridge, ok));
             existing.push(((s.bridge.clone(), s.slot), ok));
         }
+        let late_existing: Vec<bool> = self.world.bridge_slots.iter().map(|s| s.late).collect();
         let bridge = self
             .cat
             .adder(CLASS_PCI_BRIDGE)
@@ -99,12 +118,19 @@ impl<'a> Assigner<'a> {
         let mut fresh: Vec<Spot> = Vec::new();
         for k in 0..c.bridges() {
             let at = if k < c.bridges_root {
-                let slot = root.pop_front().ok_or_else(|| Self::short("pci.0 slots"))?;
+                let slot = bridge_root
+                    .pop_front()
+                    .or_else(|| root.pop_front())
+                    .ok_or_else(|| Self::short("pci.0 slots"))?;
                 (root_bus.clone(), slot)
             } else if k > 0 {
                 (temp_id(k - 1), last)
             } else {
-                existing.pop().ok_or_else(|| Self::short("bridge slots"))?.0
+                // Adopting: the first late slot of an existing bridge (renumbers nothing).
+                match late_existing.iter().position(|&l| l) {
+                    Some(i) if self.world.late_root.is_some() => existing.remove(i).0,
+                    _ => existing.pop().ok_or_else(|| Self::short("bridge slots"))?.0,
+                }
             };
             self.plan.controllers.push(PlacedController {
                 id: temp_id(k),

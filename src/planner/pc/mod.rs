@@ -25,12 +25,21 @@ use crate::validate::{validate_pinned, validate_topology};
 
 use super::units::{units, Unit};
 
+mod adopt;
 mod assign;
 mod explain;
 mod world;
 
+pub(crate) use adopt::adopt;
+
 /// Plans a guest of a `pci-root` catalog (`pc`).
 pub(crate) fn plan(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
+    plan_in(req, cat, false)
+}
+
+/// [`plan`]; `adopting` puts new bridges where they renumber no existing bridge when such
+/// places are free (`adopt`).
+fn plan_in(req: &Request, cat: &Catalog, adopting: bool) -> Result<Plan, PlanError> {
     cat.planner_classes()?;
     req.check_shape()?;
     req.check_models(cat)?;
@@ -45,7 +54,7 @@ pub(crate) fn plan(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
     if !pins.is_empty() {
         return Err(PlanError::Pins(pins));
     }
-    let w = world::World::read(&t, &pinned, cat, io.windows);
+    let w = world::World::read(&t, &pinned, cat, io.windows, adopting);
     drop(t);
     let bridge_slots = cat
         .adder(crate::catalog::CLASS_PCI_BRIDGE)

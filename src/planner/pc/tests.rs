@@ -203,15 +203,12 @@ fn pinned_bridge_slots_are_used_first() {
 }
 
 #[test]
-fn adopting_a_pc_guest_is_refused_naming_the_machine() {
+fn adopting_a_pc_guest_without_addresses_is_a_plan_with_no_changes() {
     let r = pc(r#"{"id":"a","model":"virtio-net-pci"}"#, "");
-    let e = crate::adopt(&r).unwrap_err();
-    assert!(
-        e.to_string().contains("adopting a guest of machine 'pc'"),
-        "{e}"
-    );
+    let p = crate::adopt(&r).expect("adopts");
+    assert_eq!((p.guest_visible_changes, p.optimal), (Some(0), true));
+    assert_eq!(p.devices, crate::plan(&r).expect("plans").devices);
 }
-
 #[test]
 fn a_pinned_root_hotplug_is_kept_or_conflicts_by_rule() {
     // Off without any off device: the on devices go behind a bridge.

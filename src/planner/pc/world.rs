@@ -3,6 +3,8 @@
 
 use crate::catalog::{Catalog, CLASS_PCI_BRIDGE};
 use crate::plan::Plan;
+use petgraph::stable_graph::NodeIndex;
+
 use crate::topology::{Node, Topology};
 
 /// A free slot of an existing `pci-bridge`.
@@ -14,6 +16,9 @@ pub(super) struct BridgeSlot {
     pub slot: u8,
     /// The bridge already opens an I/O window (R-IO): a unit with I/O BARs costs none more.
     pub windowed: bool,
+    /// Adopting: a new bridge here comes after every existing bridge in the firmware's
+    /// depth-first numbering, so it renumbers none (G-ID). Always false in a plain plan.
+    pub late: bool,
 }
 
 /// The pinned topology's offer.
@@ -27,6 +32,9 @@ pub(super) struct World {
     pub bus_free: u32,
     /// I/O windows left (R-IO).
     pub windows_free: u32,
+    /// Adopting: the `pci.0` slots where a new bridge renumbers no existing one (after
+    /// every existing bridge in depth-first slot order, G-ID); `None` in a plain plan.
+    pub late_root: Option<Vec<u8>>,
 }
 
 impl World {
@@ -43,15 +51,21 @@ impl World {
     }
 
     /// Reads the offer of the pinned plan `pinned` (topology `t`), with `windows` I/O
-    /// windows in the firmware's budget.
-    pub fn read(t: &Topology, pinned: &Plan, cat: &Catalog, windows: u32) -> World {
+    /// windows in the firmware's budget; `adopting` also marks the late places.
+    pub fn read(t: &Topology, pinned: &Plan, cat: &Catalog, windows: u32, adopting: bool) -> World {
         let taken = |n| -> Vec<u8> { t.kids(n).iter().map(|k| k.0).collect() };
         let used_root = taken(t.root);
-        let root_slots = cat
+        let root_slots: Vec<u8> = cat
             .root_free_slots()
             .into_iter()
             .filter(|s| !used_root.contains(s))
             .collect();
+        let bridges = if adopting {
+            bridge_paths(t)
+        } else {
+            Vec::new()
+        };
+        let late = |path: &[(u8, u8)]| adopting && bridges.iter().all(|b| b.as_slice() < path);
         let mut bridge_slots = Vec::new();
         let mut buses = 0u32;
         for (i, c) in pinned.controllers.iter().enumerate() {
@@ -68,21 +82,57 @@ impl World {
             }
             let used = taken(n);
             let windowed = t.io_windows(n) > 0;
+            let mut path = if adopting { path_of(t, n) } else { Vec::new() };
             for slot in m.bus.slots.min..=m.bus.slots.max {
                 if !used.contains(&slot) {
+                    path.push((slot, 0));
                     bridge_slots.push(BridgeSlot {
                         bridge: c.id.clone(),
                         slot,
                         windowed,
+                        late: late(&path),
                     });
+                    path.pop();
                 }
             }
         }
+        let late_root = adopting.then(|| {
+            root_slots
+                .iter()
+                .copied()
+                .filter(|&s| late(&[(s, 0)]))
+                .collect()
+        });
         World {
             root_slots,
             bridge_slots,
             bus_free: cat.bus_numbers.max.saturating_sub(buses),
             windows_free: windows.saturating_sub(t.total_io_windows()),
+            late_root,
         }
     }
+}
+
+/// The (slot, function) hops from the root bus down to node `n`.
+fn path_of(t: &Topology, n: NodeIndex) -> Vec<(u8, u8)> {
+    let mut out = Vec::new();
+    let mut cur = n;
+    while let (Some(p), Node::Ctrl(c)) = (t.parent(cur), &t.g[cur]) {
+        out.push((c.slot, c.function));
+        cur = p;
+        if out.len() > 64 {
+            break;
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// The paths of the bus-numbered controllers of `t` (the guest's bridges).
+fn bridge_paths(t: &Topology) -> Vec<Vec<(u8, u8)>> {
+    t.descendants(t.root)
+        .into_iter()
+        .filter(|&n| t.uses_bus_number(n))
+        .map(|n| path_of(t, n))
+        .collect()
 }
