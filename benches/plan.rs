@@ -67,5 +67,44 @@ fn sizes(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sizes);
+/// The same guests on each machine (issue 12: a `pc` or `virt` guest plans as fast as a q35
+/// one of the same size): full plans, warm and cold.
+fn machines(c: &mut Criterion) {
+    let mut g = c.benchmark_group("machine");
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    for machine in ["q35", "pc", "virt"] {
+        for n in [8usize, 32] {
+            let text = fleet::sized_on(n, machine);
+            let req = Request::from_json(&text).expect("parses");
+            let cat = Catalog::for_machine(&req.machine).expect("a known machine");
+            pciplan::plan_with(&req, cat).expect("plans");
+            let id = format!("{machine}/{n}");
+            g.bench_with_input(BenchmarkId::new("full", &id), &text, |b, t| {
+                b.iter(|| {
+                    let r = Request::from_json(black_box(t)).expect("parses");
+                    let p = pciplan::plan_with(&r, cat).expect("plans");
+                    pciplan::emit::json(&p)
+                })
+            });
+            g.bench_with_input(BenchmarkId::new("full_cold", &id), &text, |b, t| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        pciplan::forget_solutions();
+                        let start = Instant::now();
+                        let r = Request::from_json(black_box(t)).expect("parses");
+                        let p = pciplan::plan_with(&r, cat).expect("plans");
+                        black_box(pciplan::emit::json(&p));
+                        total += start.elapsed();
+                    }
+                    total
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, sizes, machines);
 criterion_main!(benches);

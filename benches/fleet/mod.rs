@@ -181,6 +181,12 @@ pub fn templated(seed: u64, guests: usize, templates: usize) -> Vec<String> {
 /// One guest of exactly `n` devices for the single-guest benchmarks (hot-pluggable NICs and
 /// disks, some hotplug-off, a few conventional devices).
 pub fn sized(n: usize) -> String {
+    sized_on(n, "q35")
+}
+
+/// [`sized`] on another machine (`q35`, `pc` or `virt`; `virt` gets the UEFI firmware it
+/// needs): the same devices and policy, so that machines compare at equal size.
+pub fn sized_on(n: usize, machine: &str) -> String {
     let devs: Vec<String> = (0..n)
         .map(|i| {
             let (model, hp) = match i % 8 {
@@ -194,8 +200,13 @@ pub fn sized(n: usize) -> String {
             format!(r#"{{"id":"d{i}","model":"{model}","hotplug":"{hp}"}}"#)
         })
         .collect();
+    let head = match machine {
+        "q35" => String::new(),
+        "virt" => r#""machine":"virt","firmware":"uefi","#.to_string(),
+        m => format!(r#""machine":"{m}","#),
+    };
     format!(
-        r#"{{"name":"g{n}","policy":{{"spare_ports":2,"hotplug_off":"auto"}},"devices":[{}]}}"#,
+        r#"{{"name":"g{n}",{head}"policy":{{"spare_ports":2,"hotplug_off":"auto"}},"devices":[{}]}}"#,
         devs.join(",")
     )
 }
