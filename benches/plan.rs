@@ -47,24 +47,27 @@ fn sizes(c: &mut Criterion) {
                 pciplan::emit::json(&p)
             })
         });
-        // Cold: the memo of integer-program solutions is emptied before each iteration
-        // (outside the timing), so every iteration solves the program afresh.
+        // Cold: see `full_cold`.
         g.bench_with_input(BenchmarkId::new("full_cold", n), &text, |b, t| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    pciplan::forget_solutions();
-                    let start = Instant::now();
-                    let r = Request::from_json(black_box(t)).expect("parses");
-                    let p = pciplan::plan_with(&r, cat).expect("plans");
-                    black_box(pciplan::emit::json(&p));
-                    total += start.elapsed();
-                }
-                total
-            })
+            b.iter_custom(|iters| full_cold(iters, t, cat))
         });
     }
     g.finish();
+}
+
+/// `iters` full plans of `text`, each with the memo of integer-program solutions emptied
+/// first (outside the timing), so that every one solves the program afresh.
+fn full_cold(iters: u64, text: &str, cat: &Catalog) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        pciplan::forget_solutions();
+        let start = Instant::now();
+        let r = Request::from_json(black_box(text)).expect("parses");
+        let p = pciplan::plan_with(&r, cat).expect("plans");
+        black_box(pciplan::emit::json(&p));
+        total += start.elapsed();
+    }
+    total
 }
 
 /// The same guests on each machine (issue 12: a `pc` or `virt` guest plans as fast as a q35
@@ -88,18 +91,7 @@ fn machines(c: &mut Criterion) {
                 })
             });
             g.bench_with_input(BenchmarkId::new("full_cold", &id), &text, |b, t| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        pciplan::forget_solutions();
-                        let start = Instant::now();
-                        let r = Request::from_json(black_box(t)).expect("parses");
-                        let p = pciplan::plan_with(&r, cat).expect("plans");
-                        black_box(pciplan::emit::json(&p));
-                        total += start.elapsed();
-                    }
-                    total
-                })
+                b.iter_custom(|iters| full_cold(iters, t, cat))
             });
         }
     }
