@@ -292,6 +292,39 @@ proptest! {
     }
 }
 
+/// aarch64 `virt` (VIRT-ROOT, VIRT-HP, R-IO with AAVMF's budget): the oracle's search on
+/// the shrunken virt catalog finds the planner's cost, on the q35 cases' generator made
+/// virt (`Case::on_virt`); a fixed set of cases, as above.
+#[test]
+fn virt_planner_cost_is_the_oracle_minimum() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let n = cases(1000);
+    let (mut compared, mut feasible, mut bad) = (0, 0, Vec::new());
+    for _ in 0..n {
+        let c = case().new_tree(&mut runner).unwrap().current().on_virt();
+        let cat = c.catalog();
+        match plan_with(&c.req, &cat) {
+            Err(PlanError::Pins(_) | PlanError::Invalid(_)) => continue,
+            Ok(_) => feasible += 1,
+            Err(_) => {}
+        }
+        compared += 1;
+        if let Err(e) = compare(&c) {
+            bad.push(e.to_string());
+        }
+    }
+    eprintln!(
+        "virt oracle: {compared} of {n} cases compared ({feasible} feasible), {} differ",
+        bad.len()
+    );
+    assert!(bad.is_empty(), "{} differ, first: {}", bad.len(), bad[0]);
+    assert!(
+        compared * 10 >= n * 9 && feasible * 4 >= compared,
+        "{compared} compared, {feasible} feasible"
+    );
+}
+
 /// The generator mostly makes cases the planner accepts (pins valid), so that the
 /// comparison above is not vacuous.
 #[test]

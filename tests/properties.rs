@@ -401,3 +401,56 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// aarch64 virt
+
+/// A random request of the q35 generators made aarch64 `virt`: UEFI (the only firmware it
+/// boots), the devices of models `virt` lacks (VGA-class, ISA) left out, and of a model a
+/// guest takes once (a balloon, an IOMMU) only the first kept.
+fn virt_request(shape: Shape) -> impl Strategy<Value = Request> {
+    request(shape).prop_map(|mut req| {
+        let cat = Catalog::virt();
+        req.machine = "virt".into();
+        req.firmware = pciplan::Firmware::Uefi;
+        let mut once = std::collections::BTreeSet::new();
+        req.devices.retain(|d| match cat.device(&d.model) {
+            Some(m) if m.single.is_some() => once.insert(d.model.clone()),
+            Some(_) => true,
+            None => false,
+        });
+        req
+    })
+}
+
+proptest! {
+    #![proptest_config(config(192))]
+
+    /// On virt every plan validates against the virt catalog, is proven optimal, the same
+    /// twice, keeps `off` devices unpluggable and `on` ones pluggable (VIRT-HP), counts its
+    /// added controllers as its cost; every error is an infeasibility, an invalid request or
+    /// refused pins, with a message.
+    #[test]
+    fn virt_plans_hold(req in virt_request(Shape::small())) {
+        let cat = Catalog::virt();
+        match plan(&req) {
+            Ok(p) => {
+                prop_assert!(validate(&p, &req, cat).is_empty(), "{}", json(&req));
+                prop_assert!(p.optimal, "not proven optimal: {}", json(&req));
+                prop_assert_eq!(p.cost as usize, p.controllers.iter().filter(|c| c.added).count());
+                prop_assert_eq!(emit::qemu(&p, cat), emit::qemu(&plan(&req).unwrap(), cat));
+                for d in &p.devices {
+                    match d.hotplug {
+                        pciplan::Hotplug::On => prop_assert!(d.hotpluggable, "{}: {}", d.id, json(&req)),
+                        pciplan::Hotplug::Off => prop_assert!(!d.hotpluggable, "{}: {}", d.id, json(&req)),
+                        pciplan::Hotplug::Any => {}
+                    }
+                }
+            }
+            Err(e @ (PlanError::Infeasible(_) | PlanError::Invalid(_) | PlanError::Pins(_))) => {
+                prop_assert!(!e.to_string().trim().is_empty());
+            }
+            Err(e) => prop_assert!(false, "{}: {e}", json(&req)),
+        }
+    }
+}

@@ -9,7 +9,7 @@ use pciplan::{Address, Catalog, ControllerRequest, DeviceRequest, Hotplug, Polic
 use proptest::prelude::*;
 
 use super::oracle::is_port;
-use super::{few_models, json, shrunk_catalog};
+use super::{few_models, json, shrunk_catalog_of};
 
 /// Pieces of an existing (pinned) topology, each on its own `pcie.0` slot.
 #[derive(Debug, Clone)]
@@ -61,12 +61,28 @@ pub struct Case {
 }
 
 impl Case {
+    /// The shrunken catalog of the request's machine.
     pub fn catalog(&self) -> Catalog {
-        shrunk_catalog(self.slots, self.bus_max, self.io)
+        let base = Catalog::for_machine(&self.req.machine).expect("a known machine");
+        shrunk_catalog_of(base, self.slots, self.bus_max, self.io)
+    }
+
+    /// The same case on aarch64 `virt` (UEFI, the only firmware it boots; the conventional
+    /// VGA, which `virt` lacks, becomes `virtio-gpu-pci`, the other model QEMU never unplugs).
+    pub fn on_virt(mut self) -> Case {
+        self.req.machine = "virt".into();
+        self.req.firmware = pciplan::Firmware::Uefi;
+        for d in self.req.devices.iter_mut() {
+            if d.model == "VGA" {
+                d.model = "virtio-gpu-pci".into();
+            }
+        }
+        self
     }
     pub fn describe(&self) -> String {
         format!(
-            "catalog: root slots 1..={}, bus_numbers.max {}, io windows {:?}\nrequest: {}",
+            "catalog: {} root slots 1..={}, bus_numbers.max {}, io windows {:?}\nrequest: {}",
+            self.req.machine,
             self.slots,
             self.bus_max,
             self.io,

@@ -28,13 +28,26 @@ pub fn small_catalog(slots: u8, bus_max: u32) -> Catalog {
 /// Like [`small_catalog`], and with room for only `io_windows` bridge I/O windows (R-IO)
 /// when given.
 pub fn shrunk_catalog(slots: u8, bus_max: u32, io_windows: Option<u32>) -> Catalog {
-    let mut v = serde_json::to_value(Catalog::q35()).expect("catalog serialises");
+    shrunk_catalog_of(Catalog::q35(), slots, bus_max, io_windows)
+}
+
+/// [`shrunk_catalog`] of another machine's catalog (`Catalog::virt()`): the I/O budget is
+/// cut for the firmwares the catalog has.
+pub fn shrunk_catalog_of(
+    base: &Catalog,
+    slots: u8,
+    bus_max: u32,
+    io_windows: Option<u32>,
+) -> Catalog {
+    let mut v = serde_json::to_value(base).expect("catalog serialises");
     v["root"]["slots"]["max"] = serde_json::json!(slots);
     v["bus_numbers"]["max"] = serde_json::json!(bus_max);
     if let Some(w) = io_windows {
         // Every firmware gets the same small budget; the oracle reads it per firmware.
-        for fw in ["bios", "uefi"] {
-            v["io_space"]["firmware"][fw]["windows"] = serde_json::json!(w);
+        if let Some(fws) = v["io_space"]["firmware"].as_object_mut() {
+            for fw in fws.values_mut() {
+                fw["windows"] = serde_json::json!(w);
+            }
         }
     }
     Catalog::from_json(&v.to_string()).expect("shrunken catalog is valid")
