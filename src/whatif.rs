@@ -19,11 +19,11 @@ use std::fmt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{BusKind, Catalog};
+use crate::catalog::{BusKind, Catalog, Layout};
 use crate::error::{InputError, PlanError};
 use crate::plan::Plan;
 use crate::planner::{max_of_class, plan_with};
-use crate::request::{DeviceRequest, Firmware, Hotplug, OffStrategy, Request};
+use crate::request::{DeviceRequest, Firmware, Hotplug, OffStrategy, Request, MAX_DEVICES};
 
 /// What a plan uses: its cost and the two scarce resources of q35.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -89,10 +89,14 @@ pub struct MaxReport {
     pub hotplug: Hotplug,
     /// The guest as it is.
     pub base: Usage,
-    /// The most that can be added (found with one solve, the objective swapped).
+    /// The most that can be added (q35 and virt: one solve, the objective swapped; pc: a
+    /// search over plans).
     pub max: u32,
     /// For each count 1..=max, the cheapest plan (each solved with the count fixed).
     pub steps: Vec<MaxStep>,
+    /// The machine's root bus (`pcie.0`, `pci.0`), whose slots [`Usage::root_slots`] counts.
+    #[serde(skip)]
+    pub root_bus: String,
 }
 
 /// An id not used in `req` for the `k`-th added device.
@@ -145,12 +149,16 @@ pub fn max_devices(
     let base = Usage::of(&base_plan, cat);
     let probe = with_devices(req, model, hotplug, 1);
     probe.check_models(cat)?;
-    let max = match max_of_class(&probe, cat, probe.devices.len() - 1) {
-        Ok((most, n)) => (most + 1).saturating_sub(n),
-        // No room for even one (the program has no solution without slack, or the device
-        // has no place that meets its requirement).
-        Err(PlanError::Solver(_) | PlanError::Infeasible(_)) => 0,
-        Err(e) => return Err(e),
+    let max = if cat.layout == Layout::PciRoot {
+        most_that_fit(req, cat, model, hotplug)?
+    } else {
+        match max_of_class(&probe, cat, probe.devices.len() - 1) {
+            Ok((most, n)) => (most + 1).saturating_sub(n),
+            // No room for even one (the program has no solution without slack, or the device
+            // has no place that meets its requirement).
+            Err(PlanError::Solver(_) | PlanError::Infeasible(_)) => 0,
+            Err(e) => return Err(e),
+        }
     };
     let steps: Vec<MaxStep> = (1..=max)
         .into_par_iter()
@@ -176,7 +184,44 @@ pub fn max_devices(
         base,
         max,
         steps,
+        root_bus: cat.root.bus.clone(),
     })
+}
+
+/// On `pc` (PC-ROOT, whose planner counts `pci.0` slots and bridges with an argument, not
+/// an integer program to turn around): the most `model` devices that fit, by planning with
+/// the count doubled until a plan fails, then halving the gap (one more device never makes
+/// a guest fit that did not). At most the request's device limit.
+fn most_that_fit(
+    req: &Request,
+    cat: &Catalog,
+    model: &str,
+    hotplug: Option<Hotplug>,
+) -> Result<u32, PlanError> {
+    let limit = MAX_DEVICES.saturating_sub(req.devices.len()) as u32;
+    let fits = |k: u32| -> Result<bool, PlanError> {
+        match plan_with(&with_devices(req, model, hotplug, k), cat) {
+            Ok(_) => Ok(true),
+            Err(PlanError::Infeasible(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+    // `lo` fits (0 does: the guest plans), `hi` does not or is past the limit.
+    let (mut lo, mut hi) = (0u32, 1u32);
+    while hi <= limit && fits(hi)? {
+        lo = hi;
+        hi = hi.saturating_mul(2);
+    }
+    let mut hi = hi.min(limit + 1);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
 }
 
 /// A policy field and the values to try (`--sweep spare_ports=0..32`,
@@ -581,7 +626,7 @@ impl fmt::Display for MaxReport {
         writeln!(
             f,
             "{:>6} {:>6} {:>6} {:>10} {:>11}",
-            "added", "cost", "step", "pcie.0", "bus numbers"
+            "added", "cost", "step", self.root_bus, "bus numbers"
         )?;
         for s in &self.steps {
             writeln!(
@@ -625,6 +670,46 @@ mod tests {
             m.steps.iter().map(|s| s.step_cost).sum::<u32>(),
             m.steps.last().unwrap().usage.cost
         );
+    }
+
+    /// pc (PC-ROOT, PC-MIX): `off` virtio disks fill `pci.0` with root hotplug off; `on`
+    /// e1000s go behind bridges, as many as SeaBIOS's bridge I/O windows allow. Each answer
+    /// is exact (one more does not fit) and its steps are the plans' costs.
+    #[test]
+    fn max_on_pc_is_exact() {
+        let cat = Catalog::pc();
+        let r = req(r#"{"machine":"pc","devices":[{"id":"vga","model":"VGA","hotplug":"any"}]}"#);
+        let off = max_devices(&r, cat, "virtio-blk-pci", Some(Hotplug::Off)).unwrap();
+        // pci.0 slots 2..31, one taken by the VGA.
+        assert_eq!(
+            (off.max, off.steps.last().unwrap().usage.cost),
+            (29, 0),
+            "{off}"
+        );
+        assert_eq!(off.root_bus, "pci.0");
+        assert!(off.to_string().contains("pci.0"));
+        let on = max_devices(&r, cat, "e1000", Some(Hotplug::On)).unwrap();
+        assert!(on.max > 29, "{on}");
+        for m in [&off, &on] {
+            let more = with_devices(&r, &m.model, Some(m.hotplug), m.max + 1);
+            assert!(
+                matches!(plan_with(&more, cat), Err(PlanError::Infeasible(_))),
+                "{m}"
+            );
+            let last = with_devices(&r, &m.model, Some(m.hotplug), m.max);
+            assert_eq!(
+                plan_with(&last, cat).unwrap().cost,
+                m.steps.last().unwrap().usage.cost
+            );
+            assert_eq!(m.steps.len() as u32, m.max);
+        }
+        // With root hotplug forced off by an off device, on devices need bridges from the
+        // first one.
+        let mixed = req(
+            r#"{"machine":"pc","devices":[{"id":"n","model":"virtio-net-pci","hotplug":"off"}]}"#,
+        );
+        let m = max_devices(&mixed, cat, "e1000", Some(Hotplug::On)).unwrap();
+        assert_eq!(m.steps[0].usage.cost, 1, "{m}");
     }
 
     #[test]

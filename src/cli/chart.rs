@@ -147,7 +147,7 @@ fn max_panels<'a>(r: &MaxReport, x_label: &'a dyn Fn(u32) -> String) -> Panels<'
                 values: usage().map(|u| u64::from(u.cost)).collect(),
             },
             Measure {
-                caption: "pcie.0 slots used".into(),
+                caption: format!("{} slots used", r.root_bus),
                 color: RED,
                 values: usage().map(|u| u64::from(u.root_slots)).collect(),
             },
@@ -480,6 +480,7 @@ mod tests {
                     step_cost: 1,
                 })
                 .collect(),
+            root_bus: "pcie.0".into(),
         }
     }
 
