@@ -1,5 +1,6 @@
 //! The guest's own view of a plan (issue 12): Debian's Linux kernel boots under TCG in the
-//! plan's firmware (SeaBIOS, or OVMF for a `uefi` plan) with the plan's `--format qemu`
+//! plan's firmware (SeaBIOS, or OVMF for a `uefi` plan; on aarch64 `virt` the arm64 kernel
+//! in AAVMF) with the plan's `--format qemu`
 //! lines and a busybox initramfs that prints the PCI hotplug slots the kernel registered
 //! (`/sys/bus/pci/slots/*/address`) and every PCI device's sysfs path (`common/guest.rs`).
 //! For every planned device, found in the guest by its path of (slot, function) from the
@@ -231,25 +232,21 @@ fn report(c: &Case, view: &GuestView) {
     );
 }
 
-#[test]
-fn q35_guest_registers_hotplug_slots_exactly_for_hotpluggable_devices() {
-    let Some(kernel) = kernel_or_skip(Arch::X86_64) else {
-        return;
-    };
+/// The two PCIe layouts booted on q35 and on virt: `off` devices integrated on `pcie.0`
+/// and `on` ones on plain root ports and a `pcie-pci-bridge`, with a spare port
+/// (`MACHINE-integrated`, firmware `first`); `off` devices on `hotplug=off` root ports
+/// (policy `port`), `on` on plain ones (`MACHINE-off-ports`, UEFI).
+fn pcie_layouts(machine: &str, first: &str) -> [Case; 2] {
     let cases = [
-        // Integrated `off` devices on pcie.0, `on` ones on plain root ports and a
-        // pcie-pci-bridge, a spare port.
         case(&request(
-            "q35-integrated",
-            "q35",
+            &format!("{machine}-integrated"),
+            first,
             r#""spare_ports":1"#,
             "n0:virtio-net-pci:off d0:virtio-blk-pci:off e0:e1000:off n1:virtio-net-pci:on d1:virtio-blk-pci:on e1:e1000:on r1:rtl8139:on s0:virtio-scsi-pci:any",
         )),
-        // `off` devices on hotplug=off root ports (policy port), `on` on plain ones; booted
-        // in OVMF (UEFI), the others in SeaBIOS.
         case(&request(
-            "q35-off-ports",
-            "q35/uefi",
+            &format!("{machine}-off-ports"),
+            &format!("{machine}/uefi"),
             r#""hotplug_off":"port""#,
             "n0:virtio-net-pci:off d0:virtio-blk-pci:off x0:e1000e:off n1:virtio-net-pci:on x1:e1000e:on e1:e1000:on v0:nvme:any",
         )),
@@ -260,8 +257,38 @@ fn q35_guest_registers_hotplug_slots_exactly_for_hotpluggable_devices() {
         .iter()
         .filter(|c| c.hotplug == Some(false))
         .count();
-    assert!(offport >= 3, "q35-off-ports: {offport} hotplug=off ports");
+    assert!(
+        offport >= 3,
+        "{machine}-off-ports: {offport} hotplug=off ports"
+    );
+    cases
+}
+
+/// q35: the integrated layout in SeaBIOS, the off-ports one in OVMF.
+#[test]
+fn q35_guest_registers_hotplug_slots_exactly_for_hotpluggable_devices() {
+    let Some(kernel) = kernel_or_skip(Arch::X86_64) else {
+        return;
+    };
+    let cases = pcie_layouts("q35", "q35");
     boot_and_check(&kernel, &["-machine", "q35"], &cases, (7, 6));
+}
+
+/// aarch64 `virt` (VIRT-HP: native PCIe hotplug only): Debian's arm64 kernel in AAVMF, both
+/// layouts. A hotplug=off root port and `pcie.0` register no slot; a plain root port, the
+/// `pcie-pci-bridge` (its SHPC slots) and an empty spare port do.
+#[test]
+fn virt_guest_registers_hotplug_slots_exactly_for_hotpluggable_devices() {
+    let Some(kernel) = kernel_or_skip(Arch::Aarch64) else {
+        return;
+    };
+    let cases = pcie_layouts("virt", "virt/uefi");
+    boot_and_check(
+        &kernel,
+        &["-machine", "virt", "-cpu", "cortex-a57"],
+        &cases,
+        (7, 6),
+    );
 }
 
 /// The NICs a `pc` plan puts on `pci.0`, with their slots.
