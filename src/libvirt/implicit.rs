@@ -47,6 +47,8 @@ pub(crate) enum Implicit {
     Sata(u32),
     /// `<video><model type='cirrus'/>` (a `<graphics>` without a `<video>`).
     Video,
+    /// `<video><model type='virtio'/>` (the same on aarch64 `virt`: `virtio-gpu-pci`).
+    VirtioVideo,
 }
 
 impl Implicit {
@@ -74,6 +76,9 @@ impl Implicit {
                 format!("<controller type='sata' index='{i}'>\n  {addr}\n</controller>")
             }
             Implicit::Video => format!("<video>\n  <model type='cirrus'/>\n  {addr}\n</video>"),
+            Implicit::VirtioVideo => {
+                format!("<video>\n  <model type='virtio'/>\n  {addr}\n</video>")
+            }
         }
     }
 }
@@ -169,13 +174,20 @@ pub(super) struct Seen {
 
 /// The devices libvirt adds to a domain with what `seen` records, in libvirt's order.
 /// On `pc` libvirt's USB controller is the PIIX3's (nothing to plan) and SATA
-/// controller 0 is an ordinary AHCI device.
+/// controller 0 is an ordinary AHCI device. On aarch64 `virt` (libvirt 9.0, observed)
+/// libvirt adds no USB controller and no memballoon, SATA controller 0 is an AHCI device
+/// and the video of a `<graphics>` is a virtio one (`virtio-gpu-pci`, behind a root port).
 pub(super) fn additions(
     seen: &Seen,
     opts: &ReadOptions,
     pc: bool,
+    virt: bool,
 ) -> Result<Vec<Item>, InputError> {
-    let mut items = if pc { Vec::new() } else { usb(seen, opts)? };
+    let mut items = if pc || virt {
+        Vec::new()
+    } else {
+        usb(seen, opts)?
+    };
     let virtio_kind = virtio_kind(opts);
     for i in seen.serial_need.difference(&seen.serial_have) {
         items.push(Item::implicit(
@@ -200,7 +212,7 @@ pub(super) fn additions(
     }
     for i in sata_need.difference(&seen.sata_have) {
         // SATA 0 is q35's chipset's own (see PRIMARY_SATA).
-        if *i > 0 || pc {
+        if *i > 0 || pc || virt {
             items.push(Item::implicit(
                 Implicit::Sata(*i),
                 "sata",
@@ -210,7 +222,15 @@ pub(super) fn additions(
             ));
         }
     }
-    if seen.graphics && !seen.video {
+    if seen.graphics && !seen.video && virt {
+        items.push(Item::implicit(
+            Implicit::VirtioVideo,
+            "video",
+            "virtio-gpu-pci",
+            virtio_kind,
+            false,
+        ));
+    } else if seen.graphics && !seen.video {
         items.push(Item::implicit(
             Implicit::Video,
             "video",
@@ -219,7 +239,7 @@ pub(super) fn additions(
             true,
         ));
     }
-    if !seen.balloon {
+    if !seen.balloon && !virt {
         items.push(Item::implicit(
             Implicit::Balloon,
             "balloon",
@@ -280,7 +300,7 @@ mod tests {
     use super::*;
 
     fn prefixes(seen: &Seen, opts: &ReadOptions) -> Vec<String> {
-        additions(seen, opts, false)
+        additions(seen, opts, false, false)
             .unwrap()
             .iter()
             .map(|i| format!("{} {}", i.prefix, i.model))
@@ -298,12 +318,22 @@ mod tests {
             implicit_usb: Some("ich9-ehci1".into()),
             ..ReadOptions::default()
         };
-        assert_eq!(additions(&Seen::default(), &old, false).unwrap().len(), 5);
+        assert_eq!(
+            additions(&Seen::default(), &old, false, false)
+                .unwrap()
+                .len(),
+            5
+        );
         let none = ReadOptions {
             implicit_usb: None,
             ..ReadOptions::default()
         };
-        assert_eq!(additions(&Seen::default(), &none, false).unwrap().len(), 1);
+        assert_eq!(
+            additions(&Seen::default(), &none, false, false)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -332,7 +362,7 @@ mod tests {
             sata_need: [5000].into(),
             ..Seen::default()
         };
-        assert!(additions(&too_far, &ReadOptions::default(), false).is_err());
+        assert!(additions(&too_far, &ReadOptions::default(), false, false).is_err());
     }
 
     #[test]

@@ -99,6 +99,12 @@ impl Reader<'_, '_> {
             self.problems.extend(p);
             return Ok(());
         }
+        // aarch64 virt: libvirt's model for a USB controller without one is qemu-xhci.
+        let model = if self.virt {
+            model.or(Some("qemu-xhci"))
+        } else {
+            model
+        };
         let Some(u) = usb_model(model).map_err(|e| err(&el.what, e))? else {
             return Ok(());
         };
@@ -141,7 +147,7 @@ impl Reader<'_, '_> {
         let have = &mut self.seen.sata_have;
         let i = index.unwrap_or(have.len() as u32);
         have.insert(i);
-        if i > 0 || self.pc {
+        if i > 0 || self.pc || self.virt {
             return self.push(el, "sata", "ich9-ahci", BusKind::Pci);
         }
         if let Some(p) = implicit::primary_sata_problem(el.node, &el.what)? {

@@ -37,6 +37,8 @@ pub(super) mod xml;
 
 #[cfg(test)]
 mod pc_tests;
+#[cfg(test)]
+mod virt_tests;
 
 use std::collections::HashMap;
 
@@ -138,6 +140,9 @@ struct Reader<'o, 'c> {
     /// The machine is `pc` (i440fx, a `pci-root` catalog): the PIIX3 IDE and USB at 00:01.1
     /// and 00:01.2 are the chipset's, SATA controller 0 is an ordinary AHCI device.
     pc: bool,
+    /// The machine is aarch64 `virt` (VIRT-ROOT): no chipset device, libvirt adds no USB
+    /// controller and no balloon, its video is `virtio-gpu-pci` behind a root port.
+    virt: bool,
 }
 
 impl<'o, 'c> Reader<'o, 'c> {
@@ -152,6 +157,7 @@ impl<'o, 'c> Reader<'o, 'c> {
             sata0: None,
             first_video: true,
             pc: is_pci_root(cat),
+            virt: is_virt_catalog(cat),
         }
     }
 
@@ -287,9 +293,50 @@ fn is_pc(machine: &str) -> bool {
     machine == "pc" || machine.starts_with("pc-i440fx-")
 }
 
+/// `virt` and `virt-*` (aarch64, VIRT-ROOT).
+fn is_virt(machine: &str) -> bool {
+    machine == "virt" || machine.starts_with("virt-")
+}
+
 /// Whether the catalog's root bus is a conventional `pci-root` (`pc`, PC-ROOT).
 pub(super) fn is_pci_root(cat: &Catalog) -> bool {
     cat.root.bus_type == "pci-root"
+}
+
+/// Whether the catalog is one of aarch64 `virt` (its machine `virt` or `virt-*`).
+pub(super) fn is_virt_catalog(cat: &Catalog) -> bool {
+    is_virt(&cat.machine)
+}
+
+/// The machine family: `q35`, `pc` or `virt` (what the catalog must be for).
+fn family(machine: &str) -> &'static str {
+    if is_pc(machine) {
+        "pc"
+    } else if is_virt(machine) {
+        "virt"
+    } else {
+        "q35"
+    }
+}
+
+/// The machine family a catalog is for.
+fn catalog_family(cat: &Catalog) -> &'static str {
+    if is_pci_root(cat) {
+        "pc"
+    } else if is_virt_catalog(cat) {
+        "virt"
+    } else {
+        "q35"
+    }
+}
+
+/// The architecture a machine family runs on, and the `arch` values libvirt takes for it.
+fn arch_ok(machine: &str, arch: &str) -> bool {
+    if is_virt(machine) {
+        arch == "aarch64"
+    } else {
+        arch == "x86_64" || arch == "i686"
+    }
 }
 
 fn read_head(root: Node) -> Result<Head, InputError> {
@@ -298,21 +345,34 @@ fn read_head(root: Node) -> Result<Head, InputError> {
         .map(|s| s.trim().to_string());
     let os_type = child(root, "os").and_then(|o| child(o, "type"));
     let machine = os_type.and_then(|t| t.attribute("machine")).unwrap_or("");
-    if !is_q35(machine) && !is_pc(machine) {
+    if !is_q35(machine) && !is_pc(machine) && !is_virt(machine) {
         let shown = if machine.is_empty() {
             "(none: libvirt's default is 'pc', i440fx; write it out)".to_string()
         } else {
             format!("'{machine}'")
         };
-        return Err(err("os/type@machine", format!("unsupported machine {shown}: pciplan plans q35 ('q35', 'pc-q35-*') and i440fx ('pc', 'pc-i440fx-*') guests")));
+        return Err(err("os/type@machine", format!("unsupported machine {shown}: pciplan plans q35 ('q35', 'pc-q35-*'), i440fx ('pc', 'pc-i440fx-*') and aarch64 virt ('virt', 'virt-*') guests")));
     }
-    if let Some(arch) = os_type.and_then(|t| t.attribute("arch")) {
-        if arch != "x86_64" && arch != "i686" {
+    match os_type.and_then(|t| t.attribute("arch")) {
+        Some(arch) if !arch_ok(machine, arch) => {
+            let want = if is_virt(machine) {
+                "'aarch64'"
+            } else {
+                "'x86_64' or 'i686'"
+            };
             return Err(err(
                 "os/type@arch",
-                format!("unsupported architecture '{arch}': pciplan plans x86 q35 and pc guests"),
+                format!("architecture '{arch}' does not go with machine '{machine}': it needs {want} (pciplan plans x86 q35 and pc, and aarch64 virt guests)"),
             ));
         }
+        // libvirt's default architecture is the host's (x86_64 here), which has no virt.
+        None if is_virt(machine) => {
+            return Err(err(
+                "os/type@arch",
+                format!("machine '{machine}' is aarch64: write arch='aarch64' (libvirt's default is the host's architecture)"),
+            ));
+        }
+        _ => {}
     }
     let numa_cells = child(root, "cpu")
         .and_then(|c| child(c, "numa"))
@@ -321,12 +381,19 @@ fn read_head(root: Node) -> Result<Head, InputError> {
     Ok(Head {
         name,
         machine: machine.to_string(),
-        firmware: firmware_of(root),
+        // aarch64 virt has no BIOS: libvirt boots it with AAVMF (UEFI) or a direct kernel,
+        // whose PCI enumeration pciplan plans as UEFI's.
+        firmware: if is_virt(machine) {
+            Firmware::Uefi
+        } else {
+            firmware_of(root)
+        },
         numa_cells,
     })
 }
 
-/// Reads a domain for the built-in catalog of its machine (`<os><type machine>`: q35 or pc).
+/// Reads a domain for the built-in catalog of its machine (`<os><type machine>`: q35, pc or
+/// virt).
 pub(crate) fn read_builtin(xml: &str, opts: &ReadOptions) -> Result<Domain<'static>, InputError> {
     let doc = parse_document(xml)?;
     let head = read_head(doc.root_element())?;
@@ -343,11 +410,11 @@ pub(crate) fn read<'c>(
 ) -> Result<Domain<'c>, InputError> {
     let doc = parse_document(xml)?;
     let head = read_head(doc.root_element())?;
-    if is_pc(&head.machine) != is_pci_root(cat) {
+    if family(&head.machine) != catalog_family(cat) {
         return Err(err(
             "os/type@machine",
             format!(
-                "machine '{}' does not match the catalog '{}' (root bus type '{}'): a pc domain needs a pci-root catalog, a q35 domain a pcie-root one",
+                "machine '{}' does not match the catalog '{}' (root bus type '{}'): a pc domain needs a pci-root catalog, a q35 domain a pcie-root one, a virt domain a virt one",
                 head.machine, cat.machine, cat.root.bus_type
             ),
         ));
@@ -380,7 +447,8 @@ fn read_doc<'c>(
         };
         r.element(&el)?;
     }
-    r.items.extend(implicit::additions(&r.seen, opts, r.pc)?);
+    r.items
+        .extend(implicit::additions(&r.seen, opts, r.pc, r.virt)?);
 
     let ids = ids::assign(&r.items, &pci.ids)?;
     let buses = ids::Buses::new(cat, &pci.ctrls);

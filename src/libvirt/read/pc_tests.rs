@@ -33,7 +33,7 @@ fn pc_machines_read_with_the_pc_catalog() {
         e.contains("os/type@machine") && e.contains("pci-root"),
         "{e}"
     );
-    let e = Domain::parse("<domain><os><type machine='virt'>hvm</type></os></domain>")
+    let e = Domain::parse("<domain><os><type machine='microvm'>hvm</type></os></domain>")
         .unwrap_err()
         .to_string();
     assert!(

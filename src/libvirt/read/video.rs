@@ -1,6 +1,7 @@
 //! `<video>` (every head) and `<graphics>`: the primary video is the VGA-compatible variant
 //! and libvirt always puts it on `pcie.0` (hotplug `any`); a `<graphics>` without any
-//! `<video>` makes libvirt add a cirrus one (see `implicit.rs`).
+//! `<video>` makes libvirt add a cirrus one (see `implicit.rs`). On aarch64 `virt` every
+//! video is `virtio-gpu-pci`, placed like any endpoint.
 
 use super::xml::err;
 use super::{El, Reader};
@@ -15,6 +16,9 @@ impl Reader<'_, '_> {
         self.seen.video = true;
         let primary = self.first_video;
         self.first_video = false;
+        if self.virt {
+            return self.virt_video(el);
+        }
         let (qemu, kind) = match el.model_type().unwrap_or(DEFAULT_VIDEO) {
             "vga" => ("VGA", BusKind::Pci),
             "cirrus" => ("cirrus-vga", BusKind::Pci),
@@ -45,6 +49,23 @@ impl Reader<'_, '_> {
             }
         };
         self.push_item(el, "video", qemu.into(), kind, primary, None)
+    }
+
+    /// aarch64 `virt` has no VGA (VIRT-MODELS): libvirt's default and only PCI video is
+    /// virtio, `virtio-gpu-pci` on every head, placed like any endpoint (libvirt 9.0 puts it
+    /// behind a root port, observed).
+    fn virt_video(&mut self, el: &El) -> Result<(), InputError> {
+        match el.model_type().unwrap_or("virtio") {
+            "virtio" => {
+                let kind = super::models::virtio_kind(self.opts);
+                self.push_item(el, "video", "virtio-gpu-pci".into(), kind, false, None)
+            }
+            "none" | "ramfb" => Ok(()),
+            other => Err(err(
+                &el.what,
+                format!("video model '{other}' is not available on aarch64 virt (no VGA there): use virtio, ramfb or none"),
+            )),
+        }
     }
 }
 

@@ -182,6 +182,13 @@ impl<'a> Writer<'a, '_> {
             self.pci_root(plan);
             return;
         }
+        // aarch64 virt has no chipset SATA: only the pcie-root (VIRT-ROOT).
+        if super::read::is_virt_catalog(self.dom.cat) {
+            if !self.dom.has_root {
+                self.new_elems.push(PCIE_ROOT_ELEMENT.to_string());
+            }
+            return;
+        }
         let (slot, function) = PRIMARY_SATA;
         let sata_addr = address_xml(0, slot, function, None);
         match self.dom.sata0 {
