@@ -340,3 +340,68 @@ fn virt_domains_define_unchanged_in_libvirt() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(report.len(), 12);
 }
+
+/// Adoption (O-ADOPT) of an aarch64 domain libvirt addressed itself: `examples/virt-web.xml`
+/// (no addresses) defined and dumped, then every device made `off` with `hotplug_off=auto`:
+/// the PCIe devices keep their addresses and their root ports flip to `hotplug='off'`; the
+/// e1000 on libvirt's `pcie-to-pci-bridge` is the one guest-visible change (R-BRIDGE: a bridge
+/// slot is always hot-pluggable); no controller is added; libvirt defines the adopted domain
+/// with every address kept, and `check` finds the policy met.
+#[test]
+fn a_virt_domain_libvirt_addressed_adopts_a_new_policy() {
+    if let Err(e) = lv::ensure() {
+        eprintln!("skipping: no libvirt: {e}");
+        return;
+    }
+    let example = format!("{}/examples/virt-web.xml", env!("CARGO_MANIFEST_DIR"));
+    let xml = std::fs::read_to_string(example).unwrap();
+    let dump = lv::define_dump(&xml, "virt-adopt").expect("libvirt defines the example");
+    let before = lv::pci_addresses(&dump);
+    assert!(before.len() >= 6, "libvirt addressed {before:?}");
+    let flags = [
+        "--adopt",
+        "--default-hotplug",
+        "off",
+        "--hotplug-off-strategy",
+        "auto",
+    ];
+    let mut args = vec!["plan", "-", "--format", "json"];
+    args.extend(flags);
+    let (code, out, err) = run(&args, Some(&dump)).parts();
+    assert_eq!(code, 0, "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (plan["cost"].as_u64(), plan["optimal"].as_bool()),
+        (Some(0), Some(true))
+    );
+    let changes = plan["changes"].as_array().unwrap();
+    let visible: Vec<&serde_json::Value> = changes
+        .iter()
+        .filter(|c| c["guest_visible"] == true)
+        .collect();
+    assert_eq!(visible.len(), 1, "{changes:?}");
+    assert_eq!(plan["guest_visible_changes"].as_u64(), Some(1));
+    assert!(
+        visible[0]["why"].as_str().unwrap().contains("R-BRIDGE"),
+        "{:?}",
+        visible[0]
+    );
+    let flips = changes
+        .iter()
+        .filter(|c| c["change"] == "port_hotplug")
+        .count();
+    assert!(flips >= 3, "{changes:?}");
+    assert!(err.contains("1 guest-visible change"), "{err}");
+
+    let mut args = vec!["plan", "-", "--format", "libvirt"];
+    args.extend(flags);
+    let (code, adopted, err) = run(&args, Some(&dump)).parts();
+    assert_eq!(code, 0, "{err}");
+    let again = lv::define_dump(&adopted, "virt-adopted").expect("libvirt defines the adoption");
+    assert_eq!(lv::pci_addresses(&adopted), lv::pci_addresses(&again));
+    assert_eq!(lv::pci_controllers(&adopted), lv::pci_controllers(&again));
+    assert_eq!(lv::pci_controllers(&dump), lv::pci_controllers(&again));
+    assert_eq!(again.matches("hotplug='off'").count(), flips, "{again}");
+    let (code, _, err) = run(&["check", "-"], Some(&again)).parts();
+    assert_eq!(code, 0, "check of the adopted domain: {err}");
+}
