@@ -297,16 +297,55 @@ impl Sweep {
             "hotplug_off" => r.policy.hotplug_off = OffStrategy::parse(v).ok_or_else(bad)?,
             "pack_integrated" => r.policy.pack_integrated = v.parse().map_err(|_| bad())?,
             "firmware" => r.firmware = Firmware::parse(v).ok_or_else(bad)?,
+            "machine" => {
+                let to = Catalog::for_machine(v).map_err(|_| bad())?;
+                r = moved_to(r, v, to);
+            }
             f => {
                 return Err(InputError::new(
                     "sweep",
-                    format!("unknown policy field '{f}' (spare_ports, default_hotplug, hotplug_off, pack_integrated, firmware)"),
+                    format!("unknown policy field '{f}' (spare_ports, default_hotplug, hotplug_off, pack_integrated, firmware, machine)"),
                 ))
             }
         }
         r.check_shape()?;
         Ok(r)
     }
+}
+
+/// A guest moved to machine `machine` (catalog `to`), as a machine sweep plans it. A guest
+/// already on that catalog is unchanged (its addresses stay pins). Otherwise it is planned
+/// afresh: its devices, groups, NUMA nodes, policy and firmware carry over; its addresses and
+/// controllers are dropped (they name the old machine's buses and controller models), and so
+/// is `root_hotplug` (the switch of a `pc` guest's `pci.0`, PC-ROOT-HP); `pack_integrated`
+/// is turned off on a `pci-root` machine, which has no integrated endpoints (PC-MIX). What
+/// the new machine cannot give (a `numa_node` on `pc`, PC-NUMA; `bios` on `virt`, R-IO; a
+/// model its catalog lacks) fails that guest with the rule's own error.
+///
+/// ```
+/// let s = pciplan::whatif::Sweep::parse("machine=q35,pc").unwrap();
+/// let guest = pciplan::Request::from_json(r#"{"machine":"pc","root_hotplug":false,
+///   "devices":[{"id":"n","model":"e1000","address":{"bus":"pci.0","slot":3}}]}"#).unwrap();
+/// let on_q35 = s.apply(&guest, 0).unwrap();
+/// assert_eq!((on_q35.machine.as_str(), on_q35.root_hotplug), ("q35", None));
+/// assert!(on_q35.devices[0].address.is_none());
+/// // On its own machine the guest is as it was.
+/// assert_eq!(s.apply(&guest, 1).unwrap(), guest);
+/// ```
+fn moved_to(mut r: Request, machine: &str, to: &Catalog) -> Request {
+    if Catalog::for_machine(&r.machine).is_ok_and(|from| from.machine == to.machine) {
+        return r;
+    }
+    r.machine = machine.to_string();
+    r.controllers.clear();
+    r.root_hotplug = None;
+    for d in &mut r.devices {
+        d.address = None;
+    }
+    if to.layout == Layout::PciRoot {
+        r.policy.pack_integrated = false;
+    }
+    r
 }
 
 /// One value of a sweep over a guest or a fleet: totals over the guests.
@@ -324,6 +363,18 @@ pub struct SweepRow {
     pub root_slots: u64,
     /// Total bus numbers used.
     pub bus_numbers: u64,
+    /// Devices hot-pluggable at the sweep's first value and not at this one (guests planned
+    /// at both).
+    pub hotplug_lost: u64,
+    /// Devices not hot-pluggable at the first value and hot-pluggable at this one.
+    pub hotplug_gained: u64,
+    /// Those devices (lost and gained), by model.
+    pub hotplug_by_model: BTreeMap<String, u64>,
+    /// Controllers added, by model.
+    pub controllers: BTreeMap<String, u64>,
+    /// Guests not planned, by the rule that fails (`invalid` for bad input, `other` when no
+    /// rule is named).
+    pub failed_by_rule: BTreeMap<String, u64>,
 }
 
 /// A sweep's running totals, fed a fleet chunk by chunk.
@@ -348,36 +399,125 @@ impl SweepStudy {
         SweepStudy { sweep, rows }
     }
 
-    /// Plans every guest at every value (in parallel) and adds them to the totals.
+    /// Plans every guest at every value (in parallel) and adds them to the totals. A sweep
+    /// of `machine` plans each value with that machine's catalog, never `catalog`.
     pub fn add(&mut self, guests: &[Request], catalog: Option<&Catalog>) {
         let sweep = &self.sweep;
-        let cells: Vec<Vec<Option<Usage>>> = guests
+        let catalog = catalog.filter(|_| sweep.field != "machine");
+        let cells: Vec<Vec<Result<Plan, PlanError>>> = guests
             .par_iter()
             .map(|g| {
                 (0..sweep.values.len())
                     .map(|i| {
-                        let r = sweep.apply(g, i).ok()?;
+                        let r = sweep.apply(g, i)?;
                         let cat = match catalog {
                             Some(c) => c,
-                            None => Catalog::for_machine(&r.machine).ok()?,
+                            None => Catalog::for_machine(&r.machine)?,
                         };
-                        plan_with(&r, cat).ok().map(|p| Usage::of(&p, cat))
+                        plan_with(&r, cat)
                     })
                     .collect()
             })
             .collect();
-        for guest in cells {
-            for (row, cell) in self.rows.iter_mut().zip(guest) {
-                match cell {
-                    Some(u) => {
-                        row.planned += 1;
-                        row.cost += u64::from(u.cost);
-                        row.root_slots += u64::from(u.root_slots);
-                        row.bus_numbers += u64::from(u.bus_numbers);
+        for (g, guest) in guests.iter().zip(cells) {
+            let first = guest.first().and_then(|p| p.as_ref().ok());
+            for (i, (row, cell)) in self.rows.iter_mut().zip(&guest).enumerate() {
+                let plan = match cell {
+                    Ok(p) => p,
+                    Err(e) => {
+                        row.failed += 1;
+                        *row.failed_by_rule.entry(failure_rule(e)).or_insert(0) += 1;
+                        continue;
                     }
-                    None => row.failed += 1,
+                };
+                let cat = match catalog {
+                    Some(c) => c,
+                    // The plan of this value came from this catalog.
+                    None => match sweep
+                        .apply(g, i)
+                        .ok()
+                        .and_then(|r| Catalog::for_machine(&r.machine).ok())
+                    {
+                        Some(c) => c,
+                        None => continue,
+                    },
+                };
+                let u = Usage::of(plan, cat);
+                row.planned += 1;
+                row.cost += u64::from(u.cost);
+                row.root_slots += u64::from(u.root_slots);
+                row.bus_numbers += u64::from(u.bus_numbers);
+                for c in plan.controllers.iter().filter(|c| c.added) {
+                    *row.controllers.entry(c.model.clone()).or_insert(0) += 1;
+                }
+                if let Some(first) = first {
+                    row.add_hotplug_changes(first, plan);
                 }
             }
+        }
+    }
+}
+
+/// The rule a guest fails by: the error's own rule, else a rule id in brackets in an input
+/// error's message (`[PC-NUMA]`), else the input field at fault with its indices dropped
+/// (`devices[].model`), else `other`.
+fn failure_rule(e: &PlanError) -> String {
+    if let Some(r) = e.rule() {
+        return r.to_string();
+    }
+    let PlanError::Invalid(i) = e else {
+        return "other".to_string();
+    };
+    let named = i.message.match_indices('[').find_map(|(at, _)| {
+        let id = i.message[at + 1..].split(']').next()?;
+        id.parse::<crate::Rule>().ok()
+    });
+    match named {
+        Some(r) => r.to_string(),
+        None => {
+            let mut field = String::new();
+            let mut skip = false;
+            for ch in i.field.chars() {
+                match ch {
+                    '[' => {
+                        skip = true;
+                        field.push('[');
+                    }
+                    ']' => {
+                        skip = false;
+                        field.push(']');
+                    }
+                    c if !skip => field.push(c),
+                    _ => {}
+                }
+            }
+            field
+        }
+    }
+}
+
+impl SweepRow {
+    /// Counts the devices whose hot-pluggability in `plan` differs from `first` (the plan
+    /// of the sweep's first value), matched by id.
+    fn add_hotplug_changes(&mut self, first: &Plan, plan: &Plan) {
+        let before: BTreeMap<&str, bool> = first
+            .devices
+            .iter()
+            .map(|d| (d.id.as_str(), d.hotpluggable))
+            .collect();
+        for d in &plan.devices {
+            let Some(&was) = before.get(d.id.as_str()) else {
+                continue;
+            };
+            if was == d.hotpluggable {
+                continue;
+            }
+            if was {
+                self.hotplug_lost += 1;
+            } else {
+                self.hotplug_gained += 1;
+            }
+            *self.hotplug_by_model.entry(d.model.clone()).or_insert(0) += 1;
         }
     }
 }
@@ -738,6 +878,61 @@ mod tests {
         assert!(Sweep::parse("hotplug_off=integrated,sideways").is_err());
         assert!(Sweep::parse("firmware=bios,uefi").is_ok());
         assert!(Sweep::parse("firmware=bios,coreboot").is_err());
+    }
+
+    /// pc -> q35: a libvirt-like pc guest (everything on pci.0, root hotplug on) planned
+    /// afresh on q35. Its hot-pluggable `any` NIC becomes integrated (hot-pluggability
+    /// lost), its `on` devices take root ports, a conventional NIC a bridge; a NUMA node
+    /// fails on pc with PC-NUMA; bios fails on virt with R-IO.
+    #[test]
+    fn machine_sweep_moves_guests_between_machines() {
+        let pc = req(
+            r#"{"machine":"pc-i440fx-7.2","root_hotplug":true,"policy":{"default_hotplug":"any"},
+            "devices":[
+              {"id":"vga","model":"VGA","address":{"bus":"pci.0","slot":2}},
+              {"id":"net0","model":"virtio-net-pci","address":{"bus":"pci.0","slot":3}},
+              {"id":"disk0","model":"virtio-blk-pci","hotplug":"on","address":{"bus":"pci.0","slot":4}},
+              {"id":"nic1","model":"e1000","hotplug":"on","address":{"bus":"br1","slot":1}}],
+            "controllers":[{"id":"br1","model":"pci-bridge","address":{"bus":"pci.0","slot":5}}]}"#,
+        );
+        let numa = req(
+            r#"{"machine":"q35","devices":[{"id":"g","model":"virtio-net-pci","numa_node":0}]}"#,
+        );
+        let sweep = Sweep::parse("machine=pc,q35,virt").unwrap();
+        let mut study = SweepStudy::new(sweep);
+        study.add(&[pc, numa], None);
+        let [on_pc, on_q35, on_virt] = &study.rows[..] else {
+            panic!("three rows")
+        };
+        // On pc the guest keeps its pins: no controller added, everything hot-pluggable.
+        assert_eq!((on_pc.planned, on_pc.failed, on_pc.cost), (1, 1, 0));
+        assert_eq!(on_pc.failed_by_rule.get("PC-NUMA"), Some(&1), "{on_pc:?}");
+        assert_eq!(on_pc.bus_numbers, 1);
+        // On q35 both plan: two root ports (disk0, nic1's bridge) and the bridge; the NUMA
+        // guest's expander.
+        assert_eq!((on_q35.planned, on_q35.failed), (2, 0), "{on_q35:?}");
+        assert_eq!(
+            on_q35.controllers.get("pcie-pci-bridge"),
+            Some(&1),
+            "{on_q35:?}"
+        );
+        // net0 was hot-pluggable on pc's pci.0 (root hotplug on) and is integrated on q35;
+        // VGA is fixed on both (its model cannot be hot-plugged).
+        assert_eq!(
+            (on_q35.hotplug_lost, on_q35.hotplug_gained),
+            (1, 0),
+            "{on_q35:?}"
+        );
+        assert_eq!(on_q35.hotplug_by_model.get("virtio-net-pci"), Some(&1));
+        assert_eq!(
+            on_q35.controllers.get("pcie-root-port"),
+            Some(&3),
+            "{on_q35:?}"
+        );
+        // virt has no bios (and no VGA): both guests fail, each with its rule.
+        assert_eq!(on_virt.failed, 2, "{on_virt:?}");
+        assert!(Sweep::parse("machine=q35,sparc").is_err());
+        assert!(Sweep::parse("machine=pc-i440fx-9.0,pc-q35-9.0").is_ok());
     }
 
     #[test]

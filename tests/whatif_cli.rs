@@ -20,6 +20,22 @@ fn example(name: &str) -> String {
     format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The examples `files` as a fleet, one JSON line each, written to `dir`/fleet.jsonl.
+fn fleet_of(dir: &std::path::Path, files: &[&str]) -> (Vec<String>, PathBuf) {
+    let fleet: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(example(f)).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let path = dir.join("fleet.jsonl");
+    std::fs::write(&path, fleet.join("\n") + "\n").unwrap();
+    (fleet, path)
+}
+
 /// The guest of `file` with `n` more `model` devices (hotplug `hp`), as JSON text.
 fn with_more(file: &str, model: &str, hp: &str, n: usize) -> String {
     let text = std::fs::read_to_string(file).expect("example");
@@ -94,17 +110,7 @@ fn max_is_exact_on_every_machine() {
 #[test]
 fn fleet_studies_mix_machines() {
     let dir = scratch("fleet");
-    let fleet: Vec<String> = ["mixed.json", "pc-mixed.json", "virt-mixed.json"]
-        .iter()
-        .map(|f| {
-            let text = std::fs::read_to_string(example(f)).unwrap();
-            serde_json::from_str::<serde_json::Value>(&text)
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    let fleet_file = dir.join("fleet.jsonl");
-    std::fs::write(&fleet_file, fleet.join("\n") + "\n").unwrap();
+    let (fleet, fleet_file) = fleet_of(&dir, &["mixed.json", "pc-mixed.json", "virt-mixed.json"]);
     let csv = dir.join("sweep.csv");
     let ran = cli::run(
         &[
@@ -169,5 +175,58 @@ fn fleet_studies_mix_machines() {
     assert!(ran.stdout.contains("3 reach it"), "{}", ran.stdout);
     assert!(ran.stdout.contains("cannot reach it: 0"), "{}", ran.stdout);
     assert!(dir.join("policy.svg").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The machine-migration study: a pc guest and a q35 guest swept over `machine=pc,q35`. Each
+/// value is planned with its own machine's catalog (the q35 guest's NUMA node fails on pc
+/// with PC-NUMA, named in the table); the CSV counts root slots; `--catalog` is refused.
+#[test]
+fn machine_sweep_moves_a_fleet_between_pc_and_q35() {
+    let dir = scratch("machine");
+    let (_, fleet_file) = fleet_of(&dir, &["pc-mixed.json", "mixed.json"]);
+    let csv = dir.join("machine.csv");
+    let svg = dir.join("machine.svg");
+    let args = [
+        "whatif",
+        fleet_file.to_str().unwrap(),
+        "--sweep",
+        "machine=pc,q35",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ];
+    let ran = cli::run(&args, None);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("not planned, by rule: PC-NUMA 1"),
+        "{}",
+        ran.stdout
+    );
+    assert!(ran.stdout.contains("pcie-root-port"), "{}", ran.stdout);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("machine,planned,failed,cost,root_slots,bus_numbers,hotplug_lost,hotplug_gained")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0][0], rows[0][1], rows[0][2]), ("pc", "1", "1"));
+    assert_eq!((rows[1][0], rows[1][1], rows[1][2]), ("q35", "2", "0"));
+    // q35 adds root ports where pc plugs into pci.0: it costs more.
+    let cost = |r: &Vec<&str>| r[3].parse::<u64>().unwrap();
+    assert!(cost(&rows[1]) > cost(&rows[0]), "{rows:?}");
+    assert!(std::fs::read_to_string(&svg)
+        .unwrap()
+        .contains("root bus (pcie.0 or pci.0)"));
+
+    let catalog = example("../models/q35.json");
+    let mut refused: Vec<&str> = args.to_vec();
+    refused.extend(["--catalog", catalog.as_str()]);
+    let ran = cli::run(&refused, None);
+    assert_eq!(ran.code, 2, "{}", ran.stdout);
+    assert!(ran.stderr.contains("leave out --catalog"), "{}", ran.stderr);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -182,6 +182,13 @@ fn sweep_panels<'a>(
         values: s.rows.iter().map(get).collect(),
     };
     let guests = s.rows.first().map_or(0, |r| r.planned + r.failed);
+    // A machine sweep counts the slots of each machine's own root bus.
+    let root = if field == "machine" {
+        "root bus (pcie.0 or pci.0)"
+    } else {
+        "pcie.0"
+    };
+    let first = s.rows.first().map_or("", |r| r.value.as_str());
     Panels {
         title: format!("sweep of {field}"),
         x_desc: field,
@@ -193,16 +200,25 @@ fn sweep_panels<'a>(
                 BLUE,
                 |r| r.cost,
             ),
-            measure(
-                "pcie.0 slots used, total over the guests planned",
-                RED,
-                |r| r.root_slots,
-            ),
+            Measure {
+                caption: format!("{root} slots used, total over the guests planned"),
+                color: RED,
+                values: s.rows.iter().map(|r| r.root_slots).collect(),
+            },
             measure(
                 "bus numbers used, total over the guests planned",
                 DARK_GREEN,
                 |r| r.bus_numbers,
             ),
+            Measure {
+                caption: format!("devices whose hot-pluggability differs from {field}={first}"),
+                color: BLACK,
+                values: s
+                    .rows
+                    .iter()
+                    .map(|r| r.hotplug_lost + r.hotplug_gained)
+                    .collect(),
+            },
             // The totals above cover only the guests planned: a value that fails more guests
             // looks cheaper than it is.
             measure(
@@ -437,12 +453,13 @@ mod tests {
             (16, 23, 16, 2),
         ];
         let svg = sweep_svg("spare_ports", &sweep_study("spare_ports=0..3", &rows)).unwrap();
-        assert_series_apart(&svg, 4);
+        assert_series_apart(&svg, 5);
         let captions: Vec<String> = texts(&svg).into_iter().map(|t| t.2).collect();
         for measure in [
             "controllers added (cost)",
             "pcie.0 slots",
             "bus numbers",
+            "hot-pluggability differs from spare_ports=0",
             "not planned",
         ] {
             assert!(
@@ -452,10 +469,29 @@ mod tests {
         }
     }
 
+    /// A machine sweep: each value's label under its point, the root bus caption names both
+    /// machines' root buses, the hotplug panel counts the devices that change.
+    #[test]
+    fn a_machine_sweep_names_both_root_buses() {
+        let mut s = sweep_study("machine=pc,q35", &[(2, 10, 2, 0), (6, 14, 6, 1)]);
+        s.rows[1].hotplug_lost = 3;
+        let svg = sweep_svg("machine", &s).unwrap();
+        assert_series_apart(&svg, 5);
+        let texts: Vec<String> = texts(&svg).into_iter().map(|t| t.2).collect();
+        for want in [
+            "root bus (pcie.0 or pci.0) slots used",
+            "hot-pluggability differs from machine=pc",
+            "pc",
+            "q35",
+        ] {
+            assert!(texts.iter().any(|t| t.contains(want)), "{want}: {texts:?}");
+        }
+    }
+
     #[test]
     fn a_single_value_is_still_seen() {
         let svg = sweep_svg("firmware", &sweep_study("firmware=uefi", &[(3, 4, 3, 0)])).unwrap();
-        assert_eq!(tags(&svg, "circle").len(), 4, "one marker per measure");
+        assert_eq!(tags(&svg, "circle").len(), 5, "one marker per measure");
         let svg = max_svg(&max_report(0)).unwrap();
         assert_eq!(tags(&svg, "circle").len(), 3, "one marker per measure");
     }

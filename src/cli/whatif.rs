@@ -229,35 +229,90 @@ fn run_sweep(
 ) -> Result<(), Failure> {
     let sweep = Sweep::parse(spec).map_err(|e| (2, format!("--{e}")))?;
     let field = sweep.field.clone();
+    let machines = field == "machine";
+    if machines && catalog.is_some() {
+        return Err((
+            2,
+            "--sweep machine plans each value with that machine's catalog; leave out --catalog"
+                .into(),
+        ));
+    }
     let mut study = SweepStudy::new(sweep);
     for chunk in guests.chunks(4096) {
         let reqs: Vec<Request> = chunk.iter().map(|(_, r)| r.clone()).collect();
         study.add(&reqs, catalog);
     }
+    // A machine sweep mixes root buses (pcie.0, pci.0): its column says so.
+    let root = if machines { "root slots" } else { "pcie.0" };
+    let first = study
+        .rows
+        .first()
+        .map(|r| r.value.clone())
+        .unwrap_or_default();
     println!("{} guest(s), sweeping {field}", guests.len());
     println!(
-        "{:>12} {:>8} {:>8} {:>10} {:>10} {:>11}",
-        field, "planned", "failed", "cost", "pcie.0", "bus numbers"
+        "{:>12} {:>8} {:>8} {:>10} {:>10} {:>11} {:>12} {:>14}",
+        field, "planned", "failed", "cost", root, "bus numbers", "hotplug lost", "hotplug gained"
     );
+    // The numbers of a row, in the table's and the CSV's column order.
+    let numbers = |r: &pciplan::whatif::SweepRow| {
+        [
+            r.planned,
+            r.failed,
+            r.cost,
+            r.root_slots,
+            r.bus_numbers,
+            r.hotplug_lost,
+            r.hotplug_gained,
+        ]
+    };
+    const WIDTHS: [usize; 7] = [8, 8, 10, 10, 11, 12, 14];
     for r in &study.rows {
-        println!(
-            "{:>12} {:>8} {:>8} {:>10} {:>10} {:>11}",
-            r.value, r.planned, r.failed, r.cost, r.root_slots, r.bus_numbers
-        );
+        let mut line = format!("{:>12}", r.value);
+        for (n, w) in numbers(r).iter().zip(WIDTHS) {
+            line.push_str(&format!(" {n:>w$}"));
+        }
+        println!("{line}");
     }
+    let join = |m: &std::collections::BTreeMap<String, u64>| -> String {
+        let items: Vec<String> = m.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        items.join(", ")
+    };
+    for r in &study.rows {
+        let mut lines = Vec::new();
+        if !r.controllers.is_empty() {
+            lines.push(format!("controllers added: {}", join(&r.controllers)));
+        }
+        if !r.hotplug_by_model.is_empty() {
+            lines.push(format!(
+                "hot-pluggability differs from {field}={first}: {}",
+                join(&r.hotplug_by_model)
+            ));
+        }
+        if !r.failed_by_rule.is_empty() {
+            lines.push(format!("not planned, by rule: {}", join(&r.failed_by_rule)));
+        }
+        if !lines.is_empty() {
+            println!("{field}={}:", r.value);
+            for l in lines {
+                println!("  {l}");
+            }
+        }
+    }
+    let slots = if machines {
+        "root_slots"
+    } else {
+        "pcie0_slots"
+    };
     write_csv(
         csv,
-        &format!("{field},planned,failed,cost,pcie0_slots,bus_numbers"),
+        &format!("{field},planned,failed,cost,{slots},bus_numbers,hotplug_lost,hotplug_gained"),
         study.rows.iter().map(|r| {
-            format!(
-                "{},{},{},{},{},{}",
-                csv_field(&r.value),
-                r.planned,
-                r.failed,
-                r.cost,
-                r.root_slots,
-                r.bus_numbers
-            )
+            let mut line = csv_field(&r.value);
+            for n in numbers(r) {
+                line.push_str(&format!(",{n}"));
+            }
+            line
         }),
     )?;
     write_chart(svg, |path| chart::sweep(&field, &study, path))
