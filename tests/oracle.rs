@@ -294,12 +294,13 @@ proptest! {
 
 /// aarch64 `virt` (VIRT-ROOT, VIRT-HP, R-IO with AAVMF's budget): the oracle's search on
 /// the shrunken virt catalog finds the planner's cost, on the q35 cases' generator made
-/// virt (`Case::on_virt`); a fixed set of cases, as above.
+/// virt (`Case::on_virt`); a fixed set of 1,100 cases, of which at least 1,000 are compared
+/// (the others have pins the planner refuses).
 #[test]
 fn virt_planner_cost_is_the_oracle_minimum() {
     use proptest::strategy::ValueTree;
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let n = cases(1000);
+    let n = cases(1100);
     let (mut compared, mut feasible, mut bad) = (0, 0, Vec::new());
     for _ in 0..n {
         let c = case().new_tree(&mut runner).unwrap().current().on_virt();
@@ -320,7 +321,7 @@ fn virt_planner_cost_is_the_oracle_minimum() {
     );
     assert!(bad.is_empty(), "{} differ, first: {}", bad.len(), bad[0]);
     assert!(
-        compared * 10 >= n * 9 && feasible * 4 >= compared,
+        compared * 10 >= n * 9 && (n < 1100 || compared >= 1000) && feasible * 4 >= compared,
         "{compared} compared, {feasible} feasible"
     );
 }
