@@ -212,7 +212,7 @@ fn sweep_panels<'a>(
             ),
             Measure {
                 caption: format!("devices whose hot-pluggability differs from {field}={first}"),
-                color: BLACK,
+                color: MAGENTA,
                 values: s
                     .rows
                     .iter()
