@@ -33,7 +33,10 @@ fn kernel_or_skip(arch: Arch) -> Option<Kernel> {
         return None;
     }
     match guest::kernel(arch) {
-        Ok(k) => Some(k),
+        Ok(k) => {
+            hotplug_drivers_built_in(&k);
+            Some(k)
+        }
         Err(e) => {
             common::missing(
                 "PCIPLAN_REQUIRE_QEMU",
@@ -41,6 +44,27 @@ fn kernel_or_skip(arch: Arch) -> Option<Kernel> {
             );
             None
         }
+    }
+}
+
+/// The kernel registers the slots it has a driver for: PCIe native hotplug (root and
+/// downstream ports), SHPC (bridges) and, on x86, ACPI (pc's `pci.0` and bridges, q35's
+/// bridges) must be built in (the initramfs loads no modules), or a missing slot would be
+/// the kernel's doing, not the plan's. Read from the package's `config-*`.
+fn hotplug_drivers_built_in(k: &Kernel) {
+    let config = k.vmlinuz.with_file_name("config");
+    let text = std::fs::read_to_string(&config)
+        .unwrap_or_else(|e| panic!("{}: {}: {e}", k.package, config.display()));
+    let mut need = vec!["CONFIG_HOTPLUG_PCI_PCIE", "CONFIG_HOTPLUG_PCI_SHPC"];
+    if k.arch == Arch::X86_64 {
+        need.push("CONFIG_HOTPLUG_PCI_ACPI");
+    }
+    for opt in need {
+        assert!(
+            text.lines().any(|l| l == format!("{opt}=y")),
+            "{}: {opt} is not built in",
+            k.package
+        );
     }
 }
 
