@@ -322,16 +322,8 @@ fn virt_domains_define_unchanged_in_libvirt() {
             failures.push(format!("{tag}: check of libvirt's XML: {err}"));
             continue;
         }
-        let back = Domain::parse(&dump).unwrap_or_else(|e| panic!("{tag}: libvirt's XML: {e}"));
-        let again = back
-            .plan()
-            .unwrap_or_else(|e| panic!("{tag}: re-plan: {e}"));
-        let rewritten = back.write(&again).unwrap();
-        if again.cost != 0 || lv::pci_addresses(&rewritten) != theirs {
-            failures.push(format!(
-                "{tag}: re-planning libvirt's XML changed it (cost {})",
-                again.cost
-            ));
+        if let Err(e) = lv::replans_unchanged(&tag, &dump, &theirs) {
+            failures.push(e);
             continue;
         }
         report.push(format!("{tag}: {} PCI addresses kept", ours.len()));

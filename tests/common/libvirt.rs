@@ -201,3 +201,22 @@ pub fn pci_controllers(xml: &str) -> usize {
         .filter(|n| !matches!(n.attribute("model"), Some("pcie-root") | Some("pci-root")))
         .count()
 }
+
+/// Plans libvirt's own XML of a defined domain (`dump`, whose PCI addresses are `theirs`)
+/// again: `Err` when that adds a controller or moves an address. Panics when the XML does
+/// not read or plan at all.
+pub fn replans_unchanged(tag: &str, dump: &str, theirs: &[String]) -> Result<(), String> {
+    let back = pciplan::libvirt::Domain::parse(dump)
+        .unwrap_or_else(|e| panic!("{tag}: libvirt's XML: {e}"));
+    let again = back
+        .plan()
+        .unwrap_or_else(|e| panic!("{tag}: re-plan: {e}"));
+    let rewritten = back.write(&again).unwrap();
+    if again.cost != 0 || pci_addresses(&rewritten) != theirs {
+        return Err(format!(
+            "{tag}: re-planning libvirt's XML changed it (cost {})",
+            again.cost
+        ));
+    }
+    Ok(())
+}

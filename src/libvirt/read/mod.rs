@@ -485,6 +485,15 @@ pub(super) mod testing {
     //! Helpers for the handlers' unit tests.
     use super::*;
 
+    /// `ID MODEL` of each device a domain's request plans, in request order.
+    pub fn ids_models(d: &Domain) -> Vec<String> {
+        d.request
+            .devices
+            .iter()
+            .map(|x| format!("{} {}", x.id, x.model))
+            .collect()
+    }
+
     /// A q35 domain with these `<devices>`, read with the default options.
     pub fn domain(devices: &str) -> Result<Domain<'static>, InputError> {
         domain_with(devices, &ReadOptions::default())

@@ -1,16 +1,8 @@
 //! Reading `pc` (i440fx) domains (PC-ROOT, PC-ROOT-HP, PC-BRIDGE, PC-NUMA).
 
-use super::testing::pc_domain;
+use super::testing::{ids_models, pc_domain};
 use crate::libvirt::{Domain, Source};
 use crate::Catalog;
-
-fn ids_models(d: &Domain) -> Vec<String> {
-    d.request
-        .devices
-        .iter()
-        .map(|x| format!("{} {}", x.id, x.model))
-        .collect()
-}
 
 #[test]
 fn pc_machines_read_with_the_pc_catalog() {

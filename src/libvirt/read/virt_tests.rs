@@ -1,7 +1,7 @@
 //! Reading aarch64 `virt` domains (VIRT-ROOT, VIRT-LIBVIRT): libvirt 9.0 adds no USB
 //! controller, no balloon and no chipset SATA there; its video is `virtio-gpu-pci`.
 
-use super::testing::models;
+use super::testing::{ids_models, models};
 use super::*;
 use crate::request::Firmware;
 
@@ -11,12 +11,7 @@ fn virt(devices: &str) -> Result<Domain<'static>, InputError> {
 }
 
 fn virt_models(devices: &str) -> Vec<String> {
-    let d = virt(devices).unwrap_or_else(|e| panic!("{devices}: {e}"));
-    d.request
-        .devices
-        .iter()
-        .map(|x| format!("{} {}", x.id, x.model))
-        .collect()
+    ids_models(&virt(devices).unwrap_or_else(|e| panic!("{devices}: {e}")))
 }
 
 #[test]
