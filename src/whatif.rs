@@ -404,7 +404,8 @@ impl SweepStudy {
     pub fn add(&mut self, guests: &[Request], catalog: Option<&Catalog>) {
         let sweep = &self.sweep;
         let catalog = catalog.filter(|_| sweep.field != "machine");
-        let cells: Vec<Vec<Result<Plan, PlanError>>> = guests
+        // Each value's plan with the catalog it was planned with.
+        let cells: Vec<Vec<Result<(Plan, &Catalog), PlanError>>> = guests
             .par_iter()
             .map(|g| {
                 (0..sweep.values.len())
@@ -414,33 +415,21 @@ impl SweepStudy {
                             Some(c) => c,
                             None => Catalog::for_machine(&r.machine)?,
                         };
-                        plan_with(&r, cat)
+                        plan_with(&r, cat).map(|p| (p, cat))
                     })
                     .collect()
             })
             .collect();
-        for (g, guest) in guests.iter().zip(cells) {
-            let first = guest.first().and_then(|p| p.as_ref().ok());
-            for (i, (row, cell)) in self.rows.iter_mut().zip(&guest).enumerate() {
-                let plan = match cell {
-                    Ok(p) => p,
+        for guest in cells {
+            let first = guest.first().and_then(|p| p.as_ref().ok()).map(|(p, _)| p);
+            for (row, cell) in self.rows.iter_mut().zip(&guest) {
+                let (plan, cat) = match cell {
+                    Ok((p, c)) => (p, *c),
                     Err(e) => {
                         row.failed += 1;
                         *row.failed_by_rule.entry(failure_rule(e)).or_insert(0) += 1;
                         continue;
                     }
-                };
-                let cat = match catalog {
-                    Some(c) => c,
-                    // The plan of this value came from this catalog.
-                    None => match sweep
-                        .apply(g, i)
-                        .ok()
-                        .and_then(|r| Catalog::for_machine(&r.machine).ok())
-                    {
-                        Some(c) => c,
-                        None => continue,
-                    },
                 };
                 let u = Usage::of(plan, cat);
                 row.planned += 1;
