@@ -40,6 +40,11 @@ pub(crate) struct PcModel {
     /// Free slots of each existing bridge without an I/O window, in world order: a unit
     /// with I/O BARs there opens one (R-IO).
     pub windowless: Vec<u32>,
+    /// When no new bridge goes on `pci.0`, the first one takes a slot of an existing bridge;
+    /// `Some(k)` when that bridge has no I/O window (its index in `windowless`): a new bridge
+    /// below it holding units with I/O BARs opens its window (R-IO counts a bridge whose
+    /// subtree holds them), and the slot it takes is no room for those units unless opened.
+    pub chain_start_windowless: Option<usize>,
     /// Free hot-pluggable slots asked for (`spare_ports`).
     pub spares: u32,
     /// Guest bus numbers left (R-BUSNR).
@@ -196,6 +201,11 @@ pub(crate) fn solve(m: &PcModel) -> Result<PcCounts, Failure> {
         .iter()
         .map(|_| vars.add(variable().binary()))
         .collect();
+    let all_io = vars.add(variable().binary());
+    let lost = int(&mut vars, 256.0);
+    let vars_first_chained = m
+        .chain_start_windowless
+        .map(|_| vars.add(variable().binary()));
     let s_root = vars.add(variable().min(0));
     let s_bus = vars.add(variable().min(0));
     let s_io = vars.add(variable().min(0));
@@ -261,11 +271,38 @@ pub(crate) fn solve(m: &PcModel) -> Result<PcCounts, Failure> {
         .map(|(&o, &free)| f64::from(free) * o)
         .sum();
     let opened: Expression = open.iter().map(|&o| Expression::from(o)).sum();
-    pb =
-        pb.with(io_bridged.leq(
-            f64::from(m.bridge_slots) * io_bridges + f64::from(m.bridge_free_io) + opened_slots,
-        ));
     pb = pb.with(Expression::from(io_bridges).leq(bridges.clone()));
+    // The new bridges the units with I/O BARs fill are the first `io_bridges` (the
+    // assigner's order), and a chained bridge takes the last slot of the bridge before it,
+    // starting from the last bridge on pci.0. A windowed bridge whose next one hangs on it
+    // has one slot less for those units: `t` = max(0, min(w, B - 1) - bt + 1) such slots,
+    // with `all_io` = [w = B] (so min(w, B - 1) = w - all_io). Any other arrangement of the
+    // chain loses as many (a windowed bridge's subtree holds I/O, R-IO: its parent has a
+    // window too), and with no bridge on pci.0 the first chained one takes a slot of an
+    // existing bridge instead, counted alike.
+    pb = pb.with((Expression::from(io_bridges) - bridges.clone()).geq(256.0 * all_io - 256.0));
+    let base = Expression::from(io_bridges) - all_io - bt;
+    match m.chain_start_windowless {
+        None => pb = pb.with(Expression::from(lost).geq(base + 1.0)),
+        Some(k) => {
+            // `first_chained` = [bt = 0]: then the slot taken is room for units with I/O
+            // BARs only when its bridge is opened, and is opened when the new bridges
+            // below it hold such units (`io_bridges` > 0).
+            let first_chained = vars_first_chained.expect("declared with the windowless start");
+            let o = open[k];
+            pb = pb.with(Expression::from(bt).leq(256.0 - 256.0 * first_chained));
+            pb = pb.with((Expression::from(first_chained) + bt).geq(1.0));
+            pb = pb.with(Expression::from(lost).geq(base.clone() + 1.0 - first_chained));
+            pb = pb.with(Expression::from(lost).geq(base + o));
+            pb = pb.with(
+                (256.0 * Expression::from(o))
+                    .geq(256.0 * Expression::from(first_chained) + io_bridges - 256.0),
+            );
+        }
+    }
+    pb = pb.with(io_bridged.leq(
+        f64::from(m.bridge_slots) * io_bridges - lost + f64::from(m.bridge_free_io) + opened_slots,
+    ));
     pb = pb.with((opened + io_bridges).leq(f64::from(m.windows_free) + s_io));
     // R-BUSNR: one bus number per bridge.
     pb = pb.with(bridges.leq(f64::from(m.bus_free) + s_bus));

@@ -8,8 +8,8 @@
 //! (of a model QEMU can unplug) needs an unpluggable place: `pci.0` with root hotplug off;
 //! `on` needs a pluggable one, and a model QEMU cannot unplug never has one; a fixed model's
 //! `off` holds anywhere. Bridges: some on `pci.0`, the others each on a slot of an earlier
-//! bridge. Every bridge holding a unit with I/O BARs opens one window. `spare_ports`: free
-//! hot-pluggable slots left. Pinned units sit on their `pci.0` slot.
+//! bridge. Every bridge whose subtree holds a unit with I/O BARs opens one window (R-IO).
+//! `spare_ports`: free hot-pluggable slots left. Pinned units sit on their `pci.0` slot.
 
 use pciplan::{Catalog, Hotplug, Request};
 
@@ -128,8 +128,7 @@ fn fits(
         let mut root_used = b_root;
         let mut used = vec![0u32; b as usize];
         let mut io = vec![false; b as usize];
-        for (k, &p) in parents.iter().enumerate() {
-            let _ = k;
+        for &p in parents {
             used[p as usize] += 1;
         }
         let mut good = true;
@@ -144,6 +143,13 @@ fn fits(
             }
         }
         good &= root_used <= root_free && used.iter().all(|&x| x <= cap);
+        // R-IO: a bridge whose subtree holds a unit with I/O BARs opens a window; parents
+        // come before their children.
+        for (k, &p) in parents.iter().enumerate().rev() {
+            if io[b_root as usize + k] {
+                io[p as usize] = true;
+            }
+        }
         good &= io.iter().filter(|&&x| x).count() as u32 <= windows;
         if good {
             let free_root = if h { root_free - root_used } else { 0 };

@@ -109,7 +109,6 @@ impl<'a> Assigner<'a> {
             last = Some((&s.bridge, ok));
             existing.push(((s.bridge.clone(), s.slot), ok));
         }
-        let late_existing: Vec<bool> = self.world.bridge_slots.iter().map(|s| s.late).collect();
         let bridge = self
             .cat
             .adder(CLASS_PCI_BRIDGE)
@@ -126,11 +125,11 @@ impl<'a> Assigner<'a> {
             } else if k > 0 {
                 (temp_id(k - 1), last)
             } else {
-                // Adopting: the first late slot of an existing bridge (renumbers nothing).
-                match late_existing.iter().position(|&l| l) {
-                    Some(i) if self.world.late_root.is_some() => existing.remove(i).0,
-                    _ => existing.pop().ok_or_else(|| Self::short("bridge slots"))?.0,
-                }
+                let i = self
+                    .world
+                    .chain_start()
+                    .ok_or_else(|| Self::short("bridge slots"))?;
+                existing.remove(i).0
             };
             self.plan.controllers.push(PlacedController {
                 id: temp_id(k),

@@ -140,6 +140,7 @@ fn model(
         bridge_free: w.bridge_slots.len() as u32,
         bridge_free_io: w.bridge_slots.iter().filter(|s| s.windowed).count() as u32,
         windowless: w.windowless(),
+        chain_start_windowless: w.chain_start_windowless(),
         spares: req.policy.spare_ports,
         bus_free: w.bus_free,
         windows_free: w.windows_free,

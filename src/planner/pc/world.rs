@@ -50,6 +50,38 @@ impl World {
         out.into_iter().map(|(_, n)| n).collect()
     }
 
+    /// The slot of an existing bridge where the first new bridge goes when none goes on
+    /// `pci.0` (an index into `bridge_slots`): adopting, the first late slot (it renumbers
+    /// nothing, G-ID); else the last free one.
+    pub fn chain_start(&self) -> Option<usize> {
+        let late = self.bridge_slots.iter().position(|s| s.late);
+        match late {
+            Some(i) if self.late_root.is_some() => Some(i),
+            _ => self.bridge_slots.len().checked_sub(1),
+        }
+    }
+
+    /// When [`World::chain_start`] is on a bridge without an I/O window: that bridge's
+    /// index in [`World::windowless`].
+    pub fn chain_start_windowless(&self) -> Option<usize> {
+        let at = &self.bridge_slots[self.chain_start()?];
+        if at.windowed {
+            return None;
+        }
+        let mut k = 0;
+        let mut last: Option<&str> = None;
+        for s in self.bridge_slots.iter().filter(|s| !s.windowed) {
+            if last.is_some_and(|b| b != s.bridge) {
+                k += 1;
+            }
+            if s.bridge == at.bridge {
+                return Some(k);
+            }
+            last = Some(&s.bridge);
+        }
+        None
+    }
+
     /// Reads the offer of the pinned plan `pinned` (topology `t`), with `windows` I/O
     /// windows in the firmware's budget; `adopting` also marks the late places.
     pub fn read(t: &Topology, pinned: &Plan, cat: &Catalog, windows: u32, adopting: bool) -> World {
