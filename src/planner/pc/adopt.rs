@@ -21,11 +21,17 @@
 //!   renamed unit made only of NICs unpinned: a plan with `lb(h)` changes moves nothing else,
 //!   renumbers nothing, and may move such a unit at no extra change, so `b(h)` bounds its
 //!   bridges from below (unpinning only adds choices).
+//! - **A full `pci.0`.** When the forced movers do not fit where the others stay (an `off`
+//!   device leaving a bridge for a `pci.0` with no free slot), renamed NIC units are freed
+//!   too, one at a time from the highest old slot, until the guest fits (the plan of `b(h)`
+//!   when only freeing all does): a NIC moved instead of renamed is no extra change, and the
+//!   plan is certified the same way. Fewest freed, because a NIC that stays is only renamed
+//!   while one that moves also gets a new Windows path.
 //! - **Across `h`.** The better of the two (changes, then bridges, then the switch kept) is
 //!   proven when it is certified and the other value's bound (`lb`, and `b` where `lb` ties)
 //!   is worse, or the other value admits no plan at all (PC-MIX, or no plan with every device
-//!   free). Where the argument does not settle it (the forced-mover plan does not fit, or a
-//!   new bridge must renumber), the best plan found is returned with `optimal: false`.
+//!   free). Where the argument does not settle it (neither plan fits, or a new bridge
+//!   must renumber), the best plan found is returned with `optimal: false`.
 
 use crate::catalog::{Catalog, HotplugControl};
 use crate::changes::{changes, Change, ChangeKind};
@@ -258,28 +264,75 @@ impl Guest<'_> {
             return Ok(t);
         }
         let first = self.plan(&self.kept(&keep, h))?;
-        t.bound = if relaxed == keep {
-            first.as_ref().map(|p| p.cost)
+        let second = if relaxed == keep {
+            None
         } else {
-            self.plan(&self.kept(&relaxed, h))?.map(|p| p.cost)
+            self.plan(&self.kept(&relaxed, h))?
         };
+        t.bound = if relaxed == keep { &first } else { &second }
+            .as_ref()
+            .map(|p| p.cost);
         let bound = t.bound;
-        t.plan = match first {
-            Some(p) => Some(self.found(p, |p, visible| {
-                visible == lb && p.optimal && Some(p.cost) == bound
-            })),
-            None => {
-                // Not even the forced movers fit: every device free (not proven minimal).
-                match self.plan(&unpinned(self.req, Some(h)))? {
-                    Some(p) => Some(self.found(p, |_, _| false)),
-                    None => {
-                        t.impossible = true;
-                        None
-                    }
+        let certify = |p: &Plan, visible: u32| visible == lb && p.optimal && Some(p.cost) == bound;
+        t.plan = match (first, second) {
+            (Some(p), _) => Some(self.found(p, certify)),
+            // The forced movers do not fit where they are (a full pci.0), but they do with
+            // renamed NICs free too: with `lb` changes and `bound` bridges that is the
+            // optimum. As few NICs as make room are freed first: one that stays is only
+            // renamed, one that moves also changes its Windows path.
+            (None, Some(p)) => {
+                let mut found: Vec<Found> = self
+                    .fewest_freed(&keep, &relaxed, h)?
+                    .into_iter()
+                    .chain([p])
+                    .map(|p| self.found(p, certify))
+                    .collect();
+                if !found.iter().any(|f| f.certified) {
+                    found.extend(self.free(h)?);
                 }
+                found.into_iter().min_by_key(|f| {
+                    let moved = f.changes.iter().filter(|c| c.change == ChangeKind::Moved);
+                    (f.visible, f.plan.cost, moved.count(), !f.certified)
+                })
             }
+            (None, None) => self.free(h)?,
         };
+        t.impossible = t.plan.is_none();
         Ok(t)
+    }
+
+    /// The first plan with root hotplug `h` of the guest whose forced movers (`keep` false)
+    /// and the last of the renamed NIC units (`keep` true, `relaxed` false) by old slot are
+    /// free, freeing one more unit at a time; `None` when only freeing all of them fits.
+    fn fewest_freed(
+        &self,
+        keep: &[bool],
+        relaxed: &[bool],
+        h: bool,
+    ) -> Result<Option<Plan>, PlanError> {
+        let slot = |k: &usize| {
+            let first = self.all[self.old[*k].unit].devs[0];
+            self.req.devices[first].address.as_ref().map(|a| a.slot)
+        };
+        let mut nics: Vec<usize> = (0..keep.len())
+            .filter(|&k| keep[k] && !relaxed[k])
+            .collect();
+        nics.sort_by_key(|k| std::cmp::Reverse(slot(k)));
+        let mut partial = keep.to_vec();
+        for k in nics.iter().take(nics.len().saturating_sub(1)) {
+            partial[*k] = false;
+            if let Some(p) = self.plan(&self.kept(&partial, h))? {
+                return Ok(Some(p));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The guest with every device free and root hotplug `h` (not proven minimal).
+    fn free(&self, h: bool) -> Result<Option<Found>, PlanError> {
+        Ok(self
+            .plan(&unpinned(self.req, Some(h)))?
+            .map(|p| self.found(p, |_, _| false)))
     }
 }
 

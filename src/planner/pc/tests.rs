@@ -237,3 +237,41 @@ fn a_pinned_root_hotplug_is_kept_or_conflicts_by_rule() {
         "{e}"
     );
 }
+
+/// pci.0 full of `any` NICs beside a bridge (libvirt's layout of a crowded guest); an `off`
+/// NIC on the bridge must come to pci.0, so one NIC there leaves for the bridge, a change it
+/// costs anyway (renamed or moved, G-FLIP): the minimum is those two and the 28 NICs renamed,
+/// proven. (The guest with every device free shuffled the bridge too: 32, not proven.)
+#[test]
+fn an_off_device_leaving_a_bridge_for_a_full_pci0_moves_one_nic() {
+    let dev = |id: &str, hp: &str, bus: &str, slot: u8| {
+        format!(
+            r#"{{"id":"{id}","model":"virtio-net-pci","hotplug":"{hp}","address":{{"bus":"{bus}","slot":{slot}}}}}"#
+        )
+    };
+    let mut devs = vec![dev("d", "any", "pci.1", 3).replace("virtio-net-pci", "virtio-blk-pci")];
+    devs.extend((3..32).map(|s| dev(&format!("n{s}"), "any", "pci.0", s)));
+    devs.push(dev("m1", "any", "pci.1", 1));
+    devs.push(dev("m2", "off", "pci.1", 2));
+    let bridge = r#","controllers":[{"id":"pci.1","model":"pci-bridge","chassis":1,"address":{"bus":"pci.0","slot":2}}]"#;
+    let r = pc(&devs.join(","), bridge);
+    let p = crate::adopt(&r).expect("adopts");
+    let changes = p.changes.as_deref().unwrap();
+    let moved: Vec<&str> = changes
+        .iter()
+        .filter(|c| c.change == crate::ChangeKind::Moved)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(
+        (p.guest_visible_changes, p.optimal, p.cost, p.root_hotplug),
+        (Some(30), true, 0, Some(false)),
+        "{changes:#?}"
+    );
+    assert_eq!(moved.len(), 2, "{moved:?}");
+    assert!(moved.contains(&"m2") && moved.iter().all(|m| m.starts_with(['m', 'n'])));
+    assert!(!moved.contains(&"m1"), "{moved:?}");
+    let renamed = changes
+        .iter()
+        .filter(|c| c.change == crate::ChangeKind::Renamed);
+    assert_eq!(renamed.count(), 28);
+}
