@@ -4,11 +4,17 @@
 //! tree, `query-pci` lists every planned device, and `device_del` is refused for every device
 //! the plan made fixed ("Bus 'pci.0' does not support hotplugging" for hotplug `off` on
 //! `pci.0` with root hotplug off) and accepted for every hot-pluggable one (always for `on`).
+//! For each guest of up to 12 units the exhaustive search of `support/pc_oracle.rs` (from
+//! docs/rules.md, no integer program) finds the plan's bridge count the minimum.
+//! `PCIPLAN_HELDOUT_SEED=N` draws 30 other guests (held out from development).
 
 mod common;
+mod support;
 
 use common::qemu::{qemu_or_skip, Qemu, Unplug, TESTABLE_MODELS};
 use pciplan::{Catalog, Hotplug, Request};
+use support::heldout;
+use support::pc_oracle::pc_oracle;
 
 /// Guest `g`: 2 to 40 devices of runnable pc models, hotplug drawn per device, sometimes
 /// a group or spare slots; every fourth guest has no `off` device (root hotplug stays on).
@@ -65,14 +71,37 @@ fn planned_pc_guests_start_in_qemu_and_unplug_as_planned() {
     }
     let cat = Catalog::pc();
     let (mut started, mut mixed, mut bridged, mut refused_root) = (0, 0, 0, 0);
-    for g in 0..30 {
+    let mut compared = 0;
+    // Guests 0..30 by default; `PCIPLAN_HELDOUT_SEED` draws others (held out).
+    let first = match std::env::var("PCIPLAN_HELDOUT_SEED") {
+        Ok(_) => 1_000 + heldout::seed() % 1_000_000,
+        Err(_) => 0,
+    };
+    for g in first..first + 30 {
         let req = guest(g);
+        // The fewest bridges any layout needs, from the exhaustive search of docs/rules.md
+        // (`tests/support/pc_oracle.rs`), for guests small enough to search.
+        let minimum = (units(&req) <= 12).then(|| pc_oracle(&req, cat, 2));
         let plan = match pciplan::plan(&req) {
             Ok(p) => p,
             // An on device of a model QEMU never unplugs, or too many I/O windows.
-            Err(pciplan::PlanError::Infeasible(_)) => continue,
+            Err(pciplan::PlanError::Infeasible(_)) => {
+                assert!(
+                    !matches!(minimum, Some(Some(_))),
+                    "pc{g}: refused, the oracle plans it at {minimum:?}"
+                );
+                continue;
+            }
             Err(e) => panic!("pc{g}: {e}"),
         };
+        if let Some(m) = minimum {
+            assert_eq!(
+                (m, plan.optimal),
+                (Some(plan.cost), true),
+                "pc{g}: the oracle's minimum against the plan's bridges"
+            );
+            compared += 1;
+        }
         assert!(pciplan::validate(&plan, &req, cat).is_empty());
         let args = pciplan::emit::qemu(&plan, cat);
         assert_eq!(
@@ -137,10 +166,24 @@ fn planned_pc_guests_start_in_qemu_and_unplug_as_planned() {
             }
         }
     }
-    eprintln!("pc guests: {started} started, {mixed} mixed, {bridged} bridges, {refused_root} pci.0 unplugs refused");
+    eprintln!("pc guests: {started} started, {mixed} mixed, {bridged} bridges, {refused_root} pci.0 unplugs refused, {compared} at the oracle's minimum");
+    assert!(
+        compared >= 15,
+        "only {compared} pc guests compared with the oracle"
+    );
     assert!(started >= 20, "only {started} of 30 pc guests planned");
     assert!(
         mixed >= 10 && bridged >= 10 && refused_root >= 20,
         "{mixed} {bridged} {refused_root}"
     );
+}
+
+/// Units of a request: a device, or a group of them (D-GROUP).
+fn units(req: &Request) -> usize {
+    let groups: std::collections::BTreeSet<&str> = req
+        .devices
+        .iter()
+        .filter_map(|d| d.group.as_deref())
+        .collect();
+    req.devices.iter().filter(|d| d.group.is_none()).count() + groups.len()
 }
