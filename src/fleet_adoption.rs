@@ -22,13 +22,15 @@ pub struct GuestAdoption {
     pub line: u64,
     /// Guest name.
     pub name: Option<String>,
-    /// Devices the guest sees change (moved or renumbered), or `None` when it cannot reach
-    /// the policy.
+    /// Devices the guest sees change (moved, renumbered or renamed), or `None` when it
+    /// cannot reach the policy.
     pub changes: Option<u32>,
     /// Of those, moved.
     pub moved: u32,
     /// Of those, renumbered.
     pub renumbered: u32,
+    /// Of those, renamed: a `pc` NIC on `pci.0` whose root hotplug changes (G-FLIP).
+    pub renamed: u32,
     /// Existing ports whose `hotplug` flips.
     pub flipped: u32,
     /// Controllers added.
@@ -114,6 +116,7 @@ impl AdoptionStudy {
             changes: None,
             moved: 0,
             renumbered: 0,
+            renamed: 0,
             flipped: 0,
             added: 0,
             rule: None,
@@ -131,6 +134,7 @@ impl AdoptionStudy {
         let count = |k: ChangeKind| list.iter().filter(|c| c.change == k).count() as u32;
         row.moved = count(ChangeKind::Moved);
         row.renumbered = count(ChangeKind::Renumbered);
+        row.renamed = count(ChangeKind::Renamed);
         row.flipped = count(ChangeKind::PortHotplug);
         row.added = plan.cost;
         let visible = plan.guest_visible_changes.unwrap_or(0);

@@ -175,6 +175,20 @@ fn fleet_studies_mix_machines() {
     assert!(ran.stdout.contains("3 reach it"), "{}", ran.stdout);
     assert!(ran.stdout.contains("cannot reach it: 0"), "{}", ran.stdout);
     assert!(dir.join("policy.svg").exists());
+    // The pc guest turns root hotplug off (one flip): its NIC left on pci.0 is renamed
+    // (G-FLIP), a column of its own.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("line,name,guest_visible_changes,moved,renumbered,renamed,ports_flipped,controllers_added,rule")
+    );
+    let pc: Vec<&str> = lines
+        .find(|l| l.contains(",legacy-01,"))
+        .expect("the pc guest's row")
+        .split(',')
+        .collect();
+    assert_eq!((pc[5], pc[6]), ("1", "1"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

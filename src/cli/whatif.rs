@@ -379,15 +379,16 @@ fn run_adopt(
     let opt = |c: Option<u32>| c.map(|c| c.to_string()).unwrap_or_default();
     write_csv(
         csv,
-        "line,name,guest_visible_changes,moved,renumbered,ports_flipped,controllers_added,rule",
+        "line,name,guest_visible_changes,moved,renumbered,renamed,ports_flipped,controllers_added,rule",
         rows.iter().map(|g| {
             format!(
-                "{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{}",
                 g.line,
                 csv_field(g.name.as_deref().unwrap_or("")),
                 opt(g.changes),
                 g.moved,
                 g.renumbered,
+                g.renamed,
                 g.flipped,
                 g.added,
                 g.rule.as_deref().unwrap_or("")
