@@ -42,7 +42,9 @@ mod common;
 
 use std::time::Instant;
 
-use common::adoption::{boot, compare, identities, Compared};
+use common::adoption::{
+    assert_refused_by_any_layout, boot, compare, identities, under_policy, Compared, Rng,
+};
 use common::qemu::qemu_or_skip;
 use pciplan::{Hotplug, OffStrategy, PlanError, Previous, Request};
 
@@ -393,22 +395,13 @@ fn before_request(case: &Case) -> Request {
 
 /// The existing guest under the new policy, with the new devices.
 fn after_request(case: &Case) -> Request {
-    let mut req = before_request(case);
-    req.name = Some("after".into());
-    req.policy = serde_json::from_str(case.policy).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-    for (id, h) in case.hotplug {
-        let d = req
-            .devices
-            .iter_mut()
-            .find(|d| d.id == *id)
-            .unwrap_or_else(|| panic!("{}: no {id}", case.name));
-        d.hotplug = Some(serde_json::from_value(serde_json::Value::String(h.to_string())).unwrap());
-    }
-    for n in case.new {
-        req.devices
-            .push(serde_json::from_str(n).unwrap_or_else(|e| panic!("{}: {e}", case.name)));
-    }
-    req
+    under_policy(
+        case.name,
+        &before_request(case),
+        case.policy,
+        case.hotplug,
+        case.new,
+    )
 }
 
 /// Runs one case.
@@ -489,22 +482,6 @@ fn a_port_added_in_front_renumbers_the_buses_behind_it() {
         old["b"],
         new["b"]
     );
-}
-
-/// A small seeded generator (xorshift), so the random guests are held out from the cases.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-
-    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
-        from[self.next(from.len())]
-    }
 }
 
 const HOTPLUG: [Hotplug; 4] = [Hotplug::On, Hotplug::On, Hotplug::Any, Hotplug::Off];
@@ -597,20 +574,8 @@ fn random_existing_guests_adopted_under_random_policies() {
                 renumbered += c.renumbered;
             }
             Err(PlanError::Infeasible(x)) => {
-                // Refused only when no layout at all meets the policy: planned from scratch
-                // (no address, no controller), the guest is refused too.
-                let mut fresh = after.clone();
-                fresh.controllers.clear();
-                for d in &mut fresh.devices {
-                    d.address = None;
-                }
-                if let Ok(p) = pciplan::plan(&fresh) {
-                    panic!(
-                        "{name}: adoption refused ({x}), but a fresh layout meets the policy ({} controllers)\n{}",
-                        p.cost,
-                        serde_json::to_string(&after).unwrap()
-                    );
-                }
+                // Refused only when no layout at all meets the policy.
+                assert_refused_by_any_layout(&name, &after, &x);
                 refused += 1
             }
             Err(e) => panic!(
