@@ -174,7 +174,7 @@ impl Identity {
 /// Bus numbers as the firmware gives them (R-BUSNR, G-ID): `pcie.0` is 0 and the buses
 /// below it count from 1 depth first in slot/function order; an expander's bus is its
 /// `bus_nr` and the buses below it count on from there. By node index.
-fn bus_numbers(t: &Topology) -> Vec<Option<u32>> {
+pub(crate) fn bus_numbers(t: &Topology) -> Vec<Option<u32>> {
     let nodes = t.g.node_bound();
     let mut out = vec![None; nodes];
     out[t.root.index()] = Some(0);
@@ -215,6 +215,7 @@ fn identities<'p>(plan: &'p Plan, t: &Topology, cat: &Catalog) -> IdMap<&'p str,
     let numbers = bus_numbers(t);
     let pc = cat.root.hotplug_switch.is_some();
     let root_named = pc && plan.root_hotplug.unwrap_or(cat.root.hotpluggable);
+    let root_bridges = if pc { root_bridge_slots(t) } else { Vec::new() };
     let mut out = IdMap::default();
     out.reserve(plan.devices.len());
     for d in &plan.devices {
@@ -247,9 +248,12 @@ fn identities<'p>(plan: &'p Plan, t: &Topology, cat: &Catalog) -> IdMap<&'p str,
         let named_slot = pc
             && match parent.map(|p| &t.g[p]) {
                 Some(Node::Root) => root_named,
-                Some(Node::Ctrl(_)) => parent
-                    .and_then(|p| t.model(p))
-                    .is_some_and(|m| m.hotplug == crate::catalog::HotplugControl::Always),
+                Some(Node::Ctrl(_)) => {
+                    parent
+                        .and_then(|p| t.model(p))
+                        .is_some_and(|m| m.hotplug == crate::catalog::HotplugControl::Always)
+                        && bridge_slot_named(bus, d.slot, root_named, &root_bridges)
+                }
                 _ => false,
             };
         out.insert(
@@ -264,6 +268,32 @@ fn identities<'p>(plan: &'p Plan, t: &Topology, cat: &Catalog) -> IdMap<&'p str,
         );
     }
     out
+}
+
+/// Whether a `pc` guest's kernel registers slot `slot` of the `pci-bridge` whose bus is
+/// numbered `bus` under the plain number systemd names a NIC after (G-FLIP). Observed with
+/// Linux 6.1: every hotplug slot is registered by its number, `pci.0`'s first (while root
+/// hotplug is on: 2..=31 except the slots holding a bridge, `root_bridges`), then each
+/// bridge's (1..=31) in bus order; a number already taken gets a suffix (`3-2`), which
+/// systemd does not read as a number. So only the first bridge (bus 1) has named slots:
+/// slot 1 and those whose number `pci.0` does not register, all once root hotplug is off.
+/// (Further bridges are inferred from the same rule, not observed.)
+pub(crate) fn bridge_slot_named(
+    bus: Option<u32>,
+    slot: u8,
+    root_named: bool,
+    root_bridges: &[u8],
+) -> bool {
+    bus == Some(1) && (slot == 1 || !root_named || root_bridges.contains(&slot))
+}
+
+/// The `pci.0` slots holding a controller (a `pci-bridge` on `pc`): no hotplug slot there.
+pub(crate) fn root_bridge_slots(t: &Topology) -> Vec<u8> {
+    t.kids(t.root)
+        .iter()
+        .filter(|k| matches!(t.g[k.2], Node::Ctrl(_)))
+        .map(|k| k.0)
+        .collect()
 }
 
 /// The changes from the existing guest `before` (every device at its old address), whose
@@ -310,7 +340,8 @@ pub(crate) fn changes(
             let (Some(from), Some(to)) = (o.linux(), n.linux()) else {
                 continue;
             };
-            out.push(renamed(&d.id, from, to, o.named_slot));
+            let on_bridge = o.path.hops().len() > 1;
+            out.push(renamed(&d.id, from, to, o.named_slot, on_bridge));
             continue;
         } else {
             continue;
@@ -386,11 +417,14 @@ pub(crate) fn changes(
 }
 
 /// A NIC renamed by root hotplug (G-FLIP): `from` and `to` are its Linux names.
-fn renamed(id: &str, from: String, to: String, lost_slot: bool) -> Change {
-    let why = if lost_slot {
-        "root hotplug is turned off: pci.0 loses the ACPI hotplug slots systemd names NICs after (G-FLIP)"
-    } else {
-        "root hotplug is turned on: pci.0 gains the ACPI hotplug slots systemd names NICs after (G-FLIP)"
+/// `lost_slot`: its slot was named before; `on_bridge`: it sits on the first `pci-bridge`
+/// (whose slot numbers `pci.0`'s hotplug slots take while root hotplug is on).
+fn renamed(id: &str, from: String, to: String, lost_slot: bool, on_bridge: bool) -> Change {
+    let why = match (lost_slot, on_bridge) {
+        (true, false) => "root hotplug is turned off: pci.0 loses the ACPI hotplug slots systemd names NICs after (G-FLIP)",
+        (false, false) => "root hotplug is turned on: pci.0 gains the ACPI hotplug slots systemd names NICs after (G-FLIP)",
+        (false, true) => "root hotplug is turned off: the pci-bridge slot's number is no longer taken by a pci.0 hotplug slot, so systemd names the NIC after it (G-FLIP)",
+        (true, true) => "root hotplug is turned on: a pci.0 hotplug slot takes the pci-bridge slot's number, so systemd no longer names the NIC after it (G-FLIP)",
     };
     Change {
         id: id.to_string(),
@@ -552,6 +586,19 @@ pub fn fixes(plan: &Plan) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
     use crate::topology::pinned_plan;
+
+    /// G-FLIP behind a `pc` bridge: the first bridge's slot N is named unless `pci.0`
+    /// registered N first (root hotplug on, no bridge in `pci.0` slot N); slot 1 always is;
+    /// further bridges never are.
+    #[test]
+    fn first_bridge_slots_are_named_where_pci0_leaves_the_number() {
+        assert!(bridge_slot_named(Some(1), 1, true, &[]));
+        assert!(!bridge_slot_named(Some(1), 3, true, &[2]));
+        assert!(bridge_slot_named(Some(1), 3, false, &[2]));
+        assert!(bridge_slot_named(Some(1), 6, true, &[6]));
+        assert!(!bridge_slot_named(Some(2), 1, false, &[]));
+        assert!(!bridge_slot_named(None, 1, false, &[]));
+    }
 
     #[test]
     fn deep_paths_spill_and_compare_by_hops() {

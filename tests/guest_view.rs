@@ -457,17 +457,17 @@ fn pc_guest_registers_root_slots_only_with_root_hotplug_on() {
     eprintln!("G-FLIP, root hotplug on -> off: {}", flips.join(", "));
 }
 
-/// Open bug (`src/changes.rs`): an adoption's `changes` name a NIC behind a `pc` bridge
-/// `ensN` whatever root hotplug is, but with root hotplug on a Linux guest names bridge slot
-/// N >= 2 `N-2` (pci.0's slot N took `N` first), so systemd names the NIC `enp1sN`. Here, an
-/// existing pc guest (root hotplug on, a bridge at 00:06 with NICs at slots 3 and 4) adopted
-/// with one `pci.0` NIC and the NIC at slot 4 turned `off`: root hotplug goes off, n0 stays
-/// at bridge slot 3 and is renamed `enp1s3` -> `ens3` with no change listed, and n2 moves to
-/// `pci.0` from `enp1s4`, not from `ens4` as listed (observed in Linux 6.1, 2 boots, 20 s;
-/// `tests/qemu_adopt_pc.rs` prints such NICs). Ignored while open:
-/// `cargo test --release --test guest_view -- --ignored`.
+/// An adoption's `changes` list every NIC whose Linux name the guest changes, with the
+/// names the guest has (G-FLIP). With root hotplug on, a Linux guest names bridge slot N >= 2
+/// `N-2` when `pci.0` registered slot N first, so systemd names the NIC `enp1sN`; the
+/// bridge's own `pci.0` slot (6 here) registers nothing, so bridge slot 6 is `ens6` either
+/// way. Here an existing pc guest (root hotplug on, a bridge at 00:06 with NICs at slots 3
+/// and 4) is adopted with one `pci.0` NIC and the NIC at slot 4 turned `off`: root hotplug
+/// goes off, n1 on `pci.0` is renamed `ens3` -> `enp0s3`, n0 staying at bridge slot 3
+/// `enp1s3` -> `ens3`, and n2 moves to `pci.0` from `enp1s4` (observed in Linux 6.1, 2
+/// boots). Until `src/changes.rs` knew the bridge rule, n0 was missing and n2 listed from
+/// `ens4`.
 #[test]
-#[ignore]
 fn pc_adoption_lists_every_nic_the_guest_renames() {
     let Some(kernel) = kernel_or_skip(Arch::X86_64) else {
         return;

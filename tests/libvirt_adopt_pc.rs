@@ -19,7 +19,8 @@
 //!   (root hotplug stays on and every slot of `pc` is then hot-pluggable); otherwise root
 //!   hotplug goes off (PC-MIX), every `on` device on `pci.0` moves behind a bridge, every
 //!   `off` device on libvirt's bridge moves to `pci.0` (PC-BRIDGE), every other NIC on
-//!   `pci.0` is renamed, and when `pci.0` has no room for the devices coming back one more
+//!   `pci.0` is renamed, and so is every NIC staying on libvirt's first bridge at slot 2 and
+//!   up whose `pci.0` slot holds no bridge, and when `pci.0` has no room for the devices coming back one more
 //!   device leaves it for each missing slot (a NIC there at no extra change);
 //! - adopting libvirt's domain with no new policy gives back byte for byte what libvirt wrote;
 //! - every device `off` is refused naming PC-ROOT where they outnumber `pci.0`'s free slots
@@ -29,9 +30,9 @@
 //! `pci.0` in libvirt's order; a `pci-bridge` only once `pci.0` is full (00:02.0 without a
 //! video; a second one at 00:03.0, not chained); `pci.0` used even when the `pci-root` has
 //! `hotplug='off'`. Every adopted domain came back from libvirt with the addresses pciplan
-//! wrote. Not counted by the adoption (nor here): a Linux guest also renames a NIC on a bridge
-//! slot whose number `pci.0` registers too while root hotplug is on (the kernel then names the
-//! bridge's slot `N-2`; `tests/README.md`, "What the guest showed").
+//! wrote. A Linux guest also renames a NIC staying on the first bridge at a slot whose number
+//! `pci.0` registers while root hotplug is on (the kernel then names the bridge's slot `N-2`;
+//! `tests/README.md`, "What the guest showed"): counted by the adoption and here.
 //!
 //! Without libvirt the test skips and says so, unless `PCIPLAN_REQUIRE_LIBVIRT=1` (CI), where
 //! it fails.
@@ -248,6 +249,10 @@ struct Guest {
     devices: Vec<Existing>,
     root_free: usize,
     bridge_free: usize,
+    /// The `pci-bridge` the firmware numbers 1 (the lowest on `pci.0`), and the `pci.0`
+    /// slots holding bridges (G-FLIP: there `pci.0` registers no hotplug slot).
+    first_bridge: Option<String>,
+    root_bridges: Vec<u8>,
     /// Root hotplug as libvirt's XML has it (PC-ROOT-HP).
     root_on: bool,
 }
@@ -295,10 +300,19 @@ fn existing(dump: &str) -> Guest {
         .filter(|c| c.model == "pci-bridge")
         .map(|c| 31 - used(&c.id))
         .sum();
+    let mut on_root: Vec<(u8, String)> = req
+        .controllers
+        .iter()
+        .filter(|c| c.model == "pci-bridge" && c.address.bus == "pci.0")
+        .map(|c| (c.address.slot, c.id.clone()))
+        .collect();
+    on_root.sort();
     Guest {
         devices,
         root_free,
         bridge_free,
+        first_bridge: on_root.first().map(|(_, id)| id.clone()),
+        root_bridges: on_root.iter().map(|(s, _)| *s).collect(),
         root_on: !root_off(dump),
     }
 }
@@ -327,7 +341,21 @@ fn with_root_hotplug(g: &Guest, hp: &BTreeMap<String, Hotplug>, h: bool) -> Opti
     let to_root = count(&|d| !d.on_root && off(d));
     let from_root = count(&|d| d.on_root && req(d) == Hotplug::On && !h);
     let stay = |d: &Existing| d.on_root && d.nic && !(req(d) == Hotplug::On && !h);
-    let renamed = if h == g.root_on { 0 } else { count(&stay) };
+    // So are the NICs staying on the first bridge at a slot whose number pci.0 registers
+    // while root hotplug is on (2 and up, no bridge in that pci.0 slot).
+    let stay_bridged = |d: &Existing| {
+        !d.on_root
+            && d.nic
+            && !off(d)
+            && Some(&d.address.bus) == g.first_bridge.as_ref()
+            && d.address.slot >= 2
+            && !g.root_bridges.contains(&d.address.slot)
+    };
+    let renamed = if h == g.root_on {
+        0
+    } else {
+        count(&stay) + count(&stay_bridged)
+    };
     // Devices coming back to pci.0 beyond its room push `any` ones out, NICs first: a NIC
     // that leaves is moved instead of renamed, one change either way.
     let short = to_root.saturating_sub(g.root_free + from_root);

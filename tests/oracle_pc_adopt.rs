@@ -227,13 +227,29 @@ fn count_changes(req: &Request, after: &Plan, cat: &Catalog) -> u32 {
         identities(&layout_of(after)),
     );
     let flip = req.root_hotplug.unwrap_or(true) != after.root_hotplug.unwrap_or(true);
+    // pci.0 slots holding a bridge: no hotplug slot registered there.
+    let roots = |(ctrls, _): &Layout| -> Vec<u8> {
+        ctrls
+            .iter()
+            .filter(|(_, bus, _)| bus == "pci.0")
+            .map(|(_, _, s)| *s)
+            .collect()
+    };
+    let (old_roots, new_roots) = (roots(&layout_of_request(req)), roots(&layout_of(after)));
+    let named = |h: bool, roots: &[u8], slot: u8| slot == 1 || !h || roots.contains(&slot);
     let mut n = 0;
     for d in &after.devices {
         let (Some(o), Some(w)) = (old.get(&d.id), new.get(&d.id)) else {
             continue;
         };
         let nic = cat.device(&d.model).is_some_and(|m| m.nic);
-        if o.0 != w.0 || o.1 != w.1 || (nic && w.2 && flip) {
+        // G-FLIP: on pci.0 when root hotplug changes; on bus 1 (the first bridge) when
+        // pci.0 registers a hotplug slot of its slot's number before or after, not both.
+        let slot = w.0.last().copied().unwrap_or(0);
+        let bridge_renamed = w.1 == 1
+            && named(req.root_hotplug.unwrap_or(true), &old_roots, slot)
+                != named(after.root_hotplug.unwrap_or(true), &new_roots, slot);
+        if o.0 != w.0 || o.1 != w.1 || (nic && ((w.2 && flip) || bridge_renamed)) {
             n += 1;
         }
     }

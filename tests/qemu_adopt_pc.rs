@@ -25,12 +25,13 @@
 //!
 //! Besides the 13 hand-written cases, 60 random existing pc guests (earlier plans of random
 //! requests, every address pinned, their root hotplug kept) are adopted under random
-//! policies (`PCIPLAN_HELDOUT_SEED` picks others). A NIC behind a bridge that stays where it
-//! is while root hotplug flips is reported by no change; `tests/guest_view.rs` saw a Linux
-//! guest rename such a NIC at bridge slot N >= 2 (`enp1sN` with root hotplug on, `ensN`
-//! off), which `query-pci` cannot show: those NICs are counted and printed, not failed.
-//! Likewise the known internal error "the pc assigner ran out of bridge slots" on a random
-//! guest is counted and printed (being fixed elsewhere).
+//! policies (`PCIPLAN_HELDOUT_SEED` picks others). `query-pci` shows no Linux names: a
+//! NIC's name is derived from its place by the rule `tests/guest_view.rs` observed in Linux
+//! 6.1 (`pci.0`: `ensS` with root hotplug on, `enp0sS` off; the first bridge's slot N:
+//! `ensN` unless `pci.0` registered slot N first, else `enp1sN`), and every change's names
+//! must be those. NICs on further bridges (names not observed) are counted and printed.
+//! The internal error "the pc assigner ran out of bridge slots" (fixed) would be counted
+//! and printed too.
 //!
 //! Without QEMU the tests skip and say so, unless `PCIPLAN_REQUIRE_QEMU=1` (CI), where they
 //! fail.
@@ -346,8 +347,8 @@ fn cases() -> Vec<Case> {
             policy: ANY,
             hotplug: &[("n1", "off"), ("d0", "on"), ("n0", "on"), ("n2", "off")],
             new: &[],
-            visible: 3,
-            renamed: 1,
+            visible: 4,
+            renamed: 2,
         },
     ]
 }
@@ -382,7 +383,7 @@ struct Totals {
     renumbered: usize,
     flips: usize,
     bridge_nics: Vec<String>,
-    bridge_names: Vec<String>,
+    unproven: Vec<String>,
 }
 
 impl Totals {
@@ -393,11 +394,11 @@ impl Totals {
         self.renamed += c.renamed;
         self.renumbered += c.renumbered;
         self.flips += c.flips;
+        if !c.proven {
+            self.unproven.push(name.to_string());
+        }
         for id in &c.bridge_nics_across_flip {
             self.bridge_nics.push(format!("{name}: {id}"));
-        }
-        for n in &c.bridge_slot_names_root_on {
-            self.bridge_names.push(format!("{name}: {n}"));
         }
     }
 
@@ -408,14 +409,14 @@ impl Totals {
         );
         if !self.bridge_nics.is_empty() {
             eprintln!(
-                "NICs behind a bridge kept in place while root hotplug flips, reported by no change (a Linux guest renames one at bridge slot >= 2, tests/guest_view.rs): {}",
+                "NICs behind a bridge other than the first kept in place while root hotplug flips (their names not observed; pciplan takes them as unchanged): {}",
                 self.bridge_nics.join(", ")
             );
         }
-        if !self.bridge_names.is_empty() {
+        if !self.unproven.is_empty() {
             eprintln!(
-                "slot names (ensN) the plans give NICs at bridge slot N >= 2 with root hotplug on (a Linux guest names one enpBsN there, tests/guest_view.rs): {}",
-                self.bridge_names.join(", ")
+                "valid, not proven optimal (optimal: false; the counting argument settles neither root hotplug value): {}",
+                self.unproven.join(", ")
             );
         }
     }
@@ -453,6 +454,7 @@ fn adopted_pc_guests_keep_what_they_do_not_report_and_enforce_the_policy() {
         totals.add(name, &c);
     }
     totals.say("hand-written pc guests", start.elapsed().as_secs_f64());
+    assert!(totals.unproven.is_empty(), "{:?}", totals.unproven);
     assert!(totals.renamed > 0 && totals.flips > 0, "no G-FLIP seen");
 }
 

@@ -8,7 +8,9 @@
 //! room are tried. The guest sees (G-ID, G-FLIP): a device moved (its place changed), a
 //! device staying on a bridge whose bus number the firmware changes (SeaBIOS numbers bridges
 //! depth first in slot order, so a new bridge before an existing one renumbers it), a NIC
-//! staying on `pci.0` when root hotplug changes (renamed). The answer is the lexicographic
+//! staying on `pci.0` when root hotplug changes, or on a slot of the bridge the firmware
+//! numbers 1 whose number `pci.0` registers as a hotplug slot before or after but not both
+//! (renamed). The answer is the lexicographic
 //! minimum of (guest-visible changes, bridges added, root hotplug changed).
 //!
 //! Budgets that this oracle does not model (I/O windows, bus numbers, spares) are left
@@ -119,6 +121,17 @@ fn devices(g: &Guest, h: bool, placed: &[Place], best: &mut Option<(u32, u32, bo
     let renumbered: Vec<bool> = (0..g.bridges.len())
         .map(|j| (g.bridges.len()..nb).any(|k| paths[k] < paths[j]))
         .collect();
+    // G-FLIP: the slots of the existing bridge the firmware numbers 1 (the first depth
+    // first) are named after their numbers unless pci.0 registers a hotplug slot of that
+    // number first (root hotplug on, and no bridge in that pci.0 slot); slot 1 always is. A
+    // NIC staying there is renamed when that changes, unless renumbered (a change already).
+    let first = (0..g.bridges.len()).min_by(|&a, &b| paths[a].cmp(&paths[b]));
+    let named = |h: bool, bridges: &[Place], slot: u8| {
+        slot == 1 || !h || bridges.iter().any(|&(p, s)| p.is_none() && s == slot)
+    };
+    let renamed_at: Vec<bool> = (0..=g.bridge_slots)
+        .map(|s| named(g.h0, &g.bridges, s) != named(h, &places, s))
+        .collect();
     // Room per bus: slots not held by a bridge.
     let cap = |bus: Option<usize>| -> Vec<u8> {
         let slots: Vec<u8> = match bus {
@@ -146,6 +159,7 @@ fn devices(g: &Guest, h: bool, placed: &[Place], best: &mut Option<(u32, u32, bo
         &mut free,
         &buses,
         &renumbered,
+        (first, &renamed_at),
         placed.len() as u32,
         best,
         &idx,
@@ -162,6 +176,7 @@ fn assign(
     free: &mut Vec<Vec<u8>>,
     buses: &[Option<usize>],
     renumbered: &[bool],
+    (first, renamed_at): (Option<usize>, &[bool]),
     added: u32,
     best: &mut Option<(u32, u32, bool)>,
     idx: &dyn Fn(Option<usize>) -> usize,
@@ -181,7 +196,10 @@ fn assign(
                 (Some(_), Some(_)) => changes += 1,
                 (Some(_), None) => {}
                 (None, Some((None, _))) => changes += u32::from(d.nic && flip),
-                (None, Some((Some(j), _))) => changes += u32::from(renumbered[j]),
+                (None, Some((Some(j), slot))) => {
+                    let renamed = d.nic && first == Some(j) && renamed_at[usize::from(slot)];
+                    changes += u32::from(renumbered[j] || renamed)
+                }
                 (None, None) => return,
             }
         }
@@ -208,6 +226,7 @@ fn assign(
                     free,
                     buses,
                     renumbered,
+                    (first, renamed_at),
                     added,
                     best,
                     idx,
@@ -229,6 +248,7 @@ fn assign(
                 free,
                 buses,
                 renumbered,
+                (first, renamed_at),
                 added,
                 best,
                 idx,

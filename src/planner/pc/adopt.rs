@@ -34,7 +34,9 @@
 //!   must renumber), the best plan found is returned with `optimal: false`.
 
 use crate::catalog::{Catalog, HotplugControl};
-use crate::changes::{changes, Change, ChangeKind};
+use crate::changes::{
+    bridge_slot_named, bus_numbers, changes, root_bridge_slots, Change, ChangeKind,
+};
 use crate::error::PlanError;
 use crate::plan::Plan;
 use crate::request::{Hotplug, Request};
@@ -65,6 +67,13 @@ struct Old {
     /// Devices, and of those NICs (the catalog's `nic`).
     devices: u32,
     nics: u32,
+    /// Its slot on `pci.0` (PC-ROOT), for a unit there.
+    root_slot: Option<u8>,
+    /// Its slot N on the first `pci-bridge`, when `pci.0` takes the number N while root
+    /// hotplug is on and no bridge holds its slot N: its NICs are named after N exactly while
+    /// root hotplug is off or a bridge sits in `pci.0` slot N (G-FLIP,
+    /// `changes::bridge_slot_named`).
+    named_by_root: Option<u8>,
     /// The existing unit at function 0 of its slot, when it sits above function 0 (R-FUNC).
     after: Option<usize>,
 }
@@ -82,8 +91,8 @@ pub(crate) fn adopt(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
         return Err(PlanError::Pins(bad));
     }
     let all = units(req, cat)?;
-    let old = existing(req, cat, &all, &t0);
     let h0 = req.root_hotplug.unwrap_or(cat.root.hotpluggable);
+    let old = existing(req, cat, &all, &t0);
     let g = Guest {
         req,
         cat,
@@ -196,6 +205,24 @@ impl Guest<'_> {
         }
     }
 
+    /// Whether unit `o`, staying on the first bridge, is renamed by every plan that flips
+    /// root hotplug and keeps the units `keep` keeps where they are (G-FLIP). Turning root
+    /// hotplug off always names its slot. Turning it on takes the name away unless a bridge
+    /// goes in the `pci.0` slot of its number: counted when a unit that stays holds that slot
+    /// and moving it would be a change of its own (not a renamed NIC unit, which may move at
+    /// no extra change).
+    fn renamed_by_flip(&self, o: &Old, keep: &[bool]) -> bool {
+        let Some(n) = o.named_by_root.filter(|_| o.nics > 0) else {
+            return false;
+        };
+        if self.h0 {
+            return true;
+        }
+        self.old.iter().zip(keep).any(|(r, &k)| {
+            k && r.root_slot == Some(n) && !(r.nics == r.devices && r.after.is_none())
+        })
+    }
+
     /// The guest with the units `keep` moves unpinned and root hotplug pinned to `h`.
     fn kept(&self, keep: &[bool], h: bool) -> Request {
         let mut r = self.req.clone();
@@ -243,7 +270,7 @@ impl Guest<'_> {
         for (k, o) in self.old.iter().enumerate() {
             if !keep[k] {
                 lb += if o.site == Site::Other { 1 } else { o.devices };
-            } else if flipped && o.site == Site::Root {
+            } else if flipped && (o.site == Site::Root || self.renamed_by_flip(o, &keep)) {
                 lb += o.nics;
                 // A renamed unit of NICs only may move at no extra change.
                 if o.nics == o.devices && o.after.is_none() {
@@ -314,8 +341,9 @@ impl Guest<'_> {
             let first = self.all[self.old[*k].unit].devs[0];
             self.req.devices[first].address.as_ref().map(|a| a.slot)
         };
+        // Only NICs on pci.0 make room there.
         let mut nics: Vec<usize> = (0..keep.len())
-            .filter(|&k| keep[k] && !relaxed[k])
+            .filter(|&k| keep[k] && !relaxed[k] && self.old[k].site == Site::Root)
             .collect();
         nics.sort_by_key(|k| std::cmp::Reverse(slot(k)));
         let mut partial = keep.to_vec();
@@ -348,6 +376,8 @@ fn unpinned(req: &Request, h: Option<bool>) -> Request {
 
 /// The existing units of `req` (every device addressed) and where each sits in `t0`.
 fn existing(req: &Request, cat: &Catalog, all: &[Unit], t0: &Topology) -> Vec<Old> {
+    let numbers = bus_numbers(t0);
+    let root_bridges = root_bridge_slots(t0);
     let mut out: Vec<Old> = Vec::new();
     for (ui, u) in all.iter().enumerate() {
         let at: Vec<_> = u
@@ -382,12 +412,22 @@ fn existing(req: &Request, cat: &Catalog, all: &[Unit], t0: &Topology) -> Vec<Ol
             .iter()
             .filter(|&&i| cat.device(&req.devices[i].model).is_some_and(|m| m.nic))
             .count() as u32;
+        let slot = at[0].slot;
+        let named_by_root = (site == Site::Bridge
+            && parent.is_some_and(|p| {
+                let bus = numbers[p.index()];
+                !bridge_slot_named(bus, slot, true, &root_bridges)
+                    && bridge_slot_named(bus, slot, false, &root_bridges)
+            }))
+        .then_some(slot);
         out.push(Old {
             unit: ui,
             site,
             hp: u.hp,
             devices: u.devs.len() as u32,
             nics,
+            root_slot: (site == Site::Root).then_some(slot),
+            named_by_root,
             after: None,
         });
     }
