@@ -468,6 +468,9 @@ pub fn summary(plan: &Plan) -> String {
         if plan.cost == 1 { "" } else { "s" },
         if flips == 1 { "" } else { "s" },
     );
+    if !plan.optimal {
+        s.push_str(" (a valid plan, not proven the fewest changes: optimal false)");
+    }
     for c in changes {
         let (from, to) = (
             c.from.as_deref().unwrap_or(""),
@@ -586,6 +589,21 @@ pub fn fixes(plan: &Plan) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
     use crate::topology::pinned_plan;
+
+    /// The summary says when an adoption is valid but not proven the fewest changes.
+    #[test]
+    fn summary_says_when_an_adoption_is_not_proven() {
+        let req = crate::Request::from_json(
+            r#"{"machine":"pc","root_hotplug":true,"devices":[
+              {"id":"n1","model":"virtio-net-pci","hotplug":"off","address":{"bus":"pci.0","slot":3}}]}"#,
+        )
+        .unwrap();
+        let mut plan = crate::adopt(&req).unwrap();
+        assert!(plan.optimal);
+        assert!(!summary(&plan).contains("not proven"));
+        plan.optimal = false;
+        assert!(summary(&plan).contains("not proven the fewest changes"));
+    }
 
     /// G-FLIP behind a `pc` bridge: the first bridge's slot N is named unless `pci.0`
     /// registered N first (root hotplug on, no bridge in `pci.0` slot N); slot 1 always is;

@@ -541,7 +541,7 @@ fn random_existing_guests_adopted_under_random_policies() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x0ad0_97ed_u64);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let (mut compared, mut refused, mut visible, mut flips, mut renumbered) = (0, 0, 0, 0, 0);
     let start = Instant::now();
     while compared < 16 {
