@@ -175,6 +175,48 @@ impl PcModel {
 const W_SLACK: f64 = 1e8;
 const W_BRIDGE: f64 = 1e5;
 
+/// The slots chained bridges take from the windowed new bridges, which are then no room
+/// for units with I/O BARs (R-IO). The assigner fills the first `w` = `io_bridges` new
+/// bridges with those units and hangs the chain from the last bridge on pci.0, each chained
+/// bridge on the last slot of the one before; so `lost` = max(0, min(w, B - 1) - bt + 1) of
+/// the windowed ones lose a slot, with `all_io` = [w = B] (min(w, B - 1) = w - all_io). Any
+/// other arrangement of the chain loses as many (a windowed bridge's subtree holds I/O: its
+/// parent has a window too). With no bridge on pci.0 the first chained one takes a slot of
+/// an existing bridge instead, counted alike.
+struct ChainLoss {
+    all_io: Variable,
+    lost: Variable,
+    /// When that existing bridge has no I/O window: `first_chained` = [bt = 0], and the
+    /// bridge's `open` variable. The slot taken is then room for units with I/O BARs only
+    /// when the bridge is opened, and it is opened when the new bridges below it hold such
+    /// units (`io_bridges` > 0).
+    first_chained: Option<(Variable, Variable)>,
+}
+
+impl ChainLoss {
+    /// Adds the rows bounding `lost` to `pb`.
+    fn rows<M: SolverModel>(
+        &self,
+        mut pb: M,
+        io_bridges: Variable,
+        bridges: &Expression,
+        bt: Variable,
+    ) -> M {
+        let all_io = self.all_io;
+        pb = pb.with((io_bridges - bridges.clone()).geq(256.0 * all_io - 256.0));
+        let base = Expression::from(io_bridges) - all_io - bt;
+        let lost = Expression::from(self.lost);
+        let Some((first_chained, open)) = self.first_chained else {
+            return pb.with(lost.geq(base + 1.0));
+        };
+        pb = pb.with(Expression::from(bt).leq(256.0 - 256.0 * first_chained));
+        pb = pb.with((first_chained + bt).geq(1.0));
+        pb = pb.with(lost.clone().geq(base.clone() + 1.0 - first_chained));
+        pb = pb.with(lost.geq(base + open));
+        pb.with((256.0 * Expression::from(open)).geq(256.0 * first_chained + io_bridges - 256.0))
+    }
+}
+
 /// Builds and solves the program (`docs/ilp.md`, "Machine pc").
 pub(crate) fn solve(m: &PcModel) -> Result<PcCounts, Failure> {
     let mut vars = ProblemVariables::new();
@@ -201,11 +243,13 @@ pub(crate) fn solve(m: &PcModel) -> Result<PcCounts, Failure> {
         .iter()
         .map(|_| vars.add(variable().binary()))
         .collect();
-    let all_io = vars.add(variable().binary());
-    let lost = int(&mut vars, 256.0);
-    let vars_first_chained = m
-        .chain_start_windowless
-        .map(|_| vars.add(variable().binary()));
+    let chain = ChainLoss {
+        all_io: vars.add(variable().binary()),
+        lost: int(&mut vars, 256.0),
+        first_chained: m
+            .chain_start_windowless
+            .map(|k| (vars.add(variable().binary()), open[k])),
+    };
     let s_root = vars.add(variable().min(0));
     let s_bus = vars.add(variable().min(0));
     let s_io = vars.add(variable().min(0));
@@ -272,36 +316,11 @@ pub(crate) fn solve(m: &PcModel) -> Result<PcCounts, Failure> {
         .sum();
     let opened: Expression = open.iter().map(|&o| Expression::from(o)).sum();
     pb = pb.with(Expression::from(io_bridges).leq(bridges.clone()));
-    // The new bridges the units with I/O BARs fill are the first `io_bridges` (the
-    // assigner's order), and a chained bridge takes the last slot of the bridge before it,
-    // starting from the last bridge on pci.0. A windowed bridge whose next one hangs on it
-    // has one slot less for those units: `t` = max(0, min(w, B - 1) - bt + 1) such slots,
-    // with `all_io` = [w = B] (so min(w, B - 1) = w - all_io). Any other arrangement of the
-    // chain loses as many (a windowed bridge's subtree holds I/O, R-IO: its parent has a
-    // window too), and with no bridge on pci.0 the first chained one takes a slot of an
-    // existing bridge instead, counted alike.
-    pb = pb.with((Expression::from(io_bridges) - bridges.clone()).geq(256.0 * all_io - 256.0));
-    let base = Expression::from(io_bridges) - all_io - bt;
-    match m.chain_start_windowless {
-        None => pb = pb.with(Expression::from(lost).geq(base + 1.0)),
-        Some(k) => {
-            // `first_chained` = [bt = 0]: then the slot taken is room for units with I/O
-            // BARs only when its bridge is opened, and is opened when the new bridges
-            // below it hold such units (`io_bridges` > 0).
-            let first_chained = vars_first_chained.expect("declared with the windowless start");
-            let o = open[k];
-            pb = pb.with(Expression::from(bt).leq(256.0 - 256.0 * first_chained));
-            pb = pb.with((Expression::from(first_chained) + bt).geq(1.0));
-            pb = pb.with(Expression::from(lost).geq(base.clone() + 1.0 - first_chained));
-            pb = pb.with(Expression::from(lost).geq(base + o));
-            pb = pb.with(
-                (256.0 * Expression::from(o))
-                    .geq(256.0 * Expression::from(first_chained) + io_bridges - 256.0),
-            );
-        }
-    }
+    pb = chain.rows(pb, io_bridges, &bridges, bt);
     pb = pb.with(io_bridged.leq(
-        f64::from(m.bridge_slots) * io_bridges - lost + f64::from(m.bridge_free_io) + opened_slots,
+        f64::from(m.bridge_slots) * io_bridges - chain.lost
+            + f64::from(m.bridge_free_io)
+            + opened_slots,
     ));
     pb = pb.with((opened + io_bridges).leq(f64::from(m.windows_free) + s_io));
     // R-BUSNR: one bus number per bridge.

@@ -78,6 +78,14 @@ struct Old {
     after: Option<usize>,
 }
 
+impl Old {
+    /// Made of NICs only and not kept only with another unit at function 0 (R-FUNC):
+    /// renamed, it may move at no extra change.
+    fn nics_only(&self) -> bool {
+        self.nics == self.devices && self.after.is_none()
+    }
+}
+
 /// Adopts an existing `pc` guest (see the module's documentation).
 pub(crate) fn adopt(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
     cat.planner_classes()?;
@@ -91,8 +99,8 @@ pub(crate) fn adopt(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
         return Err(PlanError::Pins(bad));
     }
     let all = units(req, cat)?;
-    let h0 = req.root_hotplug.unwrap_or(cat.root.hotpluggable);
     let old = existing(req, cat, &all, &t0);
+    let h0 = req.root_hotplug.unwrap_or(cat.root.hotpluggable);
     let g = Guest {
         req,
         cat,
@@ -218,9 +226,10 @@ impl Guest<'_> {
         if self.h0 {
             return true;
         }
-        self.old.iter().zip(keep).any(|(r, &k)| {
-            k && r.root_slot == Some(n) && !(r.nics == r.devices && r.after.is_none())
-        })
+        self.old
+            .iter()
+            .zip(keep)
+            .any(|(r, &k)| k && r.root_slot == Some(n) && !r.nics_only())
     }
 
     /// The guest with the units `keep` moves unpinned and root hotplug pinned to `h`.
@@ -273,7 +282,7 @@ impl Guest<'_> {
             } else if flipped && (o.site == Site::Root || self.renamed_by_flip(o, &keep)) {
                 lb += o.nics;
                 // A renamed unit of NICs only may move at no extra change.
-                if o.nics == o.devices && o.after.is_none() {
+                if o.nics_only() {
                     relaxed[k] = false;
                 }
             }

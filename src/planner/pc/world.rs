@@ -40,6 +40,14 @@ pub(super) struct World {
 impl World {
     /// Free slots per existing bridge without an I/O window, bridge by bridge in order.
     pub fn windowless(&self) -> Vec<u32> {
+        self.windowless_bridges()
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect()
+    }
+
+    /// The existing bridges without an I/O window and their free slots, in order.
+    fn windowless_bridges(&self) -> Vec<(&str, u32)> {
         let mut out: Vec<(&str, u32)> = Vec::new();
         for s in self.bridge_slots.iter().filter(|s| !s.windowed) {
             match out.last_mut() {
@@ -47,7 +55,7 @@ impl World {
                 _ => out.push((&s.bridge, 1)),
             }
         }
-        out.into_iter().map(|(_, n)| n).collect()
+        out
     }
 
     /// The slot of an existing bridge where the first new bridge goes when none goes on
@@ -68,18 +76,9 @@ impl World {
         if at.windowed {
             return None;
         }
-        let mut k = 0;
-        let mut last: Option<&str> = None;
-        for s in self.bridge_slots.iter().filter(|s| !s.windowed) {
-            if last.is_some_and(|b| b != s.bridge) {
-                k += 1;
-            }
-            if s.bridge == at.bridge {
-                return Some(k);
-            }
-            last = Some(&s.bridge);
-        }
-        None
+        self.windowless_bridges()
+            .iter()
+            .position(|&(b, _)| b == at.bridge)
     }
 
     /// Reads the offer of the pinned plan `pinned` (topology `t`), with `windows` I/O
