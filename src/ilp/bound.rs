@@ -11,18 +11,18 @@
 //!   R-HP-PORT rows let the units use); new bridges cost `⌈(bridged − free bridge slots) /
 //!   31⌉` and their ports. New expanders and switches only add cost there, and a NUMA
 //!   node's spare ports cost 1001 (O-TIE) against 1000 for a root port, so none is used.
-//! - *Its unique optimum.* Every unit that may be integrated goes there; each other unit has
+//! - *Its optimum.* Every unit that may be integrated goes there; each other unit has
 //!   exactly one place (`hotplug` and the bus kind decide between off port, port and
-//!   bridge). Moving one integrated unit to its other place must cost strictly more: where
-//!   a free existing port or bridge slot would take it for nothing, the optimum is not
-//!   unique and the model goes to the solver. Adding a unit's demand never lowers the cost
-//!   (each R-HP-PORT row grows by one at most, their sum too), so when no single move is
-//!   free no set of moves is. The counts the assigner reads (placements, root ports, new
-//!   expanders and switches, hosted units) follow and are the least their cost allows.
+//!   bridge). That is the least cost of the relaxation, and among its least-cost answers
+//!   the only one with every integrable unit integrated: O-TIE's last tie (1/1024 per unit
+//!   that could be integrated and is not, below every other tie) picks it where a free
+//!   existing port or bridge slot would take such a unit for nothing. The counts the
+//!   assigner reads (placements, root ports, new expanders and switches, hosted units)
+//!   follow and are the least their cost allows.
 //! - *Meeting the bound.* The left-out rows only remove answers. When this one keeps within
 //!   them with no slack, it is optimal for the whole program; and slack costs more (1e6
 //!   against 1000 per controller) than the whole answer, so every optimum of the program is
-//!   an optimum of the relaxation: this one, on what the assigner reads. (Where the slot
+//!   an optimum of the relaxation, and the ties pick this one, on what the assigner reads. (Where the slot
 //!   budget is kept, the answer must add no expander: the slots the solver gives root ports
 //!   are then not read, as nothing takes a `pcie.0` slot after them.)
 //!
@@ -66,12 +66,6 @@ struct Supply {
     /// Existing free hot-pluggable and `hotplug=off` ports used.
     used_on: u32,
     used_off: u32,
-}
-
-impl Supply {
-    fn cost(&self) -> u32 {
-        self.root_ports + self.bridges
-    }
 }
 
 /// Region 0's supply for `d`: every new port is a root port, after the most existing free
@@ -122,9 +116,6 @@ struct Placement {
     /// Integrated units with a slot each, and packable ones.
     own_slots: u32,
     packed: u32,
-    /// Region 0 has units that may be integrated or else go to an off port, a port, a
-    /// bridge (by `Place`).
-    movable: [bool; 4],
 }
 
 impl Placement {
@@ -139,7 +130,6 @@ impl Placement {
             io_ports: 0,
             own_slots: 0,
             packed: 0,
-            movable: [false; 4],
         };
         for c in &m.classes {
             let mut row = [0u32; 4];
@@ -149,9 +139,6 @@ impl Placement {
                     p.packed += c.n;
                 } else {
                     p.own_slots += c.n;
-                }
-                for q in [Place::OffPort, Place::Port, Place::Bridge] {
-                    p.movable[q as usize] |= c.may(q) && c.n > 0;
                 }
                 p.placed.push(row);
                 continue;
@@ -182,38 +169,6 @@ impl Placement {
         }
         Some(p)
     }
-
-    /// Whether moving one unit from an integrated place to another costs strictly more.
-    fn unique(&self, m: &Model) -> bool {
-        let base = region0(m, self.demand).cost();
-        let d = self.demand;
-        let moves = [
-            (
-                Place::OffPort,
-                Demand {
-                    off: d.off + 1,
-                    ..d
-                },
-            ),
-            (
-                Place::Port,
-                Demand {
-                    any: d.any + 1,
-                    ..d
-                },
-            ),
-            (
-                Place::Bridge,
-                Demand {
-                    bridged: d.bridged + 1,
-                    ..d
-                },
-            ),
-        ];
-        moves
-            .iter()
-            .all(|&(q, moved)| !self.movable[q as usize] || region0(m, moved).cost() > base)
-    }
 }
 
 /// The proven optimum of `m` when the counting argument settles it; `None` sends the model to
@@ -234,9 +189,6 @@ pub(crate) fn settle(m: &Model) -> Option<Counts> {
         return None;
     }
     let p = Placement::of(m)?;
-    if !p.unique(m) {
-        return None;
-    }
     let cap = m.bridge_cap.max(1);
     let s = region0(m, p.demand);
     let root_ports = s.root_ports;
@@ -442,32 +394,32 @@ mod tests {
         assert!(exercised.iter().all(|&n| n > 50), "{exercised:?}");
     }
 
+    /// O-TIE's last tie: a unit that may be integrated is, even where a free bridge slot or
+    /// an existing free port would take it for nothing; the solver agrees.
     #[test]
-    fn a_free_bridge_slot_leaves_an_any_unit_to_the_solver() {
-        let bridged = class(1, [false, false, false, true], false, false);
+    fn free_places_do_not_draw_integrable_units() {
         let either = class(2, [true, false, false, true], false, true);
-        assert!(settle(&model(vec![either.clone()])).is_some());
-        assert!(settle(&model(vec![either.clone(), bridged])).is_none());
-        // So does an existing bridge's free slot; with a unit for it, the rest is integrated.
-        let mut m = model(vec![either]);
-        m.regions[0].bridge_free = 1;
-        assert!(settle(&m).is_none());
-        m.classes
-            .push(class(1, [false, false, false, true], false, false));
-        let c = settle(&m).expect("settles");
-        assert_eq!((c.cost, c.placed[0]), (0, [2, 0, 0, 0]));
-    }
-
-    #[test]
-    fn a_free_port_leaves_an_off_unit_to_the_solver_unless_taken() {
-        let either = class(2, [true, true, false, false], true, false);
-        let mut m = model(vec![either]);
-        m.regions[0].free_off = 1;
-        assert!(settle(&m).is_none());
+        let bridged = class(1, [false, false, false, true], false, false);
+        let mut in_a_new_bridge = model(vec![either.clone(), bridged]);
+        let mut by_a_free_slot = model(vec![either]);
+        by_a_free_slot.regions[0].bridge_free = 1;
+        let mut by_a_free_port = model(vec![class(2, [true, true, false, false], true, false)]);
+        by_a_free_port.regions[0].free_off = 1;
+        for m in [
+            &mut in_a_new_bridge,
+            &mut by_a_free_slot,
+            &mut by_a_free_port,
+        ] {
+            let c = settle(m).expect("settles");
+            assert_eq!(c.placed[0], [2, 0, 0, 0], "{m:?}");
+            let solved = super::super::solve(m).expect("solves");
+            assert_eq!((solved.placed, solved.cost), (c.placed, c.cost), "{m:?}");
+        }
         // An off unit that may only take a port takes the free one.
-        m.classes
+        by_a_free_port
+            .classes
             .push(class(1, [false, true, false, false], true, false));
-        let c = settle(&m).expect("settles");
+        let c = settle(&by_a_free_port).expect("settles");
         assert_eq!((c.cost, c.root_ports, c.used_off[0]), (0, 0, 1));
     }
 

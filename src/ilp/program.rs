@@ -722,9 +722,27 @@ impl<'m> Program<'m> {
             + self.new_numa_expanders()
     }
 
+    /// O-TIE's last tie: units that may be integrated but are placed elsewhere (on a free
+    /// existing port or bridge slot that costs nothing either).
+    fn not_integrated(&self) -> Expression {
+        let mut e = Expression::default();
+        for (ci, c) in self.m.classes.iter().enumerate() {
+            if !c.may(Place::Integrated) {
+                continue;
+            }
+            for q in [Place::OffPort, Place::Port, Place::Bridge] {
+                if let Some(v) = self.placed[ci][q as usize] {
+                    e += v;
+                }
+            }
+        }
+        e
+    }
+
     /// Slack first (1e6 each), then cost (1000 each); O-TIE: among equal costs, expanders and
-    /// switches last (20), then ports not on `pcie.0`. What-if `--max` first maximises its
-    /// class.
+    /// switches last (20), then ports not on `pcie.0`, then units that could be integrated
+    /// and are not (1/1024 each, below any of the ties before). What-if `--max` first
+    /// maximises its class.
     pub fn objective(&self) -> Expression {
         let (gl, s) = (self.global, self.slack);
         let tie: Expression = 20.0 * (ex(gl.expanders) + ex(gl.switches))
@@ -741,7 +759,9 @@ impl<'m> Program<'m> {
                     + w_flip * self.flips()
                     + tie
             }
-            None => 1_000_000.0 * slack + 1000.0 * self.cost() + tie,
+            None => {
+                1_000_000.0 * slack + 1000.0 * self.cost() + tie + self.not_integrated() / 1024.0
+            }
         };
         match self.grow {
             Some(g) => {
