@@ -6,11 +6,11 @@
 //! before added controllers get their final names. Then come names, chassis/port numbers,
 //! multifunction flags and the device order.
 
-use std::collections::BTreeSet;
+use petgraph::stable_graph::NodeIndex;
 
 use crate::catalog::{
-    Catalog, Layout, CLASS_BRIDGE, CLASS_DOWNSTREAM, CLASS_PCI_BRIDGE, CLASS_PXB, CLASS_ROOT_PORT,
-    CLASS_UPSTREAM,
+    Catalog, ControllerModel, Layout, CLASS_BRIDGE, CLASS_DOWNSTREAM, CLASS_PCI_BRIDGE, CLASS_PXB,
+    CLASS_ROOT_PORT, CLASS_UPSTREAM,
 };
 use crate::idmap::IdMap;
 use crate::plan::{PlacedController, Plan};
@@ -22,8 +22,9 @@ use crate::topology::{Node, Topology};
 /// puts the devices back in request order.
 pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog) {
     let t = Topology::build(plan, cat);
-    let order = controller_order(&t);
-    let bus_nrs = expander_bus_numbers(&t, cat);
+    let below = t.descendants(t.root);
+    let order = controller_order(&t, &below);
+    let bus_nrs = expander_bus_numbers(&t, &below, cat);
     // Where the catalog asks for it for this firmware (`IoBudget::io_reserve_zero`).
     let io_zero = if cat.io_budget(req.firmware).is_ok_and(|b| b.io_reserve_zero) {
         io_reserve_zero(&t)
@@ -31,6 +32,7 @@ pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog) {
         Vec::new()
     };
     let hotpluggable = devices_hotpluggable(&t);
+    let mut links = Links::read(&t, cat);
     drop(t);
     for (d, h) in plan.devices.iter_mut().zip(hotpluggable) {
         d.hotpluggable = h;
@@ -41,42 +43,152 @@ pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog) {
     for i in io_zero {
         plan.controllers[i].io_reserve = Some(0);
     }
-    reorder_controllers(plan, &order);
-    name_added(plan, req, cat);
-    number_ports(plan, cat);
-    set_multifunction(plan);
+    let old = reorder_controllers(plan, &order);
+    links.reorder(&old);
+    name_added(plan, req, cat, &links);
+    number_ports(plan, cat, &links);
+    set_multifunction(plan, &links);
     devices_in_request_order(plan, req);
 }
 
+/// What the passes after the reordering read of the topology, by index in
+/// `plan.controllers` (as it is ordered) and `plan.devices`: what each is plugged into, the
+/// catalog model of each controller, and which take `multifunction=on`.
+#[derive(Debug, Default)]
+struct Links {
+    /// The controller each controller is plugged into, if any.
+    ctrl_parent: Vec<Option<usize>>,
+    /// The controller each device is plugged into, if any.
+    dev_parent: Vec<Option<usize>>,
+    /// Each controller's model, by index in `Catalog::controllers`.
+    model: Vec<Option<usize>>,
+    /// R-FUNC: function 0 of a slot with a function above 0 in use, per controller.
+    ctrl_mf: Vec<bool>,
+    /// The same per device.
+    dev_mf: Vec<bool>,
+}
+
+impl Links {
+    /// Reads them from the topology of the plan (in its order).
+    fn read(t: &Topology, cat: &Catalog) -> Links {
+        let ctrls =
+            t.g.node_indices()
+                .filter(|&n| matches!(t.g[n], Node::Ctrl(_)))
+                .count();
+        let devs = t.g.node_count() - 1 - ctrls;
+        let mut l = Links {
+            ctrl_parent: vec![None; ctrls],
+            dev_parent: vec![None; devs],
+            model: vec![None; ctrls],
+            ctrl_mf: vec![false; ctrls],
+            dev_mf: vec![false; devs],
+        };
+        for n in t.g.node_indices() {
+            let parent = t.parent(n).and_then(|p| t.ctrl_index(p));
+            if let Some(i) = t.ctrl_index(n) {
+                l.ctrl_parent[i] = parent;
+                l.model[i] = t
+                    .model(n)
+                    .and_then(|m| cat.controllers.iter().position(|x| std::ptr::eq(x, m)));
+            } else if let Some(i) = t.dev_index(n) {
+                l.dev_parent[i] = parent;
+            }
+            // R-FUNC: a bus's children come sorted by (slot, function).
+            let kids = t.kids(n);
+            for run in kids.chunk_by(|a, b| a.0 == b.0) {
+                if run.iter().all(|k| k.1 == 0) {
+                    continue;
+                }
+                for &(_, _, k) in run.iter().filter(|k| k.1 == 0) {
+                    if let Some(i) = t.ctrl_index(k) {
+                        l.ctrl_mf[i] = true;
+                    } else if let Some(i) = t.dev_index(k) {
+                        l.dev_mf[i] = true;
+                    }
+                }
+            }
+        }
+        l
+    }
+
+    /// Follows the controllers to their new places: `old[k]` is the old index of the
+    /// controller now at `k`.
+    fn reorder(&mut self, old: &[usize]) {
+        let mut new_of = vec![0; old.len()];
+        for (k, &o) in old.iter().enumerate() {
+            new_of[o] = k;
+        }
+        let remap = |p: &Option<usize>| p.and_then(|p| new_of.get(p).copied());
+        self.ctrl_parent = old.iter().map(|&o| remap(&self.ctrl_parent[o])).collect();
+        for p in &mut self.dev_parent {
+            *p = remap(p);
+        }
+        self.model = old.iter().map(|&o| self.model[o]).collect();
+        self.ctrl_mf = old.iter().map(|&o| self.ctrl_mf[o]).collect();
+    }
+
+    /// The catalog model of controller `i`.
+    fn model_of<'c>(&self, cat: &'c Catalog, i: usize) -> Option<&'c ControllerModel> {
+        self.model
+            .get(i)
+            .copied()
+            .flatten()
+            .and_then(|m| cat.controllers.get(m))
+    }
+}
+
 /// Controllers by index in `plan.controllers`, depth first in address order, so that every
-/// bus is defined before it is used.
-fn controller_order(t: &Topology) -> Vec<usize> {
-    t.descendants(t.root)
-        .into_iter()
-        .filter_map(|n| t.ctrl_index(n))
-        .collect()
+/// bus is defined before it is used (`below`: the root's descendants).
+fn controller_order(t: &Topology, below: &[NodeIndex]) -> Vec<usize> {
+    below.iter().filter_map(|&n| t.ctrl_index(n)).collect()
 }
 
 /// Puts the controllers in `order` (indices into `plan.controllers`). Anything not in it
-/// (unreachable: cannot happen after pin validation) follows, sorted by id.
-fn reorder_controllers(plan: &mut Plan, order: &[usize]) {
+/// (unreachable: cannot happen after pin validation) follows, sorted by id. Returns the old
+/// index of each controller in its new place.
+fn reorder_controllers(plan: &mut Plan, order: &[usize]) -> Vec<usize> {
+    let n = plan.controllers.len();
+    if order.len() == n && order.iter().enumerate().all(|(k, &i)| k == i) {
+        return order.to_vec();
+    }
     let mut slots: Vec<Option<PlacedController>> = plan.controllers.drain(..).map(Some).collect();
-    plan.controllers = order.iter().filter_map(|&i| slots[i].take()).collect();
-    let mut rest: Vec<PlacedController> = slots.into_iter().flatten().collect();
-    rest.sort_by(|a, b| a.id.cmp(&b.id));
-    plan.controllers.extend(rest);
+    let mut old = Vec::with_capacity(n);
+    for &i in order {
+        if let Some(c) = slots.get_mut(i).and_then(Option::take) {
+            plan.controllers.push(c);
+            old.push(i);
+        }
+    }
+    let mut rest: Vec<(usize, PlacedController)> = slots
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((i, c?)))
+        .collect();
+    rest.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    for (i, c) in rest {
+        plan.controllers.push(c);
+        old.push(i);
+    }
+    old
 }
 
-/// R-BUSNR: the `bus_nr` of each expander without one, as (controller index, bus_nr).
+/// R-BUSNR: the `bus_nr` of each expander without one, as (controller index, bus_nr);
+/// `below` is the root's descendants.
 ///
 /// The firmware numbers the buses below `pcie.0` from 1 up; each expander's range (its own
 /// bus and every bus below it) must lie above them and apart from the others. New expanders
 /// take ranges from the top (`bus_numbers.max`) down, each below the ranges already taken.
-fn expander_bus_numbers(t: &Topology, cat: &Catalog) -> Vec<(usize, u8)> {
+fn expander_bus_numbers(t: &Topology, below: &[NodeIndex], cat: &Catalog) -> Vec<(usize, u8)> {
+    let is_pxb = |n: NodeIndex| t.uses_bus_number(n) && t.bus_type(n) == Some("pxb");
+    let new_pxb =
+        |&n: &NodeIndex| is_pxb(n) && matches!(t.g[n], Node::Ctrl(c) if c.bus_nr.is_none());
+    if !below.iter().any(new_pxb) {
+        return Vec::new();
+    }
     let mut ranges: Vec<(u32, u32)> = Vec::new();
     let mut below_root = 0u32;
     let mut new_pxbs: Vec<(usize, u32)> = Vec::new();
-    for n in t.descendants(t.root) {
+    for &n in below {
         if !t.uses_bus_number(n) {
             continue;
         }
@@ -147,54 +259,96 @@ fn devices_hotpluggable(t: &Topology) -> Vec<bool> {
     hp
 }
 
-/// The prefix added controllers of a class are named with (`rp1`, `dp1`, ...).
-fn prefix_of(class: Option<&str>) -> &'static str {
+/// The prefixes added controllers are named with (`rp1`, `dp1`, ...).
+const PREFIXES: [&str; 6] = ["rp", "dp", "up", "br", "pxb", "ctl"];
+
+/// The prefix (in [`PREFIXES`]) added controllers of a class are named with.
+fn prefix_of(class: Option<&str>) -> usize {
     match class {
-        Some(CLASS_ROOT_PORT) => "rp",
-        Some(CLASS_DOWNSTREAM) => "dp",
-        Some(CLASS_UPSTREAM) => "up",
-        Some(CLASS_BRIDGE) => "br",
-        Some(CLASS_PXB) => "pxb",
-        Some(CLASS_PCI_BRIDGE) => "br",
-        _ => "ctl",
+        Some(CLASS_ROOT_PORT) => 0,
+        Some(CLASS_DOWNSTREAM) => 1,
+        Some(CLASS_UPSTREAM) => 2,
+        Some(CLASS_BRIDGE) | Some(CLASS_PCI_BRIDGE) => 3,
+        Some(CLASS_PXB) => 4,
+        _ => 5,
     }
+}
+
+/// Whether `id` has the shape of a name [`name_added`] makes: a prefix, then digits.
+fn made_name_shape(id: &str) -> bool {
+    PREFIXES.iter().any(|p| {
+        id.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// Appends `n` in decimal to `s`.
+pub(super) fn push_number(s: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        s.push(char::from(d));
+    }
+}
+
+/// Sets `s` to the `n`-th name of prefix `p` (reusing its buffer).
+fn write_name(s: &mut String, p: usize, n: u32) {
+    s.clear();
+    s.push_str(PREFIXES[p]);
+    push_number(s, n as usize);
 }
 
 /// Names added controllers by class in plan order (`rp1`, `rp2`, ...), skipping the names the
 /// request uses (and the root bus), and renames the buses that refer to them.
-fn name_added(plan: &mut Plan, req: &Request, cat: &Catalog) {
+fn name_added(plan: &mut Plan, req: &Request, cat: &Catalog, links: &Links) {
     if !plan.controllers.iter().any(|c| c.added) {
         return;
     }
-    let mut taken: IdMap<&str, ()> = IdMap::default();
-    taken.reserve(req.devices.len() + req.controllers.len() + 1);
-    taken.extend(req.devices.iter().map(|d| (d.id.as_str(), ())));
-    taken.extend(req.controllers.iter().map(|c| (c.id.as_str(), ())));
-    taken.insert(cat.root.bus.as_str(), ());
     // Names made here differ from each other by prefix or number, so only the request's
-    // names need skipping.
-    let mut counters: IdMap<&'static str, u32> = IdMap::default();
-    let mut rename: IdMap<String, String> = IdMap::default();
-    for c in plan.controllers.iter_mut().filter(|c| c.added) {
-        let prefix = prefix_of(cat.controller(&c.model).map(|m| m.class.as_str()));
-        let n = counters.entry(prefix).or_insert(0);
-        let id = loop {
+    // names of the same shape need skipping.
+    let taken: Vec<&str> = req
+        .devices
+        .iter()
+        .map(|d| d.id.as_str())
+        .chain(req.controllers.iter().map(|c| c.id.as_str()))
+        .chain(std::iter::once(cat.root.bus.as_str()))
+        .filter(|id| made_name_shape(id))
+        .collect();
+    let mut counters = [0u32; PREFIXES.len()];
+    let mut names: Vec<Option<(usize, u32)>> = vec![None; plan.controllers.len()];
+    for (i, c) in plan.controllers.iter_mut().enumerate() {
+        if !c.added {
+            continue;
+        }
+        let p = prefix_of(links.model_of(cat, i).map(|m| m.class.as_str()));
+        let n = &mut counters[p];
+        loop {
             *n += 1;
-            let id = format!("{prefix}{n}");
-            if !taken.contains_key(id.as_str()) {
-                break id;
+            write_name(&mut c.id, p, *n);
+            if !taken.contains(&c.id.as_str()) {
+                break;
             }
-        };
-        rename.insert(std::mem::replace(&mut c.id, id.clone()), id);
+        }
+        names[i] = Some((p, *n));
     }
-    for c in &mut plan.controllers {
-        if let Some(n) = rename.get(&c.bus) {
-            c.bus = n.clone();
+    let name_of = |parent: &Option<usize>| parent.and_then(|k| names[k]);
+    for (c, parent) in plan.controllers.iter_mut().zip(&links.ctrl_parent) {
+        if let Some((p, n)) = name_of(parent) {
+            write_name(&mut c.bus, p, n);
         }
     }
-    for d in &mut plan.devices {
-        if let Some(n) = rename.get(&d.bus) {
-            d.bus = n.clone();
+    for (d, parent) in plan.devices.iter_mut().zip(&links.dev_parent) {
+        if let Some((p, n)) = name_of(parent) {
+            write_name(&mut d.bus, p, n);
         }
     }
 }
@@ -203,35 +357,38 @@ fn name_added(plan: &mut Plan, req: &Request, cat: &Catalog) {
 /// a chassis (QEMU's default chassis 0 would collide; libvirt numbers them too). Chassis are
 /// the lowest numbers from 1 not in use, in plan order; a port is its slot on a switch, else
 /// slot × 8 + function.
-fn number_ports(plan: &mut Plan, cat: &Catalog) {
-    let mut used: BTreeSet<u8> = plan.controllers.iter().filter_map(|c| c.chassis).collect();
+fn number_ports(plan: &mut Plan, cat: &Catalog, links: &Links) {
+    let mut used = [false; 256];
+    for c in &plan.controllers {
+        if let Some(n) = c.chassis {
+            used[usize::from(n)] = true;
+        }
+    }
     let mut next = 1u8;
-    for c in plan
-        .controllers
-        .iter_mut()
-        .filter(|c| c.added || c.chassis.is_none())
-    {
-        let Some(m) = cat.controller(&c.model) else {
+    let mut take = |used: &mut [bool; 256]| {
+        while used[usize::from(next)] && next < 255 {
+            next += 1;
+        }
+        used[usize::from(next)] = true;
+        next
+    };
+    for (i, c) in plan.controllers.iter_mut().enumerate() {
+        if !(c.added || c.chassis.is_none()) {
+            continue;
+        }
+        let Some(m) = links.model_of(cat, i) else {
             continue;
         };
         if m.props.iter().any(|p| p == "chassis_nr") && (c.added || cat.layout == Layout::PciRoot) {
             // PC-BRIDGE: QEMU wants a unique chassis_nr on every pci-bridge (q35 reads
             // pinned ones as they are).
-            while used.contains(&next) && next < 255 {
-                next += 1;
-            }
-            used.insert(next);
-            c.chassis = Some(next);
+            c.chassis = Some(take(&mut used));
             continue;
         }
         if !m.props.iter().any(|p| p == "chassis") {
             continue;
         }
-        while used.contains(&next) && next < 255 {
-            next += 1;
-        }
-        used.insert(next);
-        c.chassis = Some(next);
+        c.chassis = Some(take(&mut used));
         let port = if m.class == CLASS_DOWNSTREAM {
             c.slot
         } else {
@@ -244,37 +401,11 @@ fn number_ports(plan: &mut Plan, cat: &Catalog) {
 }
 
 /// R-FUNC: `multifunction=on` on function 0 of every slot with a function above 0 in use.
-fn set_multifunction(plan: &mut Plan) {
-    let shared: IdMap<(&str, u8), ()> = plan
-        .controllers
-        .iter()
-        .map(|c| (c.bus.as_str(), c.slot, c.function))
-        .chain(
-            plan.devices
-                .iter()
-                .map(|d| (d.bus.as_str(), d.slot, d.function)),
-        )
-        .filter(|&(_, _, f)| f > 0)
-        .map(|(b, s, _)| ((b, s), ()))
-        .collect();
-    if shared.is_empty() {
-        return;
-    }
-    let mf_ctrl: Vec<bool> = plan
-        .controllers
-        .iter()
-        .map(|c| c.function == 0 && shared.contains_key(&(c.bus.as_str(), c.slot)))
-        .collect();
-    let mf_dev: Vec<bool> = plan
-        .devices
-        .iter()
-        .map(|d| d.function == 0 && shared.contains_key(&(d.bus.as_str(), d.slot)))
-        .collect();
-    drop(shared);
-    for (c, mf) in plan.controllers.iter_mut().zip(mf_ctrl) {
+fn set_multifunction(plan: &mut Plan, links: &Links) {
+    for (c, &mf) in plan.controllers.iter_mut().zip(&links.ctrl_mf) {
         c.multifunction |= mf;
     }
-    for (d, mf) in plan.devices.iter_mut().zip(mf_dev) {
+    for (d, &mf) in plan.devices.iter_mut().zip(&links.dev_mf) {
         d.multifunction |= mf;
     }
 }
@@ -310,6 +441,21 @@ mod tests {
         Catalog::q35()
     }
 
+    /// The links of `p`'s topology, in `p`'s order.
+    fn links(p: &Plan) -> Links {
+        Links::read(&Topology::build(p, q35()), q35())
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        let mut s = String::from("#");
+        push_number(&mut s, 0);
+        push_number(&mut s, 407);
+        assert_eq!(s, "#0407");
+        assert!(made_name_shape("rp12") && made_name_shape("pxb1"));
+        assert!(!made_name_shape("rp") && !made_name_shape("rpx1") && !made_name_shape("n1"));
+    }
+
     #[test]
     fn controllers_come_depth_first_in_address_order() {
         let p = plan(
@@ -321,7 +467,7 @@ mod tests {
             vec![],
         );
         let t = Topology::build(&p, q35());
-        assert_eq!(controller_order(&t), vec![2, 1, 0]);
+        assert_eq!(controller_order(&t, &t.descendants(t.root)), vec![2, 1, 0]);
     }
 
     #[test]
@@ -334,9 +480,10 @@ mod tests {
             ],
             vec![],
         );
-        reorder_controllers(&mut p, &[1]);
+        let old = reorder_controllers(&mut p, &[1]);
         let ids: Vec<&str> = p.controllers.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["a", "y", "z"]);
+        assert_eq!(old, [1, 2, 0]);
     }
 
     #[test]
@@ -353,7 +500,7 @@ mod tests {
         let t = Topology::build(&p, q35());
         let max = q35().bus_numbers.max as u8;
         assert_eq!(
-            expander_bus_numbers(&t, q35()),
+            expander_bus_numbers(&t, &t.descendants(t.root), q35()),
             vec![(0, max - 1), (1, max - 2)]
         );
     }
@@ -365,7 +512,10 @@ mod tests {
         pinned.bus_nr = Some(max);
         let p = plan(vec![pinned, ctrl("x2", "pxb-pcie", "pcie.0", 2, 0)], vec![]);
         let t = Topology::build(&p, q35());
-        assert_eq!(expander_bus_numbers(&t, q35()), vec![(1, max - 1)]);
+        assert_eq!(
+            expander_bus_numbers(&t, &t.descendants(t.root), q35()),
+            vec![(1, max - 1)]
+        );
     }
 
     #[test]
@@ -385,7 +535,10 @@ mod tests {
         ctrls.push(ctrl("x", "pxb-pcie", "pcie.0", 30, 0));
         let p = plan(ctrls, vec![]);
         let t = Topology::build(&p, q35());
-        assert_eq!(expander_bus_numbers(&t, q35()), vec![]);
+        assert_eq!(
+            expander_bus_numbers(&t, &t.descendants(t.root), q35()),
+            vec![]
+        );
     }
 
     #[test]
@@ -434,7 +587,8 @@ mod tests {
             ],
             vec![dev("rp1", "virtio-net-pci", "#0", 0, 0)],
         );
-        name_added(&mut p, &req, q35());
+        let links = links(&p);
+        name_added(&mut p, &req, q35(), &links);
         let names: Vec<(&str, &str)> = p
             .controllers
             .iter()
@@ -463,7 +617,8 @@ mod tests {
             ],
             vec![],
         );
-        number_ports(&mut p, q35());
+        let links = links(&p);
+        number_ports(&mut p, q35(), &links);
         let got: Vec<(Option<u8>, Option<u8>)> =
             p.controllers.iter().map(|c| (c.chassis, c.port)).collect();
         assert_eq!(
@@ -492,7 +647,8 @@ mod tests {
                 dev("d1", "virtio-net-pci", "pcie.0", 3, 1),
             ],
         );
-        set_multifunction(&mut p);
+        let links = links(&p);
+        set_multifunction(&mut p, &links);
         let mf: Vec<bool> = p.controllers.iter().map(|c| c.multifunction).collect();
         assert_eq!(mf, [true, false, false]);
         let mf: Vec<bool> = p.devices.iter().map(|d| d.multifunction).collect();

@@ -7,7 +7,7 @@ use crate::catalog::CLASS_BRIDGE;
 use crate::error::PlanError;
 
 use super::super::Unit;
-use super::Assigner;
+use super::{Assigner, Bus};
 
 /// New bridges for `units` conventional units when `free` bridge slots exist already and a
 /// new bridge has `per_bridge` slots.
@@ -22,27 +22,33 @@ fn io_first(mut bridge_units: Vec<usize>, units: &[Unit]) -> Vec<usize> {
     bridge_units
 }
 
-impl Assigner<'_> {
+impl<'a> Assigner<'a> {
     /// Adds a bridge on each of `ports` and places `bridge_units` on region `r`'s free
     /// bridge slots, then on the new bridges' slots, lowest first.
     pub(super) fn place_bridge_units(
         &mut self,
         r: usize,
-        ports: Vec<String>,
+        ports: Vec<Bus<'a>>,
         bridge_units: Vec<usize>,
     ) -> Result<(), PlanError> {
+        if bridge_units.is_empty() && ports.is_empty() {
+            return Ok(());
+        }
         let br = self.cat.adder_or_internal(CLASS_BRIDGE);
-        let mut slots: VecDeque<(String, u8)> =
-            self.world.bridge_slots[r].iter().cloned().collect();
+        let world = self.world;
+        let mut slots: VecDeque<(Bus<'a>, u8)> = world.bridge_slots[r]
+            .iter()
+            .map(|(b, s)| (Bus::Named(b.as_str()), *s))
+            .collect();
         for port in ports {
-            let id = self.add(br, &port, 0, 0);
-            slots.extend((br.bus.slots.min..=br.bus.slots.max).map(|s| (id.clone(), s)));
+            let id = self.add(br, port, 0, 0);
+            slots.extend((br.bus.slots.min..=br.bus.slots.max).map(|s| (id, s)));
         }
         for u in io_first(bridge_units, self.units) {
             let (bus, slot) = slots
                 .pop_front()
                 .ok_or_else(|| PlanError::Internal("ran out of bridge slots".into()))?;
-            self.put(u, &bus, slot, 0);
+            self.put(u, bus, slot, 0);
         }
         Ok(())
     }

@@ -5,28 +5,36 @@
 //! - `ports.rs`: per region, the ports for units, bridges, switches and spares;
 //! - `bridges.rs`: the bridges and the conventional units on them.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use crate::catalog::{
     Catalog, ControllerModel, HotplugControl, CLASS_BRIDGE, CLASS_PXB, CLASS_UPSTREAM,
 };
 use crate::error::PlanError;
-use crate::idmap::IdMap;
 use crate::ilp::{self, Counts, Model, Place};
 use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::{Hotplug, Request};
 
-use super::finish::finish;
+use super::finish::{finish, push_number};
 use super::{Unit, World};
 
 mod bridges;
 mod ports;
 mod positions;
 
+/// A bus the assigner plugs into: an existing one by name (the root bus, a pinned
+/// controller), or a controller it added, by its index in `plan.controllers` (its temporary
+/// id is `#` and that index until `finish` names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bus<'a> {
+    Named(&'a str),
+    Added(usize),
+}
+
 /// A new-port position: the bus and (slot, function) where a port can be added.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Pos {
-    bus: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pos<'a> {
+    bus: Bus<'a>,
     slot: u8,
     function: u8,
     class: &'static str,
@@ -53,6 +61,17 @@ impl Taker {
     }
 }
 
+/// What the assigner keeps of a controller it added, by its index in `plan.controllers`.
+#[derive(Debug, Clone, Copy)]
+struct Added {
+    /// The added controller it is plugged into, if any.
+    parent: Option<usize>,
+    /// An expander, switch or bridge, dropped when nothing ends up below it.
+    droppable: bool,
+    /// Controllers and devices plugged into it.
+    below: u32,
+}
+
 /// The state of assignment: the plan as it grows, and what the counts still hand out.
 pub(super) struct Assigner<'a> {
     req: &'a Request,
@@ -63,12 +82,16 @@ pub(super) struct Assigner<'a> {
     counts: &'a Counts,
     world: &'a World,
     plan: Plan,
+    /// The placed devices by request index (they become `plan.devices` in request order).
+    devices: Vec<Option<PlacedDevice>>,
+    /// Per controller of `plan.controllers`, what the assigner keeps of it if it added it.
+    added: Vec<Option<Added>>,
     place: Vec<Option<Place>>,
     root_free: VecDeque<u8>,
     /// Per NUMA region, the units without a NUMA node placed on its bridges.
     hosted: Vec<Vec<usize>>,
     /// Free ports NUMA regions left, lent to the global region: (id, hot-pluggable).
-    lent: Vec<(String, bool)>,
+    lent: Vec<(&'a str, bool)>,
     /// What the pinned expander ranges still take (R-BUSNR); `None` without a pinned
     /// `bus_nr`.
     ranges: Option<ports::Ranges>,
@@ -96,6 +119,7 @@ impl<'a> Assigner<'a> {
         );
         let mut plan = pinned;
         plan.devices.clear();
+        let added = vec![None; plan.controllers.len()];
         Assigner {
             req,
             cat,
@@ -105,6 +129,8 @@ impl<'a> Assigner<'a> {
             counts,
             world,
             plan,
+            devices: vec![None; req.devices.len()],
+            added,
             place,
             root_free: world.root_free.iter().copied().collect(),
             hosted,
@@ -113,16 +139,34 @@ impl<'a> Assigner<'a> {
         }
     }
 
+    /// The name `bus` has in the plan for now.
+    fn bus_name(bus: Bus) -> String {
+        match bus {
+            Bus::Named(name) => name.to_string(),
+            Bus::Added(k) => temp_id(k),
+        }
+    }
+
+    /// Counts one more controller or device on `bus`.
+    fn plug_into(&mut self, bus: Bus) -> Option<usize> {
+        let Bus::Added(k) = bus else { return None };
+        if let Some(Some(a)) = self.added.get_mut(k) {
+            a.below += 1;
+        }
+        Some(k)
+    }
+
     /// Adds a controller of model `m` at `bus:slot.function` under a temporary name no
-    /// request id can have (`finish` names added controllers for good); returns that name.
-    fn add(&mut self, m: &ControllerModel, bus: &str, slot: u8, function: u8) -> String {
-        let id = format!("#{}", self.plan.controllers.len());
+    /// request id can have (`finish` names added controllers for good); returns its bus.
+    fn add(&mut self, m: &ControllerModel, bus: Bus<'a>, slot: u8, function: u8) -> Bus<'a> {
+        let k = self.plan.controllers.len();
         let is_port = m.hotplug == HotplugControl::Property;
+        let parent = self.plug_into(bus);
         self.plan.controllers.push(PlacedController {
-            id: id.clone(),
+            id: temp_id(k),
             model: m.model.clone(),
             driver: m.qemu.clone(),
-            bus: bus.to_string(),
+            bus: Self::bus_name(bus),
             slot,
             function,
             multifunction: false,
@@ -134,17 +178,24 @@ impl<'a> Assigner<'a> {
             io_reserve: None,
             added: true,
         });
-        id
+        let class = m.class.as_str();
+        self.added.push(Some(Added {
+            parent,
+            droppable: class == CLASS_PXB || class == CLASS_UPSTREAM || class == CLASS_BRIDGE,
+            below: 0,
+        }));
+        Bus::Added(k)
     }
 
     /// Places request device `i` at `bus:slot.function`.
-    fn place_device(&mut self, i: usize, bus: &str, slot: u8, function: u8) {
+    fn place_device(&mut self, i: usize, bus: Bus<'a>, slot: u8, function: u8) {
         let d = &self.req.devices[i];
-        self.plan.devices.push(PlacedDevice {
+        self.plug_into(bus);
+        self.devices[i] = Some(PlacedDevice {
             id: d.id.clone(),
             model: d.model.clone(),
             kind: self.req.kind_of(self.cat, d),
-            bus: bus.to_string(),
+            bus: Self::bus_name(bus),
             slot,
             function,
             multifunction: false,
@@ -156,12 +207,11 @@ impl<'a> Assigner<'a> {
     }
 
     /// Places a unit's devices on `bus:slot`, one function each from `first_function` on.
-    fn put(&mut self, unit: usize, bus: &str, slot: u8, first_function: u8) {
+    fn put(&mut self, unit: usize, bus: Bus<'a>, slot: u8, first_function: u8) {
         for (k, &i) in self.units[unit].devs.iter().enumerate() {
             self.place_device(i, bus, slot, first_function + k as u8);
         }
     }
-
     fn next_root_slot(&mut self) -> Result<u8, PlanError> {
         let at = match &self.world.port_slot_order {
             None => Some(0),
@@ -205,7 +255,12 @@ impl<'a> Assigner<'a> {
         let root_positions = self.root_port_positions()?;
         let region_positions = self.expander_positions()?;
         self.place_ports(root_positions, region_positions)?;
-        drop_empty_added(&mut self.plan, self.cat);
+        let keep = keep_added(&mut self.added);
+        let mut keep = keep.into_iter();
+        self.plan
+            .controllers
+            .retain(|_| keep.next().unwrap_or(true));
+        self.plan.devices = self.devices.into_iter().flatten().collect();
         finish(&mut self.plan, self.req, self.cat);
         self.plan.cost = self.plan.controllers.iter().filter(|c| c.added).count() as u32;
         self.plan.optimal = self.counts.optimal && self.plan.cost == self.counts.cost;
@@ -247,7 +302,10 @@ fn hosted_units(
     share: &[u32],
 ) -> Vec<Vec<usize>> {
     let mut hosted: Vec<Vec<usize>> = vec![Vec::new(); regions];
-    let mut taken: BTreeSet<usize> = BTreeSet::new();
+    if regions <= 1 {
+        return hosted;
+    }
+    let mut taken = vec![false; units.len()];
     let global_bridged = |io: bool| -> Vec<usize> {
         (0..units.len())
             .filter(|&u| {
@@ -264,52 +322,49 @@ fn hosted_units(
             let pick: Vec<usize> = pool
                 .iter()
                 .copied()
-                .filter(|u| !taken.contains(u))
+                .filter(|&u| !taken[u])
                 .take(want as usize)
                 .collect();
-            taken.extend(pick.iter().copied());
+            for &u in &pick {
+                taken[u] = true;
+            }
             hosted[r].extend(pick);
         }
     }
     hosted
 }
 
-/// Drops added expanders, switches and bridges that ended up with nothing below them (and
-/// then what that left empty).
-fn drop_empty_added(plan: &mut Plan, cat: &Catalog) {
-    loop {
-        let used: IdMap<&str, ()> = plan
-            .controllers
-            .iter()
-            .map(|c| (c.bus.as_str(), ()))
-            .chain(plan.devices.iter().map(|d| (d.bus.as_str(), ())))
-            .collect();
-        let keep: Vec<bool> = plan
-            .controllers
-            .iter()
-            .map(|c| {
-                let class = cat
-                    .controller(&c.model)
-                    .map(|m| m.class.as_str())
-                    .unwrap_or("");
-                !(c.added
-                    && (class == CLASS_PXB || class == CLASS_UPSTREAM || class == CLASS_BRIDGE)
-                    && !used.contains_key(c.id.as_str()))
-            })
-            .collect();
-        if keep.iter().all(|&k| k) {
-            break;
+/// Which controllers stay: all but the added expanders, switches and bridges that ended
+/// up with nothing below them (and then what that left empty). A controller comes after
+/// the one it is plugged into, so one pass from the last catches the cascade.
+fn keep_added(added: &mut [Option<Added>]) -> Vec<bool> {
+    let mut keep = vec![true; added.len()];
+    for k in (0..added.len()).rev() {
+        let Some(a) = added[k] else { continue };
+        if a.droppable && a.below == 0 {
+            keep[k] = false;
+            if let Some(Some(p)) = a.parent.map(|p| &mut added[p]) {
+                p.below -= 1;
+            }
         }
-        let mut keep = keep.into_iter();
-        plan.controllers.retain(|_| keep.next().unwrap_or(true));
     }
+    keep
+}
+
+/// The temporary id of the controller added `k`-th in `plan.controllers`: `#k`, which no
+/// request id can be, with room for the name `finish` gives it in its place.
+fn temp_id(k: usize) -> String {
+    let mut id = String::with_capacity(8);
+    id.push('#');
+    push_number(&mut id, k);
+    id
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::catalog::BusKind;
-    use crate::topology::fixtures::{added, ctrl, dev, plan, request};
+    use crate::topology::fixtures::request;
 
     /// A unit of one device with these traits.
     pub(super) fn unit(dev: usize, hp: Hotplug, io: bool, numa: Option<u32>) -> Unit {
@@ -361,26 +416,33 @@ mod tests {
 
     #[test]
     fn empty_added_expanders_and_bridges_are_dropped_in_cascade() {
-        let cat = Catalog::q35();
-        let mut p = plan(
-            vec![
-                added(ctrl("#0", "pxb-pcie", "pcie.0", 1, 0)),
-                added(ctrl("#1", "pcie-root-port", "#0", 0, 0)),
-                added(ctrl("#2", "pcie-pci-bridge", "#1", 0, 0)),
-                added(ctrl("#3", "pxb-pcie", "pcie.0", 2, 0)),
-                added(ctrl("#4", "pcie-root-port", "#3", 0, 0)),
-                added(ctrl("#5", "pcie-pci-bridge", "#4", 0, 0)),
-                ctrl("pinned", "pcie-pci-bridge", "pcie.0", 3, 0),
-                added(ctrl("#7", "pxb-pcie", "pcie.0", 4, 0)),
-                added(ctrl("#8", "pcie-pci-bridge", "#7", 0, 0)),
-            ],
-            vec![dev("d", "e1000", "#5", 1, 0)],
-        );
-        drop_empty_added(&mut p, cat);
-        let ids: Vec<&str> = p.controllers.iter().map(|c| c.id.as_str()).collect();
+        let a = |parent, droppable, below| {
+            Some(Added {
+                parent,
+                droppable,
+                below,
+            })
+        };
+        // #0 expander, #1 root port on it, #2 empty bridge on #1; #3 expander, #4 root port,
+        // #5 bridge holding a device; 6 pinned; #7 expander, #8 empty bridge on it.
+        let mut added = vec![
+            a(None, true, 1),
+            a(Some(0), false, 1),
+            a(Some(1), true, 0),
+            a(None, true, 1),
+            a(Some(3), false, 1),
+            a(Some(4), true, 1),
+            None,
+            a(None, true, 1),
+            a(Some(7), true, 0),
+        ];
         // Empty bridges go, then the expander #7 left empty; a root port is never dropped,
         // so the expander above it stays.
-        assert_eq!(ids, ["#0", "#1", "#3", "#4", "#5", "pinned"]);
+        let keep = keep_added(&mut added);
+        assert_eq!(
+            keep,
+            [true, true, false, true, true, true, true, false, false]
+        );
     }
 
     /// Plans a request and lists (id, bus, slot, function) of its controllers and devices.

@@ -12,25 +12,25 @@ use crate::request::Hotplug;
 use crate::rule::Rule;
 
 use super::bridges::bridges_needed;
-use super::{Assigner, Pos, Taker};
+use super::{Assigner, Bus, Pos, Taker};
 
 /// Existing free ports of one region, by hotplug flavour: (id, only an endpoint may use it).
 /// Endpoint-only ports are listed first and skipped for the others.
 #[derive(Debug, Default)]
-struct FreePorts {
-    off: VecDeque<(String, bool)>,
-    on: VecDeque<(String, bool)>,
+struct FreePorts<'a> {
+    off: VecDeque<(&'a str, bool)>,
+    on: VecDeque<(&'a str, bool)>,
 }
 
-impl FreePorts {
+impl<'a> FreePorts<'a> {
     /// The first port of `q` that a taker may use (an endpoint, or not endpoint-only, and
     /// one `allow` lets a bridge or switch take).
     fn take(
-        q: &mut VecDeque<(String, bool)>,
+        q: &mut VecDeque<(&'a str, bool)>,
         endpoint: bool,
         allow: &mut dyn FnMut(&str) -> bool,
-    ) -> Option<String> {
-        let i = q.iter().position(|p| endpoint || (!p.1 && allow(&p.0)))?;
+    ) -> Option<&'a str> {
+        let i = q.iter().position(|p| endpoint || (!p.1 && allow(p.0)))?;
         q.remove(i).map(|p| p.0)
     }
 
@@ -43,8 +43,8 @@ impl FreePorts {
         &mut self,
         takers: &[(Hotplug, bool)],
         allow: &mut dyn FnMut(usize, &str) -> bool,
-    ) -> Vec<Option<String>> {
-        let mut got: Vec<Option<String>> = vec![None; takers.len()];
+    ) -> Vec<Option<&'a str>> {
+        let mut got: Vec<Option<&'a str>> = vec![None; takers.len()];
         for (k, &(hp, endpoint)) in takers.iter().enumerate() {
             if hp == Hotplug::Off {
                 got[k] = Self::take(&mut self.off, endpoint, &mut |id| allow(k, id));
@@ -165,25 +165,28 @@ fn port_tree<'w>(world: &'w World, id: &str) -> Tree<'w> {
 }
 
 /// The tree of a new port at `p`.
-fn position_tree<'p>(world: &World, root: &str, p: &'p Pos) -> Tree<'p> {
-    if p.bus == root {
-        Tree::Root
-    } else if world.capped_pxbs.contains(&p.bus) {
-        Tree::Cap(&p.bus)
-    } else {
-        Tree::Float
+fn position_tree<'p>(world: &World, root: &str, p: &Pos<'p>) -> Tree<'p> {
+    match p.bus {
+        Bus::Named(b) if b == root => Tree::Root,
+        Bus::Named(b) if world.capped_pxbs.contains(b) => Tree::Cap(b),
+        _ => Tree::Float,
     }
+}
+
+/// Whether `p` is on a pinned expander with a `bus_nr` range.
+fn on_capped(world: &World, p: &Pos) -> bool {
+    matches!(p.bus, Bus::Named(b) if world.capped_pxbs.contains(b))
 }
 
 /// The next new-port position for a taker, among those `fits` allows. An endpoint takes
 /// the first. A bridge or switch takes a bus number of its own: it goes below a pinned
 /// expander with a `bus_nr` range (`capped`) only when nothing else is left.
-fn next_position(
-    pool: &mut VecDeque<Pos>,
+fn next_position<'a>(
+    pool: &mut VecDeque<Pos<'a>>,
     endpoint: bool,
     capped: impl Fn(&Pos) -> bool,
     fits: impl Fn(&Pos) -> bool,
-) -> Option<Pos> {
+) -> Option<Pos<'a>> {
     if !endpoint {
         if let Some(i) = pool.iter().position(|p| !capped(p) && fits(p)) {
             return pool.remove(i);
@@ -193,18 +196,19 @@ fn next_position(
     pool.remove(i)
 }
 
-impl Assigner<'_> {
+impl<'a> Assigner<'a> {
     /// D. Ports, NUMA regions first, then the global region, which also gets the positions
     /// NUMA regions left unused and the new root-port positions on `pcie.0`.
     pub(super) fn place_ports(
         &mut self,
-        root_positions: VecDeque<Pos>,
-        mut region_positions: Vec<VecDeque<Pos>>,
+        root_positions: VecDeque<Pos<'a>>,
+        mut region_positions: Vec<VecDeque<Pos<'a>>>,
     ) -> Result<(), PlanError> {
         let mut leftovers: VecDeque<Pos> = VecDeque::new();
+        let mut root_positions = Some(root_positions);
         for r in (1..region_positions.len()).chain(std::iter::once(0)) {
             let mut pool: VecDeque<Pos> = if r == 0 {
-                let mut p = root_positions.clone();
+                let mut p = root_positions.take().unwrap_or_default();
                 p.extend(region_positions[0].drain(..));
                 p.extend(leftovers.drain(..));
                 p
@@ -221,7 +225,11 @@ impl Assigner<'_> {
 
     /// Places the units of region `r` that need ports or bridges; leaves the unused
     /// positions in `pool`.
-    fn ports_for_region(&mut self, r: usize, pool: &mut VecDeque<Pos>) -> Result<(), PlanError> {
+    fn ports_for_region(
+        &mut self,
+        r: usize,
+        pool: &mut VecDeque<Pos<'a>>,
+    ) -> Result<(), PlanError> {
         let (port_units, bridge_units) = self.region_units(r);
         let br = self.cat.adder_or_internal(CLASS_BRIDGE);
         let new_bridges = bridges_needed(
@@ -280,7 +288,7 @@ impl Assigner<'_> {
             .copied()
             .filter(|&i| matches!(self.place[i], Some(Place::Port | Place::OffPort)))
             .collect();
-        let hosted_anywhere: BTreeSet<usize> = self.hosted.iter().flatten().copied().collect();
+        let hosted_anywhere = |i: usize| self.hosted.iter().any(|h| h.contains(&i));
         let hosted_here = if r == 0 {
             Vec::new()
         } else {
@@ -289,7 +297,7 @@ impl Assigner<'_> {
         let bridge_units: Vec<usize> = mine
             .iter()
             .copied()
-            .filter(|&i| self.place[i] == Some(Place::Bridge) && !hosted_anywhere.contains(&i))
+            .filter(|&i| self.place[i] == Some(Place::Bridge) && !hosted_anywhere(i))
             .chain(hosted_here)
             .collect();
         (port_units, bridge_units)
@@ -298,26 +306,25 @@ impl Assigner<'_> {
     /// Region `r`'s existing free ports. The global region also gets what NUMA regions lent
     /// (only it takes them: a NUMA region planned before it must not drop what an earlier
     /// NUMA region lent).
-    fn free_ports(&mut self, r: usize) -> FreePorts {
+    fn free_ports(&mut self, r: usize) -> FreePorts<'a> {
         let lent = if r == 0 {
             std::mem::take(&mut self.lent)
         } else {
             Vec::new()
         };
         let world = self.world;
-        let endpoint_only =
-            |id: &String| world.ports.iter().any(|p| &p.id == id && p.endpoint_only);
+        let endpoint_only = |id: &str| world.ports.iter().any(|p| p.id == id && p.endpoint_only);
         // Endpoint-only ports first (own, then lent), then the others (own, then lent).
-        let list = |hp: bool| -> VecDeque<(String, bool)> {
-            let mut v: Vec<(String, bool)> = world
+        let list = |hp: bool| -> VecDeque<(&'a str, bool)> {
+            let mut v: Vec<(&'a str, bool)> = world
                 .ports
                 .iter()
                 .filter(|p| p.region == r && p.hotplug == hp)
-                .map(|p| (p.id.clone(), p.endpoint_only))
+                .map(|p| (p.id.as_str(), p.endpoint_only))
                 .chain(
                     lent.iter()
                         .filter(|(_, h)| *h == hp)
-                        .map(|(id, _)| (id.clone(), endpoint_only(id))),
+                        .map(|&(id, _)| (id, endpoint_only(id))),
                 )
                 .collect();
             v.sort_by_key(|p| !p.1);
@@ -331,7 +338,7 @@ impl Assigner<'_> {
 
     /// What a NUMA region left of its free ports is lent to the global region (endpoint-only
     /// ones too: there only units take them, and hot-pluggable ones left empty are spares).
-    fn lend_leftovers(&mut self, free: FreePorts) {
+    fn lend_leftovers(&mut self, free: FreePorts<'a>) {
         for (id, _) in free.on {
             self.lent.push((id, true));
         }
@@ -347,31 +354,31 @@ impl Assigner<'_> {
         &mut self,
         r: usize,
         takers: &[Taker],
-        got: Vec<Option<String>>,
-        pool: &mut VecDeque<Pos>,
-    ) -> Result<Vec<String>, PlanError> {
+        got: Vec<Option<&'a str>>,
+        pool: &mut VecDeque<Pos<'a>>,
+    ) -> Result<Vec<Bus<'a>>, PlanError> {
         let cat = self.cat;
-        let mut downstream: VecDeque<Pos> = self
-            .world
+        let world = self.world;
+        let mut downstream: VecDeque<Pos<'a>> = world
             .upstream_slots
             .iter()
             .filter(|_| r == 0)
-            .map(|(b, s)| downstream_at(b, *s))
+            .map(|(b, s)| downstream_at(Bus::Named(b), *s))
             .collect();
-        let mut bridge_ports: Vec<String> = Vec::new();
+        let mut bridge_ports: Vec<Bus<'a>> = Vec::new();
         for (&t, port) in takers.iter().zip(got) {
             let port = match port {
-                Some(p) => p,
+                Some(p) => Bus::Named(p),
                 None => self.new_port(t, pool, &mut downstream)?,
             };
             match t {
-                Taker::Unit(u) => self.put(u, &port, 0, 0),
+                Taker::Unit(u) => self.put(u, port, 0, 0),
                 Taker::Bridge => bridge_ports.push(port),
                 Taker::Upstream => {
                     let up = cat.adder_or_internal(CLASS_UPSTREAM);
-                    let id = self.add(up, &port, 0, 0);
+                    let id = self.add(up, port, 0, 0);
                     downstream.extend(
-                        (up.bus.slots.min..=up.bus.slots.max).map(|s| downstream_at(&id, s)),
+                        (up.bus.slots.min..=up.bus.slots.max).map(|s| downstream_at(id, s)),
                     );
                 }
                 Taker::Spare => {}
@@ -384,12 +391,12 @@ impl Assigner<'_> {
     fn new_port(
         &mut self,
         t: Taker,
-        pool: &mut VecDeque<Pos>,
-        downstream: &mut VecDeque<Pos>,
-    ) -> Result<String, PlanError> {
+        pool: &mut VecDeque<Pos<'a>>,
+        downstream: &mut VecDeque<Pos<'a>>,
+    ) -> Result<Bus<'a>, PlanError> {
         let world = self.world;
         let root = self.cat.root.bus.as_str();
-        let capped = |p: &Pos| world.capped_pxbs.contains(&p.bus);
+        let capped = |p: &Pos| on_capped(world, p);
         // A unit or a spare needs the port's bus number only; a bridge or switch below
         // needs one more (R-BUSNR).
         let endpoint = matches!(t, Taker::Unit(_) | Taker::Spare);
@@ -411,7 +418,7 @@ impl Assigner<'_> {
         };
         let id = self.add(
             self.cat.adder_or_internal(class),
-            &pos.bus,
+            pos.bus,
             pos.slot,
             pos.function,
         );
@@ -445,9 +452,9 @@ impl Assigner<'_> {
 }
 
 /// A switch downstream-port position at `bus:slot.0`.
-fn downstream_at(bus: &str, slot: u8) -> Pos {
+fn downstream_at(bus: Bus, slot: u8) -> Pos {
     Pos {
-        bus: bus.to_string(),
+        bus,
         slot,
         function: 0,
         class: CLASS_DOWNSTREAM,
@@ -458,8 +465,8 @@ fn downstream_at(bus: &str, slot: u8) -> Pos {
 mod tests {
     use super::*;
 
-    fn q(ports: &[(&str, bool)]) -> VecDeque<(String, bool)> {
-        ports.iter().map(|&(id, e)| (id.to_string(), e)).collect()
+    fn q<'a>(ports: &[(&'a str, bool)]) -> VecDeque<(&'a str, bool)> {
+        ports.iter().copied().collect()
     }
 
     #[test]
@@ -478,7 +485,6 @@ mod tests {
             ],
             &mut |_, _| true,
         );
-        let got: Vec<Option<&str>> = got.iter().map(|g| g.as_deref()).collect();
         assert_eq!(got, [Some("on2"), Some("on1"), Some("off1"), None, None]);
         assert!(free.on.is_empty() && free.off.is_empty());
     }
@@ -493,26 +499,25 @@ mod tests {
             &[(Hotplug::Any, false), (Hotplug::On, true)],
             &mut |_, _| true,
         );
-        let got: Vec<Option<&str>> = got.iter().map(|g| g.as_deref()).collect();
         assert_eq!(got, [Some("open"), Some("capped")]);
     }
 
-    fn pos(bus: &str, slot: u8) -> Pos {
+    fn pos(bus: &str, slot: u8) -> Pos<'_> {
         Pos {
-            bus: bus.into(),
+            bus: Bus::Named(bus),
             slot,
             function: 0,
             class: CLASS_ROOT_PORT,
         }
     }
 
-    fn buses(pool: &VecDeque<Pos>) -> Vec<(&str, u8)> {
-        pool.iter().map(|p| (p.bus.as_str(), p.slot)).collect()
+    fn buses<'a>(pool: &VecDeque<Pos<'a>>) -> Vec<(Bus<'a>, u8)> {
+        pool.iter().map(|p| (p.bus, p.slot)).collect()
     }
 
     #[test]
     fn bridges_avoid_capped_expanders() {
-        let capped = |p: &Pos| p.bus == "x";
+        let capped = |p: &Pos| p.bus == Bus::Named("x");
         let mut pool: VecDeque<Pos> = [pos("x", 0), pos("x", 1), pos("pcie.0", 2)].into();
         let all = |_: &Pos| true;
         assert_eq!(
@@ -523,7 +528,7 @@ mod tests {
             next_position(&mut pool, false, capped, all),
             Some(pos("pcie.0", 2))
         );
-        assert_eq!(buses(&pool), [("x", 1)]);
+        assert_eq!(buses(&pool), [(Bus::Named("x"), 1)]);
     }
 
     #[test]

@@ -7,15 +7,15 @@ use crate::catalog::{SlotRange, CLASS_PXB, CLASS_ROOT_PORT};
 use crate::error::PlanError;
 use crate::ilp::Place;
 
-use super::{Assigner, Pos};
+use super::{Assigner, Bus, Pos};
 
-impl Assigner<'_> {
+impl<'a> Assigner<'a> {
     /// Pinned devices keep their addresses.
     pub(super) fn place_pinned(&mut self) {
         for u in self.units.iter().filter(|u| u.pinned) {
             for &i in &u.devs {
                 if let Some(a) = &self.req.devices[i].address {
-                    self.place_device(i, &a.bus, a.slot, a.function);
+                    self.place_device(i, Bus::Named(&a.bus), a.slot, a.function);
                 }
             }
         }
@@ -24,7 +24,7 @@ impl Assigner<'_> {
     /// R-INTEGRATED: integrated units in request order, lowest `pcie.0` slots first; units
     /// of a packable class share a slot's functions (policy `pack_integrated`).
     pub(super) fn place_integrated(&mut self) -> Result<(), PlanError> {
-        let root = self.cat.root.bus.as_str();
+        let root = Bus::Named(self.cat.root.bus.as_str());
         let mut pack: Option<(u8, u8)> = None;
         let mut beside = self.world.pack_beside.iter();
         for ui in 0..self.units.len() {
@@ -53,9 +53,9 @@ impl Assigner<'_> {
     /// New root-port positions on `pcie.0`: free functions of slots that hold only root
     /// ports, then the fresh slots the counts give (all their functions when root ports
     /// share slots), as many as the counts want.
-    pub(super) fn root_port_positions(&mut self) -> Result<VecDeque<Pos>, PlanError> {
+    pub(super) fn root_port_positions(&mut self) -> Result<VecDeque<Pos<'a>>, PlanError> {
         let cat = self.cat;
-        let root = cat.root.bus.as_str();
+        let root = Bus::Named(cat.root.bus.as_str());
         let rp = cat.adder_or_internal(CLASS_ROOT_PORT);
         let mut out: VecDeque<Pos> = self
             .world
@@ -75,44 +75,45 @@ impl Assigner<'_> {
     /// Root-port positions per region: those of pinned expanders, then of the new
     /// expanders the counts give (NUMA regions first, each expander with its region's
     /// `numa_node`; then the global ones).
-    pub(super) fn expander_positions(&mut self) -> Result<Vec<VecDeque<Pos>>, PlanError> {
+    pub(super) fn expander_positions(&mut self) -> Result<Vec<VecDeque<Pos<'a>>>, PlanError> {
         let cat = self.cat;
-        let root = cat.root.bus.clone();
+        let world = self.world;
+        let root = Bus::Named(cat.root.bus.as_str());
         let rp = cat.adder_or_internal(CLASS_ROOT_PORT);
         let pxb = cat.adder_or_internal(CLASS_PXB);
         let per = if rp.aggregate { pxb.bus.functions } else { 1 };
         let nreg = self.world.region_numa.len();
         let mut out: Vec<VecDeque<Pos>> = (0..nreg)
             .map(|r| {
-                self.world.pxb_positions[r]
+                world.pxb_positions[r]
                     .iter()
-                    .map(|(b, s, f)| root_port_at(b, *s, *f))
+                    .map(|(b, s, f)| root_port_at(Bus::Named(b), *s, *f))
                     .collect()
             })
             .collect();
         for r in 1..nreg {
             for _ in 0..self.counts.region_expanders.get(r).copied().unwrap_or(0) {
                 let s = self.next_root_slot()?;
-                let id = self.add(pxb, &root, s, 0);
+                let id = self.add(pxb, root, s, 0);
                 if let Some(c) = self.plan.controllers.last_mut() {
-                    c.numa_node = self.world.region_numa[r];
+                    c.numa_node = world.region_numa[r];
                 }
-                out[r].extend(root_ports_on(&id, pxb.bus.slots, per));
+                out[r].extend(root_ports_on(id, pxb.bus.slots, per));
             }
         }
         for _ in 0..self.counts.expanders {
             let s = self.next_root_slot()?;
-            let id = self.add(pxb, &root, s, 0);
-            out[0].extend(root_ports_on(&id, pxb.bus.slots, per));
+            let id = self.add(pxb, root, s, 0);
+            out[0].extend(root_ports_on(id, pxb.bus.slots, per));
         }
         Ok(out)
     }
 }
 
 /// A root-port position at `bus:slot.function`.
-fn root_port_at(bus: &str, slot: u8, function: u8) -> Pos {
+fn root_port_at(bus: Bus, slot: u8, function: u8) -> Pos {
     Pos {
-        bus: bus.to_string(),
+        bus,
         slot,
         function,
         class: CLASS_ROOT_PORT,
@@ -120,11 +121,8 @@ fn root_port_at(bus: &str, slot: u8, function: u8) -> Pos {
 }
 
 /// Root-port positions on a new expander `id`: every slot, `per` functions each.
-fn root_ports_on(id: &str, slots: SlotRange, per: u8) -> Vec<Pos> {
-    (slots.min..=slots.max)
-        .flat_map(|s| (0..per).map(move |f| (s, f)))
-        .map(|(s, f)| root_port_at(id, s, f))
-        .collect()
+fn root_ports_on(id: Bus, slots: SlotRange, per: u8) -> impl Iterator<Item = Pos> {
+    (slots.min..=slots.max).flat_map(move |s| (0..per).map(move |f| root_port_at(id, s, f)))
 }
 
 #[cfg(test)]
@@ -133,10 +131,9 @@ mod tests {
 
     #[test]
     fn expander_positions_go_slot_by_slot_then_function() {
-        let got: Vec<(u8, u8)> = root_ports_on("#3", SlotRange { min: 0, max: 1 }, 2)
-            .into_iter()
+        let got: Vec<(u8, u8)> = root_ports_on(Bus::Added(3), SlotRange { min: 0, max: 1 }, 2)
             .map(|p| {
-                assert_eq!((p.bus.as_str(), p.class), ("#3", CLASS_ROOT_PORT));
+                assert_eq!((p.bus, p.class), (Bus::Added(3), CLASS_ROOT_PORT));
                 (p.slot, p.function)
             })
             .collect();
@@ -145,6 +142,7 @@ mod tests {
 
     #[test]
     fn one_function_per_slot_when_ports_do_not_share_slots() {
-        assert_eq!(root_ports_on("x", SlotRange { min: 3, max: 5 }, 1).len(), 3);
+        let x = Bus::Named("x");
+        assert_eq!(root_ports_on(x, SlotRange { min: 3, max: 5 }, 1).count(), 3);
     }
 }
