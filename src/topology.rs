@@ -39,6 +39,9 @@ pub(crate) struct Topology<'a> {
     pub ids: IdMap<&'a str, NodeIndex>,
     /// Nodes whose bus names no existing bus: (node, bus name).
     pub dangling: Vec<(NodeIndex, &'a str)>,
+    /// Nodes (other than the root) whose id an earlier node other than the root has, in
+    /// node order.
+    pub repeated: Vec<NodeIndex>,
     cat: &'a Catalog,
     /// Children of every node, node by node, each node's sorted by (slot, function): those
     /// of node `n` are `kids[kid_start[n]..kid_start[n + 1]]` (one array for all, not one
@@ -86,14 +89,28 @@ impl<'a> Topology<'a> {
         ids.reserve(nodes);
         ids.insert(cat.root.bus.as_str(), root);
         let mut members = Vec::with_capacity(nodes - 1);
+        let mut repeated = Vec::new();
+        // A node named like the root bus is a repeat only after another such node.
+        let mut root_named = false;
+        let mut name =
+            |ids: &mut IdMap<&'a str, NodeIndex>, id: &'a str, n: NodeIndex| match ids.entry(id) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(n);
+                }
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    if *o.get() != root || std::mem::replace(&mut root_named, true) {
+                        repeated.push(n);
+                    }
+                }
+            };
         for c in &plan.controllers {
             let n = g.add_node(Node::Ctrl(c));
-            ids.entry(c.id.as_str()).or_insert(n);
+            name(&mut ids, c.id.as_str(), n);
             members.push((n, c.bus.as_str(), c.slot, c.function));
         }
         for d in devices {
             let n = g.add_node(Node::Dev(d));
-            ids.entry(d.id.as_str()).or_insert(n);
+            name(&mut ids, d.id.as_str(), n);
             members.push((n, d.bus.as_str(), d.slot, d.function));
         }
         let count = g.node_count();
@@ -176,6 +193,7 @@ impl<'a> Topology<'a> {
             root,
             ids,
             dangling,
+            repeated,
             cat,
             kids,
             kid_start,
@@ -193,6 +211,16 @@ impl<'a> Topology<'a> {
     /// controllers, then the devices, each in plan order).
     pub fn ctrl_index(&self, n: NodeIndex) -> Option<usize> {
         matches!(self.g[n], Node::Ctrl(_)).then(|| n.index() - 1)
+    }
+
+    /// The node of `plan.controllers[i]`.
+    pub fn ctrl_node(&self, i: usize) -> NodeIndex {
+        NodeIndex::new(1 + i)
+    }
+
+    /// The node of `plan.devices[i]`.
+    pub fn dev_node(&self, i: usize) -> NodeIndex {
+        NodeIndex::new(1 + self.ctrls + i)
     }
 
     /// The index in `plan.devices` of a device node.

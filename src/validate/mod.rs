@@ -114,17 +114,36 @@ impl<'a> Check<'a> {
         cat: &'a Catalog,
         full: bool,
     ) -> Check<'a> {
-        let placed: IdMap<&str, &PlacedDevice> =
-            plan.devices.iter().map(|d| (d.id.as_str(), d)).collect();
-        let devices = req
-            .devices
-            .iter()
-            .map(|rd| {
-                let dev = placed.get(rd.id.as_str()).copied();
-                let node = dev.and_then(|d| t.ids.get(d.id.as_str()).copied());
-                Placed { req: rd, dev, node }
-            })
-            .collect();
+        // A plan the planner made has the request's devices in request order, each id once:
+        // device i is node i of the devices.
+        let in_order = t.repeated.is_empty()
+            && t.g.node_count() == 1 + plan.controllers.len() + plan.devices.len()
+            && plan.devices.len() == req.devices.len()
+            && plan
+                .devices
+                .iter()
+                .zip(&req.devices)
+                .all(|(d, r)| d.id == r.id);
+        let devices = if in_order {
+            (req.devices.iter().zip(&plan.devices).enumerate())
+                .map(|(i, (rd, d))| Placed {
+                    req: rd,
+                    dev: Some(d),
+                    node: Some(t.dev_node(i)),
+                })
+                .collect()
+        } else {
+            let placed: IdMap<&str, &PlacedDevice> =
+                plan.devices.iter().map(|d| (d.id.as_str(), d)).collect();
+            req.devices
+                .iter()
+                .map(|rd| {
+                    let dev = placed.get(rd.id.as_str()).copied();
+                    let node = dev.and_then(|d| t.ids.get(d.id.as_str()).copied());
+                    Placed { req: rd, dev, node }
+                })
+                .collect()
+        };
         Check {
             req,
             cat,

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use crate::error::Violation;
-use crate::idmap::IdMap;
 use crate::plan::PlacedController;
 use crate::rule::Rule;
 
@@ -18,16 +17,12 @@ pub(super) fn check(c: &Check, out: &mut Vec<Violation>) {
     chassis(c, out);
 }
 
-/// D-PIN: no id is used twice (the root bus's name included).
+/// D-PIN: no id is used twice (the root bus's name included). The topology found the
+/// repeats while naming its nodes.
 fn unique_ids(c: &Check, out: &mut Vec<Violation>) {
-    let t = &c.t;
-    let mut seen: IdMap<&str, ()> = IdMap::default();
-    seen.reserve(t.g.node_count());
-    for n in t.g.node_indices() {
-        if n != t.root && seen.insert(c.id_of(n), ()).is_some() {
-            let id = c.id_of(n);
-            c.at(out, n, Rule::Pin, format!("id '{id}' is used twice"));
-        }
+    for &n in &c.t.repeated {
+        let id = c.id_of(n);
+        c.at(out, n, Rule::Pin, format!("id '{id}' is used twice"));
     }
 }
 
@@ -62,8 +57,8 @@ fn no_loops(c: &Check, out: &mut Vec<Violation>) {
 
 /// D-PIN: every controller is of a model the catalog knows.
 fn known_models(c: &Check, out: &mut Vec<Violation>) {
-    for ctrl in &c.plan.controllers {
-        if c.cat.controller(&ctrl.model).is_none() {
+    for (i, ctrl) in c.plan.controllers.iter().enumerate() {
+        if c.t.model(c.t.ctrl_node(i)).is_none() {
             push(
                 out,
                 &ctrl.id,
@@ -78,8 +73,8 @@ fn known_models(c: &Check, out: &mut Vec<Violation>) {
 /// R-RP-ID: every port has a chassis (in a complete plan), and no two share one.
 fn chassis(c: &Check, out: &mut Vec<Violation>) {
     let mut taken: BTreeMap<u8, &PlacedController> = BTreeMap::new();
-    for ctrl in &c.plan.controllers {
-        let Some(m) = c.cat.controller(&ctrl.model) else {
+    for (i, ctrl) in c.plan.controllers.iter().enumerate() {
+        let Some(m) = c.t.model(c.t.ctrl_node(i)) else {
             continue;
         };
         if !m.props.iter().any(|p| p == "chassis") {

@@ -83,27 +83,28 @@ fn buses<'c>(c: &'c Check) -> impl Iterator<Item = Bus<'c>> + 'c {
     })
 }
 
+impl<'a> Sharing<'a> {
+    fn of(c: &Check<'a>) -> Sharing<'a> {
+        let req = c.req;
+        Sharing {
+            groups: req
+                .devices
+                .iter()
+                .map(|d| (d.id.as_str(), d.group.as_deref()))
+                .collect(),
+            pinned: req
+                .devices
+                .iter()
+                .filter_map(|d| d.address.as_ref().map(|a| (d.id.as_str(), a)))
+                .chain(req.controllers.iter().map(|k| (k.id.as_str(), &k.address)))
+                .collect(),
+        }
+    }
+}
+
 pub(super) fn check(c: &Check, out: &mut Vec<Violation>) {
-    let sharing = Sharing {
-        groups: c
-            .req
-            .devices
-            .iter()
-            .map(|d| (d.id.as_str(), d.group.as_deref()))
-            .collect(),
-        pinned: c
-            .req
-            .devices
-            .iter()
-            .filter_map(|d| d.address.as_ref().map(|a| (d.id.as_str(), a)))
-            .chain(
-                c.req
-                    .controllers
-                    .iter()
-                    .map(|k| (k.id.as_str(), &k.address)),
-            )
-            .collect(),
-    };
+    // Read from the request at the first slot endpoints share (most plans have none).
+    let sharing = std::cell::OnceCell::new();
     for bus in buses(c) {
         for &(slot, function, n) in bus.kids {
             slot_in_range(c, &bus, slot, n, out);
@@ -237,10 +238,10 @@ fn function_zero(
 /// Who may share a slot: controllers only if all are root ports that share slots
 /// (R-RP-PACK); endpoints only as one group, packed integrated endpoints, or all pinned
 /// (R-INT-SLOT).
-fn slot_sharing(
-    c: &Check,
+fn slot_sharing<'a>(
+    c: &Check<'a>,
     bus: &Bus,
-    sharing: &Sharing,
+    sharing: &std::cell::OnceCell<Sharing<'a>>,
     occupants: &[(u8, u8, NodeIndex)],
     out: &mut Vec<Violation>,
 ) {
@@ -266,6 +267,7 @@ fn slot_sharing(
         }
         return;
     }
+    let sharing = sharing.get_or_init(|| Sharing::of(c));
     let group = |n: NodeIndex| sharing.groups.get(c.id_of(n)).copied().flatten();
     let first_group = group(first);
     let one_group =
