@@ -3,7 +3,7 @@
 #[path = "../benches/fleet/mod.rs"]
 mod fleet;
 
-use pciplan::batch::{Batch, BatchOptions, Outcome};
+use pciplan::batch::{Batch, BatchOptions, Outcome, Summary};
 use pciplan::{Catalog, Request, ShapeCache};
 
 fn alone(line: u64, text: &str) -> String {
@@ -16,10 +16,24 @@ fn alone(line: u64, text: &str) -> String {
     let mut b = Batch::new(text.as_bytes(), opts);
     let mut o: Outcome = b.next().expect("one line").expect("readable");
     o.line = line;
-    o.to_json_line()
+    let text = o.to_json_line();
+    // serde_json's text of the outcome is the reference for the line written directly.
+    assert_eq!(text, serde_json::to_string(&o).unwrap());
+    text
 }
 
-fn run(lines: &[String], jsonl: bool) -> (Vec<String>, (u64, u64)) {
+/// How a test reads a batch.
+#[derive(Clone, Copy, PartialEq)]
+enum Read {
+    /// `next_chunk_jsonl`: a rendered line and tally each.
+    Jsonl,
+    /// `next_chunk_with`: outcomes, each written with `to_json_line`.
+    Outcomes,
+    /// `next_chunk_rendered`: what `pciplan batch` writes, in pieces of many lines.
+    Rendered,
+}
+
+fn run(lines: &[String], read: Read) -> (Vec<String>, Summary, (u64, u64)) {
     let input = lines.join("\n") + "\n";
     let opts = BatchOptions {
         chunk: 97,
@@ -27,15 +41,24 @@ fn run(lines: &[String], jsonl: bool) -> (Vec<String>, (u64, u64)) {
     };
     let mut batch = Batch::new(input.as_bytes(), opts);
     let mut got = Vec::new();
+    let mut summary = Summary::default();
     loop {
-        let chunk = if jsonl {
-            batch.next_chunk_jsonl().unwrap().map(|v| {
+        let chunk: Option<Vec<String>> = match read {
+            Read::Jsonl => batch.next_chunk_jsonl().unwrap().map(|v| {
                 v.into_iter()
-                    .map(|(l, _)| l.trim_end_matches('\n').to_string())
+                    .map(|(l, tally)| {
+                        summary.add(&tally);
+                        l.trim_end_matches('\n').to_string()
+                    })
                     .collect()
-            })
-        } else {
-            batch.next_chunk_with(|o| o.to_json_line()).unwrap()
+            }),
+            Read::Outcomes => batch.next_chunk_with(|o| o.to_json_line()).unwrap(),
+            Read::Rendered => batch.next_chunk_rendered().unwrap().map(|r| {
+                r.add_to(&mut summary);
+                let text: String = r.texts().collect();
+                assert!(text.is_empty() || text.ends_with('\n'));
+                text.lines().map(str::to_string).collect()
+            }),
         };
         match chunk {
             Some(c) => got.extend(c),
@@ -43,20 +66,26 @@ fn run(lines: &[String], jsonl: bool) -> (Vec<String>, (u64, u64)) {
         }
     }
     let s = batch.cache_stats().unwrap();
-    (got, (s.hits, s.misses))
+    (got, summary, (s.hits, s.misses))
 }
 
-/// Both ways of reading a cached batch (rendered lines and outcomes) give, line for line,
-/// the bytes of planning each guest alone.
+/// Every way of reading a cached batch (rendered lines, outcomes, the pieces `pciplan batch`
+/// writes) gives, line for line, the bytes of planning each guest alone; rendered lines and
+/// pieces count the same summary.
 fn check(lines: &[String]) -> (u64, u64) {
-    let (rendered, stats) = run(lines, true);
-    let (outcomes, _) = run(lines, false);
+    let (rendered, summary, stats) = run(lines, Read::Jsonl);
+    let (outcomes, _, _) = run(lines, Read::Outcomes);
+    let (pieces, pieces_summary, _) = run(lines, Read::Rendered);
     assert_eq!(rendered.len(), lines.len());
     assert_eq!(outcomes.len(), lines.len());
+    assert_eq!(pieces.len(), lines.len());
+    assert_eq!(pieces_summary, summary);
+    assert_eq!(summary.guests, lines.len() as u64);
     for (i, text) in lines.iter().enumerate() {
         let want = alone(i as u64 + 1, text);
         assert_eq!(rendered[i], want, "line {}: {text}", i + 1);
         assert_eq!(outcomes[i], want, "line {}: {text}", i + 1);
+        assert_eq!(pieces[i], want, "line {}: {text}", i + 1);
     }
     stats
 }

@@ -25,22 +25,24 @@ use std::io::{self, BufRead};
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::error::{Cause, InputError, PlanError, Violation};
+use crate::error::{InputError, PlanError};
 use crate::plan::Plan;
 use crate::planner::plan_with;
 use crate::request::{Request, MAX_REQUEST_BYTES};
 use crate::shape::lines::{name_at, name_json, LineEntry, NameAt};
-use crate::shape::{json_string, Answer, Cached, ShapeCache};
+use crate::shape::{Answer, Cached, ShapeCache};
 
 /// Lines planned together (and the most results held in memory at once).
 pub const DEFAULT_CHUNK: usize = 4096;
 
+mod line;
 mod resume;
 mod summary;
 
+use line::Block;
+pub use line::Rendered;
 pub use resume::{LineSet, Resume, Shard};
 pub use summary::{Summary, Tally};
 
@@ -84,144 +86,6 @@ pub struct Outcome {
     pub name: Option<String>,
     /// The plan or why there is none.
     pub result: Result<Plan, PlanError>,
-}
-
-#[derive(Serialize)]
-struct OkLine<'a> {
-    line: u64,
-    name: Option<&'a str>,
-    ok: bool,
-    cost: u32,
-    optimal: bool,
-    plan: &'a Plan,
-}
-
-#[derive(Serialize)]
-struct ErrLine<'a> {
-    line: u64,
-    name: Option<&'a str>,
-    ok: bool,
-    error: ErrBody<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrBody<'a> {
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rule: Option<crate::Rule>,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    causes: Option<&'a [Cause]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    violations: Option<&'a [Violation]>,
-}
-
-/// An outcome as the object of its result line.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum LineObject<'a> {
-    Ok(OkLine<'a>),
-    Err(ErrLine<'a>),
-}
-
-impl Outcome {
-    /// The result line (docs/formats.md "Batch"), without the newline. A plan is the same
-    /// object `--format json` prints, on one line. Errors carry `kind`, `rule` (when there
-    /// is one) and `message`, plus `causes` (infeasible) or `violations` (invalid pins).
-    pub fn to_json_line(&self) -> String {
-        if let Ok(plan) = &self.result {
-            return self.ok_line(plan);
-        }
-        serde_json::to_string(&self.line_object()).unwrap_or_else(|e| format!(r#"{{"line":{},"name":null,"ok":false,"error":{{"kind":"solver","message":"internal error: {e}"}}}}"#, self.line))
-    }
-
-    /// The line of a plan, written directly (`crate::emit::json`): what `line_object`
-    /// serializes to, at a third of the cost.
-    fn ok_line(&self, plan: &Plan) -> String {
-        use crate::emit::json::{self, Writer};
-        let mut s = String::with_capacity(64 + json::size_hint(plan));
-        let mut w = Writer::new(&mut s, false);
-        w.begin_object();
-        w.key("line");
-        w.num(self.line);
-        w.key("name");
-        match self.name.as_deref() {
-            Some(n) => w.str(n),
-            None => w.null(),
-        }
-        w.key("ok");
-        w.bool(true);
-        w.key("cost");
-        w.num(plan.cost.into());
-        w.key("optimal");
-        w.bool(plan.optimal);
-        w.key("plan");
-        json::plan(&mut w, plan);
-        w.end_object();
-        s
-    }
-
-    fn line_object(&self) -> LineObject<'_> {
-        let name = self.name.as_deref();
-        match &self.result {
-            Ok(plan) => LineObject::Ok(OkLine {
-                line: self.line,
-                name,
-                ok: true,
-                cost: plan.cost,
-                optimal: plan.optimal,
-                plan,
-            }),
-            Err(e) => {
-                let (message, causes, violations) = match e {
-                    PlanError::Invalid(i) => (invalid_message(self.line, i), None, None),
-                    PlanError::Pins(v) => (
-                        v.iter()
-                            .map(|x| x.to_string())
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                        None,
-                        Some(v.as_slice()),
-                    ),
-                    PlanError::Infeasible(x) => (x.to_string(), Some(x.causes.as_slice()), None),
-                    PlanError::Solver(s) | PlanError::Internal(s) => (s.clone(), None, None),
-                };
-                LineObject::Err(ErrLine {
-                    line: self.line,
-                    name,
-                    ok: false,
-                    error: ErrBody {
-                        kind: e.kind(),
-                        rule: e.rule(),
-                        message,
-                        causes,
-                        violations,
-                    },
-                })
-            }
-        }
-    }
-}
-
-/// An outcome serializes as the object of its result line ([`Outcome::to_json_line`]), so
-/// any serde format (a binding's native objects, say) carries exactly what the line says.
-impl Serialize for Outcome {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.line_object().serialize(s)
-    }
-}
-
-/// `line 3: expected value at column 1` for a line that is not JSON; `line 3: field: what`
-/// otherwise.
-fn invalid_message(line: u64, e: &InputError) -> String {
-    if e.field == "request" {
-        format!(
-            "line {line}: {}",
-            e.message.replace(" at line 1 column ", " at column ")
-        )
-    } else {
-        format!("line {line}: {e}")
-    }
 }
 
 /// A planned line: an outcome, or a cache hit not yet turned into one.
@@ -271,61 +135,6 @@ impl Done<'_> {
             }
         }
     }
-
-    /// The result line and tally; for a hit, rendered from the cached template without
-    /// building the plan.
-    fn into_line(self) -> (String, Tally) {
-        match self {
-            Done::Outcome(o) => {
-                let mut s = o.to_json_line();
-                s.push('\n');
-                (s, Tally::of(&o))
-            }
-            Done::LineHit {
-                line,
-                text,
-                at,
-                entry,
-            } => {
-                let mut name = String::new();
-                name_json(text.as_bytes(), at, &mut name);
-                let mut s = String::with_capacity(entry.len_hint() + 2 * name.len() + 128);
-                s.push_str("{\"line\":");
-                s.push_str(&line.to_string());
-                s.push_str(",\"name\":");
-                s.push_str(&name);
-                ok_head(&mut s, &entry.cached);
-                entry.render(&name, &mut s);
-                s.push_str("}\n");
-                (s, Tally::of_cached(&entry.cached))
-            }
-            Done::Hit { line, req, cached } => {
-                let mut s = String::with_capacity(cached.len_hint() + 128);
-                s.push_str("{\"line\":");
-                s.push_str(&line.to_string());
-                s.push_str(",\"name\":");
-                match &req.name {
-                    Some(n) => json_string(n, &mut s),
-                    None => s.push_str("null"),
-                }
-                ok_head(&mut s, &cached);
-                ShapeCache::render(&cached, &req, &mut s);
-                s.push_str("}\n");
-                (s, Tally::of_cached(&cached))
-            }
-        }
-    }
-}
-
-/// `,"ok":true,"cost":C,"optimal":B,"plan":` of a cached plan's result line.
-fn ok_head(s: &mut String, cached: &Cached) {
-    s.push_str(",\"ok\":true,\"cost\":");
-    s.push_str(&cached.cost().to_string());
-    s.push_str(if cached.optimal() {
-        ",\"optimal\":true,\"plan\":"
-    } else {
-        ",\"optimal\":false,\"plan\":"
-    });
 }
 
 /// Plans one input line (the text without its newline). With `render`, the result goes
@@ -466,7 +275,15 @@ pub struct Batch<R> {
     /// size (megabytes) costs the kernel zeroing new pages on every chunk, while the other
     /// threads wait for the lines.
     text: Vec<u8>,
+    /// The chunk's lines: (line number, start, end) in `text`.
+    lines: Vec<(u64, usize, usize)>,
+    /// The rendered result lines of the chunk ([`Batch::next_chunk_rendered`]), kept from
+    /// chunk to chunk for the same reason as `text`.
+    blocks: Vec<Block>,
 }
+
+/// Lines of a chunk that one task plans and renders one after the other, into one buffer.
+const BLOCK: usize = 16;
 
 impl<R: BufRead> Batch<R> {
     /// A batch over JSON Lines read from `input`.
@@ -481,6 +298,8 @@ impl<R: BufRead> Batch<R> {
             ready: VecDeque::new(),
             done: false,
             text: Vec::new(),
+            lines: Vec::new(),
+            blocks: Vec::new(),
         }
     }
 
@@ -599,18 +418,94 @@ impl<R: BufRead> Batch<R> {
         self.next_chunk_raw(true, |d| d.into_line())
     }
 
+    /// Reads, plans and renders the next chunk of lines, as [`Batch::next_chunk_jsonl`]
+    /// does, but into buffers the batch keeps from chunk to chunk (a task renders a run of
+    /// lines into one buffer, so no line has a buffer of its own), with the counts for the
+    /// summary added up per run: what `pciplan batch` writes. `None` at the end of the input.
+    ///
+    /// # Errors
+    /// When reading the input fails.
+    pub fn next_chunk_rendered(&mut self) -> io::Result<Option<Rendered<'_>>> {
+        if self.read_chunk()?.is_none() {
+            return Ok(None);
+        }
+        let n = self.lines.len().div_ceil(BLOCK);
+        if self.blocks.len() < n {
+            self.blocks.resize_with(n, Block::default);
+        }
+        let text = &self.text;
+        let catalog = self.opts.catalog.as_deref();
+        let cache = self.cache.as_ref();
+        let adopt = self.opts.adopt;
+        self.lines
+            .par_chunks(BLOCK)
+            .zip(self.blocks[..n].par_iter_mut())
+            .for_each(|(lines, block)| {
+                block.clear();
+                // Sized for the lines at once: a result line is rarely over four times
+                // its request (a mixed fleet's are three).
+                let input: usize = lines.iter().map(|&(_, start, end)| end - start).sum();
+                block.text.reserve(4 * input + 256 * lines.len());
+                for &(line, start, end) in lines {
+                    let done = plan_line(
+                        line,
+                        line_text(text, start, end),
+                        catalog,
+                        cache,
+                        true,
+                        adopt,
+                    );
+                    done.write_line(&mut block.text);
+                    done.count(&mut block.summary);
+                }
+            });
+        Ok(Some(Rendered {
+            blocks: &self.blocks[..n],
+        }))
+    }
+
     fn next_chunk_raw<T: Send>(
         &mut self,
         render: bool,
         f: impl Fn(Done<'_>) -> T + Sync + Send,
     ) -> io::Result<Option<Vec<T>>> {
+        if self.read_chunk()?.is_none() {
+            return Ok(None);
+        }
+        let text = &self.text;
+        let catalog = self.opts.catalog.as_deref();
+        let cache = self.cache.as_ref();
+        let adopt = self.opts.adopt;
+        Ok(Some(
+            self.lines
+                .par_iter()
+                .with_min_len(8)
+                .map(|&(line, start, end)| {
+                    f(plan_line(
+                        line,
+                        line_text(text, start, end),
+                        catalog,
+                        cache,
+                        render,
+                        adopt,
+                    ))
+                })
+                .collect(),
+        ))
+    }
+
+    /// Reads the next chunk's lines into `text` and `lines` (none when every line of the
+    /// chunk is outside the shard or skipped); `None` at the end of the input.
+    fn read_chunk(&mut self) -> io::Result<Option<()>> {
         if self.done {
             return Ok(None);
         }
         // The chunk's lines end to end in one buffer: (line number, start, end) each.
         let mut text = std::mem::take(&mut self.text);
+        let mut lines = std::mem::take(&mut self.lines);
         text.clear();
-        let mut lines: Vec<(u64, usize, usize)> = Vec::with_capacity(self.opts.chunk.min(65_536));
+        lines.clear();
+        let mut result = Ok(Some(()));
         while lines.len() < self.opts.chunk.max(1) {
             let line = self.next_line;
             let keep = self.keeps(line);
@@ -628,7 +523,7 @@ impl<R: BufRead> Batch<R> {
                 Err(e) => {
                     self.done = true;
                     if lines.is_empty() {
-                        return Err(e);
+                        result = Err(e);
                     }
                     break;
                 }
@@ -638,25 +533,19 @@ impl<R: BufRead> Batch<R> {
                 lines.push((line, start, text.len()));
             }
         }
-        if lines.is_empty() {
-            self.text = text;
-            return Ok(if self.done { None } else { Some(Vec::new()) });
+        if lines.is_empty() && self.done && result.is_ok() {
+            result = Ok(None);
         }
-        let catalog = self.opts.catalog.as_deref();
-        let cache = self.cache.as_ref();
-        let adopt = self.opts.adopt;
-        let out = lines
-            .par_iter()
-            .with_min_len(8)
-            .map(|&(line, start, end)| {
-                let t = &text[start..end];
-                let t = t.strip_suffix(b"\n").unwrap_or(t);
-                f(plan_line(line, t, catalog, cache, render, adopt))
-            })
-            .collect();
         self.text = text;
-        Ok(Some(out))
+        self.lines = lines;
+        result
     }
+}
+
+/// The text of a line read into `text` at `start..end`, without its newline.
+fn line_text(text: &[u8], start: usize, end: usize) -> &[u8] {
+    let t = &text[start..end];
+    t.strip_suffix(b"\n").unwrap_or(t)
 }
 
 fn memchr(b: &[u8]) -> Option<usize> {

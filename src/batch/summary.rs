@@ -75,16 +75,78 @@ impl Tally {
 impl Summary {
     /// Adds one line's tally.
     pub fn add(&mut self, t: &Tally) {
+        self.count(t.kind, t.cost);
+        for (m, n) in &t.added {
+            self.add_model(m, *n);
+        }
+    }
+
+    /// Adds one outcome: what adding its [`Tally::of`] adds, without making the tally.
+    pub fn add_outcome(&mut self, o: &Outcome) {
+        match &o.result {
+            Ok(p) => {
+                self.count(None, u64::from(p.cost));
+                // Added controllers of one model mostly come one after the other: one
+                // look-up per run.
+                let mut run: Option<(&str, u64)> = None;
+                for c in p.controllers.iter().filter(|c| c.added) {
+                    match &mut run {
+                        Some((m, n)) if *m == c.model => *n += 1,
+                        _ => {
+                            if let Some((m, n)) = run.replace((&c.model, 1)) {
+                                self.add_model(m, n);
+                            }
+                        }
+                    }
+                }
+                if let Some((m, n)) = run {
+                    self.add_model(m, n);
+                }
+            }
+            Err(e) => self.count(Some(e.kind()), 0),
+        }
+    }
+
+    /// Adds a line planned from the shape cache ([`Tally::of_cached`]).
+    pub(super) fn add_cached(&mut self, c: &Cached) {
+        self.count(None, u64::from(c.cost()));
+        for (m, n) in &c.added {
+            self.add_model(m, *n);
+        }
+    }
+
+    /// Adds the counts of `other`, a summary of other lines (not its time).
+    pub fn merge(&mut self, other: &Summary) {
+        self.guests += other.guests;
+        self.planned += other.planned;
+        self.infeasible += other.infeasible;
+        self.invalid += other.invalid;
+        self.solver += other.solver;
+        self.cost += other.cost;
+        for (m, n) in &other.added {
+            self.add_model(m, *n);
+        }
+    }
+
+    /// Counts one line of `kind` (`None`: planned) and `cost`.
+    fn count(&mut self, kind: Option<&str>, cost: u64) {
         self.guests += 1;
-        match t.kind {
+        match kind {
             None => self.planned += 1,
             Some("infeasible") => self.infeasible += 1,
             Some("invalid") => self.invalid += 1,
             Some(_) => self.solver += 1,
         }
-        self.cost += t.cost;
-        for (m, n) in &t.added {
-            *self.added.entry(m.clone()).or_insert(0) += n;
+        self.cost += cost;
+    }
+
+    /// Counts `n` added controllers of `model`.
+    fn add_model(&mut self, model: &str, n: u64) {
+        match self.added.get_mut(model) {
+            Some(sum) => *sum += n,
+            None => {
+                self.added.insert(model.to_string(), n);
+            }
         }
     }
 }

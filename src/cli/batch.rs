@@ -2,7 +2,7 @@
 //! summary, `--shard` and `--resume`). Planning itself is the library's.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -61,8 +61,10 @@ pub fn run(args: BatchArgs, catalog: Option<Catalog>) -> ExitCode {
         }
     };
     let mut skip = None;
+    // Unbuffered: a chunk's result lines come in pieces of many whole lines, each written
+    // at once (standard output's own line buffer passes whole lines through).
     let mut out: Box<dyn Write> = match &args.resume {
-        None => Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock())),
+        None => Box::new(io::stdout().lock()),
         Some(path) => {
             let file = OpenOptions::new()
                 .read(true)
@@ -94,7 +96,7 @@ pub fn run(args: BatchArgs, catalog: Option<Catalog>) -> ExitCode {
                 );
             }
             skip = Some(resume.done);
-            Box::new(BufWriter::with_capacity(1 << 20, file))
+            Box::new(file)
         }
     };
     let opts = BatchOptions {
@@ -111,8 +113,7 @@ pub fn run(args: BatchArgs, catalog: Option<Catalog>) -> ExitCode {
     let mut summary = Summary::default();
     let mut status = ExitCode::SUCCESS;
     loop {
-        let chunk = batch.next_chunk_jsonl();
-        let rows = match chunk {
+        let rows = match batch.next_chunk_rendered() {
             Ok(Some(rows)) => rows,
             Ok(None) => break,
             Err(e) => {
@@ -121,9 +122,9 @@ pub fn run(args: BatchArgs, catalog: Option<Catalog>) -> ExitCode {
                 break;
             }
         };
-        for (line, tally) in &rows {
-            summary.add(tally);
-            if let Err(e) = out.write_all(line.as_bytes()) {
+        rows.add_to(&mut summary);
+        for text in rows.texts() {
+            if let Err(e) = out.write_all(text.as_bytes()) {
                 return write_failed(e);
             }
         }

@@ -3,148 +3,242 @@
 //! `Serialize` implementation (which stays the reference, and the tests compare the two).
 //!
 //! Why not `serde_json` here: a plan's text is mostly keys and short strings, and the
-//! generic serializer escapes every key and grows its buffer as it goes; writing the known
-//! keys as they are into a buffer sized from the plan costs about a third as much (a 32-device
-//! adoption's plan is 17 kB, the largest single cost of an adoption after parsing).
+//! generic serializer escapes every key and grows its buffer as it goes. Here every key is a
+//! constant spelled with its separator (`,"model":"`, see [`key!`]), a field whose values are
+//! a few known words (`kind`, `hotplug`, the booleans) is a constant too, and the text is
+//! appended to a buffer the caller sized once and keeps (a batch reuses one buffer for many
+//! result lines). Compact or pretty is a type parameter, so the compact text has no indent
+//! logic at all.
 
 use crate::changes::{Change, ChangeKind, Seen};
 use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::Firmware;
 
-/// A JSON text under construction: compact, or pretty with two-space indents as
-/// `serde_json::to_string_pretty` writes it.
-pub(crate) struct Writer<'o> {
+/// A key as the compact text writes it after an earlier entry, with the quote that opens a
+/// string value: `key!("model")` is `,"model":"`. A writer drops the comma for a first key and
+/// the quote for other values, so that a string field is one constant and the string. Keys
+/// of the formats are plain words (no escaping).
+macro_rules! key {
+    ($k:literal) => {
+        concat!(",\"", $k, "\":\"")
+    };
+}
+pub(crate) use key;
+
+/// A JSON text under construction, appended to a `String`: compact, or (`PRETTY`) with
+/// two-space indents as `serde_json::to_string_pretty` writes it. Objects are written with
+/// [`Writer::open`] (which writes the first key: every object here has one), [`Writer::key`]
+/// and [`Writer::close`]; keys are spelled with [`key!`].
+pub(crate) struct Writer<'o, const PRETTY: bool> {
     out: &'o mut String,
-    pretty: bool,
-    /// For each open object or array, innermost last: whether it has an entry yet (its
-    /// length is the indent depth).
-    has: Vec<bool>,
+    /// Open objects and arrays (the indent depth).
+    depth: usize,
 }
 
-impl<'o> Writer<'o> {
-    /// A writer appending to `out`.
-    pub fn new(out: &'o mut String, pretty: bool) -> Self {
-        Writer {
-            out,
-            pretty,
-            has: Vec::with_capacity(8),
-        }
+impl<'o, const PRETTY: bool> Writer<'o, PRETTY> {
+    /// A writer appending to `out`, at the top level.
+    pub fn new(out: &'o mut String) -> Self {
+        Writer { out, depth: 0 }
     }
 
-    fn open(&mut self, c: char) {
-        self.out.push(c);
-        self.has.push(false);
-    }
-
-    fn close(&mut self, c: char) {
-        if self.has.pop() == Some(true) && self.pretty {
-            self.newline();
-        }
-        self.out.push(c);
+    /// Appends `s` as it is.
+    #[inline]
+    fn raw(&mut self, s: &str) {
+        self.out.push_str(s);
     }
 
     fn newline(&mut self) {
         /// A newline and the indent of the deepest level a plan reaches, and then some.
         const INDENT: &str = "\n                                ";
-        let depth = self.has.len();
-        match INDENT.get(..1 + 2 * depth) {
+        match INDENT.get(..1 + 2 * self.depth) {
             Some(s) => self.out.push_str(s),
             None => {
                 self.out.push('\n');
-                for _ in 0..depth {
+                for _ in 0..self.depth {
                     self.out.push_str("  ");
                 }
             }
         }
     }
 
-    /// Starts an entry of the innermost object or array: the separator and indent.
-    fn entry(&mut self) {
-        if let Some(h) = self.has.last_mut() {
-            let first = !std::mem::replace(h, true);
+    /// Writes key `k` (from [`key!`]) of the innermost object, `first` or after another.
+    #[inline]
+    fn any_key(&mut self, k: &str, first: bool) {
+        let k = &k[..k.len() - 1];
+        if PRETTY {
             if !first {
                 self.out.push(',');
             }
-            if self.pretty {
-                self.newline();
-            }
+            self.newline();
+            self.raw(&k[1..]);
+            self.out.push(' ');
+        } else if first {
+            self.raw(&k[1..]);
+        } else {
+            self.raw(k);
         }
     }
 
-    /// Starts an object.
-    pub fn begin_object(&mut self) {
-        self.open('{');
+    /// Opens an object and writes its first key `k` (from [`key!`]).
+    #[inline]
+    pub fn open(&mut self, k: &str) {
+        self.out.push('{');
+        self.depth += 1;
+        self.any_key(k, true);
     }
 
-    /// Ends an object.
-    pub fn end_object(&mut self) {
-        self.close('}');
-    }
-
-    /// Writes a key, which must need no escaping (the keys of the formats are plain).
+    /// Writes key `k` (from [`key!`]) after an earlier entry of the innermost object.
+    #[inline]
     pub fn key(&mut self, k: &str) {
-        self.entry();
-        self.out.reserve(k.len() + 4);
-        self.out.push('"');
-        self.out.push_str(k);
-        self.out.push_str(if self.pretty { "\": " } else { "\":" });
+        self.any_key(k, false);
     }
 
-    fn begin_array(&mut self) {
-        self.open('[');
+    /// Writes key `k` (from [`key!`]) and string `s` of the innermost object, `first` or
+    /// after another; `plain`: `s` is known to need no escaping (a word of the format).
+    /// Always inlined (as [`escaped`]), so that the constants fold.
+    #[inline(always)]
+    fn any_field(&mut self, k: &str, s: &str, first: bool, plain: bool) {
+        if PRETTY {
+            self.any_key(k, first);
+            escaped(self.out, s);
+        } else if !plain && needs_escape(s.as_bytes()) {
+            self.any_key(k, first);
+            escaped_slowly(self.out, s);
+        } else {
+            debug_assert!(!needs_escape(s.as_bytes()));
+            self.raw(if first { &k[1..] } else { k });
+            self.out.push_str(s);
+            self.out.push('"');
+        }
     }
 
-    fn end_array(&mut self) {
-        self.close(']');
+    /// Opens an object and writes its first field: key `k` (from [`key!`]) and string `s`.
+    #[inline]
+    pub fn open_field(&mut self, k: &str, s: &str) {
+        self.out.push('{');
+        self.depth += 1;
+        self.any_field(k, s, true, false);
+    }
+
+    /// Opens an object and writes its first field: key `k` (from [`key!`]) and `word`, a
+    /// string known to need no escaping (a word of the format, a rule id).
+    #[inline]
+    pub fn open_word(&mut self, k: &str, word: &str) {
+        self.out.push('{');
+        self.depth += 1;
+        self.any_field(k, word, true, true);
+    }
+
+    /// Writes key `k` (from [`key!`]) and string `s` after an earlier entry of the innermost
+    /// object.
+    #[inline]
+    pub fn field(&mut self, k: &str, s: &str) {
+        self.any_field(k, s, false, false);
+    }
+
+    /// Writes key `k` (from [`key!`]) and `word`, a string known to need no escaping, after
+    /// an earlier entry of the innermost object.
+    #[inline]
+    pub fn word(&mut self, k: &str, word: &str) {
+        self.any_field(k, word, false, true);
+    }
+
+    /// Closes the innermost object.
+    #[inline]
+    pub fn close(&mut self) {
+        self.depth -= 1;
+        if PRETTY {
+            self.newline();
+        }
+        self.out.push('}');
+    }
+
+    /// Writes `items` as an array, each with `f`.
+    #[inline]
+    pub fn array<T>(&mut self, items: &[T], mut f: impl FnMut(&mut Self, &T)) {
+        self.out.push('[');
+        self.depth += 1;
+        for (i, x) in items.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            if PRETTY {
+                self.newline();
+            }
+            f(self, x);
+        }
+        self.depth -= 1;
+        if PRETTY && !items.is_empty() {
+            self.newline();
+        }
+        self.out.push(']');
     }
 
     /// Writes a string value.
+    #[inline]
     pub fn str(&mut self, s: &str) {
         escaped(self.out, s);
     }
 
-    /// Writes an unsigned number.
-    pub fn num(&mut self, n: u64) {
-        let mut b = itoa::Buffer::new();
-        self.out.push_str(b.format(n));
+    /// Writes an unsigned number (one digit directly: an `io-reserve` is mostly 0).
+    #[inline]
+    pub fn num(&mut self, n: u32) {
+        if n < 10 {
+            self.small(n as u8);
+        } else {
+            self.out.push_str(itoa::Buffer::new().format(n));
+        }
+    }
+
+    /// Writes a slot, function, port or the like (mostly one digit), a digit at a time.
+    #[inline]
+    fn small(&mut self, n: u8) {
+        if n >= 100 {
+            self.out.push(char::from(b'0' + n / 100));
+        }
+        if n >= 10 {
+            self.out.push(char::from(b'0' + n / 10 % 10));
+        }
+        self.out.push(char::from(b'0' + n % 10));
     }
 
     /// Writes `true` or `false`.
+    #[inline]
     pub fn bool(&mut self, v: bool) {
-        self.out.push_str(if v { "true" } else { "false" });
+        // Four bytes either way, so that they are copied as one word rather than by a call.
+        self.out.push_str(if v { "true" } else { "fals" });
+        if !v {
+            self.out.push('e');
+        }
     }
 
     /// Writes `null`.
+    #[inline]
     pub fn null(&mut self) {
         self.out.push_str("null");
-    }
-
-    fn field_str(&mut self, k: &str, s: &str) {
-        self.key(k);
-        self.str(s);
-    }
-
-    fn field_num(&mut self, k: &str, n: impl Into<u64>) {
-        self.key(k);
-        self.num(n.into());
-    }
-
-    fn field_bool(&mut self, k: &str, v: bool) {
-        self.key(k);
-        self.bool(v);
     }
 }
 
 /// Appends `s` as a JSON string, escaped as `serde_json` escapes: `"` and `\`, control
-/// characters as `\b \t \n \f \r` or `\u00XX`; everything else as it is.
-fn escaped(out: &mut String, s: &str) {
-    if !needs_escape(s.as_bytes()) {
+/// characters as `\b \t \n \f \r` or `\u00XX`; everything else as it is. Inlined into
+/// every writer of a string field: a call costs a fifth of what the common case does.
+#[inline(always)]
+pub(crate) fn escaped(out: &mut String, s: &str) {
+    if needs_escape(s.as_bytes()) {
+        escaped_slowly(out, s);
+    } else {
         out.reserve(s.len() + 2);
         out.push('"');
         out.push_str(s);
         out.push('"');
-        return;
     }
+}
+
+/// [`escaped`] for a string with something to escape (rare: the strings of a plan are ids,
+/// models and bus names).
+#[cold]
+#[inline(never)]
+fn escaped_slowly(out: &mut String, s: &str) {
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
@@ -175,156 +269,182 @@ fn escaped(out: &mut String, s: &str) {
 }
 
 /// Whether any byte of `b` is escaped: a control character, `"` or `\`. Eight bytes at a
-/// time (a byte below 0x20, or equal to 0x22 or 0x5C, leaves its high bit set in the tests
-/// below; bytes from 0x80, which UTF-8 uses, are masked out by `!x`).
+/// time: a byte below 0x20, or equal to 0x22 or 0x5C, leaves its high bit set in the tests
+/// of [`any_escaped`]. A string of 8 bytes or more is read in words and then its last eight
+/// bytes (overlapping the words: a byte checked twice is harmless); a shorter one is read as
+/// one word, from two overlapping halves (4 to 7 bytes) or its first, middle and last byte
+/// (1 to 3, which are all its bytes) padded with spaces.
+#[inline]
 fn needs_escape(b: &[u8]) -> bool {
+    let n = b.len();
+    if n >= 8 {
+        let mut words = b.chunks_exact(8);
+        if words.by_ref().any(|w| any_escaped(word8(w))) {
+            return true;
+        }
+        return !words.remainder().is_empty() && any_escaped(word8(&b[n - 8..]));
+    }
+    if n >= 4 {
+        return any_escaped(u64::from(word4(b)) | u64::from(word4(&b[n - 4..])) << 32);
+    }
+    if n == 0 {
+        return false;
+    }
+    const SPACES: u64 = 0x2020_2020_2000_0000;
+    any_escaped(SPACES | u64::from(b[0]) | u64::from(b[n / 2]) << 8 | u64::from(b[n - 1]) << 16)
+}
+
+/// The first eight bytes of `w`, little-endian.
+#[inline]
+fn word8(w: &[u8]) -> u64 {
+    let mut a = [0; 8];
+    a.copy_from_slice(&w[..8]);
+    u64::from_le_bytes(a)
+}
+
+/// The first four bytes of `w`, little-endian.
+#[inline]
+fn word4(w: &[u8]) -> u32 {
+    let mut a = [0; 4];
+    a.copy_from_slice(&w[..4]);
+    u32::from_le_bytes(a)
+}
+
+/// Whether a byte of `x` is below 0x20 or is 0x22 or 0x5C. `x - n·ONES & !x & HIGH` has a
+/// byte's high bit set where the byte is below `n` (or above one that is; bytes from 0x80,
+/// which UTF-8 uses, are masked out by `!x`).
+#[inline]
+fn any_escaped(x: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
-    let mut words = b.chunks_exact(8);
-    for w in &mut words {
-        let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        if below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0 {
-            return true;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .any(|&c| c < 0x20 || c == b'"' || c == b'\\')
+    below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0
 }
 
-/// A plan's text takes about this many bytes per controller, device or change (pretty;
-/// compact is shorter), so that the buffer is sized once.
-const BYTES_PER_ITEM: usize = 330;
-
-/// The size to reserve for `plan`'s text.
-pub(crate) fn size_hint(plan: &Plan) -> usize {
+/// The size to reserve for `plan`'s text, so that the buffer is sized once: about 330
+/// bytes per controller, device or change pretty, 200 compact.
+pub(crate) fn size_hint(plan: &Plan, pretty: bool) -> usize {
     let changes = plan.changes.as_ref().map_or(0, |c| c.len());
-    256 + BYTES_PER_ITEM * (plan.controllers.len() + plan.devices.len() + changes)
+    let per_item = if pretty { 330 } else { 200 };
+    256 + per_item * (plan.controllers.len() + plan.devices.len() + changes)
 }
 
 /// Writes `plan` as the value at the writer's position.
-pub(crate) fn plan(w: &mut Writer, plan: &Plan) {
-    w.begin_object();
-    w.key("name");
+pub(crate) fn plan<const P: bool>(w: &mut Writer<P>, plan: &Plan) {
+    w.open(key!("name"));
     match &plan.name {
         Some(n) => w.str(n),
         None => w.null(),
     }
-    w.field_str("machine", &plan.machine);
-    w.field_str(
-        "firmware",
+    w.field(key!("machine"), &plan.machine);
+    w.word(
+        key!("firmware"),
         match plan.firmware {
             Firmware::Bios => "bios",
             Firmware::Uefi => "uefi",
         },
     );
     if let Some(h) = plan.root_hotplug {
-        w.field_bool("root_hotplug", h);
+        w.key(key!("root_hotplug"));
+        w.bool(h);
     }
-    w.field_num("cost", plan.cost);
-    w.field_bool("optimal", plan.optimal);
+    w.key(key!("cost"));
+    w.num(plan.cost);
+    w.key(key!("optimal"));
+    w.bool(plan.optimal);
     if let Some(n) = plan.guest_visible_changes {
-        w.field_num("guest_visible_changes", n);
+        w.key(key!("guest_visible_changes"));
+        w.num(n);
     }
     if let Some(list) = &plan.changes {
-        w.key("changes");
-        w.begin_array();
-        for c in list {
-            w.entry();
-            change(w, c);
-        }
-        w.end_array();
+        w.key(key!("changes"));
+        w.array(list, change);
     }
     if !plan.notes.is_empty() {
-        w.key("notes");
-        w.begin_array();
-        for n in &plan.notes {
-            w.entry();
-            w.str(n);
-        }
-        w.end_array();
+        w.key(key!("notes"));
+        w.array(&plan.notes, |w, n| w.str(n));
     }
-    w.key("controllers");
-    w.begin_array();
-    for c in &plan.controllers {
-        w.entry();
-        controller(w, c);
-    }
-    w.end_array();
-    w.key("devices");
-    w.begin_array();
-    for d in &plan.devices {
-        w.entry();
-        device(w, d);
-    }
-    w.end_array();
-    w.end_object();
+    w.key(key!("controllers"));
+    w.array(&plan.controllers, controller);
+    w.key(key!("devices"));
+    w.array(&plan.devices, device);
+    w.close();
 }
 
-fn controller(w: &mut Writer, c: &PlacedController) {
-    w.begin_object();
-    w.field_str("id", &c.id);
-    w.field_str("model", &c.model);
-    w.field_str("driver", &c.driver);
-    w.field_str("bus", &c.bus);
-    w.field_num("slot", c.slot);
-    w.field_num("function", c.function);
-    w.field_bool("multifunction", c.multifunction);
+fn controller<const P: bool>(w: &mut Writer<P>, c: &PlacedController) {
+    w.open_field(key!("id"), &c.id);
+    w.field(key!("model"), &c.model);
+    w.field(key!("driver"), &c.driver);
+    w.field(key!("bus"), &c.bus);
+    w.key(key!("slot"));
+    w.small(c.slot);
+    w.key(key!("function"));
+    w.small(c.function);
+    w.key(key!("multifunction"));
+    w.bool(c.multifunction);
     if let Some(v) = c.chassis {
-        w.field_num("chassis", v);
+        w.key(key!("chassis"));
+        w.small(v);
     }
     if let Some(v) = c.port {
-        w.field_num("port", v);
+        w.key(key!("port"));
+        w.small(v);
     }
     if let Some(v) = c.hotplug {
-        w.field_bool("hotplug", v);
+        w.key(key!("hotplug"));
+        w.bool(v);
     }
     if let Some(v) = c.bus_nr {
-        w.field_num("bus_nr", v);
+        w.key(key!("bus_nr"));
+        w.small(v);
     }
     if let Some(v) = c.numa_node {
-        w.field_num("numa_node", v);
+        w.key(key!("numa_node"));
+        w.num(v);
     }
     if let Some(v) = c.io_reserve {
-        w.field_num("io-reserve", v);
+        w.key(key!("io-reserve"));
+        w.num(v);
     }
-    w.field_bool("added", c.added);
-    w.end_object();
+    w.key(key!("added"));
+    w.bool(c.added);
+    w.close();
 }
 
-fn device(w: &mut Writer, d: &PlacedDevice) {
-    w.begin_object();
-    w.field_str("id", &d.id);
-    w.field_str("model", &d.model);
-    w.field_str(
-        "kind",
+fn device<const P: bool>(w: &mut Writer<P>, d: &PlacedDevice) {
+    w.open_field(key!("id"), &d.id);
+    w.field(key!("model"), &d.model);
+    w.word(
+        key!("kind"),
         match d.kind {
             crate::catalog::BusKind::Pcie => "pcie",
             crate::catalog::BusKind::Pci => "pci",
         },
     );
-    w.field_str("bus", &d.bus);
-    w.field_num("slot", d.slot);
-    w.field_num("function", d.function);
-    w.field_bool("multifunction", d.multifunction);
-    w.field_bool("hotpluggable", d.hotpluggable);
-    w.field_str("hotplug", d.hotplug.as_str());
+    w.field(key!("bus"), &d.bus);
+    w.key(key!("slot"));
+    w.small(d.slot);
+    w.key(key!("function"));
+    w.small(d.function);
+    w.key(key!("multifunction"));
+    w.bool(d.multifunction);
+    w.key(key!("hotpluggable"));
+    w.bool(d.hotpluggable);
+    w.word(key!("hotplug"), d.hotplug.as_str());
     if let Some(g) = &d.group {
-        w.field_str("group", g);
+        w.field(key!("group"), g);
     }
     if let Some(v) = d.numa_node {
-        w.field_num("numa_node", v);
+        w.key(key!("numa_node"));
+        w.num(v);
     }
-    w.end_object();
+    w.close();
 }
 
-fn change(w: &mut Writer, c: &Change) {
-    w.begin_object();
-    w.field_str("id", &c.id);
-    w.field_str(
-        "change",
+fn change<const P: bool>(w: &mut Writer<P>, c: &Change) {
+    w.open_field(key!("id"), &c.id);
+    w.word(
+        key!("change"),
         match c.change {
             ChangeKind::Moved => "moved",
             ChangeKind::Renumbered => "renumbered",
@@ -334,31 +454,31 @@ fn change(w: &mut Writer, c: &Change) {
         },
     );
     if let Some(v) = &c.from {
-        w.field_str("from", v);
+        w.field(key!("from"), v);
     }
     if let Some(v) = &c.to {
-        w.field_str("to", v);
+        w.field(key!("to"), v);
     }
-    w.field_bool("guest_visible", c.guest_visible);
+    w.key(key!("guest_visible"));
+    w.bool(c.guest_visible);
     if let Some(s) = &c.linux_name {
-        w.key("linux_name");
+        w.key(key!("linux_name"));
         seen(w, s);
     }
     if let Some(s) = &c.windows_path {
-        w.key("windows_path");
+        w.key(key!("windows_path"));
         seen(w, s);
     }
     if let Some(v) = &c.why {
-        w.field_str("why", v);
+        w.field(key!("why"), v);
     }
-    w.end_object();
+    w.close();
 }
 
-fn seen(w: &mut Writer, s: &Seen) {
-    w.begin_object();
-    w.field_str("from", &s.from);
-    w.field_str("to", &s.to);
-    w.end_object();
+fn seen<const P: bool>(w: &mut Writer<P>, s: &Seen) {
+    w.open_field(key!("from"), &s.from);
+    w.field(key!("to"), &s.to);
+    w.close();
 }
 
 #[cfg(test)]
@@ -368,16 +488,12 @@ mod tests {
     use crate::request::Request;
 
     fn both(p: &Plan) {
-        for pretty in [false, true] {
-            let mut s = String::new();
-            plan(&mut Writer::new(&mut s, pretty), p);
-            let want = if pretty {
-                serde_json::to_string_pretty(p).unwrap()
-            } else {
-                serde_json::to_string(p).unwrap()
-            };
-            assert_eq!(s, want, "pretty {pretty}");
-        }
+        let mut s = String::new();
+        plan(&mut Writer::<false>::new(&mut s), p);
+        assert_eq!(s, serde_json::to_string(p).unwrap(), "compact");
+        s.clear();
+        plan(&mut Writer::<true>::new(&mut s), p);
+        assert_eq!(s, serde_json::to_string_pretty(p).unwrap(), "pretty");
     }
 
     #[test]
@@ -398,14 +514,22 @@ mod tests {
 
     #[test]
     fn finds_every_byte_to_escape() {
-        for len in 0..20 {
-            for at in 0..len {
-                for c in 0u8..=0xff {
-                    let mut b = vec![b'a'; len];
-                    b[at] = c;
-                    let want = c < 0x20 || c == b'"' || c == b'\\';
-                    assert_eq!(needs_escape(&b), want, "{c:#x} at {at} of {len}");
+        // The other bytes next to the limits (0x20, 0x21, 0x23, 0x5D) or UTF-8's (0xFF).
+        for fill in [b'a', 0x20, 0x21, 0x23, 0x5d, 0xff] {
+            for len in 0..26 {
+                for at in 0..len {
+                    for c in 0u8..=0xff {
+                        let mut b = vec![fill; len];
+                        b[at] = c;
+                        let want = c < 0x20 || c == b'"' || c == b'\\';
+                        assert_eq!(
+                            needs_escape(&b),
+                            want,
+                            "{c:#x} at {at} of {len} in {fill:#x}"
+                        );
+                    }
                 }
+                assert!(!needs_escape(&vec![fill; len]));
             }
         }
     }
