@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{BusKind, Catalog};
 use crate::error::InputError;
 
+mod fast;
+
 /// Largest accepted request text, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 16 << 20;
 /// Most devices in one request.
@@ -295,8 +297,13 @@ impl Request {
                 ),
             ));
         }
-        // Plain serde first (fast); only a request that fails is parsed again with the
-        // path-tracking deserializer, whose error names the field.
+        // The quick reader first; what it leaves goes to plain serde, and only a request
+        // that fails there is parsed again with the path-tracking deserializer, whose error
+        // names the field.
+        if let Some(req) = fast::parse(text) {
+            req.check_shape()?;
+            return Ok(req);
+        }
         if let Ok(req) = serde_json::from_str::<Request>(text) {
             req.check_shape()?;
             return Ok(req);

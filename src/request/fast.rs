@@ -1,0 +1,548 @@
+//! A quick reader of the common request text: plain objects, arrays, strings without
+//! escapes, small unsigned integers, `true`/`false`/`null`.
+//!
+//! It accepts a subset of what serde reads, and gives the same [`Request`] for it: every
+//! text it cannot read exactly as serde would (escapes, numbers with a sign, fraction or
+//! exponent, a wrong type, an unknown or repeated field, a missing one, anything malformed)
+//! makes it answer `None`, and [`Request::from_json`] reads the text with serde instead,
+//! which also writes the error message. The test below compares the two on many texts.
+
+use crate::catalog::BusKind;
+use crate::request::{
+    Address, ControllerRequest, DeviceRequest, Firmware, Hotplug, OffStrategy, Policy, Request,
+};
+
+/// Reads `text` as serde would, or `None` when it takes serde to read it.
+pub(super) fn parse(text: &str) -> Option<Request> {
+    let mut p = Reader { s: text, i: 0 };
+    let r = p.request()?;
+    p.ws();
+    (p.i == text.len()).then_some(r)
+}
+
+/// The bytes of `w` (little-endian) that end or break a plain string (`"`, `\\`, control
+/// characters) have their high bit set in the answer; the lowest set bit is exact (a
+/// borrow may mark bytes above it too).
+fn special(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+    (zero(w ^ (ONES * u64::from(b'"')))
+        | zero(w ^ (ONES * u64::from(b'\\')))
+        | (w.wrapping_sub(ONES * 0x20) & !w))
+        & HIGH
+}
+
+/// The text and the position in it.
+struct Reader<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.s.as_bytes().get(self.i).copied()
+    }
+
+    /// Skips JSON white space (serde_json's four characters).
+    fn ws(&mut self) {
+        let b = self.s.as_bytes();
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    /// White space, then `c`.
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        if self.peek() != Some(c) {
+            return None;
+        }
+        self.i += 1;
+        Some(())
+    }
+
+    /// White space, then whether `c` is next (taken if so).
+    fn next_is(&mut self, c: u8) -> bool {
+        self.ws();
+        let yes = self.peek() == Some(c);
+        self.i += usize::from(yes);
+        yes
+    }
+
+    /// After a member or an element: `true` for `,`, `false` for `close`.
+    fn more(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                Some(true)
+            }
+            c if c == close => {
+                self.i += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// A string without escapes or control characters.
+    fn str(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let b = self.s.as_bytes();
+        let start = self.i;
+        let mut i = start;
+        // Eight bytes at a time while there are eight, then one at a time.
+        while let Some(w) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+            let m = special(u64::from_le_bytes(*w));
+            if m != 0 {
+                i += (m.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
+        while b
+            .get(i)
+            .is_some_and(|&c| !(c == b'"' || c == b'\\' || c < 0x20))
+        {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let out = self.s.get(start..i)?;
+        self.i = i + 1;
+        Some(out)
+    }
+
+    /// `null` (taken) or not (nothing taken).
+    fn null(&mut self) -> bool {
+        self.ws();
+        if self.s.as_bytes()[self.i..].starts_with(b"null") {
+            self.i += 4;
+            return true;
+        }
+        false
+    }
+
+    /// An unsigned integer up to `max`, digits only.
+    fn uint(&mut self, max: u32) -> Option<u32> {
+        self.ws();
+        let b = self.s.as_bytes();
+        let start = self.i;
+        let mut v: u64 = 0;
+        while let Some(&c @ b'0'..=b'9') = b.get(self.i) {
+            v = v * 10 + u64::from(c - b'0');
+            self.i += 1;
+            if self.i - start > 10 {
+                return None;
+            }
+        }
+        let n = self.i - start;
+        // No digits, or a leading zero before more digits (not JSON).
+        if n == 0 || (n > 1 && b[start] == b'0') {
+            return None;
+        }
+        // A fraction or an exponent makes it a float, which serde refuses for integers.
+        if matches!(b.get(self.i), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        u32::try_from(v).ok().filter(|&v| v <= max)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.uint(u8::MAX.into()).map(|v| v as u8)
+    }
+
+    fn bool(&mut self) -> Option<bool> {
+        self.ws();
+        let rest = &self.s.as_bytes()[self.i..];
+        if rest.starts_with(b"true") {
+            self.i += 4;
+            Some(true)
+        } else if rest.starts_with(b"false") {
+            self.i += 5;
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// `null` as `None`, else a value read by `f`.
+    fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        if self.null() {
+            return Some(None);
+        }
+        f(self).map(Some)
+    }
+
+    /// An object: `member` reads each value after its key.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.next_is(b'}') {
+            return Some(());
+        }
+        loop {
+            let key = self.str()?;
+            self.eat(b':')?;
+            member(self, key)?;
+            if !self.more(b'}')? {
+                return Some(());
+            }
+        }
+    }
+
+    /// An array of what `f` reads, with room for `room` at first.
+    fn array<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Self) -> Option<T>,
+        room: usize,
+    ) -> Option<Vec<T>> {
+        self.eat(b'[')?;
+        let mut out = Vec::new();
+        if self.next_is(b']') {
+            return Some(out);
+        }
+        out.reserve(room);
+        loop {
+            out.push(f(self)?);
+            if !self.more(b']')? {
+                return Some(out);
+            }
+        }
+    }
+
+    fn hotplug(&mut self) -> Option<Hotplug> {
+        Hotplug::parse(self.str()?)
+    }
+
+    /// An object of the fields `names` (each with its spellings): `member` reads the value
+    /// of field number `n`. A key not among them, or given twice, is for serde.
+    fn fields(
+        &mut self,
+        names: &[&[&str]],
+        mut member: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<u32> {
+        let mut seen = 0u32;
+        self.object(|r, key| {
+            let n = names
+                .iter()
+                .position(|spellings| spellings.contains(&key))?;
+            if seen & (1 << n) != 0 {
+                return None;
+            }
+            seen |= 1 << n;
+            member(r, n)
+        })?;
+        Some(seen)
+    }
+
+    fn owned(&mut self) -> Option<String> {
+        self.str().map(str::to_owned)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.uint(u32::MAX)
+    }
+
+    fn request(&mut self) -> Option<Request> {
+        let mut r = Request {
+            name: None,
+            machine: String::new(),
+            firmware: Firmware::default(),
+            policy: Policy::default(),
+            devices: Vec::new(),
+            controllers: Vec::new(),
+            root_hotplug: None,
+        };
+        const NAMES: &[&[&str]] = &[
+            &["name"],
+            &["machine"],
+            &["firmware"],
+            &["policy"],
+            &["devices"],
+            &["controllers"],
+            &["root_hotplug"],
+        ];
+        let seen = self.fields(NAMES, |p, n| {
+            match n {
+                0 => r.name = p.opt(Self::owned)?,
+                1 => r.machine = p.owned()?,
+                2 => r.firmware = Firmware::parse(p.str()?)?,
+                3 => r.policy = p.policy()?,
+                4 => {
+                    // Room for as many devices as objects follow, at most (no regrowing).
+                    let rest = &p.s.as_bytes()[p.i..];
+                    let most = memchr::memchr_iter(b'{', rest).count();
+                    r.devices = p.array(Self::device, most.min(super::MAX_DEVICES + 1))?;
+                }
+                5 => r.controllers = p.array(Self::controller, 0)?,
+                _ => r.root_hotplug = p.opt(Self::bool)?,
+            }
+            Some(())
+        })?;
+        if seen & 2 == 0 {
+            r.machine = super::default_machine();
+        }
+        Some(r)
+    }
+
+    fn policy(&mut self) -> Option<Policy> {
+        let mut p = Policy::default();
+        const NAMES: &[&[&str]] = &[
+            &["default_hotplug"],
+            &["spare_ports"],
+            &["hotplug_off"],
+            &["pack_integrated"],
+        ];
+        self.fields(NAMES, |r, n| {
+            match n {
+                0 => p.default_hotplug = r.hotplug()?,
+                1 => p.spare_ports = r.u32()?,
+                2 => p.hotplug_off = OffStrategy::parse(r.str()?)?,
+                _ => p.pack_integrated = r.bool()?,
+            }
+            Some(())
+        })?;
+        Some(p)
+    }
+
+    fn address(&mut self) -> Option<Address> {
+        let (mut bus, mut slot, mut function) = (None, None, 0);
+        self.fields(&[&["bus"], &["slot"], &["function"]], |r, n| {
+            match n {
+                0 => bus = Some(r.owned()?),
+                1 => slot = Some(r.u8()?),
+                _ => function = r.u8()?,
+            }
+            Some(())
+        })?;
+        Some(Address {
+            bus: bus?,
+            slot: slot?,
+            function,
+        })
+    }
+
+    fn bus_kind(&mut self) -> Option<BusKind> {
+        match self.str()? {
+            "pcie" => Some(BusKind::Pcie),
+            "pci" => Some(BusKind::Pci),
+            _ => None,
+        }
+    }
+
+    fn device(&mut self) -> Option<DeviceRequest> {
+        let (mut id, mut model) = (None, None);
+        let (mut hotplug, mut group, mut numa_node, mut bus_kind, mut address) =
+            (None, None, None, None, None);
+        const NAMES: &[&[&str]] = &[
+            &["id"],
+            &["model"],
+            &["hotplug"],
+            &["group"],
+            &["numa_node"],
+            &["bus_kind"],
+            &["address"],
+        ];
+        self.fields(NAMES, |r, n| {
+            match n {
+                0 => id = Some(r.owned()?),
+                1 => model = Some(r.owned()?),
+                2 => hotplug = r.opt(Self::hotplug)?,
+                3 => group = r.opt(Self::owned)?,
+                4 => numa_node = r.opt(Self::u32)?,
+                5 => bus_kind = r.opt(Self::bus_kind)?,
+                _ => address = r.opt(Self::address)?,
+            }
+            Some(())
+        })?;
+        Some(DeviceRequest {
+            id: id?,
+            model: model?,
+            hotplug,
+            group,
+            numa_node,
+            bus_kind,
+            address,
+        })
+    }
+
+    fn controller(&mut self) -> Option<ControllerRequest> {
+        let (mut id, mut model, mut address) = (None, None, None);
+        let (mut hotplug, mut chassis, mut port, mut bus_nr, mut numa_node, mut io_reserve) =
+            (None, None, None, None, None, None);
+        const NAMES: &[&[&str]] = &[
+            &["id"],
+            &["model"],
+            &["hotplug"],
+            &["address"],
+            &["chassis"],
+            &["port"],
+            &["bus_nr"],
+            &["numa_node"],
+            &["io-reserve", "io_reserve"],
+        ];
+        self.fields(NAMES, |r, n| {
+            match n {
+                0 => id = Some(r.owned()?),
+                1 => model = Some(r.owned()?),
+                2 => hotplug = r.opt(Self::bool)?,
+                3 => address = Some(r.address()?),
+                4 => chassis = r.opt(Self::u8)?,
+                5 => port = r.opt(Self::u8)?,
+                6 => bus_nr = r.opt(Self::u8)?,
+                7 => numa_node = r.opt(Self::u32)?,
+                _ => io_reserve = r.opt(Self::u32)?,
+            }
+            Some(())
+        })?;
+        Some(ControllerRequest {
+            id: id?,
+            model: model?,
+            hotplug,
+            address: address?,
+            chassis,
+            port,
+            bus_nr,
+            numa_node,
+            io_reserve,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Texts serde reads, and texts it refuses for many different reasons.
+    const SAMPLES: &[&str] = &[
+        r#"{"name":"web-01","machine":"q35","firmware":"uefi","policy":{"default_hotplug":"any","spare_ports":3,"hotplug_off":"auto","pack_integrated":true},"devices":[{"id":"net0","model":"virtio-net-pci","hotplug":"off"},{"id":"gpu0","model":"vfio-pci","group":"gpu0","numa_node":1},{"id":"legacy","model":"my-card","bus_kind":"pci"},{"id":"vga","model":"VGA","address":{"bus":"pcie.0","slot":1,"function":0}}],"controllers":[{"id":"rp1","model":"pcie-root-port","hotplug":false,"address":{"bus":"pcie.0","slot":2,"function":0},"chassis":1,"port":16,"io-reserve":0},{"id":"x","model":"pxb-pcie","address":{"bus":"pcie.0","slot":3},"bus_nr":10,"numa_node":1,"io_reserve":4}],"root_hotplug":null}"#,
+        " { \"machine\" : \"pc\" ,\n\t\"root_hotplug\" : false , \"devices\" : [ { \"id\" : \"n\" , \"model\" : \"e1000\" , \"hotplug\" : null , \"group\" : null , \"numa_node\" : null , \"bus_kind\" : null , \"address\" : null } ] }\r\n",
+        r#"{}"#,
+        r#"{"devices":[],"controllers":[],"policy":{}}"#,
+        r#"{"name":null,"devices":[{"id":"a","model":"e1000","numa_node":4294967295}]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000","numa_node":4294967296}]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000","address":{"bus":"pcie.0","slot":255}}]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000","address":{"bus":"pcie.0","slot":256}}]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000","address":{"bus":"pcie.0","slot":-0}}]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000","address":{"bus":"pcie.0","slot":1.0}}]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000","address":{"bus":"pcie.0","slot":1e0}}]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000","address":{"bus":"pcie.0","slot":01}}]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000","address":{"slot":1}}]}"#,
+        r#"{"devices":[{"id":"a\u0062","model":"e\\1000"}]}"#,
+        r#"{"devices":[{"id":"é","model":"e1000"}]}"#,
+        r#"{"devices":[{"\u0069d":"a","model":"e1000"}]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000","id":"b"}]}"#,
+        r#"{"controllers":[{"id":"c","model":"m","address":{"bus":"b","slot":1},"io-reserve":1,"io_reserve":2}]}"#,
+        r#"{"devices":[{"id":"a"}]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000",}]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000"},]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000","hotplug":"sometimes"}]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000","hotplug":{"on":null}}]}"#,
+        r#"{"devices":[{"id":"a","model":"e1000","bus_kind":"PCI"}]}"#,
+        r#"{"policy":null}"#,
+        r#"{"machine":null}"#,
+        r#"{"policy":{"spare_ports":true}}"#,
+        r#"{"policy":{"pack_integrated":1}}"#,
+        r#"{"policy":{"x":1}}"#,
+        r#"{"policy":{"hotplug_off":"port","hotplug_off":"port"}}"#,
+        r#"{"root_hotplug":truex}"#,
+        r#"{"root_hotplug":nul}"#,
+        r#"{"devices":[{"id":"a","model":"e1000"}]} x"#,
+        r#"{"devices":[{"id":"a","model":"e1000"}]}{}"#,
+        r#"[null,"q35"]"#,
+        r#"{"devices":[["a","e1000"]]}"#,
+        "{\"name\":\"a\tb\"}",
+        r#"{"name":"a"#,
+        "",
+        "null",
+    ];
+
+    /// Whether the quick reader agrees with serde: the same request, or it leaves the text
+    /// to serde.
+    fn agrees(text: &str) -> bool {
+        match parse(text) {
+            None => true,
+            Some(r) => serde_json::from_str::<Request>(text).ok() == Some(r),
+        }
+    }
+
+    #[test]
+    fn reads_what_serde_reads() {
+        let mut read = 0;
+        for t in SAMPLES {
+            assert!(agrees(t), "{t}");
+            read += usize::from(parse(t).is_some());
+        }
+        // The common forms are read quickly.
+        assert!(parse(SAMPLES[0]).is_some() && parse(SAMPLES[1]).is_some());
+        assert!(read >= 6, "{read}");
+    }
+
+    #[test]
+    fn agrees_with_serde_on_mangled_texts() {
+        // Deterministic random edits of the samples: each text is either read as serde
+        // reads it or left to serde.
+        const PIECES: &[&str] = &[
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"",
+            "\\",
+            " ",
+            "null",
+            "true",
+            "false",
+            "0",
+            "1",
+            "7",
+            "-",
+            ".",
+            "e",
+            "\"id\"",
+            "\"model\"",
+            "\"slot\"",
+            "\"on\"",
+            "\"pci\"",
+            "\u{e9}",
+            "\t",
+            "99999999999",
+            "\"io_reserve\"",
+            "\"hotplug\"",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let mut read = 0;
+        for _ in 0..30_000 {
+            let mut t = SAMPLES[next(6)].to_string();
+            for _ in 0..1 + next(3) {
+                let at = (0..=t.len())
+                    .filter(|&i| t.is_char_boundary(i))
+                    .nth(next(t.len() + 1))
+                    .unwrap_or(t.len());
+                let end = (at..=t.len())
+                    .filter(|&i| t.is_char_boundary(i))
+                    .nth(next(4))
+                    .unwrap_or(at);
+                let piece = if next(3) == 0 {
+                    ""
+                } else {
+                    PIECES[next(PIECES.len())]
+                };
+                t.replace_range(at..end, piece);
+            }
+            assert!(agrees(&t), "{t}");
+            read += usize::from(parse(&t).is_some());
+        }
+        assert!(read > 1_000, "{read}");
+    }
+}
