@@ -1,8 +1,8 @@
 //! The device models of a catalog, by QEMU driver name: a sorted map (the order catalogs
-//! are written in, and what [`std::ops::Deref`] gives for reading) with a hash index beside
+//! are written in, and what [`std::ops::Deref`] gives for reading) with an index beside
 //! it. Every plan looks models up many times (each device, in each topology, check and
-//! report); the index answers in one hash of a short name where the sorted map compares
-//! about six names.
+//! report); the index (src/strtable.rs) answers from three words of the name, where
+//! the sorted map compares about six names and a general hash map hashes every byte.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -10,7 +10,7 @@ use std::ops::Deref;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::catalog::DeviceModel;
-use crate::idmap::IdMap;
+use crate::strtable::StrTable;
 
 /// Device models by QEMU driver name.
 ///
@@ -22,25 +22,36 @@ use crate::idmap::IdMap;
 #[derive(Debug, Clone, Default)]
 pub struct DeviceModels {
     sorted: BTreeMap<String, DeviceModel>,
-    index: IdMap<String, DeviceModel>,
+    index: StrTable<String, DeviceModel>,
 }
 
 impl DeviceModels {
     /// The model named `name`.
+    #[inline]
     pub fn get(&self, name: &str) -> Option<&DeviceModel> {
         self.index.get(name)
     }
 
     /// Adds or replaces a model; returns the one it replaced.
     pub fn insert(&mut self, name: String, model: DeviceModel) -> Option<DeviceModel> {
-        self.index.insert(name.clone(), model.clone());
-        self.sorted.insert(name, model)
+        let old = self.sorted.insert(name, model);
+        self.index = index(&self.sorted);
+        old
     }
+}
+
+/// The index of `sorted`.
+fn index(sorted: &BTreeMap<String, DeviceModel>) -> StrTable<String, DeviceModel> {
+    let mut index = StrTable::with_capacity(sorted.len());
+    for (k, v) in sorted {
+        index.insert(k.clone(), v.clone());
+    }
+    index
 }
 
 impl From<BTreeMap<String, DeviceModel>> for DeviceModels {
     fn from(sorted: BTreeMap<String, DeviceModel>) -> Self {
-        let index = sorted.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let index = index(&sorted);
         DeviceModels { sorted, index }
     }
 }

@@ -34,6 +34,7 @@ mod previous;
 mod request;
 mod rule;
 mod shape;
+mod strtable;
 mod topology;
 mod validate;
 pub mod whatif;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{BusKind, Catalog};
 use crate::error::InputError;
+use crate::strtable::StrTable;
 
 mod fast;
 
@@ -353,8 +354,8 @@ impl Request {
                 format!("{} is more than {MAX_SPARE_PORTS}", self.policy.spare_ports),
             ));
         }
-        let mut ids: crate::idmap::IdMap<&str, ()> = crate::idmap::IdMap::default();
-        ids.reserve(self.devices.len() + self.controllers.len());
+        let mut ids: StrTable<&str, ()> =
+            StrTable::with_capacity(self.devices.len() + self.controllers.len());
         let named = self
             .devices
             .iter()
@@ -374,7 +375,7 @@ impl Request {
                     format!("'{id}' is not a valid QEMU id (letters, digits, '-', '_', '.'; starts with a letter)"),
                 ));
             }
-            if id == "pcie.0" || ids.insert(id.as_str(), ()).is_some() {
+            if id == "pcie.0" || !ids.insert(id.as_str(), ()) {
                 return Err(InputError::new(
                     format!("{}.id", field()),
                     format!("duplicate id '{id}'"),
