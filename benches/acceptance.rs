@@ -147,8 +147,8 @@ fn main() {
     let t = Instant::now();
     let mut b = Batch::new(big.as_bytes(), BatchOptions::default());
     let mut bytes = 0usize;
-    while let Some(chunk) = b.next_chunk_jsonl().expect("reads") {
-        bytes += chunk.iter().map(|(l, _)| l.len()).sum::<usize>();
+    while let Some(chunk) = b.next_chunk_rendered().expect("reads") {
+        bytes += chunk.texts().map(str::len).sum::<usize>();
     }
     let secs = t.elapsed().as_secs_f64();
     assert!(bytes > 0);

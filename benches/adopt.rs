@@ -61,8 +61,8 @@ fn run(input: &[u8]) -> usize {
     };
     let mut b = Batch::new(input, opts);
     let mut bytes = 0;
-    while let Some(chunk) = b.next_chunk_jsonl().expect("reads") {
-        bytes += chunk.iter().map(|(l, _)| l.len()).sum::<usize>();
+    while let Some(chunk) = b.next_chunk_rendered().expect("reads") {
+        bytes += chunk.texts().map(str::len).sum::<usize>();
     }
     bytes
 }

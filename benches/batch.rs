@@ -7,8 +7,8 @@
 //! - `templated/cache`: a template-heavy fleet (50 templates, names and ids differing per
 //!   guest), shape cache on, a fresh fleet and a fresh cache every iteration.
 //!
-//! Both go through `Batch::next_chunk_jsonl`, i.e. the work of `pciplan batch` from reading
-//! lines to the rendered result lines, on all cores.
+//! Both go through `Batch::next_chunk_rendered`, i.e. the work of `pciplan batch` from
+//! reading lines to the rendered result lines (and their summary counts), on all cores.
 
 /// The command line's allocator (src/main.rs), so that the numbers are those of `pciplan`.
 #[cfg(feature = "mimalloc")]
@@ -32,8 +32,10 @@ fn run(input: &[u8], cache: bool) -> usize {
     };
     let mut b = Batch::new(input, opts);
     let mut bytes = 0;
-    while let Some(chunk) = b.next_chunk_jsonl().expect("reads") {
-        bytes += chunk.iter().map(|(l, _)| l.len()).sum::<usize>();
+    let mut summary = pciplan::batch::Summary::default();
+    while let Some(chunk) = b.next_chunk_rendered().expect("reads") {
+        bytes += chunk.texts().map(str::len).sum::<usize>();
+        chunk.add_to(&mut summary);
     }
     bytes
 }
