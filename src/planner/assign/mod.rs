@@ -19,6 +19,7 @@ use super::finish::{finish, push_number};
 use super::{Unit, World};
 
 mod bridges;
+mod pool;
 mod ports;
 mod positions;
 

@@ -12,6 +12,7 @@ use crate::request::Hotplug;
 use crate::rule::Rule;
 
 use super::bridges::bridges_needed;
+use super::pool::Pool;
 use super::{Assigner, Bus, Pos, Taker};
 
 /// Existing free ports of one region, by hotplug flavour: (id, only an endpoint may use it).
@@ -182,18 +183,17 @@ fn on_capped(world: &World, p: &Pos) -> bool {
 /// the first. A bridge or switch takes a bus number of its own: it goes below a pinned
 /// expander with a `bus_nr` range (`capped`) only when nothing else is left.
 fn next_position<'a>(
-    pool: &mut VecDeque<Pos<'a>>,
+    pool: &mut Pool<'a>,
     endpoint: bool,
     capped: impl Fn(&Pos) -> bool,
     fits: impl Fn(&Pos) -> bool,
 ) -> Option<Pos<'a>> {
     if !endpoint {
-        if let Some(i) = pool.iter().position(|p| !capped(p) && fits(p)) {
-            return pool.remove(i);
+        if let Some(p) = pool.take(|p| !capped(p) && fits(p)) {
+            return Some(p);
         }
     }
-    let i = pool.iter().position(fits)?;
-    pool.remove(i)
+    pool.take(fits)
 }
 
 impl<'a> Assigner<'a> {
@@ -201,23 +201,25 @@ impl<'a> Assigner<'a> {
     /// NUMA regions left unused and the new root-port positions on `pcie.0`.
     pub(super) fn place_ports(
         &mut self,
-        root_positions: VecDeque<Pos<'a>>,
-        mut region_positions: Vec<VecDeque<Pos<'a>>>,
+        root_positions: Pool<'a>,
+        mut region_positions: Vec<Pool<'a>>,
     ) -> Result<(), PlanError> {
-        let mut leftovers: VecDeque<Pos> = VecDeque::new();
+        let mut leftovers = Pool::default();
         let mut root_positions = Some(root_positions);
         for r in (1..region_positions.len()).chain(std::iter::once(0)) {
-            let mut pool: VecDeque<Pos> = if r == 0 {
+            let mut pool = if r == 0 {
                 let mut p = root_positions.take().unwrap_or_default();
-                p.extend(region_positions[0].drain(..));
-                p.extend(leftovers.drain(..));
+                if let Some(own) = region_positions.get_mut(0) {
+                    p.append(own);
+                }
+                p.append(&mut leftovers);
                 p
             } else {
                 std::mem::take(&mut region_positions[r])
             };
             self.ports_for_region(r, &mut pool)?;
             if r != 0 {
-                leftovers.extend(pool);
+                leftovers.append(&mut pool);
             }
         }
         Ok(())
@@ -225,11 +227,7 @@ impl<'a> Assigner<'a> {
 
     /// Places the units of region `r` that need ports or bridges; leaves the unused
     /// positions in `pool`.
-    fn ports_for_region(
-        &mut self,
-        r: usize,
-        pool: &mut VecDeque<Pos<'a>>,
-    ) -> Result<(), PlanError> {
+    fn ports_for_region(&mut self, r: usize, pool: &mut Pool<'a>) -> Result<(), PlanError> {
         let (port_units, bridge_units) = self.region_units(r);
         let br = self.cat.adder_or_internal(CLASS_BRIDGE);
         let new_bridges = bridges_needed(
@@ -355,16 +353,16 @@ impl<'a> Assigner<'a> {
         r: usize,
         takers: &[Taker],
         got: Vec<Option<&'a str>>,
-        pool: &mut VecDeque<Pos<'a>>,
+        pool: &mut Pool<'a>,
     ) -> Result<Vec<Bus<'a>>, PlanError> {
         let cat = self.cat;
         let world = self.world;
-        let mut downstream: VecDeque<Pos<'a>> = world
-            .upstream_slots
-            .iter()
-            .filter(|_| r == 0)
-            .map(|(b, s)| downstream_at(Bus::Named(b), *s))
-            .collect();
+        let mut downstream = Pool::default();
+        if r == 0 {
+            for (b, s) in &world.upstream_slots {
+                downstream.push(Bus::Named(b), CLASS_DOWNSTREAM, (*s, 0), 1, 1);
+            }
+        }
         let mut bridge_ports: Vec<Bus<'a>> = Vec::new();
         for (&t, port) in takers.iter().zip(got) {
             let port = match port {
@@ -377,9 +375,9 @@ impl<'a> Assigner<'a> {
                 Taker::Upstream => {
                     let up = cat.adder_or_internal(CLASS_UPSTREAM);
                     let id = self.add(up, port, 0, 0);
-                    downstream.extend(
-                        (up.bus.slots.min..=up.bus.slots.max).map(|s| downstream_at(id, s)),
-                    );
+                    let (min, max) = (up.bus.slots.min, up.bus.slots.max);
+                    let n = (u32::from(max) + 1).saturating_sub(u32::from(min));
+                    downstream.push(id, CLASS_DOWNSTREAM, (min, 0), 1, n);
                 }
                 Taker::Spare => {}
             }
@@ -391,8 +389,8 @@ impl<'a> Assigner<'a> {
     fn new_port(
         &mut self,
         t: Taker,
-        pool: &mut VecDeque<Pos<'a>>,
-        downstream: &mut VecDeque<Pos<'a>>,
+        pool: &mut Pool<'a>,
+        downstream: &mut Pool<'a>,
     ) -> Result<Bus<'a>, PlanError> {
         let world = self.world;
         let root = self.cat.root.bus.as_str();
@@ -408,7 +406,7 @@ impl<'a> Assigner<'a> {
         }
         // Only a pinned expander's bus_nr range can make the counted positions short (a
         // bridge on one of its ports took a bus number).
-        let Some(pos) = next.or_else(|| downstream.pop_front()) else {
+        let Some(pos) = next.or_else(|| downstream.take(|_| true)) else {
             return Err(self.bus_numbers_short());
         };
         let class = if pos.class == CLASS_DOWNSTREAM {
@@ -448,16 +446,6 @@ impl<'a> Assigner<'a> {
                 hints: vec!["lower the bus_nr of the pinned pxb-pcie to leave room above it, or unpin it".to_string()],
             }],
         })
-    }
-}
-
-/// A switch downstream-port position at `bus:slot.0`.
-fn downstream_at(bus: Bus, slot: u8) -> Pos {
-    Pos {
-        bus,
-        slot,
-        function: 0,
-        class: CLASS_DOWNSTREAM,
     }
 }
 
@@ -511,14 +499,17 @@ mod tests {
         }
     }
 
-    fn buses<'a>(pool: &VecDeque<Pos<'a>>) -> Vec<(Bus<'a>, u8)> {
-        pool.iter().map(|p| (p.bus, p.slot)).collect()
+    fn buses<'a>(pool: &Pool<'a>) -> Vec<(Bus<'a>, u8)> {
+        pool.positions().iter().map(|p| (p.bus, p.slot)).collect()
     }
 
     #[test]
     fn bridges_avoid_capped_expanders() {
         let capped = |p: &Pos| p.bus == Bus::Named("x");
-        let mut pool: VecDeque<Pos> = [pos("x", 0), pos("x", 1), pos("pcie.0", 2)].into();
+        let mut pool = Pool::default();
+        for p in [pos("x", 0), pos("x", 1), pos("pcie.0", 2)] {
+            pool.push(p.bus, p.class, (p.slot, p.function), 1, 1);
+        }
         let all = |_: &Pos| true;
         assert_eq!(
             next_position(&mut pool, true, capped, all),

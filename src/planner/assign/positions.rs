@@ -1,13 +1,12 @@
 //! Positions: pinned units keep their addresses, integrated units take `pcie.0` slots, and
 //! the counts decide where new root ports and expanders go.
 
-use std::collections::VecDeque;
-
-use crate::catalog::{SlotRange, CLASS_PXB, CLASS_ROOT_PORT};
+use crate::catalog::{CLASS_PXB, CLASS_ROOT_PORT};
 use crate::error::PlanError;
 use crate::ilp::Place;
 
-use super::{Assigner, Bus, Pos};
+use super::pool::Pool;
+use super::{Assigner, Bus};
 
 impl<'a> Assigner<'a> {
     /// Pinned devices keep their addresses.
@@ -53,20 +52,18 @@ impl<'a> Assigner<'a> {
     /// New root-port positions on `pcie.0`: free functions of slots that hold only root
     /// ports, then the fresh slots the counts give (all their functions when root ports
     /// share slots), as many as the counts want.
-    pub(super) fn root_port_positions(&mut self) -> Result<VecDeque<Pos<'a>>, PlanError> {
+    pub(super) fn root_port_positions(&mut self) -> Result<Pool<'a>, PlanError> {
         let cat = self.cat;
         let root = Bus::Named(cat.root.bus.as_str());
         let rp = cat.adder_or_internal(CLASS_ROOT_PORT);
-        let mut out: VecDeque<Pos> = self
-            .world
-            .root_partial
-            .iter()
-            .map(|&(slot, function)| root_port_at(root, slot, function))
-            .collect();
+        let mut out = Pool::default();
+        for &at in &self.world.root_partial {
+            out.push(root, CLASS_ROOT_PORT, at, SINGLE, 1);
+        }
         let per = if rp.aggregate { cat.root.functions } else { 1 };
         for _ in 0..self.counts.root_port_slots {
             let slot = self.next_port_slot()?;
-            out.extend((0..per).map(|f| root_port_at(root, slot, f)));
+            out.push(root, CLASS_ROOT_PORT, (slot, 0), per, u32::from(per));
         }
         out.truncate(self.counts.root_ports as usize);
         Ok(out)
@@ -74,23 +71,23 @@ impl<'a> Assigner<'a> {
 
     /// Root-port positions per region: those of pinned expanders, then of the new
     /// expanders the counts give (NUMA regions first, each expander with its region's
-    /// `numa_node`; then the global ones).
-    pub(super) fn expander_positions(&mut self) -> Result<Vec<VecDeque<Pos<'a>>>, PlanError> {
+    /// `numa_node`; then the global ones), every slot and `per` functions each.
+    pub(super) fn expander_positions(&mut self) -> Result<Vec<Pool<'a>>, PlanError> {
         let cat = self.cat;
         let world = self.world;
         let root = Bus::Named(cat.root.bus.as_str());
         let rp = cat.adder_or_internal(CLASS_ROOT_PORT);
         let pxb = cat.adder_or_internal(CLASS_PXB);
         let per = if rp.aggregate { pxb.bus.functions } else { 1 };
-        let nreg = self.world.region_numa.len();
-        let mut out: Vec<VecDeque<Pos>> = (0..nreg)
-            .map(|r| {
-                world.pxb_positions[r]
-                    .iter()
-                    .map(|(b, s, f)| root_port_at(Bus::Named(b), *s, *f))
-                    .collect()
-            })
-            .collect();
+        let slots = pxb.bus.slots;
+        let each = (u32::from(slots.max) + 1).saturating_sub(u32::from(slots.min)) * u32::from(per);
+        let nreg = world.region_numa.len();
+        let mut out: Vec<Pool> = vec![Pool::default(); nreg];
+        for (r, pool) in out.iter_mut().enumerate() {
+            for (b, s, f) in &world.pxb_positions[r] {
+                pool.push(Bus::Named(b), CLASS_ROOT_PORT, (*s, *f), SINGLE, 1);
+            }
+        }
         for r in 1..nreg {
             for _ in 0..self.counts.region_expanders.get(r).copied().unwrap_or(0) {
                 let s = self.next_root_slot()?;
@@ -98,51 +95,17 @@ impl<'a> Assigner<'a> {
                 if let Some(c) = self.plan.controllers.last_mut() {
                     c.numa_node = world.region_numa[r];
                 }
-                out[r].extend(root_ports_on(id, pxb.bus.slots, per));
+                out[r].push(id, CLASS_ROOT_PORT, (slots.min, 0), per, each);
             }
         }
         for _ in 0..self.counts.expanders {
             let s = self.next_root_slot()?;
             let id = self.add(pxb, root, s, 0);
-            out[0].extend(root_ports_on(id, pxb.bus.slots, per));
+            out[0].push(id, CLASS_ROOT_PORT, (slots.min, 0), per, each);
         }
         Ok(out)
     }
 }
 
-/// A root-port position at `bus:slot.function`.
-fn root_port_at(bus: Bus, slot: u8, function: u8) -> Pos {
-    Pos {
-        bus,
-        slot,
-        function,
-        class: CLASS_ROOT_PORT,
-    }
-}
-
-/// Root-port positions on a new expander `id`: every slot, `per` functions each.
-fn root_ports_on(id: Bus, slots: SlotRange, per: u8) -> impl Iterator<Item = Pos> {
-    (slots.min..=slots.max).flat_map(move |s| (0..per).map(move |f| root_port_at(id, s, f)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expander_positions_go_slot_by_slot_then_function() {
-        let got: Vec<(u8, u8)> = root_ports_on(Bus::Added(3), SlotRange { min: 0, max: 1 }, 2)
-            .map(|p| {
-                assert_eq!((p.bus, p.class), (Bus::Added(3), CLASS_ROOT_PORT));
-                (p.slot, p.function)
-            })
-            .collect();
-        assert_eq!(got, [(0, 0), (0, 1), (1, 0), (1, 1)]);
-    }
-
-    #[test]
-    fn one_function_per_slot_when_ports_do_not_share_slots() {
-        let x = Bus::Named("x");
-        assert_eq!(root_ports_on(x, SlotRange { min: 3, max: 5 }, 1).count(), 3);
-    }
-}
+/// The functions a slot has, for a run of one position (no slot has more).
+const SINGLE: u8 = 8;

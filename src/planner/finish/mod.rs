@@ -6,8 +6,6 @@
 //! before added controllers get their final names. Then come names, chassis/port numbers,
 //! multifunction flags and the device order.
 
-use petgraph::stable_graph::NodeIndex;
-
 use crate::catalog::{
     Catalog, ControllerModel, Layout, CLASS_BRIDGE, CLASS_DOWNSTREAM, CLASS_PCI_BRIDGE, CLASS_PXB,
     CLASS_ROOT_PORT, CLASS_UPSTREAM,
@@ -15,27 +13,27 @@ use crate::catalog::{
 use crate::idmap::IdMap;
 use crate::plan::{PlacedController, Plan};
 use crate::request::Request;
-use crate::topology::{Node, Topology};
+
+mod tree;
+
+use tree::{Tree, ROOT};
 
 /// Runs every finishing pass: orders controllers, numbers expander bus ranges, sets
 /// `io-reserve`, hot-pluggability, names, chassis/port numbers and multifunction flags, and
 /// puts the devices back in request order.
 pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog) {
-    let t = Topology::build(plan, cat);
-    let below = t.descendants(t.root);
+    let t = Tree::build(plan, cat);
+    let below = t.below(ROOT);
     let order = controller_order(&t, &below);
-    let bus_nrs = expander_bus_numbers(&t, &below, cat);
+    let bus_nrs = expander_bus_numbers(&t, plan, &below, cat);
     // Where the catalog asks for it for this firmware (`IoBudget::io_reserve_zero`).
     let io_zero = if cat.io_budget(req.firmware).is_ok_and(|b| b.io_reserve_zero) {
-        io_reserve_zero(&t)
+        io_reserve_zero(&t, plan)
     } else {
         Vec::new()
     };
-    let hotpluggable = devices_hotpluggable(&t);
-    let mut links = Links::read(&t, cat);
-    drop(t);
-    for (d, h) in plan.devices.iter_mut().zip(hotpluggable) {
-        d.hotpluggable = h;
+    for (j, d) in plan.devices.iter_mut().enumerate() {
+        d.hotpluggable = t.device_hotpluggable(j);
     }
     for (i, nr) in bus_nrs {
         plan.controllers[i].bus_nr = Some(nr);
@@ -43,6 +41,7 @@ pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog) {
     for i in io_zero {
         plan.controllers[i].io_reserve = Some(0);
     }
+    let mut links = Links::read(&t, plan);
     let old = reorder_controllers(plan, &order);
     links.reorder(&old);
     name_added(plan, req, cat, &links);
@@ -55,55 +54,42 @@ pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog) {
 /// `plan.controllers` (as it is ordered) and `plan.devices`: what each is plugged into, the
 /// catalog model of each controller, and which take `multifunction=on`.
 #[derive(Debug, Default)]
-struct Links {
+struct Links<'c> {
     /// The controller each controller is plugged into, if any.
     ctrl_parent: Vec<Option<usize>>,
     /// The controller each device is plugged into, if any.
     dev_parent: Vec<Option<usize>>,
-    /// Each controller's model, by index in `Catalog::controllers`.
-    model: Vec<Option<usize>>,
+    /// Each controller's catalog model.
+    model: Vec<Option<&'c ControllerModel>>,
     /// R-FUNC: function 0 of a slot with a function above 0 in use, per controller.
     ctrl_mf: Vec<bool>,
     /// The same per device.
     dev_mf: Vec<bool>,
 }
 
-impl Links {
-    /// Reads them from the topology of the plan (in its order).
-    fn read(t: &Topology, cat: &Catalog) -> Links {
-        let ctrls =
-            t.g.node_indices()
-                .filter(|&n| matches!(t.g[n], Node::Ctrl(_)))
-                .count();
-        let devs = t.g.node_count() - 1 - ctrls;
+impl<'c> Links<'c> {
+    /// Reads them from the topology `t` of `plan` (in its order).
+    fn read(t: &Tree<'c>, plan: &Plan) -> Links<'c> {
+        let (ctrls, devs) = (plan.controllers.len(), plan.devices.len());
+        let parent_ctrl = |n: usize| t.parent(n).and_then(|p| t.ctrl(p));
         let mut l = Links {
-            ctrl_parent: vec![None; ctrls],
-            dev_parent: vec![None; devs],
-            model: vec![None; ctrls],
+            ctrl_parent: (0..ctrls).map(|i| parent_ctrl(t.ctrl_node(i))).collect(),
+            dev_parent: (0..devs).map(|j| parent_ctrl(t.dev_node(j))).collect(),
+            model: (0..ctrls).map(|i| t.model(t.ctrl_node(i))).collect(),
             ctrl_mf: vec![false; ctrls],
             dev_mf: vec![false; devs],
         };
-        for n in t.g.node_indices() {
-            let parent = t.parent(n).and_then(|p| t.ctrl_index(p));
-            if let Some(i) = t.ctrl_index(n) {
-                l.ctrl_parent[i] = parent;
-                l.model[i] = t
-                    .model(n)
-                    .and_then(|m| cat.controllers.iter().position(|x| std::ptr::eq(x, m)));
-            } else if let Some(i) = t.dev_index(n) {
-                l.dev_parent[i] = parent;
-            }
-            // R-FUNC: a bus's children come sorted by (slot, function).
-            let kids = t.kids(n);
-            for run in kids.chunk_by(|a, b| a.0 == b.0) {
+        // R-FUNC: a bus's children come sorted by (slot, function).
+        for n in 0..=ctrls {
+            for run in t.kids(n).chunk_by(|a, b| a.0 == b.0) {
                 if run.iter().all(|k| k.1 == 0) {
                     continue;
                 }
                 for &(_, _, k) in run.iter().filter(|k| k.1 == 0) {
-                    if let Some(i) = t.ctrl_index(k) {
+                    if let Some(i) = t.ctrl(k) {
                         l.ctrl_mf[i] = true;
-                    } else if let Some(i) = t.dev_index(k) {
-                        l.dev_mf[i] = true;
+                    } else if let Some(j) = t.dev(k) {
+                        l.dev_mf[j] = true;
                     }
                 }
             }
@@ -114,6 +100,9 @@ impl Links {
     /// Follows the controllers to their new places: `old[k]` is the old index of the
     /// controller now at `k`.
     fn reorder(&mut self, old: &[usize]) {
+        if old.iter().enumerate().all(|(k, &o)| k == o) {
+            return;
+        }
         let mut new_of = vec![0; old.len()];
         for (k, &o) in old.iter().enumerate() {
             new_of[o] = k;
@@ -126,21 +115,12 @@ impl Links {
         self.model = old.iter().map(|&o| self.model[o]).collect();
         self.ctrl_mf = old.iter().map(|&o| self.ctrl_mf[o]).collect();
     }
-
-    /// The catalog model of controller `i`.
-    fn model_of<'c>(&self, cat: &'c Catalog, i: usize) -> Option<&'c ControllerModel> {
-        self.model
-            .get(i)
-            .copied()
-            .flatten()
-            .and_then(|m| cat.controllers.get(m))
-    }
 }
 
 /// Controllers by index in `plan.controllers`, depth first in address order, so that every
-/// bus is defined before it is used (`below`: the root's descendants).
-fn controller_order(t: &Topology, below: &[NodeIndex]) -> Vec<usize> {
-    below.iter().filter_map(|&n| t.ctrl_index(n)).collect()
+/// bus is defined before it is used (`below`: the nodes below the root).
+fn controller_order(t: &Tree, below: &[usize]) -> Vec<usize> {
+    below.iter().filter_map(|&n| t.ctrl(n)).collect()
 }
 
 /// Puts the controllers in `order` (indices into `plan.controllers`). Anything not in it
@@ -173,16 +153,17 @@ fn reorder_controllers(plan: &mut Plan, order: &[usize]) -> Vec<usize> {
 }
 
 /// R-BUSNR: the `bus_nr` of each expander without one, as (controller index, bus_nr);
-/// `below` is the root's descendants.
+/// `below` are the nodes below the root.
 ///
 /// The firmware numbers the buses below `pcie.0` from 1 up; each expander's range (its own
 /// bus and every bus below it) must lie above them and apart from the others. New expanders
 /// take ranges from the top (`bus_numbers.max`) down, each below the ranges already taken.
-fn expander_bus_numbers(t: &Topology, below: &[NodeIndex], cat: &Catalog) -> Vec<(usize, u8)> {
-    let is_pxb = |n: NodeIndex| t.uses_bus_number(n) && t.bus_type(n) == Some("pxb");
-    let new_pxb =
-        |&n: &NodeIndex| is_pxb(n) && matches!(t.g[n], Node::Ctrl(c) if c.bus_nr.is_none());
-    if !below.iter().any(new_pxb) {
+fn expander_bus_numbers(t: &Tree, plan: &Plan, below: &[usize], cat: &Catalog) -> Vec<(usize, u8)> {
+    let bus_nr = |n: usize| t.ctrl(n).and_then(|i| plan.controllers[i].bus_nr);
+    if !below
+        .iter()
+        .any(|&n| t.numbered_expander(n) && bus_nr(n).is_none())
+    {
         return Vec::new();
     }
     let mut ranges: Vec<(u32, u32)> = Vec::new();
@@ -192,18 +173,17 @@ fn expander_bus_numbers(t: &Topology, below: &[NodeIndex], cat: &Catalog) -> Vec
         if !t.uses_bus_number(n) {
             continue;
         }
-        let Node::Ctrl(c) = t.g[n] else { continue };
-        if t.bus_type(n) == Some("pxb") {
+        if t.numbered_expander(n) {
             let size = 1 + t
-                .descendants(n)
+                .below(n)
                 .into_iter()
                 .filter(|&d| t.uses_bus_number(d))
                 .count() as u32;
-            match c.bus_nr {
+            match bus_nr(n) {
                 Some(nr) => ranges.push((u32::from(nr), u32::from(nr) + size - 1)),
-                None => new_pxbs.extend(t.ctrl_index(n).map(|i| (i, size))),
+                None => new_pxbs.extend(t.ctrl(n).map(|i| (i, size))),
             }
-        } else if t.expander_of(n).is_none() {
+        } else if !t.below_expander(n) {
             below_root += 1;
         }
     }
@@ -232,31 +212,16 @@ fn expander_bus_numbers(t: &Topology, below: &[NodeIndex], cat: &Catalog) -> Vec
 
 /// R-IO: the added controllers that take `io-reserve` and have nothing below them with an
 /// I/O BAR; they get `io-reserve=0` so that the firmware opens no I/O window for them.
-fn io_reserve_zero(t: &Topology) -> Vec<usize> {
+fn io_reserve_zero(t: &Tree, plan: &Plan) -> Vec<usize> {
     let mut out = Vec::new();
-    for n in t.g.node_indices() {
-        let Node::Ctrl(c) = t.g[n] else { continue };
+    for (i, c) in plan.controllers.iter().enumerate() {
+        let n = t.ctrl_node(i);
         let Some(m) = t.model(n) else { continue };
         if c.added && m.props.iter().any(|p| p == "io-reserve") && t.io_windows(n) == 0 {
-            out.extend(t.ctrl_index(n));
+            out.push(i);
         }
     }
-    out.sort_unstable();
     out
-}
-
-/// D-HP: per device index, whether the guest can unplug it where it sits.
-fn devices_hotpluggable(t: &Topology) -> Vec<bool> {
-    let mut hp = Vec::new();
-    for n in t.g.node_indices() {
-        if let Some(i) = t.dev_index(n) {
-            if hp.len() <= i {
-                hp.resize(i + 1, false);
-            }
-            hp[i] = t.device_hotpluggable(n);
-        }
-    }
-    hp
 }
 
 /// The prefixes added controllers are named with (`rp1`, `dp1`, ...).
@@ -295,9 +260,7 @@ pub(super) fn push_number(s: &mut String, n: usize) {
             break;
         }
     }
-    for &d in &digits[at..] {
-        s.push(char::from(d));
-    }
+    s.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// Sets `s` to the `n`-th name of prefix `p` (reusing its buffer).
@@ -329,7 +292,7 @@ fn name_added(plan: &mut Plan, req: &Request, cat: &Catalog, links: &Links) {
         if !c.added {
             continue;
         }
-        let p = prefix_of(links.model_of(cat, i).map(|m| m.class.as_str()));
+        let p = prefix_of(links.model[i].map(|m| m.class.as_str()));
         let n = &mut counters[p];
         loop {
             *n += 1;
@@ -376,7 +339,7 @@ fn number_ports(plan: &mut Plan, cat: &Catalog, links: &Links) {
         if !(c.added || c.chassis.is_none()) {
             continue;
         }
-        let Some(m) = links.model_of(cat, i) else {
+        let Some(m) = links.model[i] else {
             continue;
         };
         if m.props.iter().any(|p| p == "chassis_nr") && (c.added || cat.layout == Layout::PciRoot) {
@@ -442,8 +405,8 @@ mod tests {
     }
 
     /// The links of `p`'s topology, in `p`'s order.
-    fn links(p: &Plan) -> Links {
-        Links::read(&Topology::build(p, q35()), q35())
+    fn links(p: &Plan) -> Links<'static> {
+        Links::read(&Tree::build(p, q35()), p)
     }
 
     #[test]
@@ -466,8 +429,8 @@ mod tests {
             ],
             vec![],
         );
-        let t = Topology::build(&p, q35());
-        assert_eq!(controller_order(&t, &t.descendants(t.root)), vec![2, 1, 0]);
+        let t = Tree::build(&p, q35());
+        assert_eq!(controller_order(&t, &t.below(ROOT)), vec![2, 1, 0]);
     }
 
     #[test]
@@ -497,10 +460,10 @@ mod tests {
             ],
             vec![],
         );
-        let t = Topology::build(&p, q35());
+        let t = Tree::build(&p, q35());
         let max = q35().bus_numbers.max as u8;
         assert_eq!(
-            expander_bus_numbers(&t, &t.descendants(t.root), q35()),
+            expander_bus_numbers(&t, &p, &t.below(ROOT), q35()),
             vec![(0, max - 1), (1, max - 2)]
         );
     }
@@ -511,9 +474,9 @@ mod tests {
         let mut pinned = ctrl("x1", "pxb-pcie", "pcie.0", 1, 0);
         pinned.bus_nr = Some(max);
         let p = plan(vec![pinned, ctrl("x2", "pxb-pcie", "pcie.0", 2, 0)], vec![]);
-        let t = Topology::build(&p, q35());
+        let t = Tree::build(&p, q35());
         assert_eq!(
-            expander_bus_numbers(&t, &t.descendants(t.root), q35()),
+            expander_bus_numbers(&t, &p, &t.below(ROOT), q35()),
             vec![(1, max - 1)]
         );
     }
@@ -534,11 +497,8 @@ mod tests {
             .collect();
         ctrls.push(ctrl("x", "pxb-pcie", "pcie.0", 30, 0));
         let p = plan(ctrls, vec![]);
-        let t = Topology::build(&p, q35());
-        assert_eq!(
-            expander_bus_numbers(&t, &t.descendants(t.root), q35()),
-            vec![]
-        );
+        let t = Tree::build(&p, q35());
+        assert_eq!(expander_bus_numbers(&t, &p, &t.below(ROOT), q35()), vec![]);
     }
 
     #[test]
@@ -555,9 +515,9 @@ mod tests {
                 dev("disk", "virtio-blk-pci", "#1", 0, 0),
             ],
         );
-        let t = Topology::build(&p, q35());
+        let t = Tree::build(&p, q35());
         assert!(q35().needs_io("e1000e", crate::catalog::BusKind::Pcie));
-        assert_eq!(io_reserve_zero(&t), vec![1, 3]);
+        assert_eq!(io_reserve_zero(&t, &p), vec![1, 3]);
     }
 
     #[test]
@@ -572,8 +532,9 @@ mod tests {
                 dev("c", "virtio-net-pci", "#1", 0, 0),
             ],
         );
-        let t = Topology::build(&p, q35());
-        assert_eq!(devices_hotpluggable(&t), vec![true, false, false]);
+        let t = Tree::build(&p, q35());
+        let hp: Vec<bool> = (0..3).map(|j| t.device_hotpluggable(j)).collect();
+        assert_eq!(hp, [true, false, false]);
     }
 
     #[test]
