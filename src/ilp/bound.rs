@@ -3,7 +3,8 @@
 //! program is neither built nor solved. Any other model goes to the solver.
 //!
 //! The argument, on the models it takes (no adoption, no pinned `bus_nr`, no free port of a
-//! NUMA node, no conventional units that could share a NUMA node's bridges):
+//! NUMA node, no conventional unit of region 0 on a bridge while a NUMA node has bridges it
+//! could share):
 //!
 //! - *A relaxation.* Leave out the budgets (`pcie.0` slots, bus numbers, I/O windows).
 //!   Then an integrated place costs nothing; a unit on a port costs a port, new (1000) or
@@ -181,14 +182,16 @@ pub(crate) fn settle(m: &Model) -> Option<Counts> {
         || m.root_bus_room < m.bus_max
         || !m.caps.is_empty()
         || m.regions.iter().skip(1).any(numa_free)
-        // Conventional units of region 0 could fill a NUMA node's bridges, new or
-        // existing (`hosted`).
-        || ((1..nreg).any(|r| m.has_bridge(r) || m.regions[r].bridge_free > 0)
-            && m.has_bridge(0))
     {
         return None;
     }
     let p = Placement::of(m)?;
+    // Conventional units of region 0 on bridges could fill a NUMA node's bridges, new or
+    // existing (`hosted`): the solver weighs that. With none on bridges there is nothing to
+    // host (an integrated unit moved there saves nothing, and O-TIE keeps it integrated).
+    if p.bridged[0] > 0 && (1..nreg).any(|r| m.has_bridge(r) || m.regions[r].bridge_free > 0) {
+        return None;
+    }
     let cap = m.bridge_cap.max(1);
     let s = region0(m, p.demand);
     let root_ports = s.root_ports;
@@ -421,6 +424,31 @@ mod tests {
             .push(class(1, [false, true, false, false], true, false));
         let c = settle(&by_a_free_port).expect("settles");
         assert_eq!((c.cost, c.root_ports, c.used_off[0]), (0, 0, 1));
+    }
+
+    /// A NUMA node's bridge could host region 0's conventional units: settled while none of
+    /// them sits on a bridge (they stay integrated, as the solver has them), left to the
+    /// solver once one must.
+    #[test]
+    fn numa_bridges_settle_while_region_0_bridges_nothing() {
+        let either = class(2, [true, false, false, true], false, true);
+        let numa_bridged = Class {
+            region: 1,
+            ..class(1, [false, false, false, true], false, false)
+        };
+        let mut m = model(vec![either, numa_bridged]);
+        m.regions.push(Region {
+            new_pxb: true,
+            ..Region::default()
+        });
+        m.float_ports = vec![0, 0];
+        let c = settle(&m).expect("settles");
+        let solved = super::super::solve(&m).expect("solves");
+        assert_eq!(read_by_plans(&c, false), read_by_plans(&solved, false));
+        assert_eq!((c.placed[0], c.cost), ([2, 0, 0, 0], 3));
+        m.classes
+            .insert(0, class(1, [false, false, false, true], false, false));
+        assert!(settle(&m).is_none());
     }
 
     #[test]
