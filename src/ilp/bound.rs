@@ -23,9 +23,9 @@
 //! - *Meeting the bound.* The left-out rows only remove answers. When this one keeps within
 //!   them with no slack, it is optimal for the whole program; and slack costs more (1e6
 //!   against 1000 per controller) than the whole answer, so every optimum of the program is
-//!   an optimum of the relaxation, and the ties pick this one, on what the assigner reads. (Where the slot
-//!   budget is kept, the answer must add no expander: the slots the solver gives root ports
-//!   are then not read, as nothing takes a `pcie.0` slot after them.)
+//!   an optimum of the relaxation, and the ties pick this one, on what the assigner reads
+//!   (root ports take the fewest `pcie.0` slots: O-TIE's last tie counts those slots too, so
+//!   an expander added after them takes the lowest free slot).
 //!
 //! The answer is given as [`Counts::read`] would read it (the counts the program leaves out
 //! follow by the same formulas), so the plan is byte for byte the one the solver's answer
@@ -221,7 +221,7 @@ pub(crate) fn settle(m: &Model) -> Option<Counts> {
     let buses = cost + m.bus_used;
     let slots = p.own_slots + packed_slots + root_port_slots + numa_expanders;
     if cost >= 900
-        || (budgets.root_slots && (numa_expanders > 0 || slots > m.root_free_slots))
+        || (budgets.root_slots && slots > m.root_free_slots)
         || (budgets.bus_numbers && buses > m.bus_max)
     {
         return None;

@@ -741,8 +741,8 @@ impl<'m> Program<'m> {
 
     /// Slack first (1e6 each), then cost (1000 each); O-TIE: among equal costs, expanders and
     /// switches last (20), then ports not on `pcie.0`, then units that could be integrated
-    /// and are not (1/1024 each, below any of the ties before). What-if `--max` first
-    /// maximises its class.
+    /// and are not, and `pcie.0` slots taken by new root ports (1/1024 each, below any of the
+    /// ties before: the lowest slots first). What-if `--max` first maximises its class.
     pub fn objective(&self) -> Expression {
         let (gl, s) = (self.global, self.slack);
         let tie: Expression = 20.0 * (ex(gl.expanders) + ex(gl.switches))
@@ -760,7 +760,8 @@ impl<'m> Program<'m> {
                     + tie
             }
             None => {
-                1_000_000.0 * slack + 1000.0 * self.cost() + tie + self.not_integrated() / 1024.0
+                let last = self.not_integrated() + ex(self.root.port_slots);
+                1_000_000.0 * slack + 1000.0 * self.cost() + tie + last / 1024.0
             }
         };
         match self.grow {
