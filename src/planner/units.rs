@@ -173,8 +173,8 @@ pub(crate) fn build_model(
     w: &World,
     io_windows: u32,
 ) -> (Model, Vec<Option<usize>>) {
-    let mut keys: BTreeMap<(usize, BusKind, Hotplug, bool, bool, bool, bool), usize> =
-        BTreeMap::new();
+    // A guest has a handful of classes: a list searched front to back beats a map.
+    let mut keys: Vec<(usize, BusKind, Hotplug, bool, bool, bool, bool)> = Vec::new();
     let mut classes: Vec<Class> = Vec::new();
     let mut unit_class = Vec::with_capacity(units.len());
     for u in units {
@@ -188,18 +188,22 @@ pub(crate) fn build_model(
             .unwrap_or(0);
         let packable = !u.grouped && req.policy.pack_integrated;
         let key = (region, u.kind, u.hp, packable, u.io, u.mixed, u.root_only);
-        let idx = *keys.entry(key).or_insert_with(|| {
-            classes.push(Class {
-                n: 0,
-                allowed: allowed(req, u, region),
-                region,
-                off: u.hp == Hotplug::Off,
-                any: u.hp == Hotplug::Any,
-                packable,
-                io: u.io,
-            });
-            classes.len() - 1
-        });
+        let idx = match keys.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                keys.push(key);
+                classes.push(Class {
+                    n: 0,
+                    allowed: allowed(req, u, region),
+                    region,
+                    off: u.hp == Hotplug::Off,
+                    any: u.hp == Hotplug::Any,
+                    packable,
+                    io: u.io,
+                });
+                classes.len() - 1
+            }
+        };
         classes[idx].n += 1;
         unit_class.push(Some(idx));
     }
