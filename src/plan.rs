@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::BusKind;
-use crate::request::{Address, Hotplug};
+use crate::request::{Address, Hotplug, Request};
 
 /// A controller in the plan (pinned or added).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +144,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether the plan's devices are the request's, one for one, in request order (as
+    /// every plan the planner returns has them).
+    pub(crate) fn devices_in_order_of(&self, req: &Request) -> bool {
+        self.devices.len() == req.devices.len()
+            && self
+                .devices
+                .iter()
+                .zip(&req.devices)
+                .all(|(p, r)| p.id == r.id)
+    }
+
     /// Number of controllers of `model` the planner added.
     pub fn added(&self, model: &str) -> usize {
         self.controllers

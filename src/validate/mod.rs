@@ -118,12 +118,7 @@ impl<'a> Check<'a> {
         // device i is node i of the devices.
         let in_order = t.repeated.is_empty()
             && t.g.node_count() == 1 + plan.controllers.len() + plan.devices.len()
-            && plan.devices.len() == req.devices.len()
-            && plan
-                .devices
-                .iter()
-                .zip(&req.devices)
-                .all(|(d, r)| d.id == r.id);
+            && plan.devices_in_order_of(req);
         let devices = if in_order {
             (req.devices.iter().zip(&plan.devices).enumerate())
                 .map(|(i, (rd, d))| Placed {

@@ -375,13 +375,7 @@ fn set_multifunction(plan: &mut Plan, links: &Links) {
 
 /// Puts the devices in request order (devices the request does not name go last).
 fn devices_in_request_order(plan: &mut Plan, req: &Request) {
-    let in_order = plan.devices.len() == req.devices.len()
-        && plan
-            .devices
-            .iter()
-            .zip(&req.devices)
-            .all(|(p, r)| p.id == r.id);
-    if in_order {
+    if plan.devices_in_order_of(req) {
         return;
     }
     let order: IdMap<&str, usize> = req
