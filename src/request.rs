@@ -5,9 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{BusKind, Catalog};
+use crate::catalog::{BusKind, Catalog, DeviceModel};
 use crate::error::InputError;
-use crate::strtable::StrTable;
+use crate::strtable::Key;
 
 mod fast;
 
@@ -275,13 +275,75 @@ pub struct Request {
     pub root_hotplug: Option<bool>,
 }
 
+/// The bytes a QEMU id may hold: letters, digits, `-`, `_`, `.`.
+const ID_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.';
+        c += 1;
+    }
+    t
+};
+
 /// Whether `id` is a valid QEMU id: letters, digits, `-`, `_`, `.`, starting with a letter.
 pub fn valid_id(id: &str) -> bool {
     let b = id.as_bytes();
     b.len() <= 128
         && b.first().is_some_and(u8::is_ascii_alphabetic)
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter().all(|&c| ID_BYTES[usize::from(c)])
+}
+
+/// The ids of a request seen so far, for finding the first repeated one: open addressing
+/// over the ids' hashes (src/strtable.rs), each slot the position of an id in `names`
+/// plus one, in a table at most a quarter full (on the stack for a common request).
+struct SeenIds<'r, F: Fn(usize) -> &'r str> {
+    /// The id at a position.
+    names: F,
+    small: [u16; 256],
+    big: Vec<u16>,
+    mask: usize,
+    shift: u32,
+}
+
+impl<'r, F: Fn(usize) -> &'r str> SeenIds<'r, F> {
+    /// Room for `n` ids (at most `u16::MAX - 1`).
+    fn new(n: usize, names: F) -> Self {
+        let size = (n.max(1) * 4).next_power_of_two().max(16);
+        SeenIds {
+            names,
+            small: [0; 256],
+            big: if size > 256 {
+                vec![0; size]
+            } else {
+                Vec::new()
+            },
+            mask: size - 1,
+            shift: 64 - size.trailing_zeros(),
+        }
+    }
+
+    /// Adds the id at position `at`: `false` when an earlier one is equal.
+    fn insert(&mut self, at: usize, id: &str) -> bool {
+        let slots: &mut [u16] = if self.big.is_empty() {
+            &mut self.small
+        } else {
+            &mut self.big
+        };
+        let mut i = (Key::of(id).hash() >> self.shift) as usize;
+        loop {
+            let e = slots[i & self.mask];
+            if e == 0 {
+                slots[i & self.mask] = at as u16 + 1;
+                return true;
+            }
+            if (self.names)(usize::from(e) - 1) == id {
+                return false;
+            }
+            i += 1;
+        }
+    }
 }
 
 impl Request {
@@ -354,8 +416,14 @@ impl Request {
                 format!("{} is more than {MAX_SPARE_PORTS}", self.policy.spare_ports),
             ));
         }
-        let mut ids: StrTable<&str, ()> =
-            StrTable::with_capacity(self.devices.len() + self.controllers.len());
+        let nd = self.devices.len();
+        let mut ids = SeenIds::new(nd + self.controllers.len(), |at| {
+            if at < nd {
+                self.devices[at].id.as_str()
+            } else {
+                self.controllers[at - nd].id.as_str()
+            }
+        });
         let named = self
             .devices
             .iter()
@@ -367,7 +435,7 @@ impl Request {
                     .enumerate()
                     .map(|(i, c)| (("controllers", i), &c.id)),
             );
-        for ((list, i), id) in named {
+        for (at, ((list, i), id)) in named.enumerate() {
             let field = || format!("{list}[{i}]");
             if !valid_id(id) {
                 return Err(InputError::new(
@@ -375,7 +443,7 @@ impl Request {
                     format!("'{id}' is not a valid QEMU id (letters, digits, '-', '_', '.'; starts with a letter)"),
                 ));
             }
-            if id == "pcie.0" || !ids.insert(id.as_str(), ()) {
+            if id == "pcie.0" || !ids.insert(at, id) {
                 return Err(InputError::new(
                     format!("{}.id", field()),
                     format!("duplicate id '{id}'"),
@@ -422,6 +490,16 @@ impl Request {
 
     /// Catalog checks: every model known (or `bus_kind` given), controllers known.
     pub fn check_models(&self, cat: &Catalog) -> Result<(), InputError> {
+        self.resolve_models(cat).map(drop)
+    }
+
+    /// [`Request::check_models`], answering each device's catalog model (`None` for a model
+    /// the catalog lacks, given a `bus_kind`), by device index: looked up once here, for
+    /// the planner to read.
+    pub(crate) fn resolve_models<'c>(
+        &self,
+        cat: &'c Catalog,
+    ) -> Result<Vec<Option<&'c DeviceModel>>, InputError> {
         if self.root_hotplug.is_some() && cat.root.hotplug_switch.is_none() {
             return Err(InputError::new(
                 "root_hotplug",
@@ -431,8 +509,11 @@ impl Request {
                 ),
             ));
         }
+        let mut models = Vec::with_capacity(self.devices.len());
         for (i, d) in self.devices.iter().enumerate() {
-            if d.bus_kind.is_none() && cat.device(&d.model).is_none() {
+            let m = cat.device(&d.model);
+            models.push(m);
+            if d.bus_kind.is_none() && m.is_none() {
                 if cat.controller(&d.model).is_some() {
                     return Err(InputError::new(
                         format!("devices[{i}].model"),
@@ -449,15 +530,12 @@ impl Request {
             }
         }
         let mut first: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
-        for (i, d) in self.devices.iter().enumerate() {
-            let Some(msg) = cat.device(&d.model).and_then(|m| m.single.as_deref()) else {
+        for (i, (d, m)) in self.devices.iter().zip(&models).enumerate() {
+            let Some(msg) = m.and_then(|m| m.single.as_deref()) else {
                 continue;
             };
             // The transitional variants share one limit with the plain model.
-            let family = d
-                .model
-                .trim_end_matches("-non-transitional")
-                .trim_end_matches("-transitional");
+            let family = trim_suffix(trim_suffix(&d.model, "-non-transitional"), "-transitional");
             if let Some(prev) = first.insert(family, d.id.as_str()) {
                 return Err(InputError::new(
                     format!("devices[{i}].model"),
@@ -479,7 +557,7 @@ impl Request {
                 ));
             }
         }
-        Ok(())
+        Ok(models)
     }
 
     /// A device's kind: `bus_kind` if given, else the catalog's.
@@ -488,6 +566,14 @@ impl Request {
             .or_else(|| cat.device(&d.model).map(|m| m.kind))
             .unwrap_or(BusKind::Pcie)
     }
+}
+
+/// `s` without every trailing `suffix` (as `str::trim_end_matches` with a string).
+fn trim_suffix<'s>(mut s: &'s str, suffix: &str) -> &'s str {
+    while let Some(rest) = s.strip_suffix(suffix) {
+        s = rest;
+    }
+    s
 }
 
 fn check_address_range(

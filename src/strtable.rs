@@ -50,7 +50,7 @@ impl Key {
 
     /// The hash: the key's words mixed by one multiplication; the table takes its high bits.
     #[inline(always)]
-    fn hash(&self) -> u64 {
+    pub(crate) fn hash(&self) -> u64 {
         const K: u64 = 0x9E37_79B9_7F4A_7C15;
         (self.w[0] ^ self.w[1].rotate_left(21) ^ self.w[2].rotate_left(42) ^ self.len as u64)
             .wrapping_mul(K)

@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use crate::catalog::Catalog;
 use crate::error::{InputError, PlanError};
 use crate::plan::Plan;
-use crate::planner::plan_with;
+use crate::planner::plan_checked;
 use crate::request::{Request, MAX_REQUEST_BYTES};
 use crate::shape::lines::{name_at, name_json, LineEntry, NameAt};
 use crate::shape::{Answer, Cached, ShapeCache};
@@ -238,7 +238,8 @@ fn plan_request<'a>(
             }
             Answer::Planned(r) => r,
         },
-        None => plan_with(&req, cat),
+        // Every request here passed the shape check (read from its line, or checked).
+        None => plan_checked(&req, cat),
     };
     Done::Outcome(Outcome {
         line,

@@ -322,6 +322,18 @@ pub(crate) fn bus_ranges(t: &Topology, cat: &Catalog) -> Option<Explanation> {
 /// last number.
 fn bus_range_faults(t: &Topology, cat: &Catalog) -> Vec<Violation> {
     let max = cat.bus_numbers.max;
+    // Without an expander no range can fault, and `pcie.0` numbers at most every node that
+    // takes a bus number: when those fit, there is nothing to walk.
+    let (mut expander, mut numbered) = (false, 0u32);
+    for n in t.g.node_indices() {
+        if let Some(m) = t.model(n) {
+            expander |= m.bus.bus_type == "pxb";
+            numbered += u32::from(m.uses_bus_number);
+        }
+    }
+    if !expander && numbered <= max {
+        return Vec::new();
+    }
     let mut out = Vec::new();
     let fault = |device: String, address: String, message: String| Violation {
         device,

@@ -61,6 +61,18 @@ pub fn plan(req: &Request) -> Result<Plan, PlanError> {
 
 /// Plans one guest with an explicit catalog.
 pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
+    plan_shaped(req, cat, false)
+}
+
+/// [`plan_with`] for a request known to pass [`Request::check_shape`] (read by
+/// [`Request::from_json`], or checked since): the same plan or error, without checking
+/// its shape again.
+pub(crate) fn plan_checked(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
+    plan_shaped(req, cat, true)
+}
+
+/// [`plan_with`]; `shaped`: the request's shape is checked already.
+fn plan_shaped(req: &Request, cat: &Catalog, shaped: bool) -> Result<Plan, PlanError> {
     if cat.layout == crate::catalog::Layout::PciRoot {
         return pc::plan(req, cat);
     }
@@ -71,7 +83,7 @@ pub fn plan_with(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
         world,
         model,
         unit_class,
-    } = prepare(req, cat)?;
+    } = prepare(req, cat, shaped)?;
     // Step 3: the integer program.
     let counts = solve_cached(&model)?;
     if counts.short() {
@@ -133,18 +145,22 @@ struct Prepared {
 
 /// Steps 1-2 of planning, shared by [`plan_with`] and what-if `--max`: checks (shape,
 /// models, pins on the pins' topology), units, what that topology offers, the class model,
-/// and the prechecks for classes with no allowed place.
-fn prepare(req: &Request, cat: &Catalog) -> Result<Prepared, PlanError> {
+/// and the prechecks for classes with no allowed place. `shaped`: the request's shape is
+/// checked already.
+fn prepare(req: &Request, cat: &Catalog, shaped: bool) -> Result<Prepared, PlanError> {
     cat.pcie_planner()?;
-    req.check_shape()?;
-    req.check_models(cat)?;
+    if !shaped {
+        req.check_shape()?;
+    }
+    let models = req.resolve_models(cat)?;
     let pinned = pinned_plan(req, cat);
     let t = Topology::build(&pinned, cat);
     let pins = validate_pinned(&t, &pinned, req, cat);
     if !pins.is_empty() {
         return Err(PlanError::Pins(pins));
     }
-    let units = units::units(req, cat)?;
+    let units = units::units_of(req, cat, &models)?;
+    drop(models);
     let world = World::read(&t, &pinned, req, cat);
     drop(t);
     let io = cat.io_budget(req.firmware)?;
@@ -238,7 +254,7 @@ pub(crate) fn max_of_class(
         model,
         unit_class,
         ..
-    } = prepare(req, cat)?;
+    } = prepare(req, cat, false)?;
     let Some(ci) = units
         .iter()
         .position(|u| u.devs.contains(&dev))

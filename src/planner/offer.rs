@@ -175,6 +175,11 @@ impl<'t, 'a> Reader<'t, 'a> {
     fn root(&mut self) {
         let t = self.t;
         let root_occ = self.occupied(t.root);
+        if root_occ.is_empty() {
+            // Nothing pinned on the root bus: every usable slot is free.
+            self.w.root_free = self.cat.root_free_slots();
+            return;
+        }
         for s in self.cat.root_free_slots() {
             match root_occ.get(s) {
                 None => self.w.root_free.push(s),
@@ -202,12 +207,15 @@ impl<'t, 'a> Reader<'t, 'a> {
     /// expander's bus_nr (`u32::MAX` without one).
     fn root_bus_room(&self) -> u32 {
         let t = self.t;
-        let lowest = self
+        let Some(lowest) = self
             .pinned
             .controllers
             .iter()
             .filter_map(|c| c.bus_nr.map(u32::from))
-            .min();
+            .min()
+        else {
+            return u32::MAX;
+        };
         let below_root = t
             .descendants(t.root)
             .into_iter()
@@ -215,14 +223,16 @@ impl<'t, 'a> Reader<'t, 'a> {
                 t.uses_bus_number(n) && t.bus_type(n) != Some("pxb") && t.expander_of(n).is_none()
             })
             .count() as u32;
-        lowest
-            .map(|l| l.saturating_sub(1 + below_root))
-            .unwrap_or(u32::MAX)
+        lowest.saturating_sub(1 + below_root)
     }
 
     /// Every pinned controller below `pcie.0`, depth first (an expander before its ports).
     fn controllers(&mut self) {
         let t = self.t;
+        // Without pinned controllers there is nothing to walk.
+        if self.pinned.controllers.is_empty() {
+            return;
+        }
         let mut nodes: Vec<NodeIndex> = t.descendants(t.root);
         nodes.retain(|&n| matches!(t.g[n], Node::Ctrl(_)));
         for n in nodes {

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::offer::World;
-use crate::catalog::{BusKind, Catalog, CLASS_BRIDGE, CLASS_PXB, CLASS_ROOT_PORT, CLASS_UPSTREAM};
+use crate::catalog::{
+    BusKind, Catalog, DeviceModel, CLASS_BRIDGE, CLASS_PXB, CLASS_ROOT_PORT, CLASS_UPSTREAM,
+};
 use crate::error::{Cause, Explanation, PlanError};
 use crate::ilp::{Cap, Class, Model, Place, Region};
 use crate::request::{Hotplug, Request};
@@ -31,11 +33,20 @@ pub(crate) struct Unit {
 
 /// The request's units, in request order (a group where its first member is).
 pub(crate) fn units(req: &Request, cat: &Catalog) -> Result<Vec<Unit>, PlanError> {
-    let mut out: Vec<Unit> = Vec::new();
+    let models: Vec<_> = req.devices.iter().map(|d| cat.device(&d.model)).collect();
+    units_of(req, cat, &models)
+}
+
+/// [`units`] with each device's catalog model given, by device index.
+pub(crate) fn units_of(
+    req: &Request,
+    cat: &Catalog,
+    models: &[Option<&DeviceModel>],
+) -> Result<Vec<Unit>, PlanError> {
+    let mut out: Vec<Unit> = Vec::with_capacity(req.devices.len());
     let mut by_group: BTreeMap<&str, usize> = BTreeMap::new();
     let mut never: Vec<String> = Vec::new();
-    for (i, d) in req.devices.iter().enumerate() {
-        let dm = cat.device(&d.model);
+    for (i, (d, &dm)) in req.devices.iter().zip(models).enumerate() {
         let kind = d.bus_kind.or(dm.map(|m| m.kind)).unwrap_or(BusKind::Pcie);
         let io = dm.map(|m| m.io).unwrap_or(kind == BusKind::Pci);
         let mut hp = req.hotplug_of(d);
