@@ -3,8 +3,8 @@
 //! program is neither built nor solved. Any other model goes to the solver.
 //!
 //! The argument, on the models it takes (no adoption, no pinned `bus_nr`, no free port of a
-//! NUMA node, no conventional unit of region 0 on a bridge while a NUMA node has bridges it
-//! could share):
+//! NUMA node; conventional units of region 0 on bridges only where one answer hosts them,
+//! see [`hosting`]):
 //!
 //! - *A relaxation.* Leave out the budgets (`pcie.0` slots, bus numbers, I/O windows).
 //!   Then an integrated place costs nothing; a unit on a port costs a port, new (1000) or
@@ -172,6 +172,36 @@ impl Placement {
     }
 }
 
+/// Where region 0's units on bridges go when a NUMA node has bridge slots to spare.
+///
+/// A NUMA region's bridges hold its own units first; its fewest bridges for those may leave
+/// slots free, and units without a NUMA node may fill them (`hosted`) instead of taking
+/// bridges of region 0. Another bridge in a NUMA region costs at least what one in region 0
+/// costs (a bridge and a port), and O-TIE prefers the root port on `pcie.0` to the
+/// expander's; so the least cost hosts as many as the spare slots take. Settled here when
+/// the answer is the only one of that cost: no unit has to be hosted (`Some(None)`), or one
+/// region alone has slots to spare, they take every bridged unit of region 0, and region 0
+/// has no free bridge slot of its own that would take them for nothing too (`Some(Some((
+/// region, units, of which with I/O BARs)))`). Otherwise which units go where is a tie the
+/// solver breaks: `None`.
+fn hosting(m: &Model, p: &Placement) -> Option<Option<(usize, u32, u32)>> {
+    if p.bridged[0] == 0 {
+        return Some(None);
+    }
+    let spare = |r: usize| {
+        let room = new_bridges(m, r, p.bridged[r]) * m.bridge_cap + m.regions[r].bridge_free;
+        room.saturating_sub(p.bridged[r])
+    };
+    let mut hosts = (1..m.regions.len()).filter(|&r| spare(r) > 0);
+    let Some(r) = hosts.next() else {
+        return Some(None);
+    };
+    if hosts.next().is_some() || m.regions[0].bridge_free > 0 || p.bridged[0] > spare(r) {
+        return None;
+    }
+    Some(Some((r, p.bridged[0], p.io_bridged[0])))
+}
+
 /// The proven optimum of `m` when the counting argument settles it; `None` sends the model to
 /// the solver.
 pub(crate) fn settle(m: &Model) -> Option<Counts> {
@@ -185,12 +215,14 @@ pub(crate) fn settle(m: &Model) -> Option<Counts> {
     {
         return None;
     }
-    let p = Placement::of(m)?;
-    // Conventional units of region 0 on bridges could fill a NUMA node's bridges, new or
-    // existing (`hosted`): the solver weighs that. With none on bridges there is nothing to
-    // host (an integrated unit moved there saves nothing, and O-TIE keeps it integrated).
-    if p.bridged[0] > 0 && (1..nreg).any(|r| m.has_bridge(r) || m.regions[r].bridge_free > 0) {
-        return None;
+    let mut p = Placement::of(m)?;
+    let host = hosting(m, &p)?;
+    if let Some((r, n, io)) = host {
+        p.demand.bridged -= n;
+        p.bridged[0] -= n;
+        p.bridged[r] += n;
+        p.io_bridged[0] -= io;
+        p.io_bridged[r] += io;
     }
     let cap = m.bridge_cap.max(1);
     let s = region0(m, p.demand);
@@ -201,7 +233,9 @@ pub(crate) fn settle(m: &Model) -> Option<Counts> {
     let mut region_ports = vec![0u32; nreg];
     let mut region_expanders = vec![0u32; nreg];
     for r in 1..nreg {
-        bridges.push(new_bridges(m, r, p.bridged[r]));
+        // Hosted units fill slots the region's own units leave (`hosting`): no bridge more.
+        let own = p.bridged[r] - host.filter(|h| h.0 == r).map_or(0, |h| h.1);
+        bridges.push(new_bridges(m, r, own));
         let need = p.on_ports[r] + bridges[r];
         region_ports[r] = need;
         region_expanders[r] = need
@@ -240,6 +274,10 @@ pub(crate) fn settle(m: &Model) -> Option<Counts> {
     if budgets.io_windows && io_windows > m.io_max {
         return None;
     }
+    let (mut hosted_io, mut hosted) = (vec![0; nreg], vec![0; nreg]);
+    if let Some((r, n, io)) = host {
+        (hosted_io[r], hosted[r]) = (io, n - io);
+    }
     Some(Counts {
         placed: p.placed,
         root_ports,
@@ -249,8 +287,8 @@ pub(crate) fn settle(m: &Model) -> Option<Counts> {
         used_on,
         used_off,
         region_expanders,
-        hosted_io: vec![0; nreg],
-        hosted: vec![0; nreg],
+        hosted_io,
+        hosted,
         cost,
         io_windows,
         int_slots: p.own_slots + packed_slots,
@@ -371,7 +409,8 @@ mod tests {
     fn settled_models_are_the_solvers_answers() {
         let mut rng = Rng(0x2545_F491_4F6C_DD1D);
         let (mut settled, mut budgeted, mut with_ports, mut with_slots) = (0, 0, 0, 0);
-        let tried = 6000;
+        let mut hosting = 0;
+        let tried = 15_000;
         for _ in 0..tried {
             let m = random_model(&mut rng);
             let Some(fast) = settle(&m) else { continue };
@@ -380,6 +419,7 @@ mod tests {
             budgeted += u32::from(slot_budget);
             with_ports += u32::from(m.regions[0].free_on + m.regions[0].free_off > 0);
             with_slots += u32::from(m.regions.iter().any(|g| g.bridge_free > 0));
+            hosting += u32::from(fast.hosted.iter().chain(&fast.hosted_io).any(|&n| n > 0));
             let solved = super::super::solve(&m).expect("solves");
             assert_eq!(
                 read_by_plans(&fast, slot_budget),
@@ -387,13 +427,14 @@ mod tests {
                 "{m:?}"
             );
         }
-        // The generator must exercise the settled path, the solver's, the slot budget and
-        // free existing ports and bridge slots.
+        // The generator must exercise the settled path, the solver's, the slot budget, free
+        // existing ports and bridge slots, and hosting.
         assert!(
             settled > tried / 5 && settled < tried,
             "{settled} of {tried}"
         );
-        let exercised = [budgeted, with_ports, with_slots];
+        let exercised = [budgeted, with_ports, with_slots, hosting];
+        eprintln!("settled {settled} of {tried}; exercised {exercised:?}");
         assert!(exercised.iter().all(|&n| n > 50), "{exercised:?}");
     }
 
@@ -427,10 +468,10 @@ mod tests {
     }
 
     /// A NUMA node's bridge could host region 0's conventional units: settled while none of
-    /// them sits on a bridge (they stay integrated, as the solver has them), left to the
-    /// solver once one must.
+    /// them sits on a bridge (they stay integrated, as the solver has them), and while one
+    /// node's spare slots take them all; left to the solver where the hosting is a tie.
     #[test]
-    fn numa_bridges_settle_while_region_0_bridges_nothing() {
+    fn numa_bridges_host_region_0_where_one_answer_is_least() {
         let either = class(2, [true, false, false, true], false, true);
         let numa_bridged = Class {
             region: 1,
@@ -446,8 +487,25 @@ mod tests {
         let solved = super::super::solve(&m).expect("solves");
         assert_eq!(read_by_plans(&c, false), read_by_plans(&solved, false));
         assert_eq!((c.placed[0], c.cost), ([2, 0, 0, 0], 3));
+        // One conventional unit of region 0 must sit on a bridge: it takes a slot of the NUMA
+        // node's bridge rather than a bridge (and root port) of its own, as the solver has it.
         m.classes
             .insert(0, class(1, [false, false, false, true], false, false));
+        let c = settle(&m).expect("settles");
+        let solved = super::super::solve(&m).expect("solves");
+        assert_eq!(read_by_plans(&c, false), read_by_plans(&solved, false));
+        assert_eq!((c.hosted[1], c.bridges.clone(), c.cost), (1, vec![0, 1], 3));
+        // More than the node's bridge has to spare: which units leave is the solver's tie.
+        m.classes[0].n = 31;
+        assert!(settle(&m).is_none());
+        // Two nodes with slots to spare: which one hosts is the solver's tie.
+        m.classes[0].n = 1;
+        m.classes.push(Class {
+            region: 2,
+            ..class(1, [false, false, false, true], false, false)
+        });
+        m.regions.push(m.regions[1].clone());
+        m.float_ports.push(0);
         assert!(settle(&m).is_none());
     }
 
