@@ -8,14 +8,15 @@
 use std::collections::VecDeque;
 
 use crate::catalog::{
-    Catalog, ControllerModel, HotplugControl, CLASS_BRIDGE, CLASS_PXB, CLASS_UPSTREAM,
+    BusKind, Catalog, ControllerModel, HotplugControl, CLASS_BRIDGE, CLASS_PXB, CLASS_UPSTREAM,
 };
 use crate::error::PlanError;
+use crate::idmap::IdMap;
 use crate::ilp::{self, Counts, Model, Place};
 use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::{Hotplug, Request};
 
-use super::finish::{finish, push_number};
+use super::finish::{device_facts, finish, Wiring};
 use super::{Unit, World};
 
 mod bridges;
@@ -24,8 +25,8 @@ mod ports;
 mod positions;
 
 /// A bus the assigner plugs into: an existing one by name (the root bus, a pinned
-/// controller), or a controller it added, by its index in `plan.controllers` (its temporary
-/// id is `#` and that index until `finish` names it).
+/// controller), or a controller it added, by its index in `plan.controllers` (it has no
+/// name until `finish` names it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bus<'a> {
     Named(&'a str),
@@ -64,13 +65,31 @@ impl Taker {
 
 /// What the assigner keeps of a controller it added, by its index in `plan.controllers`.
 #[derive(Debug, Clone, Copy)]
-struct Added {
-    /// The added controller it is plugged into, if any.
-    parent: Option<usize>,
+struct Added<'a> {
+    /// The bus it is plugged into.
+    bus: Bus<'a>,
     /// An expander, switch or bridge, dropped when nothing ends up below it.
     droppable: bool,
     /// Controllers and devices plugged into it.
     below: u32,
+}
+
+impl Added<'_> {
+    /// The added controller it is plugged into, if any.
+    fn parent(&self) -> Option<usize> {
+        match self.bus {
+            Bus::Added(k) => Some(k),
+            Bus::Named(_) => None,
+        }
+    }
+}
+
+/// A placed device: what the plan gets, the bus it is on, and its `device_facts`.
+#[derive(Debug)]
+struct Placed<'a> {
+    dev: PlacedDevice,
+    bus: Bus<'a>,
+    facts: (bool, bool),
 }
 
 /// The state of assignment: the plan as it grows, and what the counts still hand out.
@@ -84,9 +103,13 @@ pub(super) struct Assigner<'a> {
     world: &'a World,
     plan: Plan,
     /// The placed devices by request index (they become `plan.devices` in request order).
-    devices: Vec<Option<PlacedDevice>>,
+    devices: Vec<Option<Placed<'a>>>,
     /// Per controller of `plan.controllers`, what the assigner keeps of it if it added it.
-    added: Vec<Option<Added>>,
+    added: Vec<Option<Added<'a>>>,
+    /// Per controller of `plan.controllers`, its catalog model.
+    models: Vec<Option<&'a ControllerModel>>,
+    /// How many controllers were pinned (they come first in `plan.controllers`).
+    pinned: usize,
     place: Vec<Option<Place>>,
     root_free: VecDeque<u8>,
     /// Per NUMA region, the units without a NUMA node placed on its bridges.
@@ -120,7 +143,16 @@ impl<'a> Assigner<'a> {
         );
         let mut plan = pinned;
         plan.devices.clear();
-        let added = vec![None; plan.controllers.len()];
+        let pinned = plan.controllers.len();
+        // Room for what the counts add (spares and all), so that the list never moves.
+        let room = pinned + counts.cost as usize + 1;
+        plan.controllers.reserve_exact(room - pinned);
+        let mut added = Vec::with_capacity(room);
+        added.resize(pinned, None);
+        let mut models = Vec::with_capacity(room);
+        models.extend(plan.controllers.iter().map(|c| cat.controller(&c.model)));
+        let mut devices = Vec::with_capacity(req.devices.len());
+        devices.resize_with(req.devices.len(), || None);
         Assigner {
             req,
             cat,
@@ -130,8 +162,10 @@ impl<'a> Assigner<'a> {
             counts,
             world,
             plan,
-            devices: vec![None; req.devices.len()],
+            devices,
             added,
+            models,
+            pinned,
             place,
             root_free: world.root_free.iter().copied().collect(),
             hosted,
@@ -140,11 +174,12 @@ impl<'a> Assigner<'a> {
         }
     }
 
-    /// The name `bus` has in the plan for now.
+    /// The name `bus` has in the plan for now: none for an added controller (`finish` gives
+    /// the final ones).
     fn bus_name(bus: Bus) -> String {
         match bus {
             Bus::Named(name) => name.to_string(),
-            Bus::Added(k) => temp_id(k),
+            Bus::Added(_) => String::new(),
         }
     }
 
@@ -157,14 +192,14 @@ impl<'a> Assigner<'a> {
         Some(k)
     }
 
-    /// Adds a controller of model `m` at `bus:slot.function` under a temporary name no
-    /// request id can have (`finish` names added controllers for good); returns its bus.
-    fn add(&mut self, m: &ControllerModel, bus: Bus<'a>, slot: u8, function: u8) -> Bus<'a> {
+    /// Adds a controller of model `m` at `bus:slot.function`, without a name yet (`finish`
+    /// names added controllers); returns its bus.
+    fn add(&mut self, m: &'a ControllerModel, bus: Bus<'a>, slot: u8, function: u8) -> Bus<'a> {
         let k = self.plan.controllers.len();
         let is_port = m.hotplug == HotplugControl::Property;
-        let parent = self.plug_into(bus);
+        self.plug_into(bus);
         self.plan.controllers.push(PlacedController {
-            id: temp_id(k),
+            id: String::new(),
             model: m.model.clone(),
             driver: m.qemu.clone(),
             bus: Self::bus_name(bus),
@@ -180,8 +215,9 @@ impl<'a> Assigner<'a> {
             added: true,
         });
         let class = m.class.as_str();
+        self.models.push(Some(m));
         self.added.push(Some(Added {
-            parent,
+            bus,
             droppable: class == CLASS_PXB || class == CLASS_UPSTREAM || class == CLASS_BRIDGE,
             below: 0,
         }));
@@ -192,10 +228,13 @@ impl<'a> Assigner<'a> {
     fn place_device(&mut self, i: usize, bus: Bus<'a>, slot: u8, function: u8) {
         let d = &self.req.devices[i];
         self.plug_into(bus);
-        self.devices[i] = Some(PlacedDevice {
+        // One catalog search for the kind (as `Request::kind_of`) and the facts.
+        let m = self.cat.device(&d.model);
+        let kind = d.bus_kind.or(m.map(|m| m.kind)).unwrap_or(BusKind::Pcie);
+        let dev = PlacedDevice {
             id: d.id.clone(),
             model: d.model.clone(),
-            kind: self.req.kind_of(self.cat, d),
+            kind,
             bus: Self::bus_name(bus),
             slot,
             function,
@@ -204,6 +243,11 @@ impl<'a> Assigner<'a> {
             hotplug: self.req.hotplug_of(d),
             group: d.group.clone(),
             numa_node: d.numa_node,
+        };
+        self.devices[i] = Some(Placed {
+            dev,
+            bus,
+            facts: device_facts(m, kind),
         });
     }
 
@@ -256,19 +300,105 @@ impl<'a> Assigner<'a> {
         let root_positions = self.root_port_positions()?;
         let region_positions = self.expander_positions()?;
         self.place_ports(root_positions, region_positions)?;
-        let keep = keep_added(&mut self.added);
-        let mut keep = keep.into_iter();
-        self.plan
-            .controllers
-            .retain(|_| keep.next().unwrap_or(true));
-        self.plan.devices = self.devices.into_iter().flatten().collect();
-        finish(&mut self.plan, self.req, self.cat);
+        let wiring = self.wire();
+        finish(&mut self.plan, self.req, self.cat, wiring);
         self.plan.cost = self.plan.controllers.iter().filter(|c| c.added).count() as u32;
         self.plan.optimal = self.counts.optimal && self.plan.cost == self.counts.cost;
         self.plan.name = self.req.name.clone();
         self.plan.machine = self.req.machine.clone();
         self.plan.firmware = self.req.firmware;
         Ok(self.plan)
+    }
+
+    /// Drops the added controllers left empty, moves the placed devices into the plan (in
+    /// request order), and says how it is all wired.
+    fn wire(&mut self) -> Wiring<'a> {
+        let keep = keep_added(&mut self.added);
+        // The index each controller kept gets.
+        let mut kept = 0;
+        let index: Vec<Option<usize>> = keep
+            .iter()
+            .map(|&k| {
+                kept += usize::from(k);
+                k.then(|| kept - 1)
+            })
+            .collect();
+        let mut keeps = keep.iter();
+        self.plan
+            .controllers
+            .retain(|_| keeps.next().copied().unwrap_or(true));
+        let mut keeps = keep.iter();
+        self.models
+            .retain(|_| keeps.next().copied().unwrap_or(true));
+        let devices = std::mem::take(&mut self.devices);
+        let placed = devices.iter().flatten().count();
+        let mut parent = Vec::with_capacity(1 + kept + placed);
+        parent.push(None);
+        let named = Named::new(
+            self.cat.root.bus.as_str(),
+            &self.plan.controllers[..self.pinned],
+        );
+        let node = |bus: Bus| match bus {
+            Bus::Named(name) => named.node(name),
+            Bus::Added(k) => index[k].map(|i| 1 + i),
+        };
+        for (k, a) in self.added.iter().enumerate() {
+            match (a, index[k]) {
+                (Some(a), Some(_)) => parent.push(node(a.bus)),
+                (None, Some(i)) => parent.push(named.node(&self.plan.controllers[i].bus)),
+                (_, None) => {}
+            }
+        }
+        let mut dev_facts = Vec::with_capacity(placed);
+        self.plan.devices.reserve_exact(placed);
+        for p in devices.into_iter().flatten() {
+            parent.push(node(p.bus));
+            dev_facts.push(p.facts);
+            self.plan.devices.push(p.dev);
+        }
+        Wiring {
+            parent,
+            models: std::mem::take(&mut self.models),
+            dev_facts,
+        }
+    }
+}
+
+/// The nodes of buses by name (see `finish`'s tree): the root bus, else the first pinned
+/// controller of that id, else none.
+struct Named<'p> {
+    root: &'p str,
+    pinned: &'p [PlacedController],
+    /// The pinned controllers by id, when there are many.
+    ids: Option<IdMap<&'p str, usize>>,
+}
+
+impl<'p> Named<'p> {
+    /// Pinned controllers up to this many are searched in a row rather than hashed.
+    const FEW: usize = 8;
+
+    fn new(root: &'p str, pinned: &'p [PlacedController]) -> Named<'p> {
+        let ids = (pinned.len() > Self::FEW).then(|| {
+            let mut ids: IdMap<&str, usize> = IdMap::default();
+            ids.reserve(pinned.len());
+            for (i, c) in pinned.iter().enumerate() {
+                ids.entry(c.id.as_str()).or_insert(i);
+            }
+            ids
+        });
+        Named { root, pinned, ids }
+    }
+
+    /// The node of the bus named `name`, if any.
+    fn node(&self, name: &str) -> Option<usize> {
+        if name == self.root {
+            return Some(0);
+        }
+        let i = match &self.ids {
+            Some(ids) => ids.get(name).copied(),
+            None => self.pinned.iter().position(|c| c.id == name),
+        };
+        i.map(|i| 1 + i)
     }
 }
 
@@ -338,27 +468,18 @@ fn hosted_units(
 /// Which controllers stay: all but the added expanders, switches and bridges that ended
 /// up with nothing below them (and then what that left empty). A controller comes after
 /// the one it is plugged into, so one pass from the last catches the cascade.
-fn keep_added(added: &mut [Option<Added>]) -> Vec<bool> {
+fn keep_added(added: &mut [Option<Added<'_>>]) -> Vec<bool> {
     let mut keep = vec![true; added.len()];
     for k in (0..added.len()).rev() {
         let Some(a) = added[k] else { continue };
         if a.droppable && a.below == 0 {
             keep[k] = false;
-            if let Some(Some(p)) = a.parent.map(|p| &mut added[p]) {
+            if let Some(Some(p)) = a.parent().map(|p| &mut added[p]) {
                 p.below -= 1;
             }
         }
     }
     keep
-}
-
-/// The temporary id of the controller added `k`-th in `plan.controllers`: `#k`, which no
-/// request id can be, with room for the name `finish` gives it in its place.
-fn temp_id(k: usize) -> String {
-    let mut id = String::with_capacity(8);
-    id.push('#');
-    push_number(&mut id, k);
-    id
 }
 
 #[cfg(test)]
@@ -417,9 +538,9 @@ mod tests {
 
     #[test]
     fn empty_added_expanders_and_bridges_are_dropped_in_cascade() {
-        let a = |parent, droppable, below| {
+        let a = |parent: Option<usize>, droppable, below| {
             Some(Added {
-                parent,
+                bus: parent.map_or(Bus::Named("pcie.0"), Bus::Added),
                 droppable,
                 below,
             })

@@ -4,7 +4,7 @@
 //! The first four read one topology of the assigned plan (controller order, expander bus
 //! ranges, `io-reserve`, hot-pluggability); names do not matter to any of them, so they run
 //! before added controllers get their final names. Then come names, chassis/port numbers,
-//! multifunction flags and the device order.
+//! multifunction flags and, for plans wired by name, the device order.
 
 use crate::catalog::{
     Catalog, ControllerModel, Layout, CLASS_BRIDGE, CLASS_DOWNSTREAM, CLASS_PCI_BRIDGE, CLASS_PXB,
@@ -16,13 +16,14 @@ use crate::request::Request;
 
 mod tree;
 
+pub(super) use tree::{device_facts, Wiring};
 use tree::{Tree, ROOT};
 
-/// Runs every finishing pass: orders controllers, numbers expander bus ranges, sets
-/// `io-reserve`, hot-pluggability, names, chassis/port numbers and multifunction flags, and
-/// puts the devices back in request order.
-pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog) {
-    let t = Tree::build(plan, cat);
+/// Runs every finishing pass on `plan`, wired as `w` says: orders controllers, numbers
+/// expander bus ranges, sets `io-reserve`, hot-pluggability, names, chassis/port numbers and
+/// multifunction flags. The devices stay in their order (the assigner's: request order).
+pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog, w: Wiring) {
+    let t = Tree::new(plan, cat, w);
     let below = t.below(ROOT);
     let order = controller_order(&t, &below);
     let bus_nrs = expander_bus_numbers(&t, plan, &below, cat);
@@ -47,6 +48,13 @@ pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog) {
     name_added(plan, req, cat, &links);
     number_ports(plan, cat, &links);
     set_multifunction(plan, &links);
+}
+
+/// [`finish`] for a plan wired by its names (the `pc` planner's), then puts the devices in
+/// request order.
+pub(super) fn finish_named(plan: &mut Plan, req: &Request, cat: &Catalog) {
+    let w = Wiring::from_names(plan, cat);
+    finish(plan, req, cat, w);
     devices_in_request_order(plan, req);
 }
 
@@ -249,18 +257,12 @@ fn made_name_shape(id: &str) -> bool {
 
 /// Appends `n` in decimal to `s`.
 pub(super) fn push_number(s: &mut String, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+    if n < 10 {
+        s.push(char::from(b'0' + n as u8));
+        return;
     }
-    s.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    push_number(s, n / 10);
+    s.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// Sets `s` to the `n`-th name of prefix `p` (reusing its buffer).
@@ -635,7 +637,8 @@ mod tests {
             vec![added(ctrl("#0", "pcie-root-port", "pcie.0", 1, 0))],
             vec![dev("n", "virtio-net-pci", "#0", 0, 0)],
         );
-        finish(&mut p, &req, q35());
+        let w = Wiring::from_names(&p, q35());
+        finish(&mut p, &req, q35(), w);
         let c = &p.controllers[0];
         assert_eq!(
             (c.id.as_str(), c.chassis, c.port, c.io_reserve),

@@ -1,9 +1,10 @@
 //! The topology the finishing passes read, by index: node 0 is the root bus, then come the
 //! controllers, then the devices, each in plan order. Every node knows the node it is
-//! plugged into and its children in address order; a bus name that names no controller
-//! (nor the root) leaves its node unplugged. Built once per plan, before names change.
+//! plugged into and its children in address order. Built once per plan from what the
+//! assigner knows of it ([`Wiring`]), so that added controllers need no names yet, or
+//! from the plan's names (the `pc` planner's plans).
 
-use crate::catalog::{BusKind, Catalog, ControllerModel, HotplugControl};
+use crate::catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl};
 use crate::idmap::IdMap;
 use crate::plan::Plan;
 
@@ -30,34 +31,88 @@ pub(super) struct Tree<'c> {
     dev_facts: Vec<(bool, bool)>,
 }
 
-impl<'c> Tree<'c> {
-    /// Reads `plan`'s topology. A name used twice names its first controller.
-    #[inline(never)]
-    pub fn build(plan: &Plan, cat: &'c Catalog) -> Tree<'c> {
-        let ctrls = plan.controllers.len();
-        let nodes = 1 + ctrls + plan.devices.len();
+/// What the assigner knows of the plan it hands over, by node (see the module comment):
+/// the node each node is plugged into (`None` for the root bus and what is unplugged), each
+/// controller's catalog model, and per device [`device_facts`].
+#[derive(Debug, Default)]
+pub(in crate::planner) struct Wiring<'c> {
+    pub parent: Vec<Option<usize>>,
+    pub models: Vec<Option<&'c ControllerModel>>,
+    pub dev_facts: Vec<(bool, bool)>,
+}
+
+/// What the finishing passes need of a device of catalog model `m` (if known) and bus
+/// `kind`: (QEMU can unplug it, it has an I/O BAR).
+pub(in crate::planner) fn device_facts(m: Option<&DeviceModel>, kind: BusKind) -> (bool, bool) {
+    (
+        m.map(|m| m.hotpluggable).unwrap_or(true),
+        m.map(|m| m.io).unwrap_or(kind == BusKind::Pci),
+    )
+}
+
+impl<'c> Wiring<'c> {
+    /// Reads `plan`'s wiring from its names: a bus names the root or the first controller
+    /// of that id, else nothing.
+    pub fn from_names(plan: &Plan, cat: &'c Catalog) -> Wiring<'c> {
         let mut ids: IdMap<&str, usize> = IdMap::default();
-        ids.reserve(ctrls + 1);
         ids.insert(cat.root.bus.as_str(), ROOT);
         for (i, c) in plan.controllers.iter().enumerate() {
             ids.entry(c.id.as_str()).or_insert(1 + i);
         }
-        let plugs = plan
+        let parent = std::iter::once(None)
+            .chain(
+                plan.controllers
+                    .iter()
+                    .map(|c| c.bus.as_str())
+                    .chain(plan.devices.iter().map(|d| d.bus.as_str()))
+                    .map(|b| ids.get(b).copied()),
+            )
+            .collect();
+        let models = plan
             .controllers
             .iter()
-            .map(|c| (c.bus.as_str(), c.slot, c.function))
-            .chain(
-                plan.devices
-                    .iter()
-                    .map(|d| (d.bus.as_str(), d.slot, d.function)),
-            );
-        let mut parent = vec![None; nodes];
+            .map(|c| cat.controller(&c.model))
+            .collect();
+        let dev_facts = plan
+            .devices
+            .iter()
+            .map(|d| device_facts(cat.device(&d.model), d.kind))
+            .collect();
+        Wiring {
+            parent,
+            models,
+            dev_facts,
+        }
+    }
+}
+
+impl<'c> Tree<'c> {
+    /// Reads `plan`'s topology from its names (see [`Wiring::from_names`]).
+    #[cfg(test)]
+    pub fn build(plan: &Plan, cat: &'c Catalog) -> Tree<'c> {
+        Tree::new(plan, cat, Wiring::from_names(plan, cat))
+    }
+
+    /// `plan`'s topology as `w` wires it (addresses are `plan`'s).
+    #[inline(never)]
+    pub fn new(plan: &Plan, cat: &Catalog, w: Wiring<'c>) -> Tree<'c> {
+        let ctrls = plan.controllers.len();
+        let nodes = 1 + ctrls + plan.devices.len();
+        let Wiring {
+            parent,
+            models,
+            dev_facts,
+        } = w;
+        let addrs = plan
+            .controllers
+            .iter()
+            .map(|c| (c.slot, c.function))
+            .chain(plan.devices.iter().map(|d| (d.slot, d.function)));
         // Each edge as one integer: the parent, then the child's slot, function and node,
         // in that order of significance (a plan has fewer than 2^24 nodes).
         let mut edges: Vec<u64> = Vec::with_capacity(nodes - 1);
-        for (k, (bus, slot, function)) in plugs.enumerate() {
-            if let Some(&p) = ids.get(bus) {
-                parent[1 + k] = Some(p);
+        for (k, (slot, function)) in addrs.enumerate() {
+            if let Some(p) = parent[1 + k] {
                 edges.push(
                     (p as u64) << 40
                         | u64::from(slot) << 32
@@ -78,20 +133,6 @@ impl<'c> Tree<'c> {
             .into_iter()
             .map(|e| ((e >> 32) as u8, (e >> 24) as u8, (e & 0xff_ffff) as usize))
             .collect();
-        // Controllers of one model often come in a row: one catalog search per row.
-        let mut last: Option<(&str, Option<&'c ControllerModel>)> = None;
-        let models: Vec<Option<&ControllerModel>> = plan
-            .controllers
-            .iter()
-            .map(|c| match last {
-                Some((name, m)) if name == c.model => m,
-                _ => {
-                    let m = cat.controller(&c.model);
-                    last = Some((c.model.as_str(), m));
-                    m
-                }
-            })
-            .collect();
         let bus_hotplug = plan
             .controllers
             .iter()
@@ -100,17 +141,6 @@ impl<'c> Tree<'c> {
                 Some(HotplugControl::Property) => c.hotplug.unwrap_or(true),
                 Some(HotplugControl::Always) => true,
                 Some(HotplugControl::Never) | None => false,
-            })
-            .collect();
-        let dev_facts = plan
-            .devices
-            .iter()
-            .map(|d| {
-                let m = cat.device(&d.model);
-                (
-                    m.map(|m| m.hotpluggable).unwrap_or(true),
-                    m.map(|m| m.io).unwrap_or(d.kind == BusKind::Pci),
-                )
             })
             .collect();
         Tree {

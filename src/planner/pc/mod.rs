@@ -66,7 +66,7 @@ fn plan_in(req: &Request, cat: &Catalog, adopting: bool) -> Result<Plan, PlanErr
         return Err(PlanError::Infeasible(why));
     }
     let mut plan = assign::Assigner::new(req, cat, &units, &counts, &w, pinned).run()?;
-    super::finish::finish(&mut plan, req, cat);
+    super::finish::finish_named(&mut plan, req, cat);
     plan.notes = explain::notes(req, cat, &units, &plan);
     let t = Topology::build(&plan, cat);
     let bad = validate_topology(&t, &plan, req, cat);
