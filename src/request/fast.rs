@@ -176,20 +176,54 @@ impl<'a> Reader<'a> {
         f(self).map(Some)
     }
 
-    /// An object: `member` reads each value after its key.
-    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    /// The key next (after white space) as the number of its spelling in `keys`, each
+    /// written with its quotes (`"id"`), taken with them; `None` for any other key, or one
+    /// with an escape. Found by its first letter, then compared whole: no scan for the
+    /// closing quote.
+    #[inline(always)]
+    fn key(&mut self, keys: &[&[u8]]) -> Option<usize> {
+        self.ws();
+        let rest = &self.s.as_bytes()[self.i..];
+        let first = *rest.get(1)?;
+        let n = keys
+            .iter()
+            .position(|k| k[1] == first && rest.starts_with(k))?;
+        self.i += keys[n].len();
+        Some(n)
+    }
+
+    /// An object of the fields spelled `keys` (with their quotes): `member` reads the value
+    /// of the field spelled `keys[n]`.
+    #[inline(always)]
+    fn object(
+        &mut self,
+        keys: &[&[u8]],
+        mut member: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<()> {
         self.eat(b'{')?;
         if self.next_is(b'}') {
             return Some(());
         }
         loop {
-            let key = self.str()?;
+            let n = self.key(keys)?;
             self.eat(b':')?;
-            member(self, key)?;
+            member(self, n)?;
             if !self.more(b'}')? {
                 return Some(());
             }
         }
+    }
+
+    /// Whether the token `lit` (a string with its quotes, say) is next after white
+    /// space: taken if so.
+    #[inline(always)]
+    fn lit(&mut self, lit: &[u8]) -> bool {
+        self.ws();
+        let yes = self.s.as_bytes()[self.i..].starts_with(lit);
+        if yes {
+            self.i += lit.len();
+        }
+        yes
     }
 
     /// An array of what `f` reads, with room for `room` at first.
@@ -213,21 +247,30 @@ impl<'a> Reader<'a> {
     }
 
     fn hotplug(&mut self) -> Option<Hotplug> {
-        Hotplug::parse(self.str()?)
+        if self.lit(b"\"on\"") {
+            Some(Hotplug::On)
+        } else if self.lit(b"\"off\"") {
+            Some(Hotplug::Off)
+        } else if self.lit(b"\"any\"") {
+            Some(Hotplug::Any)
+        } else {
+            None
+        }
     }
 
-    /// An object of the fields `names` (each with its spellings): `member` reads the value
-    /// of field number `n`. A key not among them, or given twice, is for serde.
+    /// An object of the fields spelled `keys` (with their quotes), field `field[n]` spelled
+    /// `keys[n]`: `member` reads the value of a field by number. A key not among them, or
+    /// a field given twice, is for serde.
+    #[inline(always)]
     fn fields(
         &mut self,
-        names: &[&[&str]],
+        keys: &[&[u8]],
+        field: impl Fn(usize) -> usize,
         mut member: impl FnMut(&mut Self, usize) -> Option<()>,
     ) -> Option<u32> {
         let mut seen = 0u32;
-        self.object(|r, key| {
-            let n = names
-                .iter()
-                .position(|spellings| spellings.contains(&key))?;
+        self.object(keys, |r, n| {
+            let n = field(n);
             if seen & (1 << n) != 0 {
                 return None;
             }
@@ -255,32 +298,36 @@ impl<'a> Reader<'a> {
             controllers: Vec::new(),
             root_hotplug: None,
         };
-        const NAMES: &[&[&str]] = &[
-            &["name"],
-            &["machine"],
-            &["firmware"],
-            &["policy"],
-            &["devices"],
-            &["controllers"],
-            &["root_hotplug"],
+        const KEYS: &[&[u8]] = &[
+            b"\"name\"",
+            b"\"machine\"",
+            b"\"firmware\"",
+            b"\"policy\"",
+            b"\"devices\"",
+            b"\"controllers\"",
+            b"\"root_hotplug\"",
         ];
-        let seen = self.fields(NAMES, |p, n| {
-            match n {
-                0 => r.name = p.opt(Self::owned)?,
-                1 => r.machine = p.owned()?,
-                2 => r.firmware = Firmware::parse(p.str()?)?,
-                3 => r.policy = p.policy()?,
-                4 => {
-                    // Room for as many devices as objects follow, at most (no regrowing).
-                    let rest = &p.s.as_bytes()[p.i..];
-                    let most = memchr::memchr_iter(b'{', rest).count();
-                    r.devices = p.array(Self::device, most.min(super::MAX_DEVICES + 1))?;
+        let seen = self.fields(
+            KEYS,
+            |n| n,
+            |p, n| {
+                match n {
+                    0 => r.name = p.opt(Self::owned)?,
+                    1 => r.machine = p.owned()?,
+                    2 => r.firmware = Firmware::parse(p.str()?)?,
+                    3 => r.policy = p.policy()?,
+                    4 => {
+                        // Room for as many devices as objects follow, at most (no regrowing).
+                        let rest = &p.s.as_bytes()[p.i..];
+                        let most = memchr::memchr_iter(b'{', rest).count();
+                        r.devices = p.array(Self::device, most.min(super::MAX_DEVICES + 1))?;
+                    }
+                    5 => r.controllers = p.array(Self::controller, 0)?,
+                    _ => r.root_hotplug = p.opt(Self::bool)?,
                 }
-                5 => r.controllers = p.array(Self::controller, 0)?,
-                _ => r.root_hotplug = p.opt(Self::bool)?,
-            }
-            Some(())
-        })?;
+                Some(())
+            },
+        )?;
         if seen & 2 == 0 {
             r.machine = super::default_machine();
         }
@@ -289,34 +336,43 @@ impl<'a> Reader<'a> {
 
     fn policy(&mut self) -> Option<Policy> {
         let mut p = Policy::default();
-        const NAMES: &[&[&str]] = &[
-            &["default_hotplug"],
-            &["spare_ports"],
-            &["hotplug_off"],
-            &["pack_integrated"],
+        const KEYS: &[&[u8]] = &[
+            b"\"default_hotplug\"",
+            b"\"spare_ports\"",
+            b"\"hotplug_off\"",
+            b"\"pack_integrated\"",
         ];
-        self.fields(NAMES, |r, n| {
-            match n {
-                0 => p.default_hotplug = r.hotplug()?,
-                1 => p.spare_ports = r.u32()?,
-                2 => p.hotplug_off = OffStrategy::parse(r.str()?)?,
-                _ => p.pack_integrated = r.bool()?,
-            }
-            Some(())
-        })?;
+        self.fields(
+            KEYS,
+            |n| n,
+            |r, n| {
+                match n {
+                    0 => p.default_hotplug = r.hotplug()?,
+                    1 => p.spare_ports = r.u32()?,
+                    2 => p.hotplug_off = OffStrategy::parse(r.str()?)?,
+                    _ => p.pack_integrated = r.bool()?,
+                }
+                Some(())
+            },
+        )?;
         Some(p)
     }
 
     fn address(&mut self) -> Option<Address> {
         let (mut bus, mut slot, mut function) = (None, None, 0);
-        self.fields(&[&["bus"], &["slot"], &["function"]], |r, n| {
-            match n {
-                0 => bus = Some(r.owned()?),
-                1 => slot = Some(r.u8()?),
-                _ => function = r.u8()?,
-            }
-            Some(())
-        })?;
+        const KEYS: &[&[u8]] = &[b"\"bus\"", b"\"slot\"", b"\"function\""];
+        self.fields(
+            KEYS,
+            |n| n,
+            |r, n| {
+                match n {
+                    0 => bus = Some(r.owned()?),
+                    1 => slot = Some(r.u8()?),
+                    _ => function = r.u8()?,
+                }
+                Some(())
+            },
+        )?;
         Some(Address {
             bus: bus?,
             slot: slot?,
@@ -325,10 +381,12 @@ impl<'a> Reader<'a> {
     }
 
     fn bus_kind(&mut self) -> Option<BusKind> {
-        match self.str()? {
-            "pcie" => Some(BusKind::Pcie),
-            "pci" => Some(BusKind::Pci),
-            _ => None,
+        if self.lit(b"\"pcie\"") {
+            Some(BusKind::Pcie)
+        } else if self.lit(b"\"pci\"") {
+            Some(BusKind::Pci)
+        } else {
+            None
         }
     }
 
@@ -336,27 +394,31 @@ impl<'a> Reader<'a> {
         let (mut id, mut model) = (None, None);
         let (mut hotplug, mut group, mut numa_node, mut bus_kind, mut address) =
             (None, None, None, None, None);
-        const NAMES: &[&[&str]] = &[
-            &["id"],
-            &["model"],
-            &["hotplug"],
-            &["group"],
-            &["numa_node"],
-            &["bus_kind"],
-            &["address"],
+        const KEYS: &[&[u8]] = &[
+            b"\"id\"",
+            b"\"model\"",
+            b"\"hotplug\"",
+            b"\"group\"",
+            b"\"numa_node\"",
+            b"\"bus_kind\"",
+            b"\"address\"",
         ];
-        self.fields(NAMES, |r, n| {
-            match n {
-                0 => id = Some(r.owned()?),
-                1 => model = Some(r.owned()?),
-                2 => hotplug = r.opt(Self::hotplug)?,
-                3 => group = r.opt(Self::owned)?,
-                4 => numa_node = r.opt(Self::u32)?,
-                5 => bus_kind = r.opt(Self::bus_kind)?,
-                _ => address = r.opt(Self::address)?,
-            }
-            Some(())
-        })?;
+        self.fields(
+            KEYS,
+            |n| n,
+            |r, n| {
+                match n {
+                    0 => id = Some(r.owned()?),
+                    1 => model = Some(r.owned()?),
+                    2 => hotplug = r.opt(Self::hotplug)?,
+                    3 => group = r.opt(Self::owned)?,
+                    4 => numa_node = r.opt(Self::u32)?,
+                    5 => bus_kind = r.opt(Self::bus_kind)?,
+                    _ => address = r.opt(Self::address)?,
+                }
+                Some(())
+            },
+        )?;
         Some(DeviceRequest {
             id: id?,
             model: model?,
@@ -372,31 +434,37 @@ impl<'a> Reader<'a> {
         let (mut id, mut model, mut address) = (None, None, None);
         let (mut hotplug, mut chassis, mut port, mut bus_nr, mut numa_node, mut io_reserve) =
             (None, None, None, None, None, None);
-        const NAMES: &[&[&str]] = &[
-            &["id"],
-            &["model"],
-            &["hotplug"],
-            &["address"],
-            &["chassis"],
-            &["port"],
-            &["bus_nr"],
-            &["numa_node"],
-            &["io-reserve", "io_reserve"],
+        // `io-reserve` and its alias `io_reserve` are one field.
+        const KEYS: &[&[u8]] = &[
+            b"\"id\"",
+            b"\"model\"",
+            b"\"hotplug\"",
+            b"\"address\"",
+            b"\"chassis\"",
+            b"\"port\"",
+            b"\"bus_nr\"",
+            b"\"numa_node\"",
+            b"\"io-reserve\"",
+            b"\"io_reserve\"",
         ];
-        self.fields(NAMES, |r, n| {
-            match n {
-                0 => id = Some(r.owned()?),
-                1 => model = Some(r.owned()?),
-                2 => hotplug = r.opt(Self::bool)?,
-                3 => address = Some(r.address()?),
-                4 => chassis = r.opt(Self::u8)?,
-                5 => port = r.opt(Self::u8)?,
-                6 => bus_nr = r.opt(Self::u8)?,
-                7 => numa_node = r.opt(Self::u32)?,
-                _ => io_reserve = r.opt(Self::u32)?,
-            }
-            Some(())
-        })?;
+        self.fields(
+            KEYS,
+            |n| n.min(8),
+            |r, n| {
+                match n {
+                    0 => id = Some(r.owned()?),
+                    1 => model = Some(r.owned()?),
+                    2 => hotplug = r.opt(Self::bool)?,
+                    3 => address = Some(r.address()?),
+                    4 => chassis = r.opt(Self::u8)?,
+                    5 => port = r.opt(Self::u8)?,
+                    6 => bus_nr = r.opt(Self::u8)?,
+                    7 => numa_node = r.opt(Self::u32)?,
+                    _ => io_reserve = r.opt(Self::u32)?,
+                }
+                Some(())
+            },
+        )?;
         Some(ControllerRequest {
             id: id?,
             model: model?,
