@@ -4,7 +4,7 @@
 //!
 //! The argument, on the models it takes (no adoption, no pinned `bus_nr`, no free port of a
 //! NUMA node; conventional units of region 0 on bridges only where one answer hosts them,
-//! see [`hosting`]):
+//! see [`hosting`]; a binding `pcie.0` budget only where [`off_the_root`] settles it):
 //!
 //! - *A relaxation.* Leave out the budgets (`pcie.0` slots, bus numbers, I/O windows).
 //!   Then an integrated place costs nothing; a unit on a port costs a port, new (1000) or
@@ -188,10 +188,7 @@ fn hosting(m: &Model, p: &Placement) -> Option<Option<(usize, u32, u32)>> {
     if p.bridged[0] == 0 {
         return Some(None);
     }
-    let spare = |r: usize| {
-        let room = new_bridges(m, r, p.bridged[r]) * m.bridge_cap + m.regions[r].bridge_free;
-        room.saturating_sub(p.bridged[r])
-    };
+    let spare = |r: usize| numa_spare(m, p, r);
     let mut hosts = (1..m.regions.len()).filter(|&r| spare(r) > 0);
     let Some(r) = hosts.next() else {
         return Some(None);
@@ -200,6 +197,56 @@ fn hosting(m: &Model, p: &Placement) -> Option<Option<(usize, u32, u32)>> {
         return None;
     }
     Some(Some((r, p.bridged[0], p.io_bridged[0])))
+}
+
+/// Slots a NUMA region's fewest bridges for its own units leave free.
+fn numa_spare(m: &Model, p: &Placement, r: usize) -> u32 {
+    let room = new_bridges(m, r, p.bridged[r]) * m.bridge_cap + m.regions[r].bridge_free;
+    room.saturating_sub(p.bridged[r])
+}
+
+/// R-ROOT binds by `over` slots: moves that many conventional `any` units from `pcie.0` to
+/// bridge slots region 0 has anyway (its `bridges` new ones hold them with what they hold
+/// already), where that is the only least answer.
+///
+/// Each such unit frees a slot and costs nothing; every other way to free one costs a
+/// controller (a port for an `off` or `any` unit, an expander) or a root port off `pcie.0`
+/// (O-TIE: a NUMA node's expander), far above the last tie (1/1024 per unit not
+/// integrated). So the least answer moves exactly `over` units, and it is the only one
+/// when nothing else frees a slot for nothing: no free existing port in region 0, no spare
+/// slot on a NUMA node's bridges, no packable unit that could leave for a bridge (packed
+/// slots free a slot per 8 or less), and one class to move from (or all of them move).
+fn off_the_root(m: &Model, p: &mut Placement, over: u32, bridges: u32) -> Option<()> {
+    let g = &m.regions[0];
+    if g.free_on + g.free_off > 0 || (1..m.regions.len()).any(|r| numa_spare(m, p, r) > 0) {
+        return None;
+    }
+    let leaves =
+        |c: &super::Class| c.region == 0 && c.may(Place::Integrated) && c.may(Place::Bridge);
+    if m.classes.iter().any(|c| leaves(c) && c.packable) {
+        return None;
+    }
+    let movable: Vec<usize> = (0..m.classes.len())
+        .filter(|&i| leaves(&m.classes[i]))
+        .collect();
+    let total: u32 = movable.iter().map(|&i| m.classes[i].n).sum();
+    if over > total
+        || (movable.len() > 1 && over < total)
+        || new_bridges(m, 0, p.bridged[0] + over) != bridges
+    {
+        return None;
+    }
+    let mut left = over;
+    for i in movable {
+        let (c, take) = (&m.classes[i], m.classes[i].n.min(left));
+        left -= take;
+        p.placed[i][Place::Integrated as usize] -= take;
+        p.placed[i][Place::Bridge as usize] += take;
+        p.own_slots -= take;
+        p.bridged[0] += take;
+        p.io_bridged[0] += if c.io { take } else { 0 };
+    }
+    Some(())
 }
 
 /// The proven optimum of `m` when the counting argument settles it; `None` sends the model to
@@ -253,7 +300,12 @@ pub(crate) fn settle(m: &Model) -> Option<Counts> {
     // Within the left-out rows, with no slack, and cheaper than any slack.
     let budgets = Budgets::of(m, false);
     let buses = cost + m.bus_used;
-    let slots = p.own_slots + packed_slots + root_port_slots + numa_expanders;
+    let mut slots = p.own_slots + packed_slots + root_port_slots + numa_expanders;
+    if budgets.root_slots && slots > m.root_free_slots && host.is_none() {
+        let over = slots - m.root_free_slots;
+        off_the_root(m, &mut p, over, bridges[0])?;
+        slots -= over;
+    }
     if cost >= 900
         || (budgets.root_slots && slots > m.root_free_slots)
         || (budgets.bus_numbers && buses > m.bus_max)
@@ -409,7 +461,7 @@ mod tests {
     fn settled_models_are_the_solvers_answers() {
         let mut rng = Rng(0x2545_F491_4F6C_DD1D);
         let (mut settled, mut budgeted, mut with_ports, mut with_slots) = (0, 0, 0, 0);
-        let mut hosting = 0;
+        let (mut hosting, mut moved) = (0, 0);
         let tried = 15_000;
         for _ in 0..tried {
             let m = random_model(&mut rng);
@@ -420,6 +472,8 @@ mod tests {
             with_ports += u32::from(m.regions[0].free_on + m.regions[0].free_off > 0);
             with_slots += u32::from(m.regions.iter().any(|g| g.bridge_free > 0));
             hosting += u32::from(fast.hosted.iter().chain(&fast.hosted_io).any(|&n| n > 0));
+            let left_root = |(c, at): (&Class, &[u32; 4])| c.may(Place::Integrated) && at[3] > 0;
+            moved += u32::from(m.classes.iter().zip(&fast.placed).any(left_root));
             let solved = super::super::solve(&m).expect("solves");
             assert_eq!(
                 read_by_plans(&fast, slot_budget),
@@ -428,12 +482,12 @@ mod tests {
             );
         }
         // The generator must exercise the settled path, the solver's, the slot budget, free
-        // existing ports and bridge slots, and hosting.
+        // existing ports and bridge slots, hosting, and units leaving `pcie.0` for bridges.
         assert!(
             settled > tried / 5 && settled < tried,
             "{settled} of {tried}"
         );
-        let exercised = [budgeted, with_ports, with_slots, hosting];
+        let exercised = [budgeted, with_ports, with_slots, hosting, moved];
         eprintln!("settled {settled} of {tried}; exercised {exercised:?}");
         assert!(exercised.iter().all(|&n| n > 50), "{exercised:?}");
     }
@@ -506,6 +560,36 @@ mod tests {
         });
         m.regions.push(m.regions[1].clone());
         m.float_ports.push(0);
+        assert!(settle(&m).is_none());
+    }
+
+    /// `pcie.0` is two slots short: two conventional `any` units leave it for the bridge
+    /// region 0 needs anyway, as the solver has it; with two such classes, which one gives
+    /// them up is the solver's tie.
+    #[test]
+    fn a_full_root_bus_moves_units_to_a_bridge_it_has() {
+        let mut m = model(vec![
+            class(1, [false, false, false, true], false, false),
+            class(3, [true, false, false, true], false, true),
+            class(28, [true, false, false, false], true, false),
+        ]);
+        m.root_free_slots = 30;
+        let c = settle(&m).expect("settles");
+        assert_eq!(c.placed[1], [1, 0, 0, 2]);
+        assert_eq!(
+            (c.cost, c.bridges[0], c.root_ports, c.int_slots),
+            (2, 1, 1, 29)
+        );
+        let solved = super::super::solve(&m).expect("solves");
+        assert_eq!(read_by_plans(&c, true), read_by_plans(&solved, true));
+        m.classes.insert(
+            2,
+            Class {
+                io: true,
+                ..class(1, [true, false, false, true], false, true)
+            },
+        );
+        m.root_free_slots = 31;
         assert!(settle(&m).is_none());
     }
 
