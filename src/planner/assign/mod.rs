@@ -391,7 +391,7 @@ impl<'p> Named<'p> {
 
     /// The node of the bus named `name`, if any.
     fn node(&self, name: &str) -> Option<usize> {
-        if name == self.root {
+        if std::ptr::eq(name, self.root) || name == self.root {
             return Some(0);
         }
         let i = match &self.ids {

@@ -19,7 +19,6 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// Drops the first position.
-    #[inline(never)]
     fn advance(&mut self) {
         self.count -= 1;
         let p = &mut self.first;
@@ -32,7 +31,6 @@ impl Run<'_> {
     }
 
     /// The position after the last one.
-    #[inline(never)]
     fn end(&self) -> (u8, u8) {
         let per = u32::from(self.per.max(1));
         let k = u32::from(self.first.function) + self.count;
@@ -80,7 +78,6 @@ impl<'a> Pool<'a> {
     }
 
     /// Moves all of `other`'s positions after these.
-    #[inline(never)]
     pub fn append(&mut self, other: &mut Pool<'a>) {
         self.0.append(&mut other.0);
     }
@@ -130,14 +127,11 @@ mod tests {
     use super::*;
     use crate::catalog::CLASS_ROOT_PORT;
 
-    #[inline(never)]
-
     fn at(p: &Pos) -> (u8, u8) {
         (p.slot, p.function)
     }
 
     #[test]
-    #[inline(never)]
     fn runs_go_function_by_function_then_slot_by_slot() {
         let mut pool = Pool::default();
         pool.push(Bus::Added(3), CLASS_ROOT_PORT, (0, 0), 2, 4);
@@ -148,7 +142,6 @@ mod tests {
     }
 
     #[test]
-    #[inline(never)]
     fn contiguous_positions_join_and_takers_skip_whole_buses() {
         let (x, y) = (Bus::Named("x"), Bus::Named("y"));
         let mut pool = Pool::default();

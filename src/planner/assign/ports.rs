@@ -241,7 +241,14 @@ impl<'a> Assigner<'a> {
             0
         };
         // Takers: switch upstreams, units, bridges (then spares).
-        let mut takers: Vec<Taker> = Vec::new();
+        // Room for the spares too (a hint: bounded whatever the request says).
+        let spares = if r == 0 {
+            (self.req.policy.spare_ports as usize).min(64)
+        } else {
+            0
+        };
+        let mut takers: Vec<Taker> =
+            Vec::with_capacity(switches + port_units.len() + new_bridges + spares);
         takers.extend((0..switches).map(|_| Taker::Upstream));
         takers.extend(port_units.iter().map(|&u| Taker::Unit(u)));
         takers.extend((0..new_bridges).map(|_| Taker::Bridge));
@@ -278,14 +285,14 @@ impl<'a> Assigner<'a> {
                 .and_then(|n| self.world.region_numa.iter().position(|&x| x == Some(n)))
                 .unwrap_or(0)
         };
-        let mine: Vec<usize> = (0..self.units.len())
-            .filter(|&i| !self.units[i].pinned && region_of(i) == r)
-            .collect();
-        let port_units: Vec<usize> = mine
-            .iter()
-            .copied()
-            .filter(|&i| matches!(self.place[i], Some(Place::Port | Place::OffPort)))
-            .collect();
+        let mut mine: Vec<usize> = Vec::with_capacity(self.units.len());
+        mine.extend((0..self.units.len()).filter(|&i| !self.units[i].pinned && region_of(i) == r));
+        let mut port_units: Vec<usize> = Vec::with_capacity(mine.len());
+        port_units.extend(
+            mine.iter()
+                .copied()
+                .filter(|&i| matches!(self.place[i], Some(Place::Port | Place::OffPort))),
+        );
         let hosted_anywhere = |i: usize| self.hosted.iter().any(|h| h.contains(&i));
         let hosted_here = if r == 0 {
             Vec::new()

@@ -11,7 +11,7 @@ use crate::catalog::{
     CLASS_ROOT_PORT, CLASS_UPSTREAM,
 };
 use crate::idmap::IdMap;
-use crate::plan::{PlacedController, Plan};
+use crate::plan::Plan;
 use crate::request::Request;
 
 mod tree;
@@ -128,7 +128,9 @@ impl<'c> Links<'c> {
 /// Controllers by index in `plan.controllers`, depth first in address order, so that every
 /// bus is defined before it is used (`below`: the nodes below the root).
 fn controller_order(t: &Tree, below: &[usize]) -> Vec<usize> {
-    below.iter().filter_map(|&n| t.ctrl(n)).collect()
+    let mut order = Vec::with_capacity(t.ctrls());
+    order.extend(below.iter().filter_map(|&n| t.ctrl(n)));
+    order
 }
 
 /// Puts the controllers in `order` (indices into `plan.controllers`). Anything not in it
@@ -139,25 +141,39 @@ fn reorder_controllers(plan: &mut Plan, order: &[usize]) -> Vec<usize> {
     if order.len() == n && order.iter().enumerate().all(|(k, &i)| k == i) {
         return order.to_vec();
     }
-    let mut slots: Vec<Option<PlacedController>> = plan.controllers.drain(..).map(Some).collect();
     let mut old = Vec::with_capacity(n);
+    let mut taken = vec![false; n];
     for &i in order {
-        if let Some(c) = slots.get_mut(i).and_then(Option::take) {
-            plan.controllers.push(c);
+        if i < n && !taken[i] {
+            taken[i] = true;
             old.push(i);
         }
     }
-    let mut rest: Vec<(usize, PlacedController)> = slots
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, c)| Some((i, c?)))
-        .collect();
-    rest.sort_by(|a, b| a.1.id.cmp(&b.1.id));
-    for (i, c) in rest {
-        plan.controllers.push(c);
-        old.push(i);
-    }
+    let placed = old.len();
+    old.extend((0..n).filter(|&i| !taken[i]));
+    let ids = &plan.controllers;
+    old[placed..].sort_by(|&a, &b| ids[a].id.cmp(&ids[b].id));
+    permute(&mut plan.controllers, &old, &mut taken);
     old
+}
+
+/// Rearranges `v` in place so that `v[k]` becomes what `v[old[k]]` was (`old` a
+/// permutation); `seen` is scratch of `v.len()`.
+fn permute<T>(v: &mut [T], old: &[usize], seen: &mut [bool]) {
+    seen.fill(false);
+    for start in 0..v.len() {
+        // Follow the cycle through `start`: each swap puts one element in its place.
+        let mut k = start;
+        while !seen[k] {
+            seen[k] = true;
+            let from = old[k];
+            if from == start {
+                break;
+            }
+            v.swap(k, from);
+            k = from;
+        }
+    }
 }
 
 /// R-BUSNR: the `bus_nr` of each expander without one, as (controller index, bus_nr);
@@ -394,6 +410,7 @@ fn devices_in_request_order(plan: &mut Plan, req: &Request) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::PlacedController;
     use crate::topology::fixtures::{added, ctrl, dev, plan, request};
 
     fn q35() -> &'static Catalog {
@@ -427,6 +444,13 @@ mod tests {
         );
         let t = Tree::build(&p, q35());
         assert_eq!(controller_order(&t, &t.below(ROOT)), vec![2, 1, 0]);
+    }
+
+    #[test]
+    fn a_permutation_is_applied_in_place() {
+        let mut v = ['a', 'b', 'c', 'd', 'e'];
+        permute(&mut v, &[3, 0, 4, 1, 2], &mut [false; 5]);
+        assert_eq!(v, ['d', 'a', 'e', 'b', 'c']);
     }
 
     #[test]

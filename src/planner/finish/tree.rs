@@ -155,62 +155,57 @@ impl<'c> Tree<'c> {
         }
     }
 
+    /// How many controllers the plan has.
+    pub fn ctrls(&self) -> usize {
+        self.ctrls
+    }
+
     /// The node of controller `i`.
-    #[inline(never)]
     pub fn ctrl_node(&self, i: usize) -> usize {
         1 + i
     }
 
     /// The node of device `j`.
-    #[inline(never)]
     pub fn dev_node(&self, j: usize) -> usize {
         1 + self.ctrls + j
     }
 
     /// The controller index of node `n`, if it is a controller.
-    #[inline(never)]
     pub fn ctrl(&self, n: usize) -> Option<usize> {
         (1..=self.ctrls).contains(&n).then(|| n - 1)
     }
 
     /// The device index of node `n`, if it is a device.
-    #[inline(never)]
     pub fn dev(&self, n: usize) -> Option<usize> {
         (n > self.ctrls && n < self.parent.len()).then(|| n - 1 - self.ctrls)
     }
 
     /// The node `n` is plugged into.
-    #[inline(never)]
     pub fn parent(&self, n: usize) -> Option<usize> {
         self.parent.get(n).copied().flatten()
     }
 
     /// The children of node `n` as (slot, function, node), in address order.
-    #[inline(never)]
     pub fn kids(&self, n: usize) -> &[(u8, u8, usize)] {
         &self.kids[self.kid_start[n]..self.kid_start[n + 1]]
     }
 
     /// The catalog model of node `n`, if it is a controller of a known model.
-    #[inline(never)]
     pub fn model(&self, n: usize) -> Option<&'c ControllerModel> {
         self.ctrl(n).and_then(|i| self.models[i])
     }
 
     /// Whether node `n` is an expander (its bus is of type `pxb`).
-    #[inline(never)]
     fn is_expander(&self, n: usize) -> bool {
         self.model(n).is_some_and(|m| m.bus.bus_type == "pxb")
     }
 
     /// Whether node `n` is a controller that takes a guest bus number.
-    #[inline(never)]
     pub fn uses_bus_number(&self, n: usize) -> bool {
         self.model(n).is_some_and(|m| m.uses_bus_number)
     }
 
     /// Whether node `n` is an expander that takes a bus number.
-    #[inline(never)]
     pub fn numbered_expander(&self, n: usize) -> bool {
         self.uses_bus_number(n) && self.is_expander(n)
     }
@@ -269,7 +264,6 @@ impl<'c> Tree<'c> {
     }
 
     /// D-HP: whether the guest can unplug device `j` where it sits.
-    #[inline(never)]
     pub fn device_hotpluggable(&self, j: usize) -> bool {
         let bus_hp = match self.parent(self.dev_node(j)) {
             Some(ROOT) => self.root_hotplug,
