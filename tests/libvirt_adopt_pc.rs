@@ -340,7 +340,7 @@ fn with_root_hotplug(g: &Guest, hp: &BTreeMap<String, Hotplug>, h: bool) -> Opti
     // hot-pluggable; the NICs that stay on pci.0 are renamed when the switch changes.
     let to_root = count(&|d| !d.on_root && off(d));
     let from_root = count(&|d| d.on_root && req(d) == Hotplug::On && !h);
-    let stay = |d: &Existing| d.on_root && d.nic && !(req(d) == Hotplug::On && !h);
+    let stay = |d: &Existing| d.on_root && d.nic && (h || req(d) != Hotplug::On);
     // So are the NICs staying on the first bridge at a slot whose number pci.0 registers
     // while root hotplug is on (2 and up, no bridge in that pci.0 slot).
     let stay_bridged = |d: &Existing| {
@@ -521,7 +521,7 @@ fn policies(g: &Guest) -> Vec<Vec<String>> {
     let named = |d: &&Existing| d.id.starts_with("ua-") && d.pluggable;
     let root_nic = g.devices.iter().filter(named).find(|d| d.on_root && d.nic);
     let root_other = g.devices.iter().filter(named).find(|d| d.on_root && !d.nic);
-    let bridged = g.devices.iter().filter(named).filter(|d| !d.on_root).last();
+    let bridged = g.devices.iter().rev().filter(named).find(|d| !d.on_root);
     let on = || vec!["--default-hotplug".to_string(), "on".to_string()];
     let mut v = vec![
         // The guest already meets it: libvirt leaves root hotplug on.

@@ -232,7 +232,7 @@ fn pciplan_adds_no_more_controllers_than_libvirt() {
                 .map_err(|_| format!("exit {}: {}", o.code, o.stderr))?;
             Ok(v["cost"].as_u64().unwrap_or(u64::MAX) as u32)
         };
-        let (ours, off) = match (cost(&[]), cost(&MODES[1].1)) {
+        let (ours, off) = match (cost(&[]), cost(MODES[1].1)) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => {
                 failures.push(format!("{name}: {e}"));

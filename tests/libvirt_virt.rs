@@ -196,7 +196,7 @@ fn cases() -> Vec<(String, String, usize)> {
             "",
             &[],
             "",
-            &("    <controller type='usb'/>\n    <input type='tablet' bus='usb'/>\n    <controller type='scsi' model='virtio-scsi'/>\n    <disk type='file' device='cdrom'>\n      <source file='/var/tmp/pciplan-c.iso'/>\n      <target dev='sda' bus='sata'/>\n    </disk>\n    <serial type='pty'/>\n    <channel type='unix'>\n      <target type='virtio' name='org.qemu.guest_agent.0'/>\n    </channel>\n    <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n    </rng>\n    <memballoon model='virtio'/>\n".to_string()),
+            "    <controller type='usb'/>\n    <input type='tablet' bus='usb'/>\n    <controller type='scsi' model='virtio-scsi'/>\n    <disk type='file' device='cdrom'>\n      <source file='/var/tmp/pciplan-c.iso'/>\n      <target dev='sda' bus='sata'/>\n    </disk>\n    <serial type='pty'/>\n    <channel type='unix'>\n      <target type='virtio' name='org.qemu.guest_agent.0'/>\n    </channel>\n    <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n    </rng>\n    <memballoon model='virtio'/>\n",
         ),
         1,
     );

@@ -286,7 +286,7 @@ fn heldout_guests_around_each_limit_boot_or_are_refused() {
         if !can_boot(fw) {
             continue;
         }
-        let mut rng = Rng(seed ^ (fw as u64 + 1) * 0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng(seed ^ ((fw as u64 + 1) * 0x9e37_79b9_7f4a_7c15));
         let (mut booted, mut refused) = (0, 0);
         for g in 0..6 {
             let req = heldout_guest(fw, &mut rng);

@@ -191,7 +191,7 @@ pub fn sized_on(n: usize, machine: &str) -> String {
         .map(|i| {
             let (model, hp) = match i % 8 {
                 0 => ("virtio-net-pci", "off"),
-                1 | 2 | 3 => ("virtio-blk-pci", "on"),
+                1..=3 => ("virtio-blk-pci", "on"),
                 4 => ("e1000", "on"),
                 5 => ("nvme", "any"),
                 6 => ("virtio-net-pci", "on"),

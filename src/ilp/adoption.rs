@@ -77,9 +77,7 @@ impl AdoptVars {
             })
             .collect();
         let has_io_at = |pick: &dyn Fn(Site) -> bool| -> bool {
-            a.units
-                .iter()
-                .any(|u| u.io && u.site.is_some_and(|s| pick(s)))
+            a.units.iter().any(|u| u.io && u.site.is_some_and(pick))
         };
         let port_window = (0..a.ports.len())
             .map(|p| has_io_at(&|s| s == Site::Port(p)).then(|| binary(vars)))

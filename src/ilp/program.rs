@@ -277,7 +277,7 @@ impl<'m> Program<'m> {
                 global_new = new_ports;
             } else {
                 self.numa_ports(r, &new_ports);
-                numa_new = numa_new + new_ports;
+                numa_new += new_ports;
             }
         }
         self.lent_ports();
@@ -387,7 +387,7 @@ impl<'m> Program<'m> {
         let mut flexible = any_port.clone() + bridges;
         if r == 0 {
             other = other + switches.clone() + f64::from(self.m.spare);
-            flexible = flexible + switches;
+            flexible += switches;
         }
         Demand {
             off: self.placed_in(r, Place::OffPort, |c| c.off),

@@ -39,8 +39,9 @@ pub fn run(args: &[&str], stdin: Option<&str>) -> Ran {
 
 /// Like [`run`], failing the test when the program takes longer than `limit`.
 pub fn run_within(args: &[&str], stdin: Option<&str>, limit: Duration) -> Ran {
-    let exe = option_env!("CARGO_BIN_EXE_pciplan")
-        .expect("the pciplan program is built only with the `cli` feature (a default one)");
+    let Some(exe) = option_env!("CARGO_BIN_EXE_pciplan") else {
+        panic!("the pciplan program is built only with the `cli` feature (a default one)")
+    };
     let mut child = Command::new(exe)
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -215,7 +215,7 @@ pub fn adopt_search(
     start.flips = pos.flips;
     let mut o = Oracle::new(req, cat, pos.weights.clone(), pos.moved, bound, None);
     o.search(0, start);
-    o.best.filter(|&b| bound.map_or(true, |c| b < c))
+    o.best.filter(|&b| bound.is_none_or(|c| b < c))
 }
 
 impl<'a> Oracle<'a> {

@@ -12,7 +12,7 @@ use crate::request::{Hotplug, Request};
 use crate::rule::Rule;
 
 /// Ids of the first devices of `units` that satisfy `pick`.
-fn ids<'r>(req: &'r Request, units: &[Unit], pick: impl Fn(&Unit) -> bool) -> Vec<String> {
+fn ids(req: &Request, units: &[Unit], pick: impl Fn(&Unit) -> bool) -> Vec<String> {
     units
         .iter()
         .filter(|u| pick(u))
