@@ -510,6 +510,7 @@ impl Catalog {
     }
 
     /// A device model by QEMU driver name.
+    #[inline]
     pub fn device(&self, model: &str) -> Option<&DeviceModel> {
         self.devices.get(model)
     }

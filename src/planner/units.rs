@@ -12,11 +12,73 @@ use crate::ilp::{Cap, Class, Model, Place, Region};
 use crate::request::{Hotplug, Request};
 use crate::rule::Rule;
 
+/// The request indices of a unit's devices, in request order (read as a slice): up to a
+/// slot's eight functions in place, more (a catalog changed in code) in a vector, so that
+/// making units allocates nothing per unit.
+#[derive(Clone)]
+pub(crate) struct Devs {
+    len: usize,
+    near: [usize; 8],
+    /// Every index, once there are more than `near` holds.
+    far: Vec<usize>,
+}
+
+impl Devs {
+    /// The one device `i`.
+    pub(crate) fn one(i: usize) -> Devs {
+        let mut near = [0; 8];
+        near[0] = i;
+        Devs {
+            len: 1,
+            near,
+            far: Vec::new(),
+        }
+    }
+
+    /// Adds device `i` last.
+    pub(crate) fn push(&mut self, i: usize) {
+        if self.len < self.near.len() {
+            self.near[self.len] = i;
+        } else {
+            if self.far.is_empty() {
+                self.far.extend_from_slice(&self.near);
+            }
+            self.far.push(i);
+        }
+        self.len += 1;
+    }
+}
+
+impl std::ops::Deref for Devs {
+    type Target = [usize];
+    fn deref(&self) -> &[usize] {
+        if self.far.is_empty() {
+            &self.near[..self.len]
+        } else {
+            &self.far
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Devs {
+    type Item = &'a usize;
+    type IntoIter = std::slice::Iter<'a, usize>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl std::fmt::Debug for Devs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// A device or a multifunction group: what takes one slot.
 #[derive(Debug, Clone)]
 pub(crate) struct Unit {
     /// Request indices of its devices, in request order.
-    pub devs: Vec<usize>,
+    pub devs: Devs,
     pub kind: BusKind,
     pub hp: Hotplug,
     pub numa: Option<u32>,
@@ -109,7 +171,7 @@ pub(crate) fn units_of(
                 } else {
                     by_group.insert(g, out.len());
                     out.push(Unit {
-                        devs: vec![i],
+                        devs: Devs::one(i),
                         kind,
                         hp,
                         numa: d.numa_node,
@@ -122,7 +184,7 @@ pub(crate) fn units_of(
                 }
             }
             None => out.push(Unit {
-                devs: vec![i],
+                devs: Devs::one(i),
                 kind,
                 hp,
                 numa: d.numa_node,
@@ -357,7 +419,7 @@ mod tests {
         let cat = Catalog::q35();
         let us = units(&r, cat).expect("units");
         assert_eq!(
-            us.iter().map(|u| u.devs.clone()).collect::<Vec<_>>(),
+            us.iter().map(|u| u.devs.to_vec()).collect::<Vec<_>>(),
             [vec![0], vec![1, 3], vec![2]]
         );
         let w = World {

@@ -491,7 +491,7 @@ mod tests {
     /// A unit of one device with these traits.
     pub(super) fn unit(dev: usize, hp: Hotplug, io: bool, numa: Option<u32>) -> Unit {
         Unit {
-            devs: vec![dev],
+            devs: crate::planner::units::Devs::one(dev),
             kind: BusKind::Pci,
             hp,
             numa,
