@@ -42,9 +42,8 @@ pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog, w: Wiring) {
     for i in io_zero {
         plan.controllers[i].io_reserve = Some(0);
     }
-    let mut links = Links::read(&t, plan);
     let old = reorder_controllers(plan, &order);
-    links.reorder(&old);
+    let links = Links::read(&t, plan.devices.len(), &old);
     name_added(plan, req, cat, &links);
     number_ports(plan, cat, &links);
     set_multifunction(plan, &links);
@@ -76,14 +75,23 @@ struct Links<'c> {
 }
 
 impl<'c> Links<'c> {
-    /// Reads them from the topology `t` of `plan` (in its order).
-    fn read(t: &Tree<'c>, plan: &Plan) -> Links<'c> {
-        let (ctrls, devs) = (plan.controllers.len(), plan.devices.len());
-        let parent_ctrl = |n: usize| t.parent(n).and_then(|p| t.ctrl(p));
+    /// Reads them from the topology `t` of a plan with `devs` devices whose controllers
+    /// were reordered: `old[k]` is the index in `t` of the controller now at `k`.
+    fn read(t: &Tree<'c>, devs: usize, old: &[usize]) -> Links<'c> {
+        let ctrls = old.len();
+        let mut new_of = vec![0; ctrls];
+        for (k, &o) in old.iter().enumerate() {
+            new_of[o] = k;
+        }
+        let parent_ctrl = |n: usize| {
+            t.parent(n)
+                .and_then(|p| t.ctrl(p))
+                .and_then(|p| new_of.get(p).copied())
+        };
         let mut l = Links {
-            ctrl_parent: (0..ctrls).map(|i| parent_ctrl(t.ctrl_node(i))).collect(),
+            ctrl_parent: old.iter().map(|&o| parent_ctrl(t.ctrl_node(o))).collect(),
             dev_parent: (0..devs).map(|j| parent_ctrl(t.dev_node(j))).collect(),
-            model: (0..ctrls).map(|i| t.model(t.ctrl_node(i))).collect(),
+            model: old.iter().map(|&o| t.model(t.ctrl_node(o))).collect(),
             ctrl_mf: vec![false; ctrls],
             dev_mf: vec![false; devs],
         };
@@ -95,7 +103,7 @@ impl<'c> Links<'c> {
                 }
                 for &(_, _, k) in run.iter().filter(|k| k.1 == 0) {
                     if let Some(i) = t.ctrl(k) {
-                        l.ctrl_mf[i] = true;
+                        l.ctrl_mf[new_of[i]] = true;
                     } else if let Some(j) = t.dev(k) {
                         l.dev_mf[j] = true;
                     }
@@ -103,25 +111,6 @@ impl<'c> Links<'c> {
             }
         }
         l
-    }
-
-    /// Follows the controllers to their new places: `old[k]` is the old index of the
-    /// controller now at `k`.
-    fn reorder(&mut self, old: &[usize]) {
-        if old.iter().enumerate().all(|(k, &o)| k == o) {
-            return;
-        }
-        let mut new_of = vec![0; old.len()];
-        for (k, &o) in old.iter().enumerate() {
-            new_of[o] = k;
-        }
-        let remap = |p: &Option<usize>| p.and_then(|p| new_of.get(p).copied());
-        self.ctrl_parent = old.iter().map(|&o| remap(&self.ctrl_parent[o])).collect();
-        for p in &mut self.dev_parent {
-            *p = remap(p);
-        }
-        self.model = old.iter().map(|&o| self.model[o]).collect();
-        self.ctrl_mf = old.iter().map(|&o| self.ctrl_mf[o]).collect();
     }
 }
 
@@ -237,7 +226,7 @@ fn expander_bus_numbers(t: &Tree, plan: &Plan, below: &[usize], cat: &Catalog) -
 /// R-IO: the added controllers that take `io-reserve` and have nothing below them with an
 /// I/O BAR; they get `io-reserve=0` so that the firmware opens no I/O window for them.
 fn io_reserve_zero(t: &Tree, plan: &Plan) -> Vec<usize> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(plan.controllers.len());
     for (i, c) in plan.controllers.iter().enumerate() {
         let n = t.ctrl_node(i);
         let Some(m) = t.model(n) else { continue };
@@ -273,19 +262,27 @@ fn made_name_shape(id: &str) -> bool {
 
 /// Appends `n` in decimal to `s`.
 pub(super) fn push_number(s: &mut String, n: usize) {
-    if n < 10 {
-        s.push(char::from(b'0' + n as u8));
-        return;
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
-    push_number(s, n / 10);
-    s.push(char::from(b'0' + (n % 10) as u8));
+    s.reserve_exact(digits.len() - at);
+    s.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
-/// Sets `s` to the `n`-th name of prefix `p` (reusing its buffer).
-fn write_name(s: &mut String, p: usize, n: u32) {
-    s.clear();
+/// The `n`-th name of prefix `p`, allocated once at its length.
+fn made_name(p: usize, n: u32) -> String {
+    let mut s = String::with_capacity(PREFIXES[p].len() + 10);
     s.push_str(PREFIXES[p]);
-    push_number(s, n as usize);
+    push_number(&mut s, n as usize);
+    s
 }
 
 /// Names added controllers by class in plan order (`rp1`, `rp2`, ...), skipping the names the
@@ -314,7 +311,7 @@ fn name_added(plan: &mut Plan, req: &Request, cat: &Catalog, links: &Links) {
         let n = &mut counters[p];
         loop {
             *n += 1;
-            write_name(&mut c.id, p, *n);
+            c.id = made_name(p, *n);
             if !taken.contains(&c.id.as_str()) {
                 break;
             }
@@ -324,12 +321,12 @@ fn name_added(plan: &mut Plan, req: &Request, cat: &Catalog, links: &Links) {
     let name_of = |parent: &Option<usize>| parent.and_then(|k| names[k]);
     for (c, parent) in plan.controllers.iter_mut().zip(&links.ctrl_parent) {
         if let Some((p, n)) = name_of(parent) {
-            write_name(&mut c.bus, p, n);
+            c.bus = made_name(p, n);
         }
     }
     for (d, parent) in plan.devices.iter_mut().zip(&links.dev_parent) {
         if let Some((p, n)) = name_of(parent) {
-            write_name(&mut d.bus, p, n);
+            d.bus = made_name(p, n);
         }
     }
 }
@@ -419,7 +416,8 @@ mod tests {
 
     /// The links of `p`'s topology, in `p`'s order.
     fn links(p: &Plan) -> Links<'static> {
-        Links::read(&Tree::build(p, q35()), p)
+        let identity: Vec<usize> = (0..p.controllers.len()).collect();
+        Links::read(&Tree::build(p, q35()), p.devices.len(), &identity)
     }
 
     #[test]

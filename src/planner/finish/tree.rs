@@ -227,7 +227,8 @@ impl<'c> Tree<'c> {
     #[inline(never)]
     pub fn below(&self, n: usize) -> Vec<usize> {
         let mut out = Vec::with_capacity(self.parent.len());
-        let mut stack: Vec<usize> = self.kids(n).iter().rev().map(|k| k.2).collect();
+        let mut stack: Vec<usize> = Vec::with_capacity(self.parent.len());
+        stack.extend(self.kids(n).iter().rev().map(|k| k.2));
         // One parent each: a walk down meets no node twice, unless it comes back to `n`
         // on a loop of buses.
         while let Some(x) = stack.pop() {
