@@ -105,7 +105,7 @@ pub(crate) fn precheck(
             _ => (Rule::Hotplug, format!("{} device(s) have no place that meets their hotplug requirement", devices.len()), vec![]),
         };
         causes.push(Cause {
-            rule: rule.into(),
+            rule,
             message,
             need: devices.len() as u32,
             have: 0,
