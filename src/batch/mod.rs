@@ -38,6 +38,7 @@ use crate::shape::{Answer, Cached, ShapeCache};
 pub const DEFAULT_CHUNK: usize = 4096;
 
 mod line;
+mod name;
 mod resume;
 mod summary;
 
@@ -188,9 +189,7 @@ fn plan_line<'a>(
     let req = match Request::from_json(text) {
         Ok(r) => r,
         Err(e) => {
-            let name = serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .and_then(|v| Some(v.get("name")?.as_str()?.to_string()));
+            let name = name::name_of(text);
             return Done::Outcome(Outcome {
                 line,
                 name,
@@ -282,6 +281,9 @@ pub struct Batch<R> {
     /// chunk to chunk for the same reason as `text`.
     blocks: Vec<Block>,
 }
+
+/// The most a chunk's text buffer reserves ahead from its first line's length (bytes).
+const CHUNK_RESERVE_LIMIT: usize = 16 << 20;
 
 /// Lines of a chunk that one task plans and renders one after the other, into one buffer.
 const BLOCK: usize = 16;
@@ -443,11 +445,12 @@ impl<R: BufRead> Batch<R> {
             .zip(self.blocks[..n].par_iter_mut())
             .for_each(|(lines, block)| {
                 block.clear();
-                // Sized for the lines at once: a result line is rarely over four times
-                // its request (a mixed fleet's are three).
-                let input: usize = lines.iter().map(|&(_, start, end)| end - start).sum();
-                block.text.reserve(4 * input + 256 * lines.len());
-                for &(line, start, end) in lines {
+                for (k, &(line, start, end)) in lines.iter().enumerate() {
+                    if k == 0 {
+                        // A result line is mostly a few times its request (a mixed fleet's
+                        // are three, a large guest's more).
+                        block.text.reserve(4 * (end - start) + 256);
+                    }
                     let done = plan_line(
                         line,
                         line_text(text, start, end),
@@ -458,6 +461,17 @@ impl<R: BufRead> Batch<R> {
                     );
                     done.write_line(&mut block.text);
                     done.count(&mut block.summary);
+                    if k == 0 {
+                        // The rest of the block sized at four times its requests, or more
+                        // when the first line made more of its request (a large guest): the
+                        // buffer grows by copying one line, not most of the block when its
+                        // lines outgrow the guess.
+                        let rest: usize = lines[1..].iter().map(|&(_, s, e)| e - s).sum();
+                        let ratio = block.text.len().div_ceil((end - start).max(1)).max(4);
+                        block
+                            .text
+                            .reserve(rest.saturating_mul(ratio) + 256 * (lines.len() - 1));
+                    }
                 }
             });
         Ok(Some(Rendered {
@@ -532,6 +546,12 @@ impl<R: BufRead> Batch<R> {
             self.next_line += 1;
             if keep {
                 lines.push((line, start, text.len()));
+                if lines.len() == 1 {
+                    // Room for the chunk's lines at the first one's length (up to a limit),
+                    // rather than growing by copying what the chunk read so far.
+                    let want = (text.len() - start).saturating_mul(self.opts.chunk.max(1));
+                    text.reserve(want.min(CHUNK_RESERVE_LIMIT).saturating_sub(text.len()));
+                }
             }
         }
         if lines.is_empty() && self.done && result.is_ok() {

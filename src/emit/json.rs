@@ -183,23 +183,13 @@ impl<'o, const PRETTY: bool> Writer<'o, PRETTY> {
     /// Writes an unsigned number (one digit directly: an `io-reserve` is mostly 0).
     #[inline]
     pub fn num(&mut self, n: u32) {
-        if n < 10 {
-            self.small(n as u8);
-        } else {
-            self.out.push_str(itoa::Buffer::new().format(n));
-        }
+        num(self.out, n);
     }
 
     /// Writes a slot, function, port or the like (mostly one digit), a digit at a time.
     #[inline]
     fn small(&mut self, n: u8) {
-        if n >= 100 {
-            self.out.push(char::from(b'0' + n / 100));
-        }
-        if n >= 10 {
-            self.out.push(char::from(b'0' + n / 10 % 10));
-        }
-        self.out.push(char::from(b'0' + n % 10));
+        small(self.out, n);
     }
 
     /// Writes `true` or `false`.
@@ -240,6 +230,25 @@ pub(crate) fn escaped(out: &mut String, s: &str) {
 #[inline(never)]
 fn escaped_slowly(out: &mut String, s: &str) {
     out.push('"');
+    escape_body(out, s);
+    out.push('"');
+}
+
+/// Appends the content of string `s` (without its quotes), escaped as [`escaped`] does: the
+/// compact plan writers spell the quotes into the constants around it.
+#[inline(always)]
+fn body(out: &mut String, s: &str) {
+    if needs_escape(s.as_bytes()) {
+        escape_body(out, s);
+    } else {
+        out.push_str(s);
+    }
+}
+
+/// [`body`] for a string with something to escape.
+#[cold]
+#[inline(never)]
+fn escape_body(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -265,7 +274,6 @@ fn escaped_slowly(out: &mut String, s: &str) {
         start = i + 1;
     }
     out.push_str(&s[start..]);
-    out.push('"');
 }
 
 /// Whether any byte of `b` is escaped: a control character, `"` or `\`. Eight bytes at a
@@ -321,6 +329,18 @@ fn any_escaped(x: u64) -> bool {
     below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0
 }
 
+/// Appends `n` (a slot, function, port or the like: mostly one digit), a digit at a time.
+#[inline]
+fn small(out: &mut String, n: u8) {
+    if n >= 100 {
+        out.push(char::from(b'0' + n / 100));
+    }
+    if n >= 10 {
+        out.push(char::from(b'0' + n / 10 % 10));
+    }
+    out.push(char::from(b'0' + n % 10));
+}
+
 /// The size to reserve for `plan`'s text, so that the buffer is sized once: about 330
 /// bytes per controller, device or change pretty, 200 compact.
 pub(crate) fn size_hint(plan: &Plan, pretty: bool) -> usize {
@@ -372,6 +392,9 @@ pub(crate) fn plan<const P: bool>(w: &mut Writer<P>, plan: &Plan) {
 }
 
 fn controller<const P: bool>(w: &mut Writer<P>, c: &PlacedController) {
+    if !P {
+        return compact_controller(w.out, c);
+    }
     w.open_field(key!("id"), &c.id);
     w.field(key!("model"), &c.model);
     w.field(key!("driver"), &c.driver);
@@ -412,6 +435,9 @@ fn controller<const P: bool>(w: &mut Writer<P>, c: &PlacedController) {
 }
 
 fn device<const P: bool>(w: &mut Writer<P>, d: &PlacedDevice) {
+    if !P {
+        return compact_device(w.out, d);
+    }
     w.open_field(key!("id"), &d.id);
     w.field(key!("model"), &d.model);
     w.word(
@@ -439,6 +465,129 @@ fn device<const P: bool>(w: &mut Writer<P>, d: &PlacedDevice) {
         w.num(v);
     }
     w.close();
+}
+
+/// Appends `n`, one digit directly (an `io-reserve` or NUMA node is mostly 0).
+#[inline]
+fn num(out: &mut String, n: u32) {
+    match u8::try_from(n) {
+        Ok(n) if n < 10 => small(out, n),
+        _ => out.push_str(itoa::Buffer::new().format(n)),
+    }
+}
+
+/// `controller` in compact text, as few appends as the fields allow: a string's closing
+/// quote is spelled with the key after it, and the booleans with their keys.
+fn compact_controller(out: &mut String, c: &PlacedController) {
+    out.reserve(160 + c.id.len() + c.model.len() + c.driver.len() + c.bus.len());
+    out.push_str("{\"id\":\"");
+    body(out, &c.id);
+    out.push_str("\",\"model\":\"");
+    body(out, &c.model);
+    out.push_str("\",\"driver\":\"");
+    body(out, &c.driver);
+    out.push_str("\",\"bus\":\"");
+    body(out, &c.bus);
+    out.push_str("\",\"slot\":");
+    small(out, c.slot);
+    out.push_str(",\"function\":");
+    small(out, c.function);
+    if c.multifunction {
+        out.push_str(",\"multifunction\":true");
+    } else {
+        out.push_str(",\"multifunction\":false");
+    }
+    if let Some(v) = c.chassis {
+        out.push_str(",\"chassis\":");
+        small(out, v);
+    }
+    if let Some(v) = c.port {
+        out.push_str(",\"port\":");
+        small(out, v);
+    }
+    match c.hotplug {
+        Some(true) => out.push_str(",\"hotplug\":true"),
+        Some(false) => out.push_str(",\"hotplug\":false"),
+        None => {}
+    }
+    if let Some(v) = c.bus_nr {
+        out.push_str(",\"bus_nr\":");
+        small(out, v);
+    }
+    if let Some(v) = c.numa_node {
+        out.push_str(",\"numa_node\":");
+        num(out, v);
+    }
+    if let Some(v) = c.io_reserve {
+        out.push_str(",\"io-reserve\":");
+        num(out, v);
+    }
+    if c.added {
+        out.push_str(",\"added\":true}");
+    } else {
+        out.push_str(",\"added\":false}");
+    }
+}
+
+/// `device` in compact text, as [`compact_controller`] writes a controller: the fields
+/// from `multifunction` to `hotplug` are one constant of twelve.
+fn compact_device(out: &mut String, d: &PlacedDevice) {
+    use crate::catalog::BusKind;
+    use crate::request::Hotplug;
+    out.reserve(
+        140 + d.id.len() + d.model.len() + d.bus.len() + d.group.as_ref().map_or(0, |g| g.len()),
+    );
+    out.push_str("{\"id\":\"");
+    body(out, &d.id);
+    out.push_str("\",\"model\":\"");
+    body(out, &d.model);
+    match d.kind {
+        BusKind::Pcie => out.push_str("\",\"kind\":\"pcie\",\"bus\":\""),
+        BusKind::Pci => out.push_str("\",\"kind\":\"pci\",\"bus\":\""),
+    }
+    body(out, &d.bus);
+    out.push_str("\",\"slot\":");
+    small(out, d.slot);
+    out.push_str(",\"function\":");
+    small(out, d.function);
+    /// `,"multifunction":M,"hotpluggable":H,"hotplug":"P"`.
+    macro_rules! flags {
+        ($m:literal, $h:literal, $p:literal) => {
+            out.push_str(concat!(
+                ",\"multifunction\":",
+                $m,
+                ",\"hotpluggable\":",
+                $h,
+                ",\"hotplug\":\"",
+                $p,
+                "\""
+            ))
+        };
+    }
+    match (d.multifunction, d.hotpluggable, d.hotplug) {
+        (false, false, Hotplug::On) => flags!("false", "false", "on"),
+        (false, false, Hotplug::Off) => flags!("false", "false", "off"),
+        (false, false, Hotplug::Any) => flags!("false", "false", "any"),
+        (false, true, Hotplug::On) => flags!("false", "true", "on"),
+        (false, true, Hotplug::Off) => flags!("false", "true", "off"),
+        (false, true, Hotplug::Any) => flags!("false", "true", "any"),
+        (true, false, Hotplug::On) => flags!("true", "false", "on"),
+        (true, false, Hotplug::Off) => flags!("true", "false", "off"),
+        (true, false, Hotplug::Any) => flags!("true", "false", "any"),
+        (true, true, Hotplug::On) => flags!("true", "true", "on"),
+        (true, true, Hotplug::Off) => flags!("true", "true", "off"),
+        (true, true, Hotplug::Any) => flags!("true", "true", "any"),
+    }
+    if let Some(g) = &d.group {
+        out.push_str(",\"group\":\"");
+        body(out, g);
+        out.push('"');
+    }
+    if let Some(v) = d.numa_node {
+        out.push_str(",\"numa_node\":");
+        num(out, v);
+    }
+    out.push('}');
 }
 
 fn change<const P: bool>(w: &mut Writer<P>, c: &Change) {
