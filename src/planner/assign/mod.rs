@@ -445,7 +445,7 @@ fn hosted_units(
             .collect()
     };
     let (io_units, plain_units) = (global_bridged(true), global_bridged(false));
-    for r in 1..regions {
+    for (r, hosts) in hosted.iter_mut().enumerate().skip(1) {
         for (want, pool) in [
             (share_io.get(r).copied().unwrap_or(0), &io_units),
             (share.get(r).copied().unwrap_or(0), &plain_units),
@@ -459,7 +459,7 @@ fn hosted_units(
             for &u in &pick {
                 taken[u] = true;
             }
-            hosted[r].extend(pick);
+            hosts.extend(pick);
         }
     }
     hosted

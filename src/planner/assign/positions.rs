@@ -88,14 +88,14 @@ impl<'a> Assigner<'a> {
                 pool.push(Bus::Named(b), CLASS_ROOT_PORT, (*s, *f), SINGLE, 1);
             }
         }
-        for r in 1..nreg {
+        for (r, pool) in out.iter_mut().enumerate().skip(1) {
             for _ in 0..self.counts.region_expanders.get(r).copied().unwrap_or(0) {
                 let s = self.next_root_slot()?;
                 let id = self.add(pxb, root, s, 0);
                 if let Some(c) = self.plan.controllers.last_mut() {
                     c.numa_node = world.region_numa[r];
                 }
-                out[r].push(id, CLASS_ROOT_PORT, (slots.min, 0), per, each);
+                pool.push(id, CLASS_ROOT_PORT, (slots.min, 0), per, each);
             }
         }
         for _ in 0..self.counts.expanders {
