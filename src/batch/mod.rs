@@ -35,7 +35,7 @@ use crate::shape::lines::{name_at, name_json, LineEntry, NameAt};
 use crate::shape::{Answer, Cached, ShapeCache};
 
 /// Lines planned together (and the most results held in memory at once).
-pub const DEFAULT_CHUNK: usize = 4096;
+pub const DEFAULT_CHUNK: usize = 1024;
 
 mod line;
 mod name;
