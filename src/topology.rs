@@ -31,6 +31,26 @@ impl<'a> Node<'a> {
     }
 }
 
+/// What the build reads of each node once, for the checks that ask for it many times
+/// (one array of these, by node index, instead of one array per fact).
+#[derive(Debug, Clone, Copy, Default)]
+struct Facts<'a> {
+    /// A controller's model, if the catalog knows it.
+    model: Option<&'a ControllerModel>,
+    /// A controller whose model's bus is an expander's (bus type `pxb`).
+    pxb: bool,
+    /// The node whose bus it plugs into.
+    parent: Option<NodeIndex>,
+    /// Whether it hangs from the root.
+    reach: bool,
+    /// The nearest expander above it, when it hangs from the root.
+    expander: Option<NodeIndex>,
+    /// A device: whether QEMU can hot-unplug its model (the catalog's word).
+    unpluggable: bool,
+    /// A device: whether it needs I/O space (rule R-IO).
+    io: bool,
+}
+
 /// A plan's topology.
 pub(crate) struct Topology<'a> {
     /// The nodes (no edges: see [`Topology::kids`]).
@@ -49,22 +69,19 @@ pub(crate) struct Topology<'a> {
     kids: Vec<(u8, u8, NodeIndex)>,
     /// Where each node's children start in `kids`, by node index, and their end last.
     kid_start: Vec<u32>,
-    /// Controller model of each node, by node index.
-    models: Vec<Option<&'a ControllerModel>>,
-    /// Catalog facts of each device node's model, by node index: (QEMU can hot-unplug it,
-    /// it needs I/O space). Read once here; the checks ask for them many times.
-    dev_facts: Vec<(bool, bool)>,
-    /// Parent of each node, by node index.
-    parents: Vec<Option<NodeIndex>>,
-    /// Whether each node hangs from the root, by node index.
-    reach: Vec<bool>,
-    /// The nearest expander above each node that hangs from the root, by node index.
-    expanders: Vec<Option<NodeIndex>>,
+    /// What the build read of each node, by node index.
+    facts: Vec<Facts<'a>>,
     /// Number of controller nodes.
     ctrls: usize,
     /// Whether the root bus lets the guest unplug its devices: the plan's `root_hotplug`
     /// where it has one (PC-ROOT-HP), else the catalog's.
     root_hotplug: bool,
+}
+
+/// The (slot, function, node) of a child packed in one integer, in that order of
+/// significance: children sort by it.
+fn kid_key(k: &(u8, u8, NodeIndex)) -> u64 {
+    u64::from(k.0) << 40 | u64::from(k.1) << 32 | k.2.index() as u64
 }
 
 impl<'a> Topology<'a> {
@@ -85,125 +102,137 @@ impl<'a> Topology<'a> {
         let nodes = 1 + plan.controllers.len() + devices.len();
         let mut g = StableDiGraph::with_capacity(nodes, 0);
         let root = g.add_node(Node::Root);
-        let mut ids = IdMap::default();
-        ids.reserve(nodes);
-        ids.insert(cat.root.bus.as_str(), root);
-        let mut members = Vec::with_capacity(nodes - 1);
-        let mut repeated = Vec::new();
+        let mut facts = Vec::with_capacity(nodes);
+        facts.push(Facts::default());
+        for c in &plan.controllers {
+            g.add_node(Node::Ctrl(c));
+            let model = cat.controller(&c.model);
+            let pxb = model.is_some_and(|m| m.bus.bus_type == "pxb");
+            facts.push(Facts {
+                model,
+                pxb,
+                ..Facts::default()
+            });
+        }
+        for d in devices {
+            g.add_node(Node::Dev(d));
+            let m = cat.device(&d.model);
+            facts.push(Facts {
+                unpluggable: m.map(|m| m.hotpluggable).unwrap_or(true),
+                io: m.map(|m| m.io).unwrap_or(d.kind == BusKind::Pci),
+                ..Facts::default()
+            });
+        }
+        let mut t = Topology {
+            g,
+            root,
+            ids: IdMap::default(),
+            dangling: Vec::new(),
+            repeated: Vec::new(),
+            cat,
+            kids: Vec::new(),
+            kid_start: Vec::new(),
+            facts,
+            ctrls: plan.controllers.len(),
+            root_hotplug: plan.root_hotplug.unwrap_or(cat.root.hotpluggable),
+        };
+        t.name_nodes();
+        t.link();
+        t.walk_from_root();
+        t
+    }
+
+    /// Fills the id map, node by node (the root, the controllers, the devices), and the
+    /// repeated ids.
+    fn name_nodes(&mut self) {
+        self.ids.reserve(self.facts.len());
+        self.ids.insert(self.cat.root.bus.as_str(), self.root);
         // A node named like the root bus is a repeat only after another such node.
         let mut root_named = false;
-        let mut name =
-            |ids: &mut IdMap<&'a str, NodeIndex>, id: &'a str, n: NodeIndex| match ids.entry(id) {
+        for i in 1..self.facts.len() {
+            let n = NodeIndex::new(i);
+            match self.ids.entry(self.g[n].id(self.cat)) {
                 std::collections::hash_map::Entry::Vacant(v) => {
                     v.insert(n);
                 }
                 std::collections::hash_map::Entry::Occupied(o) => {
-                    if *o.get() != root || std::mem::replace(&mut root_named, true) {
-                        repeated.push(n);
+                    if *o.get() != self.root || std::mem::replace(&mut root_named, true) {
+                        self.repeated.push(n);
                     }
                 }
-            };
-        for c in &plan.controllers {
-            let n = g.add_node(Node::Ctrl(c));
-            name(&mut ids, c.id.as_str(), n);
-            members.push((n, c.bus.as_str(), c.slot, c.function));
-        }
-        for d in devices {
-            let n = g.add_node(Node::Dev(d));
-            name(&mut ids, d.id.as_str(), n);
-            members.push((n, d.bus.as_str(), d.slot, d.function));
-        }
-        let count = g.node_count();
-        // Each edge as its parent and the child's (slot, function, node) packed in one
-        // integer, in that order of significance.
-        let mut edges = Vec::with_capacity(members.len());
-        let mut dangling = Vec::new();
-        for (n, bus, slot, function) in members {
-            match ids.get(bus) {
-                Some(&p) if matches!(g[p], Node::Root | Node::Ctrl(_)) => {
-                    let key = u64::from(slot) << 40 | u64::from(function) << 32 | n.index() as u64;
-                    edges.push((p, key));
-                }
-                _ => dangling.push((n, bus)),
             }
         }
-        // The children of each node are a run of `kids`, placed by a counting sort on the
-        // parent, then each run sorted by address (most runs hold one child).
+    }
+
+    /// The bus, slot and function of a node other than the root.
+    fn plugged_at(&self, n: NodeIndex) -> (&'a str, u8, u8) {
+        match self.g[n] {
+            Node::Ctrl(c) => (c.bus.as_str(), c.slot, c.function),
+            Node::Dev(d) => (d.bus.as_str(), d.slot, d.function),
+            Node::Root => ("", 0, 0),
+        }
+    }
+
+    /// Finds each node's parent (or its dangling bus), then places the children of each
+    /// node as one run of `kids` sorted by address: a counting sort on the parent, then
+    /// each run of more than one child sorted (most runs hold one child).
+    fn link(&mut self) {
+        let count = self.facts.len();
+        // Children per parent, counted at the parent's index.
         let mut kid_start = vec![0u32; count + 1];
-        let mut parents = vec![None; count];
-        for &(p, key) in &edges {
-            kid_start[p.index() + 1] += 1;
-            // Every node is plugged into one bus at most: one edge leads to it.
-            parents[key as u32 as usize] = Some(p);
+        let mut edges = 0;
+        for i in 1..count {
+            let n = NodeIndex::new(i);
+            let bus = self.plugged_at(n).0;
+            match self.ids.get(bus) {
+                Some(&p) if matches!(self.g[p], Node::Root | Node::Ctrl(_)) => {
+                    // Every node is plugged into one bus at most: one edge leads to it.
+                    self.facts[i].parent = Some(p);
+                    kid_start[p.index()] += 1;
+                    edges += 1;
+                }
+                _ => self.dangling.push((n, bus)),
+            }
         }
-        for i in 0..count {
-            kid_start[i + 1] += kid_start[i];
+        // Each entry becomes the end of its node's run; placing the children from the last
+        // node back moves it down to the run's start.
+        for i in 1..=count {
+            kid_start[i] += kid_start[i - 1];
         }
-        let mut next: Vec<u32> = kid_start[..count].to_vec();
-        let mut keys = vec![0u64; edges.len()];
-        for &(p, key) in &edges {
-            keys[next[p.index()] as usize] = key;
-            next[p.index()] += 1;
+        let mut kids = vec![(0, 0, NodeIndex::end()); edges];
+        for i in (1..count).rev() {
+            let Some(p) = self.facts[i].parent else {
+                continue;
+            };
+            let n = NodeIndex::new(i);
+            let (_, slot, function) = self.plugged_at(n);
+            kid_start[p.index()] -= 1;
+            kids[kid_start[p.index()] as usize] = (slot, function, n);
         }
         for w in kid_start.windows(2).filter(|w| w[1] - w[0] > 1) {
-            keys[w[0] as usize..w[1] as usize].sort_unstable();
+            kids[w[0] as usize..w[1] as usize].sort_unstable_by_key(kid_key);
         }
-        let kids: Vec<(u8, u8, NodeIndex)> = keys
-            .into_iter()
-            .map(|k| {
-                let child = NodeIndex::new(k as u32 as usize);
-                ((k >> 40) as u8, (k >> 32) as u8, child)
-            })
-            .collect();
-        let mut models = vec![None; count];
-        let mut dev_facts = vec![(false, false); count];
-        for n in g.node_indices() {
-            match g[n] {
-                Node::Ctrl(c) => models[n.index()] = cat.controller(&c.model),
-                Node::Dev(d) => {
-                    let m = cat.device(&d.model);
-                    dev_facts[n.index()] = (
-                        m.map(|m| m.hotpluggable).unwrap_or(true),
-                        m.map(|m| m.io).unwrap_or(d.kind == BusKind::Pci),
-                    );
-                }
-                Node::Root => {}
-            }
-        }
-        // Every node has at most one bus, so the nodes reachable from the root are exactly
-        // those whose parent chain ends there.
-        // On the way, each node's nearest expander above it.
-        let mut reach = vec![false; count];
-        let mut expanders: Vec<Option<NodeIndex>> = vec![None; count];
-        let mut stack = vec![root];
+        self.kids = kids;
+        self.kid_start = kid_start;
+    }
+
+    /// Every node has at most one bus, so the nodes reachable from the root are exactly
+    /// those whose parent chain ends there; on the way, each node's nearest expander above.
+    fn walk_from_root(&mut self) {
+        // Each node is pushed once at most (by its one parent).
+        let mut stack = Vec::with_capacity(self.facts.len());
+        stack.push(self.root);
         while let Some(n) = stack.pop() {
-            if std::mem::replace(&mut reach[n.index()], true) {
+            let f = &mut self.facts[n.index()];
+            if std::mem::replace(&mut f.reach, true) {
                 continue;
             }
-            let pxb = models[n.index()].is_some_and(|m| m.bus.bus_type == "pxb");
-            let above = if pxb { Some(n) } else { expanders[n.index()] };
-            let below = &kids[kid_start[n.index()] as usize..kid_start[n.index() + 1] as usize];
-            for k in below {
-                expanders[k.2.index()] = above;
+            let above = if f.pxb { Some(n) } else { f.expander };
+            let (a, b) = (self.kid_start[n.index()], self.kid_start[n.index() + 1]);
+            for &(_, _, k) in &self.kids[a as usize..b as usize] {
+                self.facts[k.index()].expander = above;
+                stack.push(k);
             }
-            stack.extend(below.iter().map(|k| k.2));
-        }
-        Topology {
-            g,
-            root,
-            ids,
-            dangling,
-            repeated,
-            cat,
-            kids,
-            kid_start,
-            models,
-            dev_facts,
-            parents,
-            reach,
-            expanders,
-            ctrls: plan.controllers.len(),
-            root_hotplug: plan.root_hotplug.unwrap_or(cat.root.hotpluggable),
         }
     }
 
@@ -245,12 +274,12 @@ impl<'a> Topology<'a> {
 
     /// The controller model of a node, if it is a controller of a known model.
     pub fn model(&self, n: NodeIndex) -> Option<&'a ControllerModel> {
-        self.models.get(n.index()).copied().flatten()
+        self.facts.get(n.index()).and_then(|f| f.model)
     }
 
     /// The parent of a node.
     pub fn parent(&self, n: NodeIndex) -> Option<NodeIndex> {
-        self.parents.get(n.index()).copied().flatten()
+        self.facts.get(n.index()).and_then(|f| f.parent)
     }
 
     /// Children with their (slot, function), sorted by address.
@@ -298,7 +327,17 @@ impl<'a> Topology<'a> {
         if !matches!(self.g[n], Node::Dev(_)) {
             return false;
         }
-        self.dev_facts[n.index()].0 && self.parent(n).is_some_and(|p| self.bus_hotpluggable(p))
+        self.facts[n.index()].unpluggable && self.parent(n).is_some_and(|p| self.bus_hotpluggable(p))
+    }
+
+    /// Whether QEMU can hot-unplug the model of `d` ([`Catalog::model_hotpluggable`]),
+    /// where `n` is the node the plan's device `d` was found at: read at the build when
+    /// that node is `d`'s own, else asked of the catalog.
+    pub fn model_hotpluggable(&self, n: NodeIndex, d: &PlacedDevice) -> bool {
+        match self.g[n] {
+            Node::Dev(x) if std::ptr::eq(x, d) => self.facts[n.index()].unpluggable,
+            _ => self.cat.model_hotpluggable(&d.model),
+        }
     }
 
     /// Ancestors, nearest first (stops at the root or on a cycle).
@@ -324,18 +363,18 @@ impl<'a> Topology<'a> {
                 .find(|&a| self.bus_type(a) == Some("pxb"));
         }
         // Rooted: read when the graph was built.
-        self.expanders.get(n.index()).copied().flatten()
+        self.facts.get(n.index()).and_then(|f| f.expander)
     }
 
     /// Whether a node hangs from the root (no dangling bus, no cycle).
     pub fn rooted(&self, n: NodeIndex) -> bool {
-        self.reach.get(n.index()).copied().unwrap_or(false)
+        self.facts.get(n.index()).is_some_and(|f| f.reach)
     }
 
     /// Nodes below `n` (depth first, in address order), not including `n`.
     pub fn descendants(&self, n: NodeIndex) -> Vec<NodeIndex> {
         let mut out = Vec::new();
-        let mut seen = vec![false; self.parents.len()];
+        let mut seen = vec![false; self.facts.len()];
         let mut stack: Vec<NodeIndex> = self.kids(n).iter().rev().map(|c| c.2).collect();
         while let Some(x) = stack.pop() {
             if std::mem::replace(&mut seen[x.index()], true) {
@@ -361,7 +400,7 @@ impl<'a> Topology<'a> {
         let mut below = 0;
         for &(_, _, c) in self.kids(n) {
             match self.g[c] {
-                Node::Dev(_) => own_io |= self.dev_facts[c.index()].1,
+                Node::Dev(_) => own_io |= self.facts[c.index()].io,
                 Node::Ctrl(_) => below += self.io_windows(c),
                 Node::Root => {}
             }

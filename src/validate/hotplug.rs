@@ -27,8 +27,9 @@ fn devices(c: &Check, out: &mut Vec<Violation>) {
         let Some(parent) = t.parent(n) else { continue };
         let hp = t.device_hotpluggable(n);
         let want = req.hotplug_of(p.req);
-        // A model QEMU cannot hot-unplug anywhere is fixed wherever it goes.
-        let fixed = !c.cat.model_hotpluggable(&d.model);
+        // A model QEMU cannot hot-unplug anywhere is fixed wherever it goes (the topology
+        // read the catalog for the device's node already).
+        let fixed = !t.model_hotpluggable(n, d);
         let wrong = match want {
             Hotplug::Off if hp => Some((
                 Rule::Off,
