@@ -84,6 +84,25 @@ fn kid_key(k: &(u8, u8, NodeIndex)) -> u64 {
     u64::from(k.0) << 40 | u64::from(k.1) << 32 | k.2.index() as u64
 }
 
+/// Sorts a run of children by [`kid_key`]: in place by insertion when short (most runs
+/// are a few children, often in order already, where a general sort costs more than the
+/// sorting), else by the library's sort.
+fn sort_run(run: &mut [(u8, u8, NodeIndex)]) {
+    if run.len() > 32 {
+        return run.sort_unstable_by_key(kid_key);
+    }
+    for i in 1..run.len() {
+        let k = run[i];
+        let key = kid_key(&k);
+        let mut j = i;
+        while j > 0 && kid_key(&run[j - 1]) > key {
+            run[j] = run[j - 1];
+            j -= 1;
+        }
+        run[j] = k;
+    }
+}
+
 impl<'a> Topology<'a> {
     /// Builds the graph. Names that appear twice keep their first node.
     pub fn build(plan: &'a Plan, cat: &'a Catalog) -> Topology<'a> {
@@ -210,7 +229,7 @@ impl<'a> Topology<'a> {
             kids[kid_start[p.index()] as usize] = (slot, function, n);
         }
         for w in kid_start.windows(2).filter(|w| w[1] - w[0] > 1) {
-            kids[w[0] as usize..w[1] as usize].sort_unstable_by_key(kid_key);
+            sort_run(&mut kids[w[0] as usize..w[1] as usize]);
         }
         self.kids = kids;
         self.kid_start = kid_start;
@@ -321,6 +340,16 @@ impl<'a> Topology<'a> {
         }
     }
 
+    /// Whether `n` owns an expander's bus: `bus_type(n) == Some("pxb")`, with the
+    /// controllers' answer read at the build.
+    pub fn is_expander(&self, n: NodeIndex) -> bool {
+        match self.g[n] {
+            Node::Root => self.cat.root.bus_type == "pxb",
+            Node::Ctrl(_) => self.facts[n.index()].pxb,
+            Node::Dev(_) => false,
+        }
+    }
+
     /// Whether the guest can hot-unplug the device at `n`: its bus allows it and QEMU can
     /// unplug its model at all.
     pub fn device_hotpluggable(&self, n: NodeIndex) -> bool {
@@ -360,7 +389,7 @@ impl<'a> Topology<'a> {
             return self
                 .ancestors(n)
                 .into_iter()
-                .find(|&a| self.bus_type(a) == Some("pxb"));
+                .find(|&a| self.is_expander(a));
         }
         // Rooted: read when the graph was built.
         self.facts.get(n.index()).and_then(|f| f.expander)
@@ -418,12 +447,12 @@ impl<'a> Topology<'a> {
         let tops = std::iter::once(self.root).chain(
             self.g
                 .node_indices()
-                .filter(|&n| self.bus_type(n) == Some("pxb") && self.rooted(n)),
+                .filter(|&n| self.is_expander(n) && self.rooted(n)),
         );
         tops.map(|b| {
             self.kids(b)
                 .iter()
-                .filter(|&&(_, _, c)| self.bus_type(c) != Some("pxb"))
+                .filter(|&&(_, _, c)| !self.is_expander(c))
                 .map(|&(_, _, c)| self.io_windows(c))
                 .sum::<u32>()
         })

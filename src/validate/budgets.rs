@@ -23,11 +23,9 @@ fn expanders_numbered(c: &Check, out: &mut Vec<Violation>) {
     if !c.full {
         return;
     }
-    for k in &c.plan.controllers {
-        let is_pxb = c
-            .cat
-            .controller(&k.model)
-            .is_some_and(|m| m.bus.bus_type == "pxb");
+    for (i, k) in c.plan.controllers.iter().enumerate() {
+        // The topology read each controller's model (and whether it is an expander).
+        let is_pxb = c.t.is_expander(c.t.ctrl_node(i));
         if is_pxb && k.bus_nr.is_none() {
             push(
                 out,
@@ -52,7 +50,7 @@ fn bus_numbers(c: &Check, out: &mut Vec<Violation>) {
         if !t.uses_bus_number(n) || !t.rooted(n) {
             continue;
         }
-        if t.bus_type(n) == Some("pxb") {
+        if t.is_expander(n) {
             let Node::Ctrl(k) = t.g[n] else { continue };
             let size = 1 + t
                 .descendants(n)

@@ -85,8 +85,9 @@ fn devices(c: &Check, out: &mut Vec<Violation>) {
 
 /// R-HP-PORT: `hotplug=off` only on controllers with a `hotplug` property.
 fn off_needs_the_property(c: &Check, out: &mut Vec<Violation>) {
-    for k in &c.plan.controllers {
-        let Some(m) = c.cat.controller(&k.model) else {
+    for (i, k) in c.plan.controllers.iter().enumerate() {
+        // The model the topology read for the controller's node.
+        let Some(m) = c.t.model(c.t.ctrl_node(i)) else {
             continue;
         };
         if k.hotplug == Some(false) && m.hotplug != HotplugControl::Property {

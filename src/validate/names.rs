@@ -1,8 +1,6 @@
 //! Names: every id once, every bus an existing controller, no loops, known controller models
 //! (D-PIN), and one chassis per port (R-RP-ID).
 
-use std::collections::BTreeMap;
-
 use crate::error::Violation;
 use crate::plan::PlacedController;
 use crate::rule::Rule;
@@ -72,7 +70,8 @@ fn known_models(c: &Check, out: &mut Vec<Violation>) {
 
 /// R-RP-ID: every port has a chassis (in a complete plan), and no two share one.
 fn chassis(c: &Check, out: &mut Vec<Violation>) {
-    let mut taken: BTreeMap<u8, &PlacedController> = BTreeMap::new();
+    // The last port seen on each chassis number, by number (a chassis is a byte).
+    let mut taken: [Option<&PlacedController>; 256] = [None; 256];
     for (i, ctrl) in c.plan.controllers.iter().enumerate() {
         let Some(m) = c.t.model(c.t.ctrl_node(i)) else {
             continue;
@@ -82,7 +81,7 @@ fn chassis(c: &Check, out: &mut Vec<Violation>) {
         }
         match ctrl.chassis {
             Some(ch) => {
-                if let Some(prev) = taken.insert(ch, ctrl) {
+                if let Some(prev) = taken[usize::from(ch)].replace(ctrl) {
                     push(
                         out,
                         &ctrl.id,

@@ -37,8 +37,9 @@ fn devices_below_their_node(c: &Check, out: &mut Vec<Violation>) {
 
 /// Only models with a `numa_node` property carry one.
 fn controllers_take_numa_node(c: &Check, out: &mut Vec<Violation>) {
-    for k in &c.plan.controllers {
-        let Some(m) = c.cat.controller(&k.model) else {
+    for (i, k) in c.plan.controllers.iter().enumerate() {
+        // The model the topology read for the controller's node.
+        let Some(m) = c.t.model(c.t.ctrl_node(i)) else {
             continue;
         };
         if k.numa_node.is_some() && !m.props.iter().any(|p| p == "numa_node") {
