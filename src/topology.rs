@@ -272,7 +272,6 @@ impl<'a> Topology<'a> {
     }
 
     /// The index in `plan.devices` of a device node.
-    #[cfg(test)]
     pub fn dev_index(&self, n: NodeIndex) -> Option<usize> {
         matches!(self.g[n], Node::Dev(_)).then(|| n.index() - 1 - self.ctrls)
     }

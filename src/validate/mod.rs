@@ -104,6 +104,9 @@ struct Check<'a> {
     t: &'a Topology<'a>,
     /// The request's devices in request order, with where the plan put them.
     devices: Vec<Placed<'a>>,
+    /// Whether the plan has the request's devices in request order and no id twice: then
+    /// device node `i` (see [`Topology::dev_index`]) is request device `i`.
+    in_order: bool,
 }
 
 impl<'a> Check<'a> {
@@ -147,6 +150,7 @@ impl<'a> Check<'a> {
             wishes: true,
             t,
             devices,
+            in_order,
         }
     }
 

@@ -29,11 +29,17 @@ struct Bus<'a> {
 }
 
 /// Who may share a slot, read from the request once.
-struct Sharing<'a> {
-    /// The group of each request device.
-    groups: IdMap<&'a str, Option<&'a str>>,
-    /// What the request pins (devices and controllers).
-    pinned: IdMap<&'a str, &'a Address>,
+enum Sharing<'a> {
+    /// The plan has the request's devices in request order, each id once
+    /// ([`Check::in_order`]): a device node's request device is found by its index.
+    InOrder,
+    /// Else by id.
+    ById {
+        /// The group of each request device.
+        groups: IdMap<&'a str, Option<&'a str>>,
+        /// What the request pins (devices and controllers).
+        pinned: IdMap<&'a str, &'a Address>,
+    },
 }
 
 fn rule_for_bus(bus_type: &str) -> Rule {
@@ -85,8 +91,11 @@ fn buses<'c>(c: &'c Check) -> impl Iterator<Item = Bus<'c>> + 'c {
 
 impl<'a> Sharing<'a> {
     fn of(c: &Check<'a>) -> Sharing<'a> {
+        if c.in_order {
+            return Sharing::InOrder;
+        }
         let req = c.req;
-        Sharing {
+        Sharing::ById {
             groups: req
                 .devices
                 .iter()
@@ -98,6 +107,26 @@ impl<'a> Sharing<'a> {
                 .filter_map(|d| d.address.as_ref().map(|a| (d.id.as_str(), a)))
                 .chain(req.controllers.iter().map(|k| (k.id.as_str(), &k.address)))
                 .collect(),
+        }
+    }
+
+    /// The group of the request device of device node `n`.
+    fn group(&self, c: &Check<'a>, n: NodeIndex) -> Option<&'a str> {
+        match self {
+            Sharing::InOrder => c.t.dev_index(n).and_then(|i| c.devices[i].req.group.as_deref()),
+            Sharing::ById { groups, .. } => groups.get(c.id_of(n)).copied().flatten(),
+        }
+    }
+
+    /// Whether the request pins a device or controller of device node `n`'s id (in order,
+    /// ids are unique among the request's devices: the node's own request device).
+    fn pinned(&self, c: &Check<'a>, n: NodeIndex) -> bool {
+        match self {
+            Sharing::InOrder => {
+                c.t.dev_index(n).is_some_and(|i| c.devices[i].req.address.is_some())
+                    || c.req.controllers.iter().any(|k| k.id == c.id_of(n))
+            }
+            Sharing::ById { pinned, .. } => pinned.contains_key(c.id_of(n)),
         }
     }
 }
@@ -268,7 +297,7 @@ fn slot_sharing<'a>(
         return;
     }
     let sharing = sharing.get_or_init(|| Sharing::of(c));
-    let group = |n: NodeIndex| sharing.groups.get(c.id_of(n)).copied().flatten();
+    let group = |n: NodeIndex| sharing.group(c, n);
     let first_group = group(first);
     let one_group =
         first_group.is_some() && occupants.iter().all(|&(_, _, n)| group(n) == first_group);
@@ -277,7 +306,7 @@ fn slot_sharing<'a>(
         && occupants.iter().all(|&(_, _, n)| group(n).is_none());
     let pinned_all = occupants
         .iter()
-        .all(|&(_, _, n)| sharing.pinned.contains_key(c.id_of(n)));
+        .all(|&(_, _, n)| sharing.pinned(c, n));
     if !packing_ok && !one_group && !pinned_all {
         let msg = format!(
             "endpoints share slot {slot} of '{}' without being one group (D-GROUP) or pack_integrated",
