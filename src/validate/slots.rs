@@ -401,6 +401,19 @@ mod tests {
     }
 
     #[test]
+    fn sharing_is_read_by_id_when_the_plan_reorders_the_devices() {
+        let p = two_on_one_slot();
+        let req = |policy: &str| {
+            request(&format!(
+                r#"{{"devices":[{{"id":"b","model":"virtio-net-pci","hotplug":"off"}},
+                    {{"id":"a","model":"virtio-net-pci","hotplug":"off"}}],"policy":{{{policy}}}}}"#
+            ))
+        };
+        assert_eq!(rules(&p, &req("")), [Rule::IntSlot]);
+        assert_eq!(rules(&p, &req(r#""pack_integrated":true"#)), NONE);
+    }
+
+    #[test]
     fn function_zero_of_a_shared_slot_needs_multifunction() {
         let mut p = two_on_one_slot();
         p.devices[0].multifunction = false;
