@@ -449,7 +449,7 @@ impl<R: BufRead> Batch<R> {
                     if k == 0 {
                         // A result line is mostly a few times its request (a mixed fleet's
                         // are three, a large guest's more).
-                        block.text.reserve(4 * (end - start) + 256);
+                        reserve_block(&mut block.text, 4 * (end - start) + 256);
                     }
                     let done = plan_line(
                         line,
@@ -468,9 +468,10 @@ impl<R: BufRead> Batch<R> {
                         // lines outgrow the guess.
                         let rest: usize = lines[1..].iter().map(|&(_, s, e)| e - s).sum();
                         let ratio = block.text.len().div_ceil((end - start).max(1)).max(4);
-                        block
-                            .text
-                            .reserve(rest.saturating_mul(ratio) + 256 * (lines.len() - 1));
+                        reserve_block(
+                            &mut block.text,
+                            rest.saturating_mul(ratio) + 256 * (lines.len() - 1),
+                        );
                     }
                 }
             });
@@ -561,6 +562,19 @@ impl<R: BufRead> Batch<R> {
         self.lines = lines;
         result
     }
+}
+
+/// Room for `more` bytes after what `text` holds. Where the buffer must grow, the new one is
+/// allocated apart and the text copied into it: growing in place (`realloc`) would copy the
+/// whole old allocation, and a buffer kept from an earlier chunk is much larger than the
+/// one line it holds when this is asked.
+fn reserve_block(text: &mut String, more: usize) {
+    if text.capacity() - text.len() >= more {
+        return;
+    }
+    let mut grown = String::with_capacity((text.len() + more).max(2 * text.capacity()));
+    grown.push_str(text);
+    *text = grown;
 }
 
 /// The text of a line read into `text` at `start..end`, without its newline.
