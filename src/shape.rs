@@ -395,6 +395,12 @@ pub struct CacheStats {
 
 const SHARDS: usize = 16;
 
+/// Misses a cache takes before it may decide that a fleet mostly misses.
+const MISSES_BEFORE_SAMPLING: u64 = 1024;
+
+/// While a fleet mostly misses, one request in this many still goes through the cache.
+const SAMPLE_EVERY: u64 = 64;
+
 /// Bytes of cached plans the shape cache holds at most (about).
 const SHAPE_BYTES: usize = 96 << 20;
 
@@ -450,14 +456,15 @@ impl ShapeCache {
     pub(crate) fn answer(&self, req: &Request, cat: &Catalog) -> Answer {
         use std::sync::atomic::Ordering::Relaxed;
         // A fleet without repeats gains nothing from the cache, and a miss costs a canonical
-        // copy, a plan template and a re-labelling on top of planning. Once it mostly misses,
-        // only every 16th request still goes through it (so a fleet that turns repetitive
-        // later is noticed); the others are planned directly. Either way the bytes are those
-        // of planning alone.
+        // copy, a plan template and a re-labelling on top of planning (together about as
+        // much again as the plan). Once it mostly misses (after MISSES_BEFORE_SAMPLING),
+        // only every SAMPLE_EVERY-th request still goes through it (so a fleet that turns
+        // repetitive later is noticed); the others are planned directly. Either way the
+        // bytes are those of planning alone.
         let (hits, misses) = (self.hits.load(Relaxed), self.misses.load(Relaxed));
-        if misses >= 4096
+        if misses >= MISSES_BEFORE_SAMPLING
             && hits.saturating_mul(8) < misses
-            && self.sampled.fetch_add(1, Relaxed) % 16 != 0
+            && self.sampled.fetch_add(1, Relaxed) % SAMPLE_EVERY != 0
         {
             return Answer::Planned(plan_with(req, cat));
         }
