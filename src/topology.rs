@@ -355,7 +355,8 @@ impl<'a> Topology<'a> {
         if !matches!(self.g[n], Node::Dev(_)) {
             return false;
         }
-        self.facts[n.index()].unpluggable && self.parent(n).is_some_and(|p| self.bus_hotpluggable(p))
+        self.facts[n.index()].unpluggable
+            && self.parent(n).is_some_and(|p| self.bus_hotpluggable(p))
     }
 
     /// Whether QEMU can hot-unplug the model of `d` ([`Catalog::model_hotpluggable`]),
@@ -385,10 +386,7 @@ impl<'a> Topology<'a> {
     /// The nearest expander (`pxb` bus type) above a node.
     pub fn expander_of(&self, n: NodeIndex) -> Option<NodeIndex> {
         if !self.rooted(n) {
-            return self
-                .ancestors(n)
-                .into_iter()
-                .find(|&a| self.is_expander(a));
+            return self.ancestors(n).into_iter().find(|&a| self.is_expander(a));
         }
         // Rooted: read when the graph was built.
         self.facts.get(n.index()).and_then(|f| f.expander)

@@ -113,7 +113,10 @@ impl<'a> Sharing<'a> {
     /// The group of the request device of device node `n`.
     fn group(&self, c: &Check<'a>, n: NodeIndex) -> Option<&'a str> {
         match self {
-            Sharing::InOrder => c.t.dev_index(n).and_then(|i| c.devices[i].req.group.as_deref()),
+            Sharing::InOrder => {
+                c.t.dev_index(n)
+                    .and_then(|i| c.devices[i].req.group.as_deref())
+            }
             Sharing::ById { groups, .. } => groups.get(c.id_of(n)).copied().flatten(),
         }
     }
@@ -123,7 +126,8 @@ impl<'a> Sharing<'a> {
     fn pinned(&self, c: &Check<'a>, n: NodeIndex) -> bool {
         match self {
             Sharing::InOrder => {
-                c.t.dev_index(n).is_some_and(|i| c.devices[i].req.address.is_some())
+                c.t.dev_index(n)
+                    .is_some_and(|i| c.devices[i].req.address.is_some())
                     || c.req.controllers.iter().any(|k| k.id == c.id_of(n))
             }
             Sharing::ById { pinned, .. } => pinned.contains_key(c.id_of(n)),
@@ -304,9 +308,7 @@ fn slot_sharing<'a>(
     let packing_ok = bus.bus_type == "pcie-root"
         && c.req.policy.pack_integrated
         && occupants.iter().all(|&(_, _, n)| group(n).is_none());
-    let pinned_all = occupants
-        .iter()
-        .all(|&(_, _, n)| sharing.pinned(c, n));
+    let pinned_all = occupants.iter().all(|&(_, _, n)| sharing.pinned(c, n));
     if !packing_ok && !one_group && !pinned_all {
         let msg = format!(
             "endpoints share slot {slot} of '{}' without being one group (D-GROUP) or pack_integrated",
