@@ -476,6 +476,24 @@ fn num(out: &mut String, n: u32) {
     }
 }
 
+/// `key` (with its comma and colon) and `v`, where there is a value.
+#[inline(always)]
+fn opt_small(out: &mut String, key: &str, v: Option<u8>) {
+    if let Some(v) = v {
+        out.push_str(key);
+        small(out, v);
+    }
+}
+
+/// `key` (with its comma and colon) and `v`, where there is a value.
+#[inline(always)]
+fn opt_num(out: &mut String, key: &str, v: Option<u32>) {
+    if let Some(v) = v {
+        out.push_str(key);
+        num(out, v);
+    }
+}
+
 /// `controller` in compact text, as few appends as the fields allow: a string's closing
 /// quote is spelled with the key after it, and the booleans with their keys.
 fn compact_controller(out: &mut String, c: &PlacedController) {
@@ -497,31 +515,16 @@ fn compact_controller(out: &mut String, c: &PlacedController) {
     } else {
         out.push_str(",\"multifunction\":false");
     }
-    if let Some(v) = c.chassis {
-        out.push_str(",\"chassis\":");
-        small(out, v);
-    }
-    if let Some(v) = c.port {
-        out.push_str(",\"port\":");
-        small(out, v);
-    }
+    opt_small(out, ",\"chassis\":", c.chassis);
+    opt_small(out, ",\"port\":", c.port);
     match c.hotplug {
         Some(true) => out.push_str(",\"hotplug\":true"),
         Some(false) => out.push_str(",\"hotplug\":false"),
         None => {}
     }
-    if let Some(v) = c.bus_nr {
-        out.push_str(",\"bus_nr\":");
-        small(out, v);
-    }
-    if let Some(v) = c.numa_node {
-        out.push_str(",\"numa_node\":");
-        num(out, v);
-    }
-    if let Some(v) = c.io_reserve {
-        out.push_str(",\"io-reserve\":");
-        num(out, v);
-    }
+    opt_small(out, ",\"bus_nr\":", c.bus_nr);
+    opt_num(out, ",\"numa_node\":", c.numa_node);
+    opt_num(out, ",\"io-reserve\":", c.io_reserve);
     if c.added {
         out.push_str(",\"added\":true}");
     } else {
@@ -583,10 +586,7 @@ fn compact_device(out: &mut String, d: &PlacedDevice) {
         body(out, g);
         out.push('"');
     }
-    if let Some(v) = d.numa_node {
-        out.push_str(",\"numa_node\":");
-        num(out, v);
-    }
+    opt_num(out, ",\"numa_node\":", d.numa_node);
     out.push('}');
 }
 
