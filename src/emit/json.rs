@@ -186,12 +186,6 @@ impl<'o, const PRETTY: bool> Writer<'o, PRETTY> {
         num(self.out, n);
     }
 
-    /// Writes a slot, function, port or the like (mostly one digit), a digit at a time.
-    #[inline]
-    fn small(&mut self, n: u8) {
-        small(self.out, n);
-    }
-
     /// Writes `true` or `false`.
     #[inline]
     pub fn bool(&mut self, v: bool) {
@@ -391,80 +385,25 @@ pub(crate) fn plan<const P: bool>(w: &mut Writer<P>, plan: &Plan) {
     w.close();
 }
 
-fn controller<const P: bool>(w: &mut Writer<P>, c: &PlacedController) {
-    if !P {
-        return compact_controller(w.out, c);
-    }
-    w.open_field(key!("id"), &c.id);
-    w.field(key!("model"), &c.model);
-    w.field(key!("driver"), &c.driver);
-    w.field(key!("bus"), &c.bus);
-    w.key(key!("slot"));
-    w.small(c.slot);
-    w.key(key!("function"));
-    w.small(c.function);
-    w.key(key!("multifunction"));
-    w.bool(c.multifunction);
-    if let Some(v) = c.chassis {
-        w.key(key!("chassis"));
-        w.small(v);
-    }
-    if let Some(v) = c.port {
-        w.key(key!("port"));
-        w.small(v);
-    }
-    if let Some(v) = c.hotplug {
-        w.key(key!("hotplug"));
-        w.bool(v);
-    }
-    if let Some(v) = c.bus_nr {
-        w.key(key!("bus_nr"));
-        w.small(v);
-    }
-    if let Some(v) = c.numa_node {
-        w.key(key!("numa_node"));
-        w.num(v);
-    }
-    if let Some(v) = c.io_reserve {
-        w.key(key!("io-reserve"));
-        w.num(v);
-    }
-    w.key(key!("added"));
-    w.bool(c.added);
-    w.close();
-}
-
-fn device<const P: bool>(w: &mut Writer<P>, d: &PlacedDevice) {
-    if !P {
-        return compact_device(w.out, d);
-    }
-    w.open_field(key!("id"), &d.id);
-    w.field(key!("model"), &d.model);
-    w.word(
-        key!("kind"),
-        match d.kind {
-            crate::catalog::BusKind::Pcie => "pcie",
-            crate::catalog::BusKind::Pci => "pci",
-        },
-    );
-    w.field(key!("bus"), &d.bus);
-    w.key(key!("slot"));
-    w.small(d.slot);
-    w.key(key!("function"));
-    w.small(d.function);
-    w.key(key!("multifunction"));
-    w.bool(d.multifunction);
-    w.key(key!("hotpluggable"));
-    w.bool(d.hotpluggable);
-    w.word(key!("hotplug"), d.hotplug.as_str());
-    if let Some(g) = &d.group {
-        w.field(key!("group"), g);
-    }
-    if let Some(v) = d.numa_node {
-        w.key(key!("numa_node"));
-        w.num(v);
-    }
-    w.close();
+/// A constant of a controller's or device's text, compact or (`$p`) pretty, from literals
+/// and keys: `{key}` is an item's first key, `[key]` a later one (with the comma before it),
+/// each spelled with its colon as the layout writes it; `end` closes the item. Pretty, an
+/// item of a plan's array has its fields three levels deep (six spaces) and its brace two.
+macro_rules! item {
+    ($p:ident, $($piece:tt)*) => {
+        if $p {
+            concat!($(item!(@true $piece)),*)
+        } else {
+            concat!($(item!(@false $piece)),*)
+        }
+    };
+    (@true {$k:literal}) => { concat!("\n      \"", $k, "\": ") };
+    (@false {$k:literal}) => { concat!("\"", $k, "\":") };
+    (@true [$k:literal]) => { concat!(",\n      \"", $k, "\": ") };
+    (@false [$k:literal]) => { concat!(",\"", $k, "\":") };
+    (@true end) => { "\n    }" };
+    (@false end) => { "}" };
+    (@$p:tt $s:literal) => { $s };
 }
 
 /// Appends `n`, one digit directly (an `io-reserve` or NUMA node is mostly 0).
@@ -494,76 +433,84 @@ fn opt_num(out: &mut String, key: &str, v: Option<u32>) {
     }
 }
 
-/// `controller` in compact text, as few appends as the fields allow: a string's closing
-/// quote is spelled with the key after it, and the booleans with their keys.
-fn compact_controller(out: &mut String, c: &PlacedController) {
-    out.reserve(160 + c.id.len() + c.model.len() + c.driver.len() + c.bus.len());
-    out.push_str("{\"id\":\"");
+/// Writes controller `c` as an item of the plan's `controllers`.
+fn controller<const P: bool>(w: &mut Writer<P>, c: &PlacedController) {
+    controller_text::<P>(w.out, c);
+}
+
+/// Writes device `d` as an item of the plan's `devices`.
+fn device<const P: bool>(w: &mut Writer<P>, d: &PlacedDevice) {
+    device_text::<P>(w.out, d);
+}
+
+/// `controller` as an item of a plan's array, compact or (`P`) pretty, in as few appends as
+/// the fields allow: each constant (see [`item!`]) holds a string's closing quote, the
+/// next key and the next string's opening quote, or a boolean with its key.
+fn controller_text<const P: bool>(out: &mut String, c: &PlacedController) {
+    let fixed = if P { 300 } else { 160 };
+    out.reserve(fixed + c.id.len() + c.model.len() + c.driver.len() + c.bus.len());
+    out.push_str(item!(P, "{" {"id"} "\""));
     body(out, &c.id);
-    out.push_str("\",\"model\":\"");
+    out.push_str(item!(P, "\"" ["model"] "\""));
     body(out, &c.model);
-    out.push_str("\",\"driver\":\"");
+    out.push_str(item!(P, "\"" ["driver"] "\""));
     body(out, &c.driver);
-    out.push_str("\",\"bus\":\"");
+    out.push_str(item!(P, "\"" ["bus"] "\""));
     body(out, &c.bus);
-    out.push_str("\",\"slot\":");
+    out.push_str(item!(P, "\""["slot"]));
     small(out, c.slot);
-    out.push_str(",\"function\":");
+    out.push_str(item!(P, ["function"]));
     small(out, c.function);
     if c.multifunction {
-        out.push_str(",\"multifunction\":true");
+        out.push_str(item!(P, ["multifunction"] "true"));
     } else {
-        out.push_str(",\"multifunction\":false");
+        out.push_str(item!(P, ["multifunction"] "false"));
     }
-    opt_small(out, ",\"chassis\":", c.chassis);
-    opt_small(out, ",\"port\":", c.port);
+    opt_small(out, item!(P, ["chassis"]), c.chassis);
+    opt_small(out, item!(P, ["port"]), c.port);
     match c.hotplug {
-        Some(true) => out.push_str(",\"hotplug\":true"),
-        Some(false) => out.push_str(",\"hotplug\":false"),
+        Some(true) => out.push_str(item!(P, ["hotplug"] "true")),
+        Some(false) => out.push_str(item!(P, ["hotplug"] "false")),
         None => {}
     }
-    opt_small(out, ",\"bus_nr\":", c.bus_nr);
-    opt_num(out, ",\"numa_node\":", c.numa_node);
-    opt_num(out, ",\"io-reserve\":", c.io_reserve);
+    opt_small(out, item!(P, ["bus_nr"]), c.bus_nr);
+    opt_num(out, item!(P, ["numa_node"]), c.numa_node);
+    opt_num(out, item!(P, ["io-reserve"]), c.io_reserve);
     if c.added {
-        out.push_str(",\"added\":true}");
+        out.push_str(item!(P, ["added"] "true" end));
     } else {
-        out.push_str(",\"added\":false}");
+        out.push_str(item!(P, ["added"] "false" end));
     }
 }
 
-/// `device` in compact text, as [`compact_controller`] writes a controller: the fields
-/// from `multifunction` to `hotplug` are one constant of twelve.
-fn compact_device(out: &mut String, d: &PlacedDevice) {
+/// `device` as an item of a plan's array, as [`controller_text`] writes a controller: the
+/// fields from `multifunction` to `hotplug` are one constant of twelve.
+fn device_text<const P: bool>(out: &mut String, d: &PlacedDevice) {
     use crate::catalog::BusKind;
     use crate::request::Hotplug;
+    let fixed = if P { 260 } else { 140 };
     out.reserve(
-        140 + d.id.len() + d.model.len() + d.bus.len() + d.group.as_ref().map_or(0, |g| g.len()),
+        fixed + d.id.len() + d.model.len() + d.bus.len() + d.group.as_ref().map_or(0, |g| g.len()),
     );
-    out.push_str("{\"id\":\"");
+    out.push_str(item!(P, "{" {"id"} "\""));
     body(out, &d.id);
-    out.push_str("\",\"model\":\"");
+    out.push_str(item!(P, "\"" ["model"] "\""));
     body(out, &d.model);
     match d.kind {
-        BusKind::Pcie => out.push_str("\",\"kind\":\"pcie\",\"bus\":\""),
-        BusKind::Pci => out.push_str("\",\"kind\":\"pci\",\"bus\":\""),
+        BusKind::Pcie => out.push_str(item!(P, "\"" ["kind"] "\"pcie\"" ["bus"] "\"")),
+        BusKind::Pci => out.push_str(item!(P, "\"" ["kind"] "\"pci\"" ["bus"] "\"")),
     }
     body(out, &d.bus);
-    out.push_str("\",\"slot\":");
+    out.push_str(item!(P, "\""["slot"]));
     small(out, d.slot);
-    out.push_str(",\"function\":");
+    out.push_str(item!(P, ["function"]));
     small(out, d.function);
-    /// `,"multifunction":M,"hotpluggable":H,"hotplug":"P"`.
+    /// `,"multifunction":M,"hotpluggable":H,"hotplug":"P"` in the writer's layout.
     macro_rules! flags {
         ($m:literal, $h:literal, $p:literal) => {
-            out.push_str(concat!(
-                ",\"multifunction\":",
-                $m,
-                ",\"hotpluggable\":",
-                $h,
-                ",\"hotplug\":\"",
-                $p,
-                "\""
+            out.push_str(item!(
+                P,
+                ["multifunction"] $m ["hotpluggable"] $h ["hotplug"] "\"" $p "\""
             ))
         };
     }
@@ -582,12 +529,12 @@ fn compact_device(out: &mut String, d: &PlacedDevice) {
         (true, true, Hotplug::Any) => flags!("true", "true", "any"),
     }
     if let Some(g) = &d.group {
-        out.push_str(",\"group\":\"");
+        out.push_str(item!(P, ["group"] "\""));
         body(out, g);
         out.push('"');
     }
-    opt_num(out, ",\"numa_node\":", d.numa_node);
-    out.push('}');
+    opt_num(out, item!(P, ["numa_node"]), d.numa_node);
+    out.push_str(item!(P, end));
 }
 
 fn change<const P: bool>(w: &mut Writer<P>, c: &Change) {
