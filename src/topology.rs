@@ -200,10 +200,18 @@ impl<'a> Topology<'a> {
         // Children per parent, counted at the parent's index.
         let mut kid_start = vec![0u32; count + 1];
         let mut edges = 0;
+        // Most nodes plug into the root bus, which keeps its name in the map (a node named
+        // like it is a repeat): found without a lookup.
+        let root_bus = self.cat.root.bus.as_str();
         for i in 1..count {
             let n = NodeIndex::new(i);
             let bus = self.plugged_at(n).0;
-            match self.ids.get(bus) {
+            let parent = if bus == root_bus {
+                Some(&self.root)
+            } else {
+                self.ids.get(bus)
+            };
+            match parent {
                 Some(&p) if matches!(self.g[p], Node::Root | Node::Ctrl(_)) => {
                     // Every node is plugged into one bus at most: one edge leads to it.
                     self.facts[i].parent = Some(p);

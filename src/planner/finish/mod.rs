@@ -302,7 +302,7 @@ fn name_added(plan: &mut Plan, req: &Request, cat: &Catalog, links: &Links) {
         .filter(|id| made_name_shape(id))
         .collect();
     let mut counters = [0u32; PREFIXES.len()];
-    let mut names: Vec<Option<(usize, u32)>> = vec![None; plan.controllers.len()];
+    let mut named_here = vec![false; plan.controllers.len()];
     for (i, c) in plan.controllers.iter_mut().enumerate() {
         if !c.added {
             continue;
@@ -316,17 +316,20 @@ fn name_added(plan: &mut Plan, req: &Request, cat: &Catalog, links: &Links) {
                 break;
             }
         }
-        names[i] = Some((p, *n));
+        named_here[i] = true;
     }
-    let name_of = |parent: &Option<usize>| parent.and_then(|k| names[k]);
-    for (c, parent) in plan.controllers.iter_mut().zip(&links.ctrl_parent) {
-        if let Some((p, n)) = name_of(parent) {
-            c.bus = made_name(p, n);
+    // A bus takes the name of the added controller it plugs into (a copy of its id).
+    let named = |parent: &Option<usize>| parent.filter(|&k| named_here[k]);
+    for (i, parent) in links.ctrl_parent.iter().enumerate() {
+        if let Some(k) = named(parent) {
+            let name = plan.controllers[k].id.clone();
+            plan.controllers[i].bus = name;
         }
     }
+    let ctrls = &plan.controllers;
     for (d, parent) in plan.devices.iter_mut().zip(&links.dev_parent) {
-        if let Some((p, n)) = name_of(parent) {
-            d.bus = made_name(p, n);
+        if let Some(k) = named(parent) {
+            d.bus.clone_from(&ctrls[k].id);
         }
     }
 }
