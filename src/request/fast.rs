@@ -45,8 +45,13 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips JSON white space (serde_json's four characters).
+    #[inline(always)]
     fn ws(&mut self) {
         let b = self.s.as_bytes();
+        // Most texts are compact: the next byte is no white space (all four are <= b' ').
+        if b.get(self.i).is_none_or(|&c| c > b' ') {
+            return;
+        }
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(self.i) {
             self.i += 1;
         }
