@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, DeviceModel};
 use crate::error::PlanError;
 use crate::ilp::{self, Counts, Model};
 use crate::plan::Plan;
@@ -83,6 +83,7 @@ fn plan_shaped(req: &Request, cat: &Catalog, shaped: bool) -> Result<Plan, PlanE
         world,
         model,
         unit_class,
+        dev_models,
     } = prepare(req, cat, shaped)?;
     // Step 3: the integer program.
     let counts = solve_cached(&model)?;
@@ -101,6 +102,7 @@ fn plan_shaped(req: &Request, cat: &Catalog, shaped: bool) -> Result<Plan, PlanE
         &world,
         pinned,
     )
+    .with_device_models(&dev_models)
     .run()?;
     // Steps 5 and 6 on one topology of the plan.
     check_assigned(&plan, req, cat)?;
@@ -135,19 +137,21 @@ fn check_assigned_on(
 }
 
 /// A request checked and turned into units, the pinned topology's offer, and the model.
-struct Prepared {
+struct Prepared<'c> {
     units: Vec<Unit>,
     pinned: Plan,
     world: World,
     model: ilp::Model,
     unit_class: Vec<Option<usize>>,
+    /// Each request device's catalog model, by device index.
+    dev_models: Vec<Option<&'c DeviceModel>>,
 }
 
 /// Steps 1-2 of planning, shared by [`plan_with`] and what-if `--max`: checks (shape,
 /// models, pins on the pins' topology), units, what that topology offers, the class model,
 /// and the prechecks for classes with no allowed place. `shaped`: the request's shape is
 /// checked already.
-fn prepare(req: &Request, cat: &Catalog, shaped: bool) -> Result<Prepared, PlanError> {
+fn prepare<'c>(req: &Request, cat: &'c Catalog, shaped: bool) -> Result<Prepared<'c>, PlanError> {
     cat.pcie_planner()?;
     if !shaped {
         req.check_shape()?;
@@ -160,7 +164,6 @@ fn prepare(req: &Request, cat: &Catalog, shaped: bool) -> Result<Prepared, PlanE
         return Err(PlanError::Pins(pins));
     }
     let units = units::units_of(req, cat, &models)?;
-    drop(models);
     let world = World::read(&t, &pinned, req, cat);
     drop(t);
     let io = cat.io_budget(req.firmware)?;
@@ -172,6 +175,7 @@ fn prepare(req: &Request, cat: &Catalog, shaped: bool) -> Result<Prepared, PlanE
         world,
         model,
         unit_class,
+        dev_models: models,
     })
 }
 

@@ -8,7 +8,8 @@
 use std::collections::VecDeque;
 
 use crate::catalog::{
-    BusKind, Catalog, ControllerModel, HotplugControl, CLASS_BRIDGE, CLASS_PXB, CLASS_UPSTREAM,
+    BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl, CLASS_BRIDGE, CLASS_PXB,
+    CLASS_UPSTREAM,
 };
 use crate::error::PlanError;
 use crate::idmap::IdMap;
@@ -108,6 +109,9 @@ pub(super) struct Assigner<'a> {
     added: Vec<Option<Added<'a>>>,
     /// Per controller of `plan.controllers`, its catalog model.
     models: Vec<Option<&'a ControllerModel>>,
+    /// Each request device's catalog model, by device index, where the caller has them
+    /// (else the catalog is asked as each is placed).
+    dev_models: Option<&'a [Option<&'a DeviceModel>]>,
     /// How many controllers were pinned (they come first in `plan.controllers`).
     pinned: usize,
     place: Vec<Option<Place>>,
@@ -165,6 +169,7 @@ impl<'a> Assigner<'a> {
             devices,
             added,
             models,
+            dev_models: None,
             pinned,
             place,
             root_free: world.root_free.iter().copied().collect(),
@@ -229,7 +234,10 @@ impl<'a> Assigner<'a> {
         let d = &self.req.devices[i];
         self.plug_into(bus);
         // One catalog search for the kind (as `Request::kind_of`) and the facts.
-        let m = self.cat.device(&d.model);
+        let m = match self.dev_models {
+            Some(models) => models[i],
+            None => self.cat.device(&d.model),
+        };
         let kind = d.bus_kind.or(m.map(|m| m.kind)).unwrap_or(BusKind::Pcie);
         let dev = PlacedDevice {
             id: d.id.clone(),
@@ -291,6 +299,14 @@ impl<'a> Assigner<'a> {
                     "ran out of pcie.0 slots for the ports the solver counted".into(),
                 )
             })
+    }
+
+    /// Uses `models`, each request device's catalog model by device index (as
+    /// [`Request::resolve_models`] gives them), instead of asking the catalog again.
+    pub(super) fn with_device_models(mut self, models: &'a [Option<&'a DeviceModel>]) -> Self {
+        debug_assert_eq!(models.len(), self.req.devices.len());
+        self.dev_models = Some(models);
+        self
     }
 
     /// Assigns every unit an address, then runs the finishing passes.
