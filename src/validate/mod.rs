@@ -240,6 +240,32 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// The planner skips the pins' check of a request that pins nothing (`prepare`): no
+    /// rule may object to the pins of such a request, whatever its devices ask.
+    #[test]
+    fn nothing_pinned_breaks_nothing() {
+        let texts = [
+            r#"{"devices":[]}"#,
+            r#"{"devices":[{"id":"rp1","model":"e1000","hotplug":"off"},
+                {"id":"n","model":"virtio-net-pci","hotplug":"off","numa_node":3},
+                {"id":"x","model":"no-such-model","bus_kind":"pci","hotplug":"on"},
+                {"id":"a","model":"virtio-blk-pci","group":"g"},{"id":"b","model":"e1000","group":"g"},
+                {"id":"c","model":"virtio-blk-pci","group":"g"},{"id":"d","model":"virtio-blk-pci","group":"g"},
+                {"id":"e","model":"virtio-blk-pci","group":"g"},{"id":"f","model":"virtio-blk-pci","group":"g"},
+                {"id":"h","model":"virtio-blk-pci","group":"g"},{"id":"i","model":"virtio-blk-pci","group":"g"},
+                {"id":"j","model":"virtio-blk-pci","group":"g"}],
+                "policy":{"spare_ports":32,"hotplug_off":"port"},"firmware":"uefi"}"#,
+        ];
+        for text in texts {
+            let req = request(text);
+            for cat in [Catalog::q35(), Catalog::virt()] {
+                let pinned = crate::topology::pinned_plan(&req, cat);
+                assert!(pinned.controllers.is_empty() && pinned.devices.is_empty());
+                assert_eq!(validate_pins(&req, cat), [], "{}", cat.machine);
+            }
+        }
+    }
+
     /// A clean plan: one integrated NIC (hotplug off) and a disk on an added root port.
     pub(crate) fn clean() -> (Plan, Request) {
         let req = request(
