@@ -34,6 +34,22 @@ fn pci_addr_is_hex_like_qemu() {
     assert_eq!(parse_pci_addr("x"), None);
 }
 
+/// The firmware log is read while SeaBIOS writes it: a line counts once it is whole (a CI
+/// run once read `PCI: out of I/O address spa`).
+#[test]
+fn firmware_log_lines_count_when_whole() {
+    let failed = "PCI: init bdf=00:02.0\nPCI: out of I/O address space\n";
+    assert_eq!(
+        firmware_failure(failed).as_deref(),
+        Some("PCI: out of I/O address space")
+    );
+    assert_eq!(firmware_failure(&failed[..failed.len() - 5]), None);
+    assert_eq!(firmware_failure("PCI: out of I/O address space"), None);
+    let done = "Found 2 cpu(s) max supported 2 cpu(s)\n";
+    assert!(firmware_pci_finished(done));
+    assert!(!firmware_pci_finished(&done[..done.len() - 1]));
+}
+
 #[test]
 fn plan_lines_parse_and_get_backends() {
     let plan = QemuPlan::parse(

@@ -1855,8 +1855,11 @@ pub fn uefi_resources_assigned(pci: &PciTree) -> bool {
 ///   past 255 (e.g. a pxb-pcie with `bus_nr=254` and three root ports), after which it
 ///   loops for ever;
 /// * any line with `panic`.
+///
+/// Only complete lines count: the log is read while SeaBIOS writes it, and a line it is
+/// still writing (`PCI: out of I/O address spa`) is read whole at the next poll.
 pub fn firmware_failure(log: &str) -> Option<String> {
-    for l in log.lines() {
+    for l in complete_lines(log).lines() {
         let l = l.trim();
         if l.starts_with("PCI: out of") || l.contains("PANIC") || l.contains("panic") {
             return Some(l.to_string());
@@ -1871,8 +1874,14 @@ pub fn firmware_failure(log: &str) -> Option<String> {
 /// True when the SeaBIOS log shows it is past PCI setup (it prints `Found N cpu(s) max
 /// supported N cpu(s)` right after).
 pub fn firmware_pci_finished(log: &str) -> bool {
-    log.lines()
+    complete_lines(log)
+        .lines()
         .any(|l| l.starts_with("Found ") && l.contains(" cpu(s)"))
+}
+
+/// `log` up to its last newline: the lines the firmware has finished writing.
+fn complete_lines(log: &str) -> &str {
+    log.rfind('\n').map_or("", |i| &log[..=i])
 }
 
 /// Outcome of [`Qemu::run_firmware`].
