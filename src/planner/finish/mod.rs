@@ -302,7 +302,6 @@ fn name_added(plan: &mut Plan, req: &Request, cat: &Catalog, links: &Links) {
         .filter(|id| made_name_shape(id))
         .collect();
     let mut counters = [0u32; PREFIXES.len()];
-    let mut named_here = vec![false; plan.controllers.len()];
     for (i, c) in plan.controllers.iter_mut().enumerate() {
         if !c.added {
             continue;
@@ -316,19 +315,18 @@ fn name_added(plan: &mut Plan, req: &Request, cat: &Catalog, links: &Links) {
                 break;
             }
         }
-        named_here[i] = true;
     }
-    // A bus takes the name of the added controller it plugs into (a copy of its id).
-    let named = |parent: &Option<usize>| parent.filter(|&k| named_here[k]);
+    // A bus takes the name of the added controller it plugs into (a copy of its id: every
+    // added controller was named above).
     for (i, parent) in links.ctrl_parent.iter().enumerate() {
-        if let Some(k) = named(parent) {
+        if let Some(k) = parent.filter(|&k| plan.controllers[k].added) {
             let name = plan.controllers[k].id.clone();
             plan.controllers[i].bus = name;
         }
     }
     let ctrls = &plan.controllers;
     for (d, parent) in plan.devices.iter_mut().zip(&links.dev_parent) {
-        if let Some(k) = named(parent) {
+        if let Some(k) = parent.filter(|&k| ctrls[k].added) {
             d.bus.clone_from(&ctrls[k].id);
         }
     }
