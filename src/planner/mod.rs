@@ -159,14 +159,7 @@ fn prepare<'c>(req: &Request, cat: &'c Catalog, shaped: bool) -> Result<Prepared
     let models = req.resolve_models(cat)?;
     let pinned = pinned_plan(req, cat);
     let t = Topology::build(&pinned, cat);
-    // A request that pins nothing has nothing here to break a rule (most pin nothing; the
-    // validator's test `nothing_pinned_breaks_nothing` holds it to that).
-    let nothing_pinned = pinned.controllers.is_empty() && pinned.devices.is_empty();
-    let pins = if nothing_pinned {
-        Vec::new()
-    } else {
-        validate_pinned(&t, &pinned, req, cat)
-    };
+    let pins = validate_pinned(&t, &pinned, req, cat);
     if !pins.is_empty() {
         return Err(PlanError::Pins(pins));
     }
