@@ -351,7 +351,7 @@ pub(crate) fn changes(
             _ => None,
         };
         out.push(Change {
-            id: d.id.clone(),
+            id: d.id.to_string(),
             change: kind,
             from: Some(from),
             to: Some(to),
@@ -390,7 +390,7 @@ pub(crate) fn changes(
         };
         if c.hotplug.is_some() && b.hotplug.unwrap_or(true) != c.hotplug.unwrap_or(true) {
             out.push(Change {
-                id: c.id.clone(),
+                id: c.id.to_string(),
                 change: ChangeKind::PortHotplug,
                 from: Some(setting(b.hotplug).into()),
                 to: Some(setting(c.hotplug).into()),
@@ -403,7 +403,7 @@ pub(crate) fn changes(
     }
     for c in after.controllers.iter().filter(|c| c.added) {
         out.push(Change {
-            id: c.id.clone(),
+            id: c.id.to_string(),
             change: ChangeKind::Added,
             from: None,
             to: None,
@@ -552,7 +552,7 @@ pub fn fixes(plan: &Plan) -> BTreeMap<String, String> {
                                 c.id
                             )
                         };
-                        out.insert(d.id.clone(), fix);
+                        out.insert(d.id.to_string(), fix);
                     }
                 }
             }

@@ -2,6 +2,7 @@
 //! a new policy without the guest seeing anything, how many notice (and which devices), how
 //! many ports flip, what controllers are added, and which guests cannot reach it at all.
 
+use crate::Text;
 use std::collections::BTreeMap;
 
 use rayon::prelude::*;
@@ -21,7 +22,7 @@ pub struct GuestAdoption {
     /// Input line.
     pub line: u64,
     /// Guest name.
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// Devices the guest sees change (moved, renumbered or renamed), or `None` when it
     /// cannot reach the policy.
     pub changes: Option<u32>,
@@ -146,7 +147,7 @@ impl AdoptionStudy {
         self.added += u64::from(plan.cost);
         for c in list.iter().filter(|c| c.guest_visible) {
             if let Some(d) = plan.devices.iter().find(|d| d.id == c.id) {
-                *self.by_model.entry(d.model.clone()).or_insert(0) += 1;
+                *self.by_model.entry(d.model.to_string()).or_insert(0) += 1;
             }
         }
         row

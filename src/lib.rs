@@ -39,6 +39,11 @@ mod topology;
 mod validate;
 pub mod whatif;
 
+/// The text of the ids, models, drivers and bus names in a [`Request`] and a [`Plan`]: a
+/// string kept inline up to 24 bytes (as nearly all of them are), so that copying one
+/// into a plan allocates nothing. It dereferences to `str` and compares with `&str`.
+pub type Text = compact_str::CompactString;
+
 pub use catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl, Layout};
 pub use changes::{fixes, summary, Change, ChangeKind, Seen};
 pub use device_models::DeviceModels;

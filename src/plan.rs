@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Text;
+
 use crate::catalog::BusKind;
 use crate::request::{Address, Hotplug, Request};
 
@@ -10,13 +12,13 @@ use crate::request::{Address, Hotplug, Request};
 #[serde(deny_unknown_fields)]
 pub struct PlacedController {
     /// QEMU id (also the name of the bus it provides).
-    pub id: String,
+    pub id: Text,
     /// Catalog model.
-    pub model: String,
+    pub model: Text,
     /// QEMU driver.
-    pub driver: String,
+    pub driver: Text,
     /// Parent bus.
-    pub bus: String,
+    pub bus: Text,
     /// Slot on the parent bus.
     pub slot: u8,
     /// Function on the parent bus.
@@ -66,13 +68,13 @@ impl PlacedController {
 #[serde(deny_unknown_fields)]
 pub struct PlacedDevice {
     /// Request id.
-    pub id: String,
+    pub id: Text,
     /// QEMU driver.
-    pub model: String,
+    pub model: Text,
     /// PCIe or conventional.
     pub kind: BusKind,
     /// Parent bus.
-    pub bus: String,
+    pub bus: Text,
     /// Slot.
     pub slot: u8,
     /// Function.
@@ -86,7 +88,7 @@ pub struct PlacedDevice {
     pub hotplug: Hotplug,
     /// Multifunction group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
+    pub group: Option<Text>,
     /// NUMA node asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub numa_node: Option<u32>,
@@ -109,9 +111,9 @@ impl PlacedDevice {
 pub struct Plan {
     /// Guest name.
     #[serde(default)]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// Machine.
-    pub machine: String,
+    pub machine: Text,
     /// The firmware it was planned for (its I/O budget, rule R-IO); `bios` when a plan
     /// written before firmware existed is read back.
     #[serde(default)]

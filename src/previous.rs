@@ -85,8 +85,8 @@ impl From<&Plan> for Previous {
                 .devices
                 .iter()
                 .map(|d| PreviousDevice {
-                    id: d.id.clone(),
-                    bus: d.bus.clone(),
+                    id: d.id.to_string(),
+                    bus: d.bus.to_string(),
                     slot: d.slot,
                     function: d.function,
                 })
@@ -95,9 +95,9 @@ impl From<&Plan> for Previous {
                 .controllers
                 .iter()
                 .map(|c| PreviousController {
-                    id: c.id.clone(),
-                    model: c.model.clone(),
-                    bus: c.bus.clone(),
+                    id: c.id.to_string(),
+                    model: c.model.to_string(),
+                    bus: c.bus.to_string(),
                     slot: c.slot,
                     function: c.function,
                     chassis: c.chassis,
@@ -133,7 +133,7 @@ impl Request {
                 continue;
             };
             let old = Address {
-                bus: p.bus.clone(),
+                bus: p.bus.clone().into(),
                 slot: p.slot,
                 function: p.function,
             };
@@ -150,7 +150,7 @@ impl Request {
         for c in &prev.controllers {
             if let Some(existing) = out.controllers.iter().find(|x| x.id == c.id) {
                 let old = Address {
-                    bus: c.bus.clone(),
+                    bus: c.bus.clone().into(),
                     slot: c.slot,
                     function: c.function,
                 };
@@ -172,11 +172,11 @@ impl Request {
                 ));
             }
             out.controllers.push(ControllerRequest {
-                id: c.id.clone(),
-                model: c.model.clone(),
+                id: c.id.clone().into(),
+                model: c.model.clone().into(),
                 hotplug: c.hotplug,
                 address: Address {
-                    bus: c.bus.clone(),
+                    bus: c.bus.clone().into(),
                     slot: c.slot,
                     function: c.function,
                 },

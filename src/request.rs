@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Text;
+
 use crate::catalog::{BusKind, Catalog, DeviceModel};
 use crate::error::InputError;
 use crate::strtable::Key;
@@ -160,7 +162,7 @@ pub struct Policy {
 #[serde(deny_unknown_fields)]
 pub struct Address {
     /// `pcie.0` or a controller id.
-    pub bus: String,
+    pub bus: Text,
     /// Slot 0..31.
     pub slot: u8,
     /// Function 0..7.
@@ -179,15 +181,15 @@ impl std::fmt::Display for Address {
 #[serde(deny_unknown_fields)]
 pub struct DeviceRequest {
     /// QEMU id.
-    pub id: String,
+    pub id: Text,
     /// QEMU device driver.
-    pub model: String,
+    pub model: Text,
     /// Hotplug requirement (policy default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hotplug: Option<Hotplug>,
     /// Multifunction group name (rule D-GROUP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
+    pub group: Option<Text>,
     /// NUMA node (rule D-NUMA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub numa_node: Option<u32>,
@@ -204,9 +206,9 @@ pub struct DeviceRequest {
 #[serde(deny_unknown_fields)]
 pub struct ControllerRequest {
     /// QEMU id; devices name it as `address.bus`.
-    pub id: String,
+    pub id: Text,
     /// Catalog controller model.
-    pub model: String,
+    pub model: Text,
     /// Port hotplug (ports only; default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hotplug: Option<bool>,
@@ -234,8 +236,8 @@ pub struct ControllerRequest {
     pub io_reserve: Option<u32>,
 }
 
-fn default_machine() -> String {
-    "q35".to_string()
+fn default_machine() -> Text {
+    Text::const_new("q35")
 }
 
 /// A planning request.
@@ -251,10 +253,10 @@ fn default_machine() -> String {
 pub struct Request {
     /// Guest name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// Machine catalog name.
     #[serde(default = "default_machine")]
-    pub machine: String,
+    pub machine: Text,
     /// The firmware the guest boots (rule R-IO); `bios` when absent.
     #[serde(default, skip_serializing_if = "Firmware::is_default")]
     pub firmware: Firmware,

@@ -20,6 +20,7 @@
 //! to earlier devices), so two orderings are two shapes. Order-insensitive reuse happens one
 //! level down, where the planner memoises integer-program solutions by class counts.
 
+use crate::Text;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
@@ -119,7 +120,7 @@ impl Shape {
         };
         let address = |a: &Address| -> Option<Address> {
             Some(Address {
-                bus: bus(&a.bus)?,
+                bus: bus(&a.bus)?.into(),
                 slot: a.slot,
                 function: a.function,
             })
@@ -131,17 +132,17 @@ impl Shape {
             c.id = if planner_style(&d.id) {
                 d.id.clone()
             } else {
-                canon_name(Canon::Device(i))
+                canon_name(Canon::Device(i)).into()
             };
             if let Some(g) = &d.group {
                 let gi = match groups.iter().position(|x| x == g) {
                     Some(p) => p,
                     None => {
-                        groups.push(g.clone());
+                        groups.push(g.to_string());
                         groups.len() - 1
                     }
                 };
-                c.group = Some(canon_name(Canon::Group(gi)));
+                c.group = Some(canon_name(Canon::Group(gi)).into());
             }
             if let Some(a) = &d.address {
                 c.address = Some(address(a)?);
@@ -151,7 +152,7 @@ impl Shape {
         let mut controllers = Vec::with_capacity(req.controllers.len());
         for (i, k) in req.controllers.iter().enumerate() {
             let mut c = k.clone();
-            c.id = rename_ctrl(&k.id, i);
+            c.id = rename_ctrl(&k.id, i).into();
             c.address = address(&k.address)?;
             controllers.push(c);
         }
@@ -197,7 +198,7 @@ fn groups_of(req: &Request) -> Vec<&str> {
 fn relabel(plan: &Plan, req: &Request) -> Plan {
     let groups = groups_of(req);
     let mut p = plan.clone();
-    let name = |s: &mut String| {
+    let name = |s: &mut Text| {
         let orig = match parse_canon(s) {
             Some(Canon::Device(i)) => req.devices.get(i).map(|d| d.id.as_str()),
             Some(Canon::Controller(i)) => req.controllers.get(i).map(|c| c.id.as_str()),
@@ -265,13 +266,13 @@ pub(crate) struct Cached {
 impl Cached {
     fn new(plan: Plan) -> Cached {
         let mut named = plan.clone();
-        named.name = Some(canon_name(Canon::Guest));
+        named.name = Some(canon_name(Canon::Guest).into());
         let text = serde_json::to_string(&named).unwrap_or_default();
         let mut added: Vec<(String, u64)> = Vec::new();
         for c in plan.controllers.iter().filter(|c| c.added) {
             match added.iter_mut().find(|(m, _)| *m == c.model) {
                 Some((_, n)) => *n += 1,
-                None => added.push((c.model.clone(), 1)),
+                None => added.push((c.model.to_string(), 1)),
             }
         }
         let template = template(&text);

@@ -3,6 +3,7 @@
 //! node owning a bus has as children the nodes plugged into it, with their slot and function,
 //! kept in one flat array (the graph holds no edges).
 
+use crate::Text;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 
 use crate::catalog::{BusKind, Catalog, ControllerModel, HotplugControl};
@@ -478,7 +479,7 @@ pub(crate) fn pinned_plan(req: &Request, cat: &Catalog) -> Plan {
             PlacedController {
                 id: c.id.clone(),
                 model: c.model.clone(),
-                driver: m.map(|m| m.qemu.clone()).unwrap_or_else(|| c.model.clone()),
+                driver: Text::from(m.map_or(c.model.as_str(), |m| m.qemu.as_str())),
                 bus: c.address.bus.clone(),
                 slot: c.address.slot,
                 function: c.address.function,
@@ -557,10 +558,12 @@ pub(crate) mod fixtures {
         let m = Catalog::q35().controller(model);
         let is_port = m.is_some_and(|m| m.hotplug == HotplugControl::Property);
         PlacedController {
-            id: id.to_string(),
-            model: model.to_string(),
-            driver: m.map_or_else(|| model.to_string(), |m| m.qemu.clone()),
-            bus: bus.to_string(),
+            id: id.to_string().into(),
+            model: model.to_string().into(),
+            driver: m
+                .map_or_else(|| model.to_string(), |m| m.qemu.clone())
+                .into(),
+            bus: bus.to_string().into(),
             slot,
             function,
             multifunction: false,
@@ -583,12 +586,12 @@ pub(crate) mod fixtures {
     /// A device of a q35 model at `bus:slot.function` (kind from the catalog).
     pub(crate) fn dev(id: &str, model: &str, bus: &str, slot: u8, function: u8) -> PlacedDevice {
         PlacedDevice {
-            id: id.to_string(),
-            model: model.to_string(),
+            id: id.to_string().into(),
+            model: model.to_string().into(),
             kind: Catalog::q35()
                 .device(model)
                 .map_or(BusKind::Pcie, |m| m.kind),
-            bus: bus.to_string(),
+            bus: bus.to_string().into(),
             slot,
             function,
             multifunction: false,

@@ -13,6 +13,7 @@
 //! ```
 
 pub use crate::fleet_adoption::{AdoptionStudy, GuestAdoption};
+use crate::Text;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -118,8 +119,8 @@ fn with_devices(req: &Request, model: &str, hotplug: Option<Hotplug>, n: u32) ->
     let mut r = req.clone();
     for k in 1..=n {
         r.devices.push(DeviceRequest {
-            id: fresh_id(req, k),
-            model: model.to_string(),
+            id: fresh_id(req, k).into(),
+            model: model.to_string().into(),
             hotplug,
             group: None,
             numa_node: None,
@@ -336,7 +337,7 @@ fn moved_to(mut r: Request, machine: &str, to: &Catalog) -> Request {
     if Catalog::for_machine(&r.machine).is_ok_and(|from| from.machine == to.machine) {
         return r;
     }
-    r.machine = machine.to_string();
+    r.machine = machine.to_string().into();
     r.controllers.clear();
     r.root_hotplug = None;
     for d in &mut r.devices {
@@ -437,7 +438,7 @@ impl SweepStudy {
                 row.root_slots += u64::from(u.root_slots);
                 row.bus_numbers += u64::from(u.bus_numbers);
                 for c in plan.controllers.iter().filter(|c| c.added) {
-                    *row.controllers.entry(c.model.clone()).or_insert(0) += 1;
+                    *row.controllers.entry(c.model.to_string()).or_insert(0) += 1;
                 }
                 if let Some(first) = first {
                     row.add_hotplug_changes(first, plan);
@@ -506,7 +507,10 @@ impl SweepRow {
             } else {
                 self.hotplug_gained += 1;
             }
-            *self.hotplug_by_model.entry(d.model.clone()).or_insert(0) += 1;
+            *self
+                .hotplug_by_model
+                .entry(d.model.to_string())
+                .or_insert(0) += 1;
         }
     }
 }
@@ -638,7 +642,7 @@ pub struct GuestDelta {
     /// Input line.
     pub line: u64,
     /// Guest name.
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// Cost before, or `None` when it could not be planned.
     pub before: Option<u32>,
     /// Cost after, or `None`.
@@ -726,10 +730,10 @@ impl PolicyDelta {
                     self.dearer += u64::from(d > 0);
                     self.cheaper += u64::from(d < 0);
                     for c in a.controllers.iter().filter(|c| c.added) {
-                        *self.by_model.entry(c.model.clone()).or_insert(0) += 1;
+                        *self.by_model.entry(c.model.to_string()).or_insert(0) += 1;
                     }
                     for c in b.controllers.iter().filter(|c| c.added) {
-                        *self.by_model.entry(c.model.clone()).or_insert(0) -= 1;
+                        *self.by_model.entry(c.model.to_string()).or_insert(0) -= 1;
                     }
                 }
                 (Ok(_), Err(_)) => self.became_infeasible.push(delta.clone()),

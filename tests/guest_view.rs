@@ -94,7 +94,7 @@ fn plan_path(plan: &Plan, bus: &str, slot: u8, function: u8) -> Vec<(u8, u8)> {
     let mut bus = bus.to_string();
     while let Some(c) = plan.controllers.iter().find(|c| c.id == bus) {
         path.insert(0, (c.slot, c.function));
-        bus = c.bus.clone();
+        bus = c.bus.to_string();
     }
     path
 }
@@ -124,7 +124,7 @@ fn case(req: &Request) -> Case {
     let cat = Catalog::for_machine(&plan.machine).unwrap();
     assert!(pciplan::validate(&plan, req, cat).is_empty());
     Case {
-        name: req.name.clone().unwrap(),
+        name: req.name.clone().unwrap().to_string(),
         args: pciplan::emit::qemu(&plan, cat),
         plan,
     }
@@ -322,7 +322,7 @@ fn root_nics(plan: &Plan) -> Vec<(String, u8)> {
         .iter()
         .filter(|d| d.bus == "pci.0" && d.function == 0)
         .filter(|d| cat.device(&d.model).is_some_and(|m| m.nic))
-        .map(|d| (d.id.clone(), d.slot))
+        .map(|d| (d.id.to_string(), d.slot))
         .collect()
 }
 

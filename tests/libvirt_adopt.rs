@@ -153,13 +153,13 @@ fn libvirt_places(dom: &Domain) -> Places {
         let model = cat.device(&d.model);
         let kind = model.map(|m| m.kind);
         if a.bus == "pcie.0" && model.is_some_and(|m| m.hotpluggable && !m.root_only) {
-            on_root.push(d.id.clone());
+            on_root.push(d.id.to_string());
         }
         match model_of(&a.bus) {
             Some("pcie-root-port") if alone && kind == Some(BusKind::Pcie) => {
-                on_ports.push(d.id.clone())
+                on_ports.push(d.id.to_string())
             }
-            Some("pcie-pci-bridge") => on_bridges.push(d.id.clone()),
+            Some("pcie-pci-bridge") => on_bridges.push(d.id.to_string()),
             _ => {}
         }
     }
@@ -182,7 +182,7 @@ fn overrides(targets: &[String], setting: Hotplug, strategy: OffStrategy) -> Ove
     }
 }
 
-fn addresses(dom: &Domain) -> BTreeMap<String, Address> {
+fn addresses(dom: &Domain) -> BTreeMap<pciplan::Text, Address> {
     dom.request
         .devices
         .iter()
@@ -248,7 +248,7 @@ fn adopt_through_libvirt(dump: &str, ov: Overrides, tag: &str) -> (Plan, String)
     for (id, a) in &before {
         let moved = changes
             .iter()
-            .any(|c| &c.id == id && c.change == ChangeKind::Moved);
+            .any(|c| c.id == id && c.change == ChangeKind::Moved);
         assert_eq!(
             after.get(id) != Some(a),
             moved,

@@ -251,7 +251,7 @@ struct Guest {
     bridge_free: usize,
     /// The `pci-bridge` the firmware numbers 1 (the lowest on `pci.0`), and the `pci.0`
     /// slots holding bridges (G-FLIP: there `pci.0` registers no hotplug slot).
-    first_bridge: Option<String>,
+    first_bridge: Option<pciplan::Text>,
     root_bridges: Vec<u8>,
     /// Root hotplug as libvirt's XML has it (PC-ROOT-HP).
     root_on: bool,
@@ -266,7 +266,7 @@ fn existing(dump: &str) -> Guest {
         let a = d.address.clone().expect("libvirt addressed every device");
         let m = cat.device(&d.model).expect("a catalog model");
         devices.push(Existing {
-            id: d.id.clone(),
+            id: d.id.to_string(),
             on_root: a.bus == "pci.0",
             address: a,
             nic: m.nic,
@@ -300,7 +300,7 @@ fn existing(dump: &str) -> Guest {
         .filter(|c| c.model == "pci-bridge")
         .map(|c| 31 - used(&c.id))
         .sum();
-    let mut on_root: Vec<(u8, String)> = req
+    let mut on_root: Vec<(u8, pciplan::Text)> = req
         .controllers
         .iter()
         .filter(|c| c.model == "pci-bridge" && c.address.bus == "pci.0")
@@ -329,8 +329,8 @@ struct Expect {
 
 /// The least a plan with root hotplug `h` changes, by reasoning from where libvirt put each
 /// device (see the module's documentation); `None` when `h` cannot meet the policy (PC-MIX).
-fn with_root_hotplug(g: &Guest, hp: &BTreeMap<String, Hotplug>, h: bool) -> Option<Expect> {
-    let req = |d: &Existing| hp[&d.id];
+fn with_root_hotplug(g: &Guest, hp: &BTreeMap<pciplan::Text, Hotplug>, h: bool) -> Option<Expect> {
+    let req = |d: &Existing| hp[d.id.as_str()];
     let off = |d: &Existing| d.pluggable && req(d) == Hotplug::Off;
     if h && g.devices.iter().any(off) {
         return None;
@@ -347,7 +347,7 @@ fn with_root_hotplug(g: &Guest, hp: &BTreeMap<String, Hotplug>, h: bool) -> Opti
         !d.on_root
             && d.nic
             && !off(d)
-            && Some(&d.address.bus) == g.first_bridge.as_ref()
+            && Some(d.address.bus.as_str()) == g.first_bridge.as_deref()
             && d.address.slot >= 2
             && !g.root_bridges.contains(&d.address.slot)
     };
@@ -371,7 +371,7 @@ fn with_root_hotplug(g: &Guest, hp: &BTreeMap<String, Hotplug>, h: bool) -> Opti
 }
 
 /// The better root hotplug value (O-ADOPT: changes, then bridges, then the switch kept).
-fn expected(g: &Guest, hp: &BTreeMap<String, Hotplug>) -> Expect {
+fn expected(g: &Guest, hp: &BTreeMap<pciplan::Text, Hotplug>) -> Expect {
     [g.root_on, !g.root_on]
         .into_iter()
         .filter_map(|h| with_root_hotplug(g, hp, h))
@@ -389,7 +389,7 @@ fn root_off(xml: &str) -> bool {
         })
 }
 
-fn addresses(xml: &str) -> BTreeMap<String, Address> {
+fn addresses(xml: &str) -> BTreeMap<pciplan::Text, Address> {
     Domain::parse(xml)
         .expect("reads")
         .request
@@ -432,7 +432,7 @@ fn adopt_policy(tag: &str, dump: &str, g: &Guest, flags: &[String]) -> Result<St
             "{tag} {flags:?}: libvirt format: exit {code}: {err}"
         ));
     }
-    let hp: BTreeMap<String, Hotplug> = plan
+    let hp: BTreeMap<pciplan::Text, Hotplug> = plan
         .devices
         .iter()
         .map(|d| (d.id.clone(), d.hotplug))
@@ -491,13 +491,13 @@ fn adopt_policy(tag: &str, dump: &str, g: &Guest, flags: &[String]) -> Result<St
         let moved = changes
             .iter()
             .any(|c| c.id == d.id && c.change == ChangeKind::Moved);
-        let kept = after.get(&d.id) == Some(&d.address);
+        let kept = after.get(d.id.as_str()) == Some(&d.address);
         if kept == moved {
             bad.push(format!(
                 "{} at {}, now {:?}; reported moved: {moved}",
                 d.id,
                 d.address,
-                after.get(&d.id)
+                after.get(d.id.as_str())
             ));
         }
     }

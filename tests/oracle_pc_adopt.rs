@@ -10,7 +10,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use pciplan::{adopt_with, validate, Catalog, Plan, PlanError, Request};
+use pciplan::{adopt_with, validate, Catalog, Plan, PlanError, Request, Text};
 use support::pc_adopt_oracle::{minimum, Dev, Guest, Place};
 
 /// The pc catalog with usable `pci.0` slots 2..=`root_max` and bridges of `bridge_slots`
@@ -151,7 +151,7 @@ fn case(seed: u64) -> (Request, Guest, Catalog) {
 }
 
 /// A bus layout: controllers and devices as (id, bus, slot).
-type Layout = (Vec<(String, String, u8)>, Vec<(String, String, u8)>);
+type Layout = (Vec<(Text, Text, u8)>, Vec<(Text, Text, u8)>);
 
 /// The layout of a plan.
 fn layout_of(plan: &Plan) -> Layout {
@@ -187,14 +187,14 @@ fn layout_of_request(req: &Request) -> Layout {
 
 /// Every device's (path, bus number, on pci.0), counted here from its buses and slots:
 /// bridges numbered depth first in slot order from 1, `pci.0` being 0 (G-ID).
-fn identities((ctrls, devs): &Layout) -> BTreeMap<String, (Vec<u8>, u32, bool)> {
-    let parent: BTreeMap<String, (String, u8)> = ctrls
+fn identities((ctrls, devs): &Layout) -> BTreeMap<Text, (Vec<u8>, u32, bool)> {
+    let parent: BTreeMap<Text, (Text, u8)> = ctrls
         .iter()
         .map(|(id, bus, slot)| (id.clone(), (bus.clone(), *slot)))
         .collect();
     let path = |bus: &str, slot: u8| -> Vec<u8> {
         let mut out = vec![slot];
-        let mut bus = bus.to_string();
+        let mut bus = Text::from(bus);
         while let Some((up, s)) = parent.get(&bus) {
             out.push(*s);
             bus = up.clone();
@@ -202,12 +202,12 @@ fn identities((ctrls, devs): &Layout) -> BTreeMap<String, (Vec<u8>, u32, bool)> 
         out.reverse();
         out
     };
-    let mut order: Vec<(Vec<u8>, String)> = ctrls
+    let mut order: Vec<(Vec<u8>, Text)> = ctrls
         .iter()
         .map(|(id, bus, slot)| (path(bus, *slot), id.clone()))
         .collect();
     order.sort();
-    let number: BTreeMap<String, u32> = order
+    let number: BTreeMap<Text, u32> = order
         .into_iter()
         .enumerate()
         .map(|(i, (_, id))| (id, i as u32 + 1))
@@ -239,7 +239,7 @@ fn count_changes(req: &Request, after: &Plan, cat: &Catalog) -> u32 {
     let named = |h: bool, roots: &[u8], slot: u8| slot == 1 || !h || roots.contains(&slot);
     let mut n = 0;
     for d in &after.devices {
-        let (Some(o), Some(w)) = (old.get(&d.id), new.get(&d.id)) else {
+        let (Some(o), Some(w)) = (old.get(d.id.as_str()), new.get(d.id.as_str())) else {
             continue;
         };
         let nic = cat.device(&d.model).is_some_and(|m| m.nic);

@@ -77,7 +77,7 @@ fn added_per_model(p: &Plan) -> Vec<(String, usize)> {
         .controllers
         .iter()
         .filter(|c| c.added)
-        .map(|c| c.model.clone())
+        .map(|c| c.model.to_string())
         .collect();
     models.sort();
     models.dedup();
@@ -276,9 +276,9 @@ fn check_replan(base: &Request, extra: &Request, keep_mask: u64) -> Result<(), T
         .collect();
     for (i, d) in extra.devices.iter().enumerate() {
         let mut d = d.clone();
-        d.id = format!("new{i}");
+        d.id = format!("new{i}").into();
         d.address = None;
-        d.group = d.group.map(|g| format!("new-{g}"));
+        d.group = d.group.map(|g| format!("new-{g}").into());
         next.devices.push(d);
     }
     let pinned = match next.pinned_to(&(&first).into()) {

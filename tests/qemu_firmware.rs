@@ -86,7 +86,7 @@ fn missing_io(plan: &Plan, pci: &PciTree) -> (usize, Vec<String>) {
             with_io += 1;
         }
         if bars.iter().any(|b| b.address.is_none()) {
-            missing.push(d.id.clone());
+            missing.push(d.id.to_string());
         }
     }
     (with_io, missing)

@@ -96,7 +96,7 @@ fn planned_guests_start_in_qemu_and_unplug_as_planned() {
             .iter()
             .any(|c| c.hotplug == Some(false) && c.added)
         {
-            shapes.insert("hotplug=off port".to_string());
+            shapes.insert("hotplug=off port".to_string().into());
         }
         eprintln!("{name}: {n} devices, cost {cost}: ok");
         feasible += 1;

@@ -20,6 +20,7 @@
 //! assert!(results[2].to_json_line().starts_with(r#"{"line":3,"name":null,"ok":false"#));
 //! ```
 
+use crate::Text;
 use std::collections::VecDeque;
 use std::io::{self, BufRead};
 use std::sync::Arc;
@@ -84,7 +85,7 @@ pub struct Outcome {
     /// Input line number, from 1.
     pub line: u64,
     /// The request's `name`, when it could be read.
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// The plan or why there is none.
     pub result: Result<Plan, PlanError>,
 }
@@ -148,7 +149,7 @@ fn plan_line<'a>(
     render: bool,
     adopt: bool,
 ) -> Done<'a> {
-    let invalid = |name: Option<String>, field: &str, msg: String| {
+    let invalid = |name: Option<Text>, field: &str, msg: String| {
         Done::Outcome(Outcome {
             line,
             name,
@@ -189,7 +190,7 @@ fn plan_line<'a>(
     let req = match Request::from_json(text) {
         Ok(r) => r,
         Err(e) => {
-            let name = name::name_of(text);
+            let name = name::name_of(text).map(Text::from);
             return Done::Outcome(Outcome {
                 line,
                 name,
@@ -738,7 +739,7 @@ mod tests {
         for (i, o) in out.iter().enumerate() {
             assert_eq!(
                 (o.line, o.name.clone()),
-                (i as u64 + 1, Some(format!("g{i}")))
+                (i as u64 + 1, Some(format!("g{i}").into()))
             );
         }
     }

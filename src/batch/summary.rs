@@ -54,7 +54,7 @@ impl Tally {
                 for c in p.controllers.iter().filter(|c| c.added) {
                     match added.iter_mut().find(|(m, _)| *m == c.model) {
                         Some((_, n)) => *n += 1,
-                        None => added.push((c.model.clone(), 1)),
+                        None => added.push((c.model.to_string(), 1)),
                     }
                 }
                 Tally {

@@ -90,7 +90,7 @@ impl Overrides {
             let d = req
                 .devices
                 .iter_mut()
-                .find(|d| &d.id == id)
+                .find(|d| d.id == id)
                 .ok_or_else(|| format!("--hotplug: no device '{id}'"))?;
             d.hotplug = Some(*h);
         }

@@ -16,7 +16,7 @@ fn dev_ids(req: &Request, units: &[Unit], pick: impl Fn(&Unit) -> bool) -> Vec<S
     units
         .iter()
         .filter(|u| pick(u))
-        .flat_map(|u| u.devs.iter().map(|&i| req.devices[i].id.clone()))
+        .flat_map(|u| u.devs.iter().map(|&i| req.devices[i].id.to_string()))
         .collect()
 }
 
@@ -356,7 +356,7 @@ fn bus_range_faults(t: &Topology, cat: &Catalog) -> Vec<Violation> {
         let Some(nr) = c.bus_nr.map(u32::from) else {
             // An added expander gets a range only where one fits.
             out.push(fault(
-                c.id.clone(),
+                c.id.to_string(),
                 c.address().to_string(),
                 "expander has no bus_nr".into(),
             ));
@@ -384,11 +384,11 @@ fn bus_range_faults(t: &Topology, cat: &Catalog) -> Vec<Violation> {
                 "bus_nr {lo} overlaps buses already numbered up to {}",
                 next_free - 1
             );
-            out.push(fault(id.clone(), address.to_string(), message));
+            out.push(fault(id.to_string(), address.to_string(), message));
         }
         if hi > max {
             let message = format!("its buses {lo}..{hi} go past {max}");
-            out.push(fault(id, address.to_string(), message));
+            out.push(fault(id.to_string(), address.to_string(), message));
         }
         next_free = next_free.max(hi + 1);
     }

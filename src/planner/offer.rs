@@ -2,6 +2,7 @@
 //! flavour, bridge slots, expander positions and their bus-number room, and what the pinned
 //! controllers already use. Read once per plan from the topology of the pins.
 
+use crate::Text;
 use std::collections::{BTreeMap, BTreeSet};
 
 use petgraph::stable_graph::NodeIndex;
@@ -15,7 +16,7 @@ use crate::topology::{Node, Topology};
 #[derive(Debug, Clone)]
 pub(crate) struct FreePort {
     /// The port's id.
-    pub id: String,
+    pub id: Text,
     /// Whether it is hot-pluggable.
     pub hotplug: bool,
     /// Its region (the NUMA node of its expander, 0 for none).
@@ -24,7 +25,7 @@ pub(crate) struct FreePort {
     /// may go there (a bridge or switch would need one more, R-BUSNR).
     pub endpoint_only: bool,
     /// The pinned expander with a bus_nr it is below, if any.
-    pub pxb: Option<String>,
+    pub pxb: Option<Text>,
     /// Below some expander (else in `pcie.0`'s hierarchy, R-BUSNR).
     pub below_pxb: bool,
 }
@@ -42,7 +43,7 @@ pub(crate) struct World {
     pub ports: Vec<FreePort>,
     /// Free bridge (bus, slot) per region, slots of bridges that already have an I/O
     /// window first.
-    pub bridge_slots: Vec<Vec<(String, u8)>>,
+    pub bridge_slots: Vec<Vec<(Text, u8)>>,
     /// Of those, slots on bridges that already have an I/O window, per region.
     pub bridge_free_io: Vec<u32>,
     /// Existing bridges with free slots and no I/O window yet, per region.
@@ -50,9 +51,9 @@ pub(crate) struct World {
     /// How many of `bridge_slots` belong to windowed bridges (they are at the front).
     pub windowed_front: Vec<usize>,
     /// Free root-port positions on existing expanders, per region.
-    pub pxb_positions: Vec<Vec<(String, u8, u8)>>,
+    pub pxb_positions: Vec<Vec<(Text, u8, u8)>>,
     /// Free downstream positions on existing switches.
-    pub upstream_slots: Vec<(String, u8)>,
+    pub upstream_slots: Vec<(Text, u8)>,
     /// Bus numbers pinned controllers use.
     pub bus_used: u32,
     /// I/O windows pinned controllers take (ports and bridges with I/O devices pinned below).
@@ -62,11 +63,11 @@ pub(crate) struct World {
     /// NUMA nodes that have a pinned expander.
     pub pinned_pxb_numa: BTreeSet<u32>,
     /// Pinned expanders whose free positions are capped by their bus_nr range.
-    pub capped_pxbs: BTreeSet<String>,
+    pub capped_pxbs: BTreeSet<Text>,
     /// Of those, the ones with bus numbers left in their range: (region, room) by id.
-    pub cap_rooms: BTreeMap<String, (usize, u32)>,
+    pub cap_rooms: BTreeMap<Text, (usize, u32)>,
     /// Pinned endpoints on the root bus (for hints).
-    pub root_pins: Vec<(String, String)>,
+    pub root_pins: Vec<(Text, Text)>,
     /// Adopting (G-ID): the free `pcie.0` slots new root ports may take, in the order they
     /// take them (those that renumber no existing bus first). `None` for plain plans.
     pub port_slot_order: Option<Vec<u8>>,
@@ -195,7 +196,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                         if let Node::Dev(d) = t.g[c] {
                             self.w
                                 .root_pins
-                                .push((d.id.clone(), d.address().to_string()));
+                                .push((d.id.clone(), d.address().to_string().into()));
                         }
                     }
                 }
@@ -371,7 +372,7 @@ impl<'t, 'a> Reader<'t, 'a> {
         let added = (w.bridge_slots[region].len() - before) as u32;
         if windowed {
             w.bridge_free_io[region] += added;
-            let mine: Vec<(String, u8)> = w.bridge_slots[region].drain(before..).collect();
+            let mine: Vec<(Text, u8)> = w.bridge_slots[region].drain(before..).collect();
             let at = w.windowed_front[region];
             for (k, x) in mine.into_iter().enumerate() {
                 w.bridge_slots[region].insert(at + k, x);

@@ -1,6 +1,7 @@
 //! Units and classes: a device or a multifunction group takes one slot (a *unit*), and
 //! interchangeable units form a *class*, the integer program's granularity.
 
+use crate::Text;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::offer::World;
@@ -107,7 +108,7 @@ pub(crate) fn units_of(
 ) -> Result<Vec<Unit>, PlanError> {
     let mut out: Vec<Unit> = Vec::with_capacity(req.devices.len());
     let mut by_group: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut never: Vec<String> = Vec::new();
+    let mut never: Vec<Text> = Vec::new();
     for (i, (d, &dm)) in req.devices.iter().zip(models).enumerate() {
         let kind = d.bus_kind.or(dm.map(|m| m.kind)).unwrap_or(BusKind::Pcie);
         let io = dm.map(|m| m.io).unwrap_or(kind == BusKind::Pci);
@@ -213,7 +214,7 @@ pub(crate) fn units_of(
                 ),
                 need: never.len() as u32,
                 have: 0,
-                devices: never,
+                devices: never.into_iter().map(String::from).collect(),
                 hints: vec!["set hotplug 'any' (or 'off') for them".to_string()],
             }],
         }));
@@ -388,10 +389,7 @@ fn caps(w: &World) -> Vec<Cap> {
         .map(|(id, &(region, room))| Cap {
             region,
             room,
-            positions: w.pxb_positions[region]
-                .iter()
-                .filter(|p| &p.0 == id)
-                .count() as u32,
+            positions: w.pxb_positions[region].iter().filter(|p| p.0 == id).count() as u32,
             ports: w
                 .ports
                 .iter()

@@ -11,6 +11,7 @@ use crate::catalog::BusKind;
 use crate::request::{
     Address, ControllerRequest, DeviceRequest, Firmware, Hotplug, OffStrategy, Policy, Request,
 };
+use crate::Text;
 
 /// Reads `text` as serde would, or `None` when it takes serde to read it.
 pub(super) fn parse(text: &str) -> Option<Request> {
@@ -285,8 +286,8 @@ impl<'a> Reader<'a> {
         Some(seen)
     }
 
-    fn owned(&mut self) -> Option<String> {
-        self.str().map(str::to_owned)
+    fn owned(&mut self) -> Option<Text> {
+        self.str().map(Text::from)
     }
 
     fn u32(&mut self) -> Option<u32> {
@@ -296,7 +297,7 @@ impl<'a> Reader<'a> {
     fn request(&mut self) -> Option<Request> {
         let mut r = Request {
             name: None,
-            machine: String::new(),
+            machine: Text::const_new(""),
             firmware: Firmware::default(),
             policy: Policy::default(),
             devices: Vec::new(),

@@ -8,6 +8,7 @@
 //! unusual (an escaped key, `name` twice, a name that is not a string or null, text after
 //! the object) is left to the full parser, and so is every line the cache has not seen.
 
+use crate::Text;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
@@ -166,7 +167,7 @@ impl LineEntry {
     /// the guest other than exactly once.
     pub(crate) fn new(cached: Arc<Cached>, req: &Request) -> Option<LineEntry> {
         let mut named = req.clone();
-        named.name = Some(PLACEHOLDER.to_string());
+        named.name = Some(Text::from(PLACEHOLDER));
         let mut text = String::new();
         super::ShapeCache::render(&cached, &named, &mut text);
         let quoted = serde_json::to_string(PLACEHOLDER).ok()?;

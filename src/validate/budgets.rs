@@ -59,7 +59,7 @@ fn bus_numbers(c: &Check, out: &mut Vec<Violation>) {
                 .count() as u32;
             if let Some(nr) = k.bus_nr {
                 let lo = u32::from(nr);
-                ranges.push((lo, lo + size - 1, k.id.clone(), k.address()));
+                ranges.push((lo, lo + size - 1, k.id.to_string(), k.address()));
             }
         } else if t.expander_of(n).is_none() {
             below_root += 1;

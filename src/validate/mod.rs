@@ -14,6 +14,7 @@
 //!
 //! Violations are sorted and deduplicated, so the order the rules run in does not show.
 
+use crate::Text;
 use petgraph::stable_graph::NodeIndex;
 
 use crate::catalog::Catalog;
@@ -176,12 +177,12 @@ impl<'a> Check<'a> {
     /// The id and address of a node (the root bus has an empty address).
     fn addr_of(&self, n: NodeIndex) -> (String, Address) {
         match self.t.g[n] {
-            Node::Ctrl(c) => (c.id.clone(), c.address()),
-            Node::Dev(d) => (d.id.clone(), d.address()),
+            Node::Ctrl(c) => (c.id.to_string(), c.address()),
+            Node::Dev(d) => (d.id.to_string(), d.address()),
             Node::Root => (
                 self.cat.root.bus.clone(),
                 Address {
-                    bus: String::new(),
+                    bus: Text::default(),
                     slot: 0,
                     function: 0,
                 },

@@ -394,7 +394,7 @@ pub fn compare(
     check_root_switch(name, &changes, cat, names);
     let mut bridge_nics_across_flip = Vec::new();
     for d in &before.devices {
-        let (o, n) = (&old[&d.id], &new[&d.id]);
+        let (o, n) = (&old[d.id.as_str()], &new[d.id.as_str()]);
         let nic = cat.device(&d.model).is_some_and(|m| m.nic);
         match changes.iter().find(|c| c.id == d.id) {
             None => {
@@ -412,7 +412,7 @@ pub fn compare(
                     );
                     if a.is_none() && names.0 != names.1 && o.path.last().is_some_and(|l| l.0 >= 2)
                     {
-                        bridge_nics_across_flip.push(d.id.clone());
+                        bridge_nics_across_flip.push(d.id.to_string());
                     }
                 }
             }

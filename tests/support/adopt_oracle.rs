@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use pciplan::{Catalog, Hotplug, OffStrategy, Plan, Request};
+use pciplan::{Catalog, Hotplug, OffStrategy, Plan, Request, Text};
 
 use super::oracle::{adopt_search, is_port, Positions, Score};
 
@@ -23,7 +23,7 @@ use super::oracle::{adopt_search, is_port, Positions, Score};
 struct Unit {
     devs: Vec<usize>,
     /// The controller whose bus it sits on (`None`: `pcie.0`, or no address).
-    bus: Option<String>,
+    bus: Option<Text>,
     /// It has an address (a device without one is new: placing it changes nothing).
     existing: bool,
 }
@@ -56,9 +56,9 @@ fn units(req: &Request, root: &str) -> Vec<Unit> {
 /// A guest's controllers and devices, from a request's addresses or from a plan.
 pub struct Layout {
     /// id, model, bus, slot, function, bus_nr.
-    ctrls: Vec<(String, String, String, u8, u8, Option<u8>)>,
+    ctrls: Vec<(Text, Text, Text, u8, u8, Option<u8>)>,
     /// id, bus, slot, function.
-    devs: Vec<(String, String, u8, u8)>,
+    devs: Vec<(Text, Text, u8, u8)>,
 }
 
 impl Layout {
@@ -141,7 +141,7 @@ impl Order {
         kids.sort_by_key(|c| (c.3, c.4));
         let mut mine = Vec::new();
         for c in kids {
-            if self.index.contains_key(&c.0) || depth > 64 {
+            if self.index.contains_key(c.0.as_str()) || depth > 64 {
                 continue; // a loop: the validator's business
             }
             let i = self.pre.len();
@@ -150,8 +150,9 @@ impl Order {
             } else {
                 domain
             };
-            self.pre.push((c.0.clone(), c.1.clone(), dom.to_string()));
-            self.index.insert(c.0.clone(), i);
+            self.pre
+                .push((c.0.to_string(), c.1.to_string(), dom.to_string()));
+            self.index.insert(c.0.to_string(), i);
             mine.push((c.3, c.4, i));
             self.visit(l, &c.0, dom, depth + 1);
         }
@@ -320,7 +321,7 @@ fn kept_request(req: &Request, cat: &Catalog, units: &[Unit], keep: u32) -> Opti
         let Some(port) = sub
             .controllers
             .iter_mut()
-            .find(|c| &c.id == bus && is_port(&c.model))
+            .find(|c| c.id == bus && is_port(&c.model))
         else {
             continue;
         };
@@ -372,7 +373,7 @@ fn identities(l: &Layout, root: &str) -> BTreeMap<String, Identity> {
         path.reverse();
         let bus = numbers.get(bus.as_str()).copied();
         out.insert(
-            id.clone(),
+            id.to_string(),
             Identity {
                 path,
                 root: top,
@@ -390,13 +391,13 @@ pub fn visible_changes(before: &Layout, after: &Layout, root: &str) -> Vec<(Stri
     let new = identities(after, root);
     let mut out = Vec::new();
     for (id, ..) in &after.devs {
-        let (Some(o), Some(n)) = (old.get(id), new.get(id)) else {
+        let (Some(o), Some(n)) = (old.get(id.as_str()), new.get(id.as_str())) else {
             continue;
         };
         if o.path != n.path || o.root != n.root {
-            out.push((id.clone(), "moved"));
+            out.push((id.to_string(), "moved"));
         } else if o.bus != n.bus {
-            out.push((id.clone(), "renumbered"));
+            out.push((id.to_string(), "renumbered"));
         }
     }
     out

@@ -106,7 +106,7 @@ pub fn build_case(
     let mut port = |id: String, bus: &str, slot: u8, function: u8, hp: bool, model: &str| {
         chassis += 1;
         ControllerRequest {
-            id,
+            id: id.into(),
             model: model.into(),
             hotplug: Some(hp),
             address: Address {
@@ -217,7 +217,7 @@ pub fn build_case(
     // Devices: groups are runs with the same group number.
     let mut devices: Vec<DeviceRequest> = Vec::new();
     for (i, (m, hp, numa, g)) in devs.iter().enumerate() {
-        let group = (*g > 0).then(|| format!("g{g}"));
+        let group = (*g > 0).then(|| pciplan::Text::from(format!("g{g}")));
         // a group member takes the first member's hotplug and NUMA node
         let first = group
             .as_ref()
@@ -227,8 +227,8 @@ pub fn build_case(
             None => (*hp, *numa),
         };
         devices.push(DeviceRequest {
-            id: format!("d{i}"),
-            model: models[*m].clone(),
+            id: format!("d{i}").into(),
+            model: models[*m].clone().into(),
             hotplug,
             group,
             numa_node,
@@ -266,7 +266,7 @@ pub fn pin_some(case: &mut Case, pin_mask: u8) {
         .filter(|c| c.address.bus == "pcie.0")
         .map(|c| c.address.slot)
         .collect();
-    let mut taken: BTreeSet<String> = req
+    let mut taken: BTreeSet<pciplan::Text> = req
         .controllers
         .iter()
         .map(|c| c.address.bus.clone())
@@ -305,7 +305,7 @@ pub fn pin_some(case: &mut Case, pin_mask: u8) {
                 .then(|| {
                     (1..=case.slots)
                         .find(|s| !root_used.contains(s))
-                        .map(|s| ("pcie.0".to_string(), s))
+                        .map(|s| (pciplan::Text::from("pcie.0"), s))
                 })
                 .flatten()
         });

@@ -48,7 +48,7 @@ pub fn acceptance(seed: u64, guests: usize) -> Vec<Guest> {
         .map(|(name, xml)| {
             let domain = Domain::parse(&xml).unwrap_or_else(|e| panic!("{name}: {e}\n{xml}"));
             let mut request = domain.request.clone();
-            request.name = Some(name.clone());
+            request.name = Some(name.clone().into());
             Guest {
                 name,
                 xml,

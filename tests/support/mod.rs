@@ -205,10 +205,10 @@ pub fn build(policy: Policy, units: &[UnitSpec], models: &[String], shape: Shape
                 }
             }
             devices.push(DeviceRequest {
-                id: format!("d{i}"),
-                model: models[m].clone(),
+                id: format!("d{i}").into(),
+                model: models[m].clone().into(),
                 hotplug: u.hotplug,
-                group: grouped.then(|| format!("g{ui}")),
+                group: grouped.then(|| format!("g{ui}").into()),
                 numa_node: u.numa,
                 bus_kind: None,
                 address,

@@ -204,7 +204,7 @@ fn units(req: &Request, cat: &Catalog) -> Option<Vec<U>> {
                     }
                 }
                 None => {
-                    groups.push((g.clone(), out.len()));
+                    groups.push((g.to_string(), out.len()));
                     out.push(u);
                 }
             },

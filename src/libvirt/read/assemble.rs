@@ -2,6 +2,7 @@
 //! requirement (named by the policy, integrated by libvirt, or pinned by the user), its
 //! metadata group, NUMA node and kind, and the ICH9 USB2 sets in libvirt's function order.
 
+use crate::Text;
 use std::collections::HashMap;
 
 use super::pci_controllers::PciControllers;
@@ -113,10 +114,10 @@ fn device(p: &Parts, i: usize, notes: &mut Vec<String>) -> Result<DeviceRequest,
     let (hotplug, note) = hotplug_of(p, i);
     notes.extend(note);
     Ok(DeviceRequest {
-        id: p.ids[i].clone(),
-        model: it.model.clone(),
+        id: p.ids[i].clone().into(),
+        model: it.model.clone().into(),
         hotplug,
-        group,
+        group: group.map(Text::from),
         numa_node,
         bus_kind: Some(kind),
         address: p.pins[i].clone(),
@@ -161,8 +162,8 @@ pub(super) fn domain<'c>(p: Parts<'_, 'c>) -> Result<Domain<'c>, InputError> {
         .collect();
     let devices: Vec<DeviceRequest> = order.iter().map(|&i| devices[i].clone()).collect();
     let request = Request {
-        name: p.name,
-        machine: p.machine,
+        name: p.name.map(Text::from),
+        machine: p.machine.into(),
         firmware: p.firmware,
         policy: p.policy.patch.policy(),
         devices,

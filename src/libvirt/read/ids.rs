@@ -85,7 +85,7 @@ impl Buses {
         problems: &mut Vec<Violation>,
     ) -> Option<Address> {
         checked_address(a, id, problems).map(|(bus, slot, function)| Address {
-            bus: self.name(bus),
+            bus: self.name(bus).into(),
             slot,
             function,
         })

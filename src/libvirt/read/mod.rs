@@ -517,7 +517,7 @@ pub(super) mod testing {
         d.request
             .devices
             .iter()
-            .map(|x| (x.id.clone(), x.model.clone()))
+            .map(|x| (x.id.to_string(), x.model.to_string()))
             .collect()
     }
 
@@ -529,7 +529,7 @@ pub(super) mod testing {
             .iter()
             .zip(&d.devices)
             .filter(|(_, s)| matches!(s.src, Source::Element(_)))
-            .map(|(x, _)| x.model.clone())
+            .map(|(x, _)| x.model.to_string())
             .collect()
     }
 }

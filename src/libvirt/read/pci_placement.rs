@@ -14,7 +14,7 @@ use crate::request::{Address, ControllerRequest};
 type Occupancy = HashMap<String, BTreeMap<u8, Vec<(u8, bool)>>>;
 
 fn occupy(occ: &mut Occupancy, a: &Address, aggregate: bool) {
-    occ.entry(a.bus.clone())
+    occ.entry(a.bus.to_string())
         .or_default()
         .entry(a.slot)
         .or_default()
@@ -70,7 +70,7 @@ fn first_fit(
     let c = &ctrls[i];
     let class = c.model.class.as_str();
     let at = |bus: &str, slot: u8, function: u8| Address {
-        bus: bus.to_string(),
+        bus: bus.to_string().into(),
         slot,
         function,
     };
@@ -151,8 +151,8 @@ pub(super) fn requests(
             bus_nr = Some(lowest_bus_nr);
         }
         controllers.push(ControllerRequest {
-            id: c.id.clone(),
-            model: c.model.model.clone(),
+            id: c.id.clone().into(),
+            model: c.model.model.clone().into(),
             hotplug: c.hotplug,
             address,
             chassis: chassis.map(|x| x as u8),

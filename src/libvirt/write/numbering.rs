@@ -63,10 +63,10 @@ impl Numbering {
                 Ok(x) if x > 0 && !used.contains(&x) => x,
                 _ => (1..=255u8)
                     .find(|x| !used.contains(x))
-                    .ok_or_else(|| InputError::new(&c.id, "no free chassis number"))?,
+                    .ok_or_else(|| InputError::new(&*c.id, "no free chassis number"))?,
             };
             used.insert(ch);
-            chassis.insert(c.id.clone(), ch);
+            chassis.insert(c.id.to_string(), ch);
         }
         Ok(chassis)
     }
@@ -87,12 +87,12 @@ fn indexes(dom: &Domain, plan: &Plan, cat: &Catalog) -> Result<HashMap<String, u
         }
         if next > MAX_INDEX {
             return Err(InputError::new(
-                &c.id,
+                &*c.id,
                 "the plan needs a PCI controller index above 255 (libvirt's maximum)",
             ));
         }
         used.insert(next);
-        index.insert(c.id.clone(), next);
+        index.insert(c.id.to_string(), next);
     }
     Ok(index)
 }

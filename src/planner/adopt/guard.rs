@@ -9,6 +9,7 @@
 //! nothing for new controllers; free `pcie.0` slots that do renumber are ordered latest
 //! first, with the units each would renumber, for the program to price.
 
+use crate::Text;
 use std::collections::BTreeSet;
 
 use petgraph::stable_graph::NodeIndex;
@@ -31,11 +32,11 @@ pub(super) struct Guard {
     /// Free root-port functions of `pcie.0` slots that renumber nothing.
     late_partial: BTreeSet<(u8, u8)>,
     /// Free expander positions that renumber nothing.
-    pxb_ok: BTreeSet<(String, u8, u8)>,
+    pxb_ok: BTreeSet<(Text, u8, u8)>,
     /// Free switch positions that renumber nothing.
-    upstream_ok: BTreeSet<(String, u8)>,
+    upstream_ok: BTreeSet<(Text, u8)>,
     /// Free ports where a bridge or switch would renumber existing units.
-    endpoint_only: BTreeSet<String>,
+    endpoint_only: BTreeSet<Text>,
 }
 
 /// The existing guest's topology in depth-first order, and each unit's bus.
@@ -190,7 +191,7 @@ impl Guard {
     pub fn apply(&self, w: &mut World) {
         w.root_partial.retain(|p| self.late_partial.contains(p));
         // One key buffer for the lookups (the sets are keyed by owned names).
-        let mut key = (String::new(), 0, 0);
+        let mut key = (Text::default(), 0, 0);
         for r in w.pxb_positions.iter_mut() {
             r.retain(|(b, s, f)| {
                 key.0.clear();

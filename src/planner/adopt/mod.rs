@@ -11,6 +11,7 @@
 
 mod guard;
 
+use crate::Text;
 use std::collections::BTreeMap;
 
 use crate::catalog::{Catalog, HotplugControl};
@@ -585,7 +586,7 @@ fn soft_pins(
         let unit = &units[u];
         let class = unit_class[u].unwrap_or(0);
         let c = &model.classes[class];
-        let at: Vec<(String, u8)> = unit
+        let at: Vec<(Text, u8)> = unit
             .devs
             .iter()
             .filter_map(|&i| req.devices[i].address.as_ref())
@@ -628,7 +629,7 @@ fn soft_pins(
                             .iter()
                             .position(|b| b.0 == ctrl.id)
                             .unwrap_or_else(|| {
-                                bridges.push((ctrl.id.clone(), region));
+                                bridges.push((ctrl.id.to_string(), region));
                                 bridges.len() - 1
                             });
                         site = Some(Site::Bridge(i));
@@ -653,7 +654,7 @@ fn soft_pins(
     // R-FUNC: a unit above function 0 stays only with the one at function 0.
     let first_fn = |k: usize| -> Option<(String, u8, u8)> {
         let a = req.devices[units[old[k]].devs[0]].address.as_ref()?;
-        Some((a.bus.clone(), a.slot, a.function))
+        Some((a.bus.to_string(), a.slot, a.function))
     };
     let at: Vec<Option<(String, u8, u8)>> = (0..old.len()).map(first_fn).collect();
     for k in 0..old.len() {

@@ -5,6 +5,7 @@
 //! - `ports.rs`: per region, the ports for units, bridges, switches and spares;
 //! - `bridges.rs`: the bridges and the conventional units on them.
 
+use crate::Text;
 use std::collections::VecDeque;
 
 use crate::catalog::{
@@ -181,10 +182,10 @@ impl<'a> Assigner<'a> {
 
     /// The name `bus` has in the plan for now: none for an added controller (`finish` gives
     /// the final ones).
-    fn bus_name(bus: Bus) -> String {
+    fn bus_name(bus: Bus) -> Text {
         match bus {
-            Bus::Named(name) => name.to_string(),
-            Bus::Added(_) => String::new(),
+            Bus::Named(name) => Text::from(name),
+            Bus::Added(_) => Text::default(),
         }
     }
 
@@ -204,9 +205,9 @@ impl<'a> Assigner<'a> {
         let is_port = m.hotplug == HotplugControl::Property;
         self.plug_into(bus);
         self.plan.controllers.push(PlacedController {
-            id: String::new(),
-            model: m.model.clone(),
-            driver: m.qemu.clone(),
+            id: Text::default(),
+            model: Text::from(m.model.as_str()),
+            driver: Text::from(m.qemu.as_str()),
             bus: Self::bus_name(bus),
             slot,
             function,
@@ -589,11 +590,11 @@ mod tests {
         let p = crate::planner::plan(&req).expect("plans");
         p.controllers
             .iter()
-            .map(|c| (c.id.clone(), c.bus.clone(), c.slot, c.function))
+            .map(|c| (c.id.to_string(), c.bus.to_string(), c.slot, c.function))
             .chain(
                 p.devices
                     .iter()
-                    .map(|d| (d.id.clone(), d.bus.clone(), d.slot, d.function)),
+                    .map(|d| (d.id.to_string(), d.bus.to_string(), d.slot, d.function)),
             )
             .collect()
     }

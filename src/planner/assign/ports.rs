@@ -2,6 +2,7 @@
 //! bridges, new switches and spares take a port; existing free ports first, then new root
 //! ports (or switch downstream ports) at the counted positions.
 
+use crate::Text;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::catalog::{CLASS_BRIDGE, CLASS_DOWNSTREAM, CLASS_ROOT_PORT, CLASS_UPSTREAM};
@@ -83,7 +84,7 @@ pub(super) struct Ranges {
     /// Bridges `pcie.0`'s hierarchy may still take.
     root: u32,
     /// Bus numbers left below each pinned expander with a `bus_nr`.
-    caps: BTreeMap<String, u32>,
+    caps: BTreeMap<Text, u32>,
 }
 
 impl Ranges {
@@ -437,7 +438,7 @@ impl<'a> Assigner<'a> {
 
     /// R-BUSNR: the pinned expanders' bus_nr ranges leave too few bus numbers.
     fn bus_numbers_short(&self) -> PlanError {
-        let pxbs: BTreeSet<String> = self
+        let pxbs: BTreeSet<Text> = self
             .world
             .ports
             .iter()
@@ -447,7 +448,7 @@ impl<'a> Assigner<'a> {
             causes: vec![Cause {
                 rule: Rule::BusNr,
                 message: "the ports and bridges below the pinned pxb-pcie expanders need more bus numbers than their bus_nr ranges leave".into(),
-                devices: pxbs.into_iter().collect(),
+                devices: pxbs.into_iter().map(String::from).collect(),
                 need: 0,
                 have: 0,
                 hints: vec!["lower the bus_nr of the pinned pxb-pcie to leave room above it, or unpin it".to_string()],
@@ -534,7 +535,7 @@ mod tests {
         // Room 3 below x: a bridge on a new port takes 2, and another one no longer fits.
         let mut ranges = Some(Ranges {
             root: 0,
-            caps: [("x".to_string(), 3)].into(),
+            caps: [("x".into(), 3)].into(),
         });
         let (x, b) = (Tree::Cap("x"), Taker::Bridge);
         assert!(Ranges::take(&mut ranges, x, b, true));

@@ -13,6 +13,7 @@ use crate::catalog::{
 use crate::idmap::IdMap;
 use crate::plan::Plan;
 use crate::request::Request;
+use crate::Text;
 
 mod tree;
 
@@ -260,28 +261,10 @@ fn made_name_shape(id: &str) -> bool {
     })
 }
 
-/// Appends `n` in decimal to `s`.
-pub(super) fn push_number(s: &mut String, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    s.reserve_exact(digits.len() - at);
-    s.extend(digits[at..].iter().map(|&d| char::from(d)));
-}
-
-/// The `n`-th name of prefix `p`, allocated once at its length.
-fn made_name(p: usize, n: u32) -> String {
-    let mut s = String::with_capacity(PREFIXES[p].len() + 10);
-    s.push_str(PREFIXES[p]);
-    push_number(&mut s, n as usize);
+/// The `n`-th name of prefix `p` (inline: a prefix and a number are short).
+fn made_name(p: usize, n: u32) -> Text {
+    let mut s = Text::const_new(PREFIXES[p]);
+    s.push_str(itoa::Buffer::new().format(n));
     s
 }
 
@@ -422,11 +405,14 @@ mod tests {
     }
 
     #[test]
-    fn numbers_are_written_in_decimal() {
-        let mut s = String::from("#");
-        push_number(&mut s, 0);
-        push_number(&mut s, 407);
-        assert_eq!(s, "#0407");
+    fn names_are_a_prefix_and_a_decimal_number() {
+        let rp = PREFIXES
+            .iter()
+            .position(|&p| p == "rp")
+            .expect("a root port prefix");
+        assert_eq!(made_name(rp, 1), "rp1");
+        assert_eq!(made_name(rp, 407), "rp407");
+        assert_eq!(made_name(rp, u32::MAX), "rp4294967295");
         assert!(made_name_shape("rp12") && made_name_shape("pxb1"));
         assert!(!made_name_shape("rp") && !made_name_shape("rpx1") && !made_name_shape("n1"));
     }

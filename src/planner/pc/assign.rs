@@ -3,6 +3,7 @@
 //! slots; bridge slots go to units with I/O BARs first (on bridges that have or get a
 //! window, R-IO), then to the others. A chained bridge takes slot 31 of the bridge before it.
 
+use crate::Text;
 use std::collections::VecDeque;
 
 use super::world::World;
@@ -14,7 +15,7 @@ use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::Request;
 
 /// A place for one unit: a bus and a slot.
-type Spot = (String, u8);
+type Spot = (Text, u8);
 
 /// Turns counts into a plan (before the finishing passes).
 pub(super) struct Assigner<'a> {
@@ -28,8 +29,8 @@ pub(super) struct Assigner<'a> {
 
 /// The temporary id of the `k`-th new bridge (not a valid request id, so it collides with
 /// none; the finishing pass names it `br1`, `br2`, ...).
-fn temp_id(k: u32) -> String {
-    format!("#br{k}")
+fn temp_id(k: u32) -> Text {
+    compact_str::format_compact!("#br{k}")
 }
 
 impl<'a> Assigner<'a> {
@@ -73,7 +74,7 @@ impl<'a> Assigner<'a> {
             }
         }
         let mut root: VecDeque<u8> = self.world.root_slots.iter().copied().collect();
-        let root_bus = self.cat.root.bus.clone();
+        let root_bus = Text::from(self.cat.root.bus.as_str());
         // Adopting: new bridges on pci.0 take the slots where they renumber no existing
         // bridge first (G-ID), before the units; a plain plan puts them after the units.
         let mut bridge_root: VecDeque<u8> = VecDeque::new();
@@ -133,8 +134,8 @@ impl<'a> Assigner<'a> {
             };
             self.plan.controllers.push(PlacedController {
                 id: temp_id(k),
-                model: bridge.model.clone(),
-                driver: bridge.qemu.clone(),
+                model: Text::from(bridge.model.as_str()),
+                driver: Text::from(bridge.qemu.as_str()),
                 bus: at.0,
                 slot: at.1,
                 function: 0,

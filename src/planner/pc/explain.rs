@@ -16,7 +16,7 @@ fn ids(req: &Request, units: &[Unit], pick: impl Fn(&Unit) -> bool) -> Vec<Strin
     units
         .iter()
         .filter(|u| pick(u))
-        .flat_map(|u| u.devs.iter().map(|&d| req.devices[d].id.clone()))
+        .flat_map(|u| u.devs.iter().map(|&d| req.devices[d].id.to_string()))
         .collect()
 }
 
@@ -201,7 +201,7 @@ pub(super) fn notes(req: &Request, cat: &Catalog, units: &[Unit], plan: &Plan) -
         .devices
         .iter()
         .filter(|d| d.hotplug == Hotplug::On && d.bus != root)
-        .map(|d| d.id.clone())
+        .map(|d| d.id.to_string())
         .collect();
     if !bridged.is_empty() {
         out.push(format!(

@@ -3,6 +3,7 @@
 
 use crate::catalog::{Catalog, CLASS_PCI_BRIDGE};
 use crate::plan::Plan;
+use crate::Text;
 use petgraph::stable_graph::NodeIndex;
 
 use crate::topology::{Node, Topology};
@@ -11,7 +12,7 @@ use crate::topology::{Node, Topology};
 #[derive(Debug, Clone)]
 pub(super) struct BridgeSlot {
     /// The bridge's id.
-    pub bridge: String,
+    pub bridge: Text,
     /// The free slot.
     pub slot: u8,
     /// The bridge already opens an I/O window (R-IO): a unit with I/O BARs costs none more.
