@@ -448,15 +448,22 @@ fn device<const P: bool>(w: &mut Writer<P>, d: &PlacedDevice) {
 /// next key and the next string's opening quote, or a boolean with its key.
 fn controller_text<const P: bool>(out: &mut String, c: &PlacedController) {
     let fixed = if P { 300 } else { 160 };
-    out.reserve(fixed + c.id.len() + c.model.len() + c.driver.len() + c.bus.len());
+    // Each text read once (an inline `Text` finds its length on every read).
+    let (id, model, driver, bus) = (
+        c.id.as_str(),
+        c.model.as_str(),
+        c.driver.as_str(),
+        c.bus.as_str(),
+    );
+    out.reserve(fixed + id.len() + model.len() + driver.len() + bus.len());
     out.push_str(item!(P, "{" {"id"} "\""));
-    body(out, &c.id);
+    body(out, id);
     out.push_str(item!(P, "\"" ["model"] "\""));
-    body(out, &c.model);
+    body(out, model);
     out.push_str(item!(P, "\"" ["driver"] "\""));
-    body(out, &c.driver);
+    body(out, driver);
     out.push_str(item!(P, "\"" ["bus"] "\""));
-    body(out, &c.bus);
+    body(out, bus);
     out.push_str(item!(P, "\""["slot"]));
     small(out, c.slot);
     out.push_str(item!(P, ["function"]));
@@ -489,18 +496,19 @@ fn device_text<const P: bool>(out: &mut String, d: &PlacedDevice) {
     use crate::catalog::BusKind;
     use crate::request::Hotplug;
     let fixed = if P { 260 } else { 140 };
-    out.reserve(
-        fixed + d.id.len() + d.model.len() + d.bus.len() + d.group.as_ref().map_or(0, |g| g.len()),
-    );
+    // Each text read once, as in `controller_text`.
+    let (id, model, bus) = (d.id.as_str(), d.model.as_str(), d.bus.as_str());
+    let group = d.group.as_deref();
+    out.reserve(fixed + id.len() + model.len() + bus.len() + group.map_or(0, str::len));
     out.push_str(item!(P, "{" {"id"} "\""));
-    body(out, &d.id);
+    body(out, id);
     out.push_str(item!(P, "\"" ["model"] "\""));
-    body(out, &d.model);
+    body(out, model);
     match d.kind {
         BusKind::Pcie => out.push_str(item!(P, "\"" ["kind"] "\"pcie\"" ["bus"] "\"")),
         BusKind::Pci => out.push_str(item!(P, "\"" ["kind"] "\"pci\"" ["bus"] "\"")),
     }
-    body(out, &d.bus);
+    body(out, bus);
     out.push_str(item!(P, "\""["slot"]));
     small(out, d.slot);
     out.push_str(item!(P, ["function"]));
@@ -528,7 +536,7 @@ fn device_text<const P: bool>(out: &mut String, d: &PlacedDevice) {
         (true, true, Hotplug::Off) => flags!("true", "true", "off"),
         (true, true, Hotplug::Any) => flags!("true", "true", "any"),
     }
-    if let Some(g) = &d.group {
+    if let Some(g) = group {
         out.push_str(item!(P, ["group"] "\""));
         body(out, g);
         out.push('"');
