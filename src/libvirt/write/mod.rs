@@ -102,7 +102,7 @@ impl<'a> Writer<'a, '_> {
         for d in &plan.devices {
             let Some(s) = src.get(d.id.as_str()) else {
                 return Err(InputError::new(
-                    &*d.id,
+                    d.id.as_str(),
                     "the plan has a device this domain does not have",
                 ));
             };
@@ -263,7 +263,10 @@ impl<'a> Writer<'a, '_> {
     /// An added controller in libvirt's own form.
     fn added_controller(&self, c: &PlacedController, cat: &Catalog) -> Result<String, InputError> {
         let m = cat.controller(&c.model).ok_or_else(|| {
-            InputError::new(&*c.id, format!("unknown controller model '{}'", c.model))
+            InputError::new(
+                c.id.as_str(),
+                format!("unknown controller model '{}'", c.model),
+            )
         })?;
         let i = self.numbers.index(&c.id)?;
         let mut e = format!(
@@ -283,7 +286,7 @@ impl<'a> Writer<'a, '_> {
         }
         if let Some(node) = c.numa_node.filter(|n| *n as usize >= self.dom.numa_cells) {
             return Err(InputError::new(
-                &*c.id,
+                c.id.as_str(),
                 format!("the plan puts a pcie-expander-bus on NUMA node {node}, but the domain's <cpu><numa> has {} cell(s)", self.dom.numa_cells),
             ));
         }

@@ -63,7 +63,7 @@ impl Numbering {
                 Ok(x) if x > 0 && !used.contains(&x) => x,
                 _ => (1..=255u8)
                     .find(|x| !used.contains(x))
-                    .ok_or_else(|| InputError::new(&*c.id, "no free chassis number"))?,
+                    .ok_or_else(|| InputError::new(c.id.as_str(), "no free chassis number"))?,
             };
             used.insert(ch);
             chassis.insert(c.id.to_string(), ch);
@@ -87,7 +87,7 @@ fn indexes(dom: &Domain, plan: &Plan, cat: &Catalog) -> Result<HashMap<String, u
         }
         if next > MAX_INDEX {
             return Err(InputError::new(
-                &*c.id,
+                c.id.as_str(),
                 "the plan needs a PCI controller index above 255 (libvirt's maximum)",
             ));
         }
