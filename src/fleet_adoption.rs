@@ -2,7 +2,6 @@
 //! a new policy without the guest seeing anything, how many notice (and which devices), how
 //! many ports flip, what controllers are added, and which guests cannot reach it at all.
 
-use crate::Text;
 use std::collections::BTreeMap;
 
 use rayon::prelude::*;
@@ -15,6 +14,7 @@ use crate::plan::Plan;
 use crate::planner::adopt_with;
 use crate::request::Request;
 use crate::whatif::PolicyChange;
+use crate::Text;
 
 /// One guest adopted under the new policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -2,10 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Text;
-
 use crate::catalog::BusKind;
 use crate::request::{Address, Hotplug, Request};
+use crate::Text;
 
 /// A controller in the plan (pinned or added).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use crate::error::InputError;
 use crate::plan::Plan;
 use crate::request::{Address, ControllerRequest, Request};
+use crate::Text;
 
 /// A device of an earlier plan: at least `id`, `bus`, `slot`, `function`.
 #[derive(Debug, Clone, Deserialize)]
@@ -133,7 +134,7 @@ impl Request {
                 continue;
             };
             let old = Address {
-                bus: p.bus.clone().into(),
+                bus: Text::from(p.bus.as_str()),
                 slot: p.slot,
                 function: p.function,
             };
@@ -150,7 +151,7 @@ impl Request {
         for c in &prev.controllers {
             if let Some(existing) = out.controllers.iter().find(|x| x.id == c.id) {
                 let old = Address {
-                    bus: c.bus.clone().into(),
+                    bus: Text::from(c.bus.as_str()),
                     slot: c.slot,
                     function: c.function,
                 };
@@ -172,11 +173,11 @@ impl Request {
                 ));
             }
             out.controllers.push(ControllerRequest {
-                id: c.id.clone().into(),
-                model: c.model.clone().into(),
+                id: Text::from(c.id.as_str()),
+                model: Text::from(c.model.as_str()),
                 hotplug: c.hotplug,
                 address: Address {
-                    bus: c.bus.clone().into(),
+                    bus: Text::from(c.bus.as_str()),
                     slot: c.slot,
                     function: c.function,
                 },

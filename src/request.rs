@@ -5,11 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Text;
-
 use crate::catalog::{BusKind, Catalog, DeviceModel};
 use crate::error::InputError;
 use crate::strtable::Key;
+use crate::Text;
 
 mod fast;
 

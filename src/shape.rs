@@ -20,7 +20,6 @@
 //! to earlier devices), so two orderings are two shapes. Order-insensitive reuse happens one
 //! level down, where the planner memoises integer-program solutions by class counts.
 
-use crate::Text;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
@@ -30,6 +29,7 @@ use crate::error::PlanError;
 use crate::plan::Plan;
 use crate::planner::plan_with;
 use crate::request::{Address, Request};
+use crate::Text;
 
 mod key;
 pub(crate) mod lines;
@@ -58,12 +58,12 @@ enum Canon {
     Guest,
 }
 
-fn canon_name(c: Canon) -> String {
+fn canon_name(c: Canon) -> Text {
     match c {
-        Canon::Device(i) => format!("k-{i}"),
-        Canon::Controller(i) => format!("c-{i}"),
-        Canon::Group(i) => format!("g-{i}"),
-        Canon::Guest => "n-0".to_string(),
+        Canon::Device(i) => compact_str::format_compact!("k-{i}"),
+        Canon::Controller(i) => compact_str::format_compact!("c-{i}"),
+        Canon::Group(i) => compact_str::format_compact!("g-{i}"),
+        Canon::Guest => Text::const_new("n-0"),
     }
 }
 
@@ -106,21 +106,21 @@ impl Shape {
             .collect();
         let rename_ctrl = |id: &str, i: usize| {
             if planner_style(id) {
-                id.to_string()
+                Text::from(id)
             } else {
                 canon_name(Canon::Controller(i))
             }
         };
-        let bus = |b: &str| -> Option<String> {
+        let bus = |b: &str| -> Option<Text> {
             if b == root {
-                Some(b.to_string())
+                Some(Text::from(b))
             } else {
                 ctrl_index.get(b).map(|&i| rename_ctrl(b, i))
             }
         };
         let address = |a: &Address| -> Option<Address> {
             Some(Address {
-                bus: bus(&a.bus)?.into(),
+                bus: bus(&a.bus)?,
                 slot: a.slot,
                 function: a.function,
             })
@@ -132,7 +132,7 @@ impl Shape {
             c.id = if planner_style(&d.id) {
                 d.id.clone()
             } else {
-                canon_name(Canon::Device(i)).into()
+                canon_name(Canon::Device(i))
             };
             if let Some(g) = &d.group {
                 let gi = match groups.iter().position(|x| x == g) {
@@ -142,7 +142,7 @@ impl Shape {
                         groups.len() - 1
                     }
                 };
-                c.group = Some(canon_name(Canon::Group(gi)).into());
+                c.group = Some(canon_name(Canon::Group(gi)));
             }
             if let Some(a) = &d.address {
                 c.address = Some(address(a)?);
@@ -152,7 +152,7 @@ impl Shape {
         let mut controllers = Vec::with_capacity(req.controllers.len());
         for (i, k) in req.controllers.iter().enumerate() {
             let mut c = k.clone();
-            c.id = rename_ctrl(&k.id, i).into();
+            c.id = rename_ctrl(&k.id, i);
             c.address = address(&k.address)?;
             controllers.push(c);
         }
@@ -266,7 +266,7 @@ pub(crate) struct Cached {
 impl Cached {
     fn new(plan: Plan) -> Cached {
         let mut named = plan.clone();
-        named.name = Some(canon_name(Canon::Guest).into());
+        named.name = Some(canon_name(Canon::Guest));
         let text = serde_json::to_string(&named).unwrap_or_default();
         let mut added: Vec<(String, u64)> = Vec::new();
         for c in plan.controllers.iter().filter(|c| c.added) {

@@ -3,13 +3,13 @@
 //! node owning a bus has as children the nodes plugged into it, with their slot and function,
 //! kept in one flat array (the graph holds no edges).
 
-use crate::Text;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 
 use crate::catalog::{BusKind, Catalog, ControllerModel, HotplugControl};
 use crate::idmap::IdMap;
 use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::Request;
+use crate::Text;
 
 /// A node of the topology.
 #[derive(Debug, Clone, Copy)]
@@ -541,6 +541,7 @@ pub(crate) mod fixtures {
     use crate::catalog::{BusKind, Catalog, HotplugControl};
     use crate::plan::{PlacedController, PlacedDevice, Plan};
     use crate::request::{Hotplug, Request};
+    use crate::Text;
 
     /// A request from JSON (panics on bad JSON: tests only).
     pub(crate) fn request(json: &str) -> Request {
@@ -558,12 +559,10 @@ pub(crate) mod fixtures {
         let m = Catalog::q35().controller(model);
         let is_port = m.is_some_and(|m| m.hotplug == HotplugControl::Property);
         PlacedController {
-            id: id.to_string().into(),
-            model: model.to_string().into(),
-            driver: m
-                .map_or_else(|| model.to_string(), |m| m.qemu.clone())
-                .into(),
-            bus: bus.to_string().into(),
+            id: Text::from(id),
+            model: Text::from(model),
+            driver: Text::from(m.map_or(model, |m| m.qemu.as_str())),
+            bus: Text::from(bus),
             slot,
             function,
             multifunction: false,
@@ -586,12 +585,12 @@ pub(crate) mod fixtures {
     /// A device of a q35 model at `bus:slot.function` (kind from the catalog).
     pub(crate) fn dev(id: &str, model: &str, bus: &str, slot: u8, function: u8) -> PlacedDevice {
         PlacedDevice {
-            id: id.to_string().into(),
-            model: model.to_string().into(),
+            id: Text::from(id),
+            model: Text::from(model),
             kind: Catalog::q35()
                 .device(model)
                 .map_or(BusKind::Pcie, |m| m.kind),
-            bus: bus.to_string().into(),
+            bus: Text::from(bus),
             slot,
             function,
             multifunction: false,

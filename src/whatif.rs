@@ -13,7 +13,6 @@
 //! ```
 
 pub use crate::fleet_adoption::{AdoptionStudy, GuestAdoption};
-use crate::Text;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -25,6 +24,7 @@ use crate::error::{InputError, PlanError};
 use crate::plan::Plan;
 use crate::planner::{max_of_class, plan_with};
 use crate::request::{DeviceRequest, Firmware, Hotplug, OffStrategy, Request, MAX_DEVICES};
+use crate::Text;
 
 /// What a plan uses: its cost and the two scarce resources of q35.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -120,7 +120,7 @@ fn with_devices(req: &Request, model: &str, hotplug: Option<Hotplug>, n: u32) ->
     for k in 1..=n {
         r.devices.push(DeviceRequest {
             id: fresh_id(req, k).into(),
-            model: model.to_string().into(),
+            model: Text::from(model),
             hotplug,
             group: None,
             numa_node: None,
@@ -337,7 +337,7 @@ fn moved_to(mut r: Request, machine: &str, to: &Catalog) -> Request {
     if Catalog::for_machine(&r.machine).is_ok_and(|from| from.machine == to.machine) {
         return r;
     }
-    r.machine = machine.to_string().into();
+    r.machine = Text::from(machine);
     r.controllers.clear();
     r.root_hotplug = None;
     for d in &mut r.devices {

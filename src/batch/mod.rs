@@ -20,7 +20,6 @@
 //! assert!(results[2].to_json_line().starts_with(r#"{"line":3,"name":null,"ok":false"#));
 //! ```
 
-use crate::Text;
 use std::collections::VecDeque;
 use std::io::{self, BufRead};
 use std::sync::Arc;
@@ -34,6 +33,7 @@ use crate::planner::plan_checked;
 use crate::request::{Request, MAX_REQUEST_BYTES};
 use crate::shape::lines::{name_at, name_json, LineEntry, NameAt};
 use crate::shape::{Answer, Cached, ShapeCache};
+use crate::Text;
 
 /// Lines planned together (and the most results held in memory at once).
 pub const DEFAULT_CHUNK: usize = 1024;

@@ -2,15 +2,16 @@
 //! flavour, bridge slots, expander positions and their bus-number room, and what the pinned
 //! controllers already use. Read once per plan from the topology of the pins.
 
-use crate::Text;
 use std::collections::{BTreeMap, BTreeSet};
 
+use compact_str::ToCompactString;
 use petgraph::stable_graph::NodeIndex;
 
 use crate::catalog::{Catalog, ControllerModel};
 use crate::plan::{PlacedController, Plan};
 use crate::request::Request;
 use crate::topology::{Node, Topology};
+use crate::Text;
 
 /// A free existing port.
 #[derive(Debug, Clone)]
@@ -196,7 +197,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                         if let Node::Dev(d) = t.g[c] {
                             self.w
                                 .root_pins
-                                .push((d.id.clone(), d.address().to_string().into()));
+                                .push((d.id.clone(), d.address().to_compact_string()));
                         }
                     }
                 }

@@ -1,7 +1,6 @@
 //! Units and classes: a device or a multifunction group takes one slot (a *unit*), and
 //! interchangeable units form a *class*, the integer program's granularity.
 
-use crate::Text;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::offer::World;
@@ -12,6 +11,7 @@ use crate::error::{Cause, Explanation, PlanError};
 use crate::ilp::{Cap, Class, Model, Place, Region};
 use crate::request::{Hotplug, Request};
 use crate::rule::Rule;
+use crate::Text;
 
 /// The request indices of a unit's devices, in request order (read as a slice): up to a
 /// slot's eight functions in place, more (a catalog changed in code) in a vector, so that

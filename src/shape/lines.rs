@@ -8,12 +8,12 @@
 //! unusual (an escaped key, `name` twice, a name that is not a string or null, text after
 //! the object) is left to the full parser, and so is every line the cache has not seen.
 
-use crate::Text;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use super::{json_string, key_hash, Cached, Pass};
 use crate::request::Request;
+use crate::Text;
 
 /// Where the guest name sits in a request line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

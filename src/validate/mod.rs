@@ -14,7 +14,6 @@
 //!
 //! Violations are sorted and deduplicated, so the order the rules run in does not show.
 
-use crate::Text;
 use petgraph::stable_graph::NodeIndex;
 
 use crate::catalog::Catalog;
@@ -24,6 +23,7 @@ use crate::plan::{PlacedDevice, Plan};
 use crate::request::{Address, DeviceRequest, Request};
 use crate::rule::Rule;
 use crate::topology::{Node, Topology};
+use crate::Text;
 
 mod budgets;
 mod groups;

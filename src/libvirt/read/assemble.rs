@@ -2,7 +2,6 @@
 //! requirement (named by the policy, integrated by libvirt, or pinned by the user), its
 //! metadata group, NUMA node and kind, and the ICH9 USB2 sets in libvirt's function order.
 
-use crate::Text;
 use std::collections::HashMap;
 
 use super::pci_controllers::PciControllers;
@@ -13,6 +12,7 @@ use crate::catalog::{BusKind, Catalog};
 use crate::error::{InputError, Violation};
 use crate::libvirt::{CtrlSrc, DevSrc, Domain};
 use crate::request::{Address, ControllerRequest, DeviceRequest, Firmware, Hotplug, Request};
+use crate::Text;
 
 /// Everything the reader found, by step.
 pub(super) struct Parts<'x, 'c> {
@@ -114,8 +114,8 @@ fn device(p: &Parts, i: usize, notes: &mut Vec<String>) -> Result<DeviceRequest,
     let (hotplug, note) = hotplug_of(p, i);
     notes.extend(note);
     Ok(DeviceRequest {
-        id: p.ids[i].clone().into(),
-        model: it.model.clone().into(),
+        id: Text::from(p.ids[i].as_str()),
+        model: Text::from(it.model.as_str()),
         hotplug,
         group: group.map(Text::from),
         numa_node,

@@ -9,6 +9,7 @@ use super::xml::err;
 use crate::catalog::Catalog;
 use crate::error::InputError;
 use crate::request::{Address, ControllerRequest};
+use crate::Text;
 
 /// What sits in each slot: bus id → slot → [(function, is an aggregating controller)].
 type Occupancy = HashMap<String, BTreeMap<u8, Vec<(u8, bool)>>>;
@@ -70,7 +71,7 @@ fn first_fit(
     let c = &ctrls[i];
     let class = c.model.class.as_str();
     let at = |bus: &str, slot: u8, function: u8| Address {
-        bus: bus.to_string().into(),
+        bus: Text::from(bus),
         slot,
         function,
     };
@@ -151,8 +152,8 @@ pub(super) fn requests(
             bus_nr = Some(lowest_bus_nr);
         }
         controllers.push(ControllerRequest {
-            id: c.id.clone().into(),
-            model: c.model.model.clone().into(),
+            id: Text::from(c.id.as_str()),
+            model: Text::from(c.model.model.as_str()),
             hotplug: c.hotplug,
             address,
             chassis: chassis.map(|x| x as u8),

@@ -9,7 +9,6 @@
 //! nothing for new controllers; free `pcie.0` slots that do renumber are ordered latest
 //! first, with the units each would renumber, for the program to price.
 
-use crate::Text;
 use std::collections::BTreeSet;
 
 use petgraph::stable_graph::NodeIndex;
@@ -17,6 +16,7 @@ use petgraph::visit::NodeIndexable;
 
 use super::super::World;
 use crate::topology::{Node, Topology};
+use crate::Text;
 
 /// What a new bus may renumber, read from the existing guest.
 #[derive(Debug, Default)]

@@ -11,7 +11,6 @@
 
 mod guard;
 
-use crate::Text;
 use std::collections::BTreeMap;
 
 use crate::catalog::{Catalog, HotplugControl};
@@ -23,6 +22,7 @@ use crate::plan::Plan;
 use crate::request::Request;
 use crate::topology::{pinned_plan, Node, Topology};
 use crate::validate::validate_pinned_layout;
+use crate::Text;
 
 use super::assign::Assigner;
 use super::{check_assigned_on, explain, solve_cached, units, Unit, World};

@@ -5,7 +5,6 @@
 //! - `ports.rs`: per region, the ports for units, bridges, switches and spares;
 //! - `bridges.rs`: the bridges and the conventional units on them.
 
-use crate::Text;
 use std::collections::VecDeque;
 
 use crate::catalog::{
@@ -17,6 +16,7 @@ use crate::idmap::IdMap;
 use crate::ilp::{self, Counts, Model, Place};
 use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::{Hotplug, Request};
+use crate::Text;
 
 use super::finish::{device_facts, finish, Wiring};
 use super::{Unit, World};

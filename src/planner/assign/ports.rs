@@ -2,7 +2,6 @@
 //! bridges, new switches and spares take a port; existing free ports first, then new root
 //! ports (or switch downstream ports) at the counted positions.
 
-use crate::Text;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::catalog::{CLASS_BRIDGE, CLASS_DOWNSTREAM, CLASS_ROOT_PORT, CLASS_UPSTREAM};
@@ -11,6 +10,7 @@ use crate::ilp::{Counts, Place};
 use crate::planner::World;
 use crate::request::Hotplug;
 use crate::rule::Rule;
+use crate::Text;
 
 use super::bridges::bridges_needed;
 use super::pool::Pool;

@@ -3,7 +3,6 @@
 //! slots; bridge slots go to units with I/O BARs first (on bridges that have or get a
 //! window, R-IO), then to the others. A chained bridge takes slot 31 of the bridge before it.
 
-use crate::Text;
 use std::collections::VecDeque;
 
 use super::world::World;
@@ -13,6 +12,7 @@ use crate::error::PlanError;
 use crate::ilp::pc::PcCounts;
 use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::Request;
+use crate::Text;
 
 /// A place for one unit: a bus and a slot.
 type Spot = (Text, u8);
