@@ -85,22 +85,20 @@ fn kid_key(k: &(u8, u8, NodeIndex)) -> u64 {
     u64::from(k.0) << 40 | u64::from(k.1) << 32 | k.2.index() as u64
 }
 
-/// Sorts a run of children by [`kid_key`]: in place by insertion when short (most runs
-/// are a few children, often in order already, where a general sort costs more than the
-/// sorting), else by the library's sort.
-fn sort_run(run: &mut [(u8, u8, NodeIndex)]) {
-    if run.len() > 32 {
-        return run.sort_unstable_by_key(kid_key);
+/// Sorts a run of children by [`kid_key`]. A run in order already is left as it is; any
+/// other (the root bus's, whose controllers come before its integrated devices in node
+/// order while their slots are higher) is sorted as packed keys, which the library sorts
+/// without a branch per move, and unpacked (`keys` is room for them, reused).
+fn sort_run(run: &mut [(u8, u8, NodeIndex)], keys: &mut Vec<u64>) {
+    if run.is_sorted_by_key(kid_key) {
+        return;
     }
-    for i in 1..run.len() {
-        let k = run[i];
-        let key = kid_key(&k);
-        let mut j = i;
-        while j > 0 && kid_key(&run[j - 1]) > key {
-            run[j] = run[j - 1];
-            j -= 1;
-        }
-        run[j] = k;
+    keys.clear();
+    keys.extend(run.iter().map(kid_key));
+    keys.sort_unstable();
+    for (k, &key) in run.iter_mut().zip(keys.iter()) {
+        let node = NodeIndex::new((key & 0xffff_ffff) as usize);
+        *k = ((key >> 40) as u8, (key >> 32) as u8, node);
     }
 }
 
@@ -237,8 +235,9 @@ impl<'a> Topology<'a> {
             kid_start[p.index()] -= 1;
             kids[kid_start[p.index()] as usize] = (slot, function, n);
         }
+        let mut keys = Vec::new();
         for w in kid_start.windows(2).filter(|w| w[1] - w[0] > 1) {
-            sort_run(&mut kids[w[0] as usize..w[1] as usize]);
+            sort_run(&mut kids[w[0] as usize..w[1] as usize], &mut keys);
         }
         self.kids = kids;
         self.kid_start = kid_start;
