@@ -274,6 +274,12 @@ impl<'a> Topology<'a> {
         NodeIndex::new(1 + i)
     }
 
+    /// The controller nodes, in plan order (the only nodes that own a bus, the root's
+    /// aside).
+    pub fn ctrl_nodes(&self) -> impl Iterator<Item = NodeIndex> {
+        (1..=self.ctrls).map(NodeIndex::new)
+    }
+
     /// The node of `plan.devices[i]`.
     pub fn dev_node(&self, i: usize) -> NodeIndex {
         NodeIndex::new(1 + self.ctrls + i)

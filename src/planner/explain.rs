@@ -325,7 +325,7 @@ fn bus_range_faults(t: &Topology, cat: &Catalog) -> Vec<Violation> {
     // Without an expander no range can fault, and `pcie.0` numbers at most every node that
     // takes a bus number: when those fit, there is nothing to walk.
     let (mut expander, mut numbered) = (false, 0u32);
-    for n in t.g.node_indices() {
+    for n in t.ctrl_nodes() {
         if let Some(m) = t.model(n) {
             expander |= m.bus.bus_type == "pxb";
             numbered += u32::from(m.uses_bus_number);

@@ -46,7 +46,8 @@ fn bus_numbers(c: &Check, out: &mut Vec<Violation>) {
     let max = c.cat.bus_numbers.max;
     let mut ranges: Vec<(u32, u32, String, Address)> = Vec::new();
     let mut below_root = 0u32;
-    for n in t.g.node_indices() {
+    // Only controllers use bus numbers.
+    for n in t.ctrl_nodes() {
         if !t.uses_bus_number(n) || !t.rooted(n) {
             continue;
         }
@@ -124,15 +125,16 @@ fn spare_ports(c: &Check, out: &mut Vec<Violation>) {
         return spare_slots(c, out);
     }
     let t = &c.t;
-    let spare =
-        t.g.node_indices()
-            .filter(|&n| {
-                t.bus_type(n) == Some("port")
-                    && t.bus_hotpluggable(n)
-                    && t.kids(n).is_empty()
-                    && t.rooted(n)
-            })
-            .count() as u32;
+    // Only controllers own ports' buses.
+    let spare = t
+        .ctrl_nodes()
+        .filter(|&n| {
+            t.bus_type(n) == Some("port")
+                && t.bus_hotpluggable(n)
+                && t.kids(n).is_empty()
+                && t.rooted(n)
+        })
+        .count() as u32;
     too_few_spares(c, out, spare, "empty hot-pluggable ports");
 }
 

@@ -56,37 +56,40 @@ fn rule_for_bus(bus_type: &str) -> Rule {
 /// The buses of the topology: the root bus and every controller of a known model.
 fn buses<'c>(c: &'c Check) -> impl Iterator<Item = Bus<'c>> + 'c {
     let (t, cat) = (&c.t, c.cat);
-    t.g.node_indices().filter_map(move |node| {
-        let bus_type = t.bus_type(node)?;
-        let (slots, functions, accepts, reserved) = match t.g[node] {
-            Node::Root => (
-                cat.root.slots,
-                cat.root.functions,
-                cat.root.accepts.as_slice(),
-                cat.root.reserved_slots.as_slice(),
-            ),
-            Node::Ctrl(_) => {
-                let m = t.model(node)?;
-                (
-                    m.bus.slots,
-                    m.bus.functions,
-                    m.bus.accepts.as_slice(),
-                    &[][..],
-                )
-            }
-            Node::Dev(_) => return None,
-        };
-        Some(Bus {
-            name: c.id_of(node),
-            bus_type,
-            rule: rule_for_bus(bus_type),
-            slots,
-            functions,
-            accepts,
-            reserved,
-            kids: t.kids(node),
+    // Devices own no bus: the root bus, then the controllers.
+    std::iter::once(t.root)
+        .chain(t.ctrl_nodes())
+        .filter_map(move |node| {
+            let bus_type = t.bus_type(node)?;
+            let (slots, functions, accepts, reserved) = match t.g[node] {
+                Node::Root => (
+                    cat.root.slots,
+                    cat.root.functions,
+                    cat.root.accepts.as_slice(),
+                    cat.root.reserved_slots.as_slice(),
+                ),
+                Node::Ctrl(_) => {
+                    let m = t.model(node)?;
+                    (
+                        m.bus.slots,
+                        m.bus.functions,
+                        m.bus.accepts.as_slice(),
+                        &[][..],
+                    )
+                }
+                Node::Dev(_) => return None,
+            };
+            Some(Bus {
+                name: c.id_of(node),
+                bus_type,
+                rule: rule_for_bus(bus_type),
+                slots,
+                functions,
+                accepts,
+                reserved,
+                kids: t.kids(node),
+            })
         })
-    })
 }
 
 impl<'a> Sharing<'a> {
