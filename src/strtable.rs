@@ -141,6 +141,16 @@ impl<S: AsRef<str>, V> StrTable<S, V> {
     }
 }
 
+/// The value of a name the table holds (tests read topologies this way).
+#[cfg(test)]
+impl<S: AsRef<str>, V> std::ops::Index<&str> for StrTable<S, V> {
+    type Output = V;
+
+    fn index(&self, name: &str) -> &V {
+        self.get(name).expect("a name the table holds")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,9 @@
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 
 use crate::catalog::{BusKind, Catalog, ControllerModel, HotplugControl};
-use crate::idmap::IdMap;
 use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::Request;
+use crate::strtable::StrTable;
 use crate::Text;
 
 /// A node of the topology.
@@ -57,7 +57,8 @@ pub(crate) struct Topology<'a> {
     /// The nodes (no edges: see [`Topology::kids`]).
     pub g: StableDiGraph<Node<'a>, ()>,
     pub root: NodeIndex,
-    pub ids: IdMap<&'a str, NodeIndex>,
+    /// The node of each id (the first node that has it).
+    pub ids: StrTable<&'a str, NodeIndex>,
     /// Nodes whose bus names no existing bus: (node, bus name).
     pub dangling: Vec<(NodeIndex, &'a str)>,
     /// Nodes (other than the root) whose id an earlier node other than the root has, in
@@ -144,7 +145,7 @@ impl<'a> Topology<'a> {
         let mut t = Topology {
             g,
             root,
-            ids: IdMap::default(),
+            ids: StrTable::with_capacity(nodes),
             dangling: Vec::new(),
             repeated: Vec::new(),
             cat,
@@ -163,21 +164,18 @@ impl<'a> Topology<'a> {
     /// Fills the id map, node by node (the root, the controllers, the devices), and the
     /// repeated ids.
     fn name_nodes(&mut self) {
-        self.ids.reserve(self.facts.len());
         self.ids.insert(self.cat.root.bus.as_str(), self.root);
         // A node named like the root bus is a repeat only after another such node.
         let mut root_named = false;
         for i in 1..self.facts.len() {
             let n = NodeIndex::new(i);
-            match self.ids.entry(self.g[n].id(self.cat)) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(n);
-                }
-                std::collections::hash_map::Entry::Occupied(o) => {
-                    if *o.get() != self.root || std::mem::replace(&mut root_named, true) {
-                        self.repeated.push(n);
-                    }
-                }
+            let id = self.g[n].id(self.cat);
+            if self.ids.insert(id, n) {
+                continue;
+            }
+            let first = self.ids.get(id).copied();
+            if first != Some(self.root) || std::mem::replace(&mut root_named, true) {
+                self.repeated.push(n);
             }
         }
     }
