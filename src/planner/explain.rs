@@ -326,10 +326,8 @@ fn bus_range_faults(t: &Topology, cat: &Catalog) -> Vec<Violation> {
     // takes a bus number: when those fit, there is nothing to walk.
     let (mut expander, mut numbered) = (false, 0u32);
     for n in t.ctrl_nodes() {
-        if let Some(m) = t.model(n) {
-            expander |= m.bus.bus_type == "pxb";
-            numbered += u32::from(m.uses_bus_number);
-        }
+        expander |= t.is_expander(n);
+        numbered += u32::from(t.uses_bus_number(n));
     }
     if !expander && numbered <= max {
         return Vec::new();
