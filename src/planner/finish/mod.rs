@@ -1,10 +1,12 @@
 //! Step 6 of planning: the finishing passes over an assigned plan. Each pass is a function
 //! of its own; [`finish`] runs them in order.
 //!
-//! The first four read one topology of the assigned plan (controller order, expander bus
-//! ranges, `io-reserve`, hot-pluggability); names do not matter to any of them, so they run
-//! before added controllers get their final names. Then come names, chassis/port numbers,
-//! multifunction flags and, for plans wired by name, the device order.
+//! All of them read one topology of the assigned plan, by index in the plan as the assigner
+//! left it: first the controller order, expander bus ranges, `io-reserve` and
+//! hot-pluggability (names do not matter to any of them, so they run before added
+//! controllers get their final names); then names and chassis/port numbers, both handed out
+//! in the new controller order, and multifunction flags. The controllers move into their
+//! order last; for plans wired by name, the devices then go in request order.
 
 use crate::catalog::{
     Catalog, ControllerModel, Layout, CLASS_BRIDGE, CLASS_DOWNSTREAM, CLASS_PCI_BRIDGE, CLASS_PXB,
@@ -25,17 +27,17 @@ use tree::{Tree, ROOT};
 /// multifunction flags. The devices stay in their order (the assigner's: request order).
 pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog, w: Wiring) {
     let t = Tree::new(plan, cat, w);
-    let below = t.below(ROOT);
-    let order = controller_order(&t, &below);
+    let below = t.ctrls_below(ROOT);
     let bus_nrs = expander_bus_numbers(&t, plan, &below, cat);
     // Where the catalog asks for it for this firmware (`IoBudget::io_reserve_zero`).
+    let traits = traits(&t);
     let io_zero = if cat.io_budget(req.firmware).is_ok_and(|b| b.io_reserve_zero) {
-        io_reserve_zero(&t, plan)
+        io_reserve_zero(&t, plan, &below, &traits)
     } else {
         Vec::new()
     };
     for (j, d) in plan.devices.iter_mut().enumerate() {
-        d.hotpluggable = t.device_hotpluggable(j);
+        d.hotpluggable = t.device_hotpluggable(j, &plan.controllers);
     }
     for (i, nr) in bus_nrs {
         plan.controllers[i].bus_nr = Some(nr);
@@ -43,11 +45,11 @@ pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog, w: Wiring) {
     for i in io_zero {
         plan.controllers[i].io_reserve = Some(0);
     }
-    let old = reorder_controllers(plan, &order);
-    let links = Links::read(&t, plan.devices.len(), &old);
-    name_added(plan, req, cat, &links);
-    number_ports(plan, cat, &links);
-    set_multifunction(plan, &links);
+    let order = controller_order(plan, &t, &below);
+    name_added(plan, req, cat, &t, &order, &traits);
+    number_ports(plan, cat, &order, &traits);
+    set_multifunction(plan, &t);
+    reorder_controllers(plan, &order);
 }
 
 /// [`finish`] for a plan wired by its names (the `pc` planner's), then puts the devices in
@@ -58,93 +60,32 @@ pub(super) fn finish_named(plan: &mut Plan, req: &Request, cat: &Catalog) {
     devices_in_request_order(plan, req);
 }
 
-/// What the passes after the reordering read of the topology, by index in
-/// `plan.controllers` (as it is ordered) and `plan.devices`: what each is plugged into, the
-/// catalog model of each controller, and which take `multifunction=on`.
-#[derive(Debug, Default)]
-struct Links<'c> {
-    /// The controller each controller is plugged into, if any.
-    ctrl_parent: Vec<Option<usize>>,
-    /// The controller each device is plugged into, if any.
-    dev_parent: Vec<Option<usize>>,
-    /// Each controller's catalog model.
-    model: Vec<Option<&'c ControllerModel>>,
-    /// R-FUNC: function 0 of a slot with a function above 0 in use, per controller.
-    ctrl_mf: Vec<bool>,
-    /// The same per device.
-    dev_mf: Vec<bool>,
-}
-
-impl<'c> Links<'c> {
-    /// Reads them from the topology `t` of a plan with `devs` devices whose controllers
-    /// were reordered: `old[k]` is the index in `t` of the controller now at `k`.
-    fn read(t: &Tree<'c>, devs: usize, old: &[usize]) -> Links<'c> {
-        let ctrls = old.len();
-        let mut new_of = vec![0; ctrls];
-        for (k, &o) in old.iter().enumerate() {
-            new_of[o] = k;
-        }
-        let parent_ctrl = |n: usize| {
-            t.parent(n)
-                .and_then(|p| t.ctrl(p))
-                .and_then(|p| new_of.get(p).copied())
-        };
-        let mut l = Links {
-            ctrl_parent: old.iter().map(|&o| parent_ctrl(t.ctrl_node(o))).collect(),
-            dev_parent: (0..devs).map(|j| parent_ctrl(t.dev_node(j))).collect(),
-            model: old.iter().map(|&o| t.model(t.ctrl_node(o))).collect(),
-            ctrl_mf: vec![false; ctrls],
-            dev_mf: vec![false; devs],
-        };
-        // R-FUNC: a bus's children come sorted by (slot, function).
-        for n in 0..=ctrls {
-            for run in t.kids(n).chunk_by(|a, b| a.0 == b.0) {
-                if run.iter().all(|k| k.1 == 0) {
-                    continue;
-                }
-                for &(_, _, k) in run.iter().filter(|k| k.1 == 0) {
-                    if let Some(i) = t.ctrl(k) {
-                        l.ctrl_mf[new_of[i]] = true;
-                    } else if let Some(j) = t.dev(k) {
-                        l.dev_mf[j] = true;
-                    }
-                }
-            }
-        }
-        l
+/// The order controllers go in, by index in `plan.controllers` as the tree `t` has them:
+/// depth first in address order, so that every bus is defined before it is used (`below`:
+/// the controller nodes below the root). Anything not reached (cannot happen after pin
+/// validation) follows, sorted by id.
+fn controller_order(plan: &Plan, t: &Tree, below: &[usize]) -> Vec<usize> {
+    let n = plan.controllers.len();
+    let mut order = Vec::with_capacity(n);
+    order.extend(below.iter().filter_map(|&k| t.ctrl(k)));
+    if order.len() == n {
+        return order;
     }
-}
-
-/// Controllers by index in `plan.controllers`, depth first in address order, so that every
-/// bus is defined before it is used (`below`: the nodes below the root).
-fn controller_order(t: &Tree, below: &[usize]) -> Vec<usize> {
-    let mut order = Vec::with_capacity(t.ctrls());
-    order.extend(below.iter().filter_map(|&n| t.ctrl(n)));
+    let mut taken = vec![false; n];
+    order.retain(|&i| i < n && !std::mem::replace(&mut taken[i], true));
+    let placed = order.len();
+    order.extend((0..n).filter(|&i| !taken[i]));
+    let ids = &plan.controllers;
+    order[placed..].sort_by(|&a, &b| ids[a].id.cmp(&ids[b].id));
     order
 }
 
-/// Puts the controllers in `order` (indices into `plan.controllers`). Anything not in it
-/// (unreachable: cannot happen after pin validation) follows, sorted by id. Returns the old
-/// index of each controller in its new place.
-fn reorder_controllers(plan: &mut Plan, order: &[usize]) -> Vec<usize> {
-    let n = plan.controllers.len();
-    if order.len() == n && order.iter().enumerate().all(|(k, &i)| k == i) {
-        return order.to_vec();
+/// Puts the controllers in `order` (a permutation of their indices, see
+/// [`controller_order`]).
+fn reorder_controllers(plan: &mut Plan, order: &[usize]) {
+    if order.iter().enumerate().any(|(k, &i)| k != i) {
+        permute(&mut plan.controllers, order, &mut vec![false; order.len()]);
     }
-    let mut old = Vec::with_capacity(n);
-    let mut taken = vec![false; n];
-    for &i in order {
-        if i < n && !taken[i] {
-            taken[i] = true;
-            old.push(i);
-        }
-    }
-    let placed = old.len();
-    old.extend((0..n).filter(|&i| !taken[i]));
-    let ids = &plan.controllers;
-    old[placed..].sort_by(|&a, &b| ids[a].id.cmp(&ids[b].id));
-    permute(&mut plan.controllers, &old, &mut taken);
-    old
 }
 
 /// Rearranges `v` in place so that `v[k]` becomes what `v[old[k]]` was (`old` a
@@ -167,7 +108,7 @@ fn permute<T>(v: &mut [T], old: &[usize], seen: &mut [bool]) {
 }
 
 /// R-BUSNR: the `bus_nr` of each expander without one, as (controller index, bus_nr);
-/// `below` are the nodes below the root.
+/// `below` are the controller nodes below the root.
 ///
 /// The firmware numbers the buses below `pcie.0` from 1 up; each expander's range (its own
 /// bus and every bus below it) must lie above them and apart from the others. New expanders
@@ -189,7 +130,7 @@ fn expander_bus_numbers(t: &Tree, plan: &Plan, below: &[usize], cat: &Catalog) -
         }
         if t.numbered_expander(n) {
             let size = 1 + t
-                .below(n)
+                .ctrls_below(n)
                 .into_iter()
                 .filter(|&d| t.uses_bus_number(d))
                 .count() as u32;
@@ -224,16 +165,73 @@ fn expander_bus_numbers(t: &Tree, plan: &Plan, below: &[usize], cat: &Catalog) -
     out
 }
 
-/// R-IO: the added controllers that take `io-reserve` and have nothing below them with an
-/// I/O BAR; they get `io-reserve=0` so that the firmware opens no I/O window for them.
-fn io_reserve_zero(t: &Tree, plan: &Plan) -> Vec<usize> {
-    let mut out = Vec::with_capacity(plan.controllers.len());
-    for (i, c) in plan.controllers.iter().enumerate() {
-        let n = t.ctrl_node(i);
-        let Some(m) = t.model(n) else { continue };
-        if c.added && m.props.iter().any(|p| p == "io-reserve") && t.io_windows(n) == 0 {
-            out.push(i);
+/// What the passes read of a controller's catalog model: its name prefix, the properties
+/// it takes and whether it is a switch's downstream port.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Traits {
+    /// The prefix (in [`PREFIXES`]) it is named with when added.
+    prefix: usize,
+    /// It takes `io-reserve`.
+    io_reserve: bool,
+    /// It takes `chassis_nr` (a pci-bridge).
+    chassis_nr: bool,
+    /// It takes `chassis` (a port).
+    chassis: bool,
+    /// It is a switch's downstream port.
+    downstream: bool,
+}
+
+impl Traits {
+    /// The traits of model `m`.
+    fn of(m: &ControllerModel) -> Traits {
+        let takes = |prop: &str| m.props.iter().any(|p| p == prop);
+        Traits {
+            prefix: prefix_of(Some(m.class.as_str())),
+            io_reserve: takes("io-reserve"),
+            chassis_nr: takes("chassis_nr"),
+            chassis: takes("chassis"),
+            downstream: m.class == CLASS_DOWNSTREAM,
         }
+    }
+}
+
+/// The [`Traits`] of each controller of a known model in `t`, by index; worked out once per
+/// run of controllers of one model (plans add them in such runs).
+fn traits(t: &Tree) -> Vec<Option<Traits>> {
+    let mut last: Option<(&ControllerModel, Traits)> = None;
+    (0..t.ctrls())
+        .map(|i| {
+            let m = t.model(t.ctrl_node(i))?;
+            match last {
+                Some((l, tr)) if std::ptr::eq(l, m) => Some(tr),
+                _ => {
+                    let tr = Traits::of(m);
+                    last = Some((m, tr));
+                    Some(tr)
+                }
+            }
+        })
+        .collect()
+}
+
+/// R-IO: the added controllers that take `io-reserve` and have nothing below them with an
+/// I/O BAR; they get `io-reserve=0` so that the firmware opens no I/O window for them
+/// (`below`: the controller nodes below the root).
+fn io_reserve_zero(
+    t: &Tree,
+    plan: &Plan,
+    below: &[usize],
+    traits: &[Option<Traits>],
+) -> Vec<usize> {
+    let takes = |i: usize| plan.controllers[i].added && traits[i].is_some_and(|tr| tr.io_reserve);
+    let mut out: Vec<usize> = (0..plan.controllers.len()).filter(|&i| takes(i)).collect();
+    if out.is_empty() {
+        return out;
+    }
+    // One pass bottom-up when every controller hangs below the root, else one walk each.
+    match t.all_io_windows(below) {
+        Some(windows) => out.retain(|&i| windows[i] == 0),
+        None => out.retain(|&i| t.io_windows(t.ctrl_node(i)) == 0),
     }
     out
 }
@@ -253,12 +251,30 @@ fn prefix_of(class: Option<&str>) -> usize {
     }
 }
 
-/// Whether `id` has the shape of a name [`name_added`] makes: a prefix, then digits.
-fn made_name_shape(id: &str) -> bool {
-    PREFIXES.iter().any(|p| {
-        id.strip_prefix(p)
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    })
+/// The prefix (in [`PREFIXES`]) and number of `id` if it is a name [`made_name`] makes: a
+/// prefix, then a decimal number without leading zeros.
+fn made_name_parts(id: &str) -> Option<(usize, u32)> {
+    let b = id.as_bytes();
+    // Most ids do not end in a digit (and no prefix does).
+    if !b.last().is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    // The prefixes start with different letters.
+    let p = PREFIXES.iter().position(|p| p.as_bytes()[0] == b[0])?;
+    if !b.starts_with(PREFIXES[p].as_bytes()) {
+        return None;
+    }
+    let digits = &b[PREFIXES[p].len()..];
+    if digits.first() == Some(&b'0') {
+        return None;
+    }
+    digits
+        .iter()
+        .try_fold(0u32, |n, &d| {
+            let d = d.checked_sub(b'0').filter(|&d| d < 10)?;
+            n.checked_mul(10)?.checked_add(u32::from(d))
+        })
+        .map(|n| (p, n))
 }
 
 /// The `n`-th name of prefix `p` (inline: a prefix and a number are short).
@@ -268,48 +284,57 @@ fn made_name(p: usize, n: u32) -> Text {
     s
 }
 
-/// Names added controllers by class in plan order (`rp1`, `rp2`, ...), skipping the names the
+/// Names added controllers by class in `order` (`rp1`, `rp2`, ...), skipping the names the
 /// request uses (and the root bus), and renames the buses that refer to them.
-fn name_added(plan: &mut Plan, req: &Request, cat: &Catalog, links: &Links) {
+fn name_added(
+    plan: &mut Plan,
+    req: &Request,
+    cat: &Catalog,
+    t: &Tree,
+    order: &[usize],
+    traits: &[Option<Traits>],
+) {
     if !plan.controllers.iter().any(|c| c.added) {
         return;
     }
     // Names made here differ from each other by prefix or number, so only the request's
-    // names of the same shape need skipping.
-    let taken: Vec<&str> = req
+    // names that are made names need skipping, as (prefix, number).
+    let taken: Vec<(usize, u32)> = req
         .devices
         .iter()
         .map(|d| d.id.as_str())
         .chain(req.controllers.iter().map(|c| c.id.as_str()))
         .chain(std::iter::once(cat.root.bus.as_str()))
-        .filter(|id| made_name_shape(id))
+        .filter_map(made_name_parts)
         .collect();
     let mut counters = [0u32; PREFIXES.len()];
-    for (i, c) in plan.controllers.iter_mut().enumerate() {
+    for &i in order {
+        let c = &mut plan.controllers[i];
         if !c.added {
             continue;
         }
-        let p = prefix_of(links.model[i].map(|m| m.class.as_str()));
+        let p = traits[i].map_or_else(|| prefix_of(None), |tr| tr.prefix);
         let n = &mut counters[p];
-        loop {
+        *n += 1;
+        while taken.contains(&(p, *n)) {
             *n += 1;
-            c.id = made_name(p, *n);
-            if !taken.contains(&c.id.as_str()) {
-                break;
-            }
         }
+        c.id = made_name(p, *n);
     }
     // A bus takes the name of the added controller it plugs into (a copy of its id: every
     // added controller was named above).
-    for (i, parent) in links.ctrl_parent.iter().enumerate() {
-        if let Some(k) = parent.filter(|&k| plan.controllers[k].added) {
+    for i in 0..plan.controllers.len() {
+        if let Some(k) = t
+            .parent_ctrl(t.ctrl_node(i))
+            .filter(|&k| plan.controllers[k].added)
+        {
             let name = plan.controllers[k].id.clone();
             plan.controllers[i].bus = name;
         }
     }
     let ctrls = &plan.controllers;
-    for (d, parent) in plan.devices.iter_mut().zip(&links.dev_parent) {
-        if let Some(k) = parent.filter(|&k| ctrls[k].added) {
+    for (j, d) in plan.devices.iter_mut().enumerate() {
+        if let Some(k) = t.parent_ctrl(t.dev_node(j)).filter(|&k| ctrls[k].added) {
             d.bus.clone_from(&ctrls[k].id);
         }
     }
@@ -317,9 +342,9 @@ fn name_added(plan: &mut Plan, req: &Request, cat: &Catalog, links: &Links) {
 
 /// R-RP-ID: chassis and port numbers for added ports, and for pinned ports that came without
 /// a chassis (QEMU's default chassis 0 would collide; libvirt numbers them too). Chassis are
-/// the lowest numbers from 1 not in use, in plan order; a port is its slot on a switch, else
+/// the lowest numbers from 1 not in use, in `order`; a port is its slot on a switch, else
 /// slot × 8 + function.
-fn number_ports(plan: &mut Plan, cat: &Catalog, links: &Links) {
+fn number_ports(plan: &mut Plan, cat: &Catalog, order: &[usize], traits: &[Option<Traits>]) {
     let mut used = [false; 256];
     for c in &plan.controllers {
         if let Some(n) = c.chassis {
@@ -334,24 +359,25 @@ fn number_ports(plan: &mut Plan, cat: &Catalog, links: &Links) {
         used[usize::from(next)] = true;
         next
     };
-    for (i, c) in plan.controllers.iter_mut().enumerate() {
+    for &i in order {
+        let c = &mut plan.controllers[i];
         if !(c.added || c.chassis.is_none()) {
             continue;
         }
-        let Some(m) = links.model[i] else {
+        let Some(tr) = traits[i] else {
             continue;
         };
-        if m.props.iter().any(|p| p == "chassis_nr") && (c.added || cat.layout == Layout::PciRoot) {
+        if tr.chassis_nr && (c.added || cat.layout == Layout::PciRoot) {
             // PC-BRIDGE: QEMU wants a unique chassis_nr on every pci-bridge (q35 reads
             // pinned ones as they are).
             c.chassis = Some(take(&mut used));
             continue;
         }
-        if !m.props.iter().any(|p| p == "chassis") {
+        if !tr.chassis {
             continue;
         }
         c.chassis = Some(take(&mut used));
-        let port = if m.class == CLASS_DOWNSTREAM {
+        let port = if tr.downstream {
             c.slot
         } else {
             c.slot.wrapping_mul(8).wrapping_add(c.function)
@@ -363,12 +389,21 @@ fn number_ports(plan: &mut Plan, cat: &Catalog, links: &Links) {
 }
 
 /// R-FUNC: `multifunction=on` on function 0 of every slot with a function above 0 in use.
-fn set_multifunction(plan: &mut Plan, links: &Links) {
-    for (c, &mf) in plan.controllers.iter_mut().zip(&links.ctrl_mf) {
-        c.multifunction |= mf;
-    }
-    for (d, &mf) in plan.devices.iter_mut().zip(&links.dev_mf) {
-        d.multifunction |= mf;
+fn set_multifunction(plan: &mut Plan, t: &Tree) {
+    for n in 0..=t.ctrls() {
+        // A bus's children come sorted by (slot, function).
+        for run in t.kids(n).chunk_by(|a, b| a.slot() == b.slot()) {
+            if run.iter().all(|k| k.function() == 0) {
+                continue;
+            }
+            for k in run.iter().filter(|k| k.function() == 0) {
+                if let Some(i) = t.ctrl(k.node()) {
+                    plan.controllers[i].multifunction = true;
+                } else if let Some(j) = t.dev(k.node()) {
+                    plan.devices[j].multifunction = true;
+                }
+            }
+        }
     }
 }
 
@@ -398,10 +433,11 @@ mod tests {
         Catalog::q35()
     }
 
-    /// The links of `p`'s topology, in `p`'s order.
-    fn links(p: &Plan) -> Links<'static> {
-        let identity: Vec<usize> = (0..p.controllers.len()).collect();
-        Links::read(&Tree::build(p, q35()), p.devices.len(), &identity)
+    /// `p`'s topology, its controllers' traits and their order as they are.
+    fn read(p: &Plan) -> (Tree<'static>, Vec<Option<Traits>>, Vec<usize>) {
+        let t = Tree::build(p, q35());
+        let traits = traits(&t);
+        (t, traits, (0..p.controllers.len()).collect())
     }
 
     #[test]
@@ -413,8 +449,22 @@ mod tests {
         assert_eq!(made_name(rp, 1), "rp1");
         assert_eq!(made_name(rp, 407), "rp407");
         assert_eq!(made_name(rp, u32::MAX), "rp4294967295");
-        assert!(made_name_shape("rp12") && made_name_shape("pxb1"));
-        assert!(!made_name_shape("rp") && !made_name_shape("rpx1") && !made_name_shape("n1"));
+        assert_eq!(made_name_parts("rp12"), Some((rp, 12)));
+        assert_eq!(made_name_parts("pxb1"), Some((4, 1)));
+        assert_eq!(made_name_parts("rp4294967295"), Some((rp, u32::MAX)));
+        for id in [
+            "rp",
+            "rpx1",
+            "n1",
+            "rp01",
+            "rp0",
+            "rp4294967296",
+            "rp+1",
+            "",
+            "p1",
+        ] {
+            assert_eq!(made_name_parts(id), None, "{id}");
+        }
     }
 
     #[test]
@@ -428,7 +478,10 @@ mod tests {
             vec![],
         );
         let t = Tree::build(&p, q35());
-        assert_eq!(controller_order(&t, &t.below(ROOT)), vec![2, 1, 0]);
+        assert_eq!(
+            controller_order(&p, &t, &t.ctrls_below(ROOT)),
+            vec![2, 1, 0]
+        );
     }
 
     #[test]
@@ -448,10 +501,12 @@ mod tests {
             ],
             vec![],
         );
-        let old = reorder_controllers(&mut p, &[1]);
+        let t = Tree::build(&p, q35());
+        let order = controller_order(&p, &t, &t.ctrls_below(ROOT));
+        assert_eq!(order, [1, 2, 0]);
+        reorder_controllers(&mut p, &order);
         let ids: Vec<&str> = p.controllers.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["a", "y", "z"]);
-        assert_eq!(old, [1, 2, 0]);
     }
 
     #[test]
@@ -468,7 +523,7 @@ mod tests {
         let t = Tree::build(&p, q35());
         let max = q35().bus_numbers.max as u8;
         assert_eq!(
-            expander_bus_numbers(&t, &p, &t.below(ROOT), q35()),
+            expander_bus_numbers(&t, &p, &t.ctrls_below(ROOT), q35()),
             vec![(0, max - 1), (1, max - 2)]
         );
     }
@@ -481,7 +536,7 @@ mod tests {
         let p = plan(vec![pinned, ctrl("x2", "pxb-pcie", "pcie.0", 2, 0)], vec![]);
         let t = Tree::build(&p, q35());
         assert_eq!(
-            expander_bus_numbers(&t, &p, &t.below(ROOT), q35()),
+            expander_bus_numbers(&t, &p, &t.ctrls_below(ROOT), q35()),
             vec![(1, max - 1)]
         );
     }
@@ -503,7 +558,10 @@ mod tests {
         ctrls.push(ctrl("x", "pxb-pcie", "pcie.0", 30, 0));
         let p = plan(ctrls, vec![]);
         let t = Tree::build(&p, q35());
-        assert_eq!(expander_bus_numbers(&t, &p, &t.below(ROOT), q35()), vec![]);
+        assert_eq!(
+            expander_bus_numbers(&t, &p, &t.ctrls_below(ROOT), q35()),
+            vec![]
+        );
     }
 
     #[test]
@@ -520,9 +578,12 @@ mod tests {
                 dev("disk", "virtio-blk-pci", "#1", 0, 0),
             ],
         );
-        let t = Tree::build(&p, q35());
+        let (t, traits, _) = read(&p);
         assert!(q35().needs_io("e1000e", crate::catalog::BusKind::Pcie));
-        assert_eq!(io_reserve_zero(&t, &p), vec![1, 3]);
+        let below = t.ctrls_below(ROOT);
+        assert_eq!(io_reserve_zero(&t, &p, &below, &traits), vec![1, 3]);
+        // The same one controller at a time, as when some hang below no root.
+        assert_eq!(io_reserve_zero(&t, &p, &below[1..], &traits), vec![1, 3]);
     }
 
     #[test]
@@ -538,7 +599,9 @@ mod tests {
             ],
         );
         let t = Tree::build(&p, q35());
-        let hp: Vec<bool> = (0..3).map(|j| t.device_hotpluggable(j)).collect();
+        let hp: Vec<bool> = (0..3)
+            .map(|j| t.device_hotpluggable(j, &p.controllers))
+            .collect();
         assert_eq!(hp, [true, false, false]);
     }
 
@@ -553,8 +616,8 @@ mod tests {
             ],
             vec![dev("rp1", "virtio-net-pci", "#0", 0, 0)],
         );
-        let links = links(&p);
-        name_added(&mut p, &req, q35(), &links);
+        let (t, traits, order) = read(&p);
+        name_added(&mut p, &req, q35(), &t, &order, &traits);
         let names: Vec<(&str, &str)> = p
             .controllers
             .iter()
@@ -583,8 +646,8 @@ mod tests {
             ],
             vec![],
         );
-        let links = links(&p);
-        number_ports(&mut p, q35(), &links);
+        let (_, traits, order) = read(&p);
+        number_ports(&mut p, q35(), &order, &traits);
         let got: Vec<(Option<u8>, Option<u8>)> =
             p.controllers.iter().map(|c| (c.chassis, c.port)).collect();
         assert_eq!(
@@ -613,8 +676,8 @@ mod tests {
                 dev("d1", "virtio-net-pci", "pcie.0", 3, 1),
             ],
         );
-        let links = links(&p);
-        set_multifunction(&mut p, &links);
+        let (t, ..) = read(&p);
+        set_multifunction(&mut p, &t);
         let mf: Vec<bool> = p.controllers.iter().map(|c| c.multifunction).collect();
         assert_eq!(mf, [true, false, false]);
         let mf: Vec<bool> = p.devices.iter().map(|d| d.multifunction).collect();

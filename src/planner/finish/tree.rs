@@ -6,7 +6,7 @@
 
 use crate::catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl};
 use crate::idmap::IdMap;
-use crate::plan::Plan;
+use crate::plan::{PlacedController, Plan};
 
 /// The root bus's node.
 pub(super) const ROOT: usize = 0;
@@ -19,16 +19,41 @@ pub(super) struct Tree<'c> {
     parent: Vec<Option<usize>>,
     /// Children of every node, each node's sorted by (slot, function, node): those of node
     /// `n` are `kids[kid_start[n]..kid_start[n + 1]]`.
-    kids: Vec<(u8, u8, usize)>,
+    kids: Vec<Kid>,
     kid_start: Vec<usize>,
     /// Each controller's catalog model.
     models: Vec<Option<&'c ControllerModel>>,
-    /// Whether a child of each controller's bus can be unplugged by the guest (D-HP).
-    bus_hotplug: Vec<bool>,
     /// The same for the root bus: the plan's `root_hotplug`, else the catalog's.
     root_hotplug: bool,
     /// Per device: (QEMU can unplug its model, it has an I/O BAR).
     dev_facts: Vec<(bool, bool)>,
+}
+
+/// A child on a bus: its slot, function and node in one integer, so that children order
+/// by (slot, function, node) as integers do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Kid(u64);
+
+impl Kid {
+    /// Node `node` at `slot`.`function` (a plan has fewer than 2^32 nodes).
+    fn new(slot: u8, function: u8, node: usize) -> Kid {
+        Kid(u64::from(slot) << 40 | u64::from(function) << 32 | node as u64)
+    }
+
+    /// Its slot.
+    pub fn slot(self) -> u8 {
+        (self.0 >> 40) as u8
+    }
+
+    /// Its function.
+    pub fn function(self) -> u8 {
+        (self.0 >> 32) as u8
+    }
+
+    /// Its node.
+    pub fn node(self) -> usize {
+        (self.0 & 0xffff_ffff) as usize
+    }
 }
 
 /// What the assigner knows of the plan it hands over, by node (see the module comment):
@@ -94,6 +119,9 @@ impl<'c> Tree<'c> {
     }
 
     /// `plan`'s topology as `w` wires it (addresses are `plan`'s).
+    ///
+    /// The children are bucketed by parent in one counting pass (nodes in order, so each
+    /// bucket starts sorted by node), then each bucket is sorted by address.
     #[inline(never)]
     pub fn new(plan: &Plan, cat: &Catalog, w: Wiring<'c>) -> Tree<'c> {
         let ctrls = plan.controllers.len();
@@ -103,53 +131,42 @@ impl<'c> Tree<'c> {
             models,
             dev_facts,
         } = w;
-        let addrs = plan
-            .controllers
-            .iter()
-            .map(|c| (c.slot, c.function))
-            .chain(plan.devices.iter().map(|d| (d.slot, d.function)));
-        // Each edge as one integer: the parent, then the child's slot, function and node,
-        // in that order of significance (a plan has fewer than 2^24 nodes).
-        let mut edges: Vec<u64> = Vec::with_capacity(nodes - 1);
-        for (k, (slot, function)) in addrs.enumerate() {
-            if let Some(p) = parent[1 + k] {
-                edges.push(
-                    (p as u64) << 40
-                        | u64::from(slot) << 32
-                        | u64::from(function) << 24
-                        | (1 + k) as u64,
-                );
-            }
-        }
-        edges.sort_unstable();
+        // First how many children each node has, then where its children end.
         let mut kid_start = vec![0; nodes + 1];
-        for e in &edges {
-            kid_start[(e >> 40) as usize + 1] += 1;
+        for &p in parent.iter().flatten() {
+            kid_start[p] += 1;
         }
+        let mut end = 0;
+        for s in &mut kid_start {
+            end += *s;
+            *s = end;
+        }
+        // Filled from the last node back, each bucket from its end: then `kid_start[n]` is
+        // where the children of `n` start.
+        let mut kids = vec![Kid::default(); end];
+        let mut put = |n: usize, (slot, function): (u8, u8)| {
+            if let Some(p) = parent[n] {
+                kid_start[p] -= 1;
+                kids[kid_start[p]] = Kid::new(slot, function, n);
+            }
+        };
+        let dev_addrs = plan.devices.iter().map(|d| (d.slot, d.function));
+        for (j, a) in dev_addrs.enumerate().rev() {
+            put(1 + ctrls + j, a);
+        }
+        for (i, c) in plan.controllers.iter().enumerate().rev() {
+            put(1 + i, (c.slot, c.function));
+        }
+        let mut scratch = Vec::new();
         for n in 0..nodes {
-            kid_start[n + 1] += kid_start[n];
+            sort_by_address(&mut kids[kid_start[n]..kid_start[n + 1]], &mut scratch);
         }
-        let kids = edges
-            .into_iter()
-            .map(|e| ((e >> 32) as u8, (e >> 24) as u8, (e & 0xff_ffff) as usize))
-            .collect();
-        let bus_hotplug = plan
-            .controllers
-            .iter()
-            .zip(&models)
-            .map(|(c, m)| match m.map(|m| m.hotplug) {
-                Some(HotplugControl::Property) => c.hotplug.unwrap_or(true),
-                Some(HotplugControl::Always) => true,
-                Some(HotplugControl::Never) | None => false,
-            })
-            .collect();
         Tree {
             ctrls,
             parent,
             kids,
             kid_start,
             models,
-            bus_hotplug,
             root_hotplug: plan.root_hotplug.unwrap_or(cat.root.hotpluggable),
             dev_facts,
         }
@@ -185,8 +202,8 @@ impl<'c> Tree<'c> {
         self.parent.get(n).copied().flatten()
     }
 
-    /// The children of node `n` as (slot, function, node), in address order.
-    pub fn kids(&self, n: usize) -> &[(u8, u8, usize)] {
+    /// The children of node `n`, in address order.
+    pub fn kids(&self, n: usize) -> &[Kid] {
         &self.kids[self.kid_start[n]..self.kid_start[n + 1]]
     }
 
@@ -223,12 +240,21 @@ impl<'c> Tree<'c> {
         false
     }
 
-    /// The nodes below `n`, depth first in address order, not including `n`.
+    /// The controller nodes below `n`, depth first in address order, not including `n`
+    /// (devices have nothing below them).
     #[inline(never)]
-    pub fn below(&self, n: usize) -> Vec<usize> {
-        let mut out = Vec::with_capacity(self.parent.len());
-        let mut stack: Vec<usize> = Vec::with_capacity(self.parent.len());
-        stack.extend(self.kids(n).iter().rev().map(|k| k.2));
+    pub fn ctrls_below(&self, n: usize) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.ctrls);
+        let mut stack: Vec<usize> = Vec::with_capacity(self.ctrls);
+        // Controller nodes come before device nodes.
+        let ctrl_kids = |x: usize| {
+            self.kids(x)
+                .iter()
+                .rev()
+                .map(|k| k.node())
+                .filter(|&k| k <= self.ctrls)
+        };
+        stack.extend(ctrl_kids(n));
         // One parent each: a walk down meets no node twice, unless it comes back to `n`
         // on a loop of buses.
         while let Some(x) = stack.pop() {
@@ -236,27 +262,58 @@ impl<'c> Tree<'c> {
                 continue;
             }
             out.push(x);
-            stack.extend(self.kids(x).iter().rev().map(|k| k.2));
+            stack.extend(ctrl_kids(x));
         }
         out
     }
 
     /// R-IO: the I/O windows controller node `n` needs from its parent (as
     /// `Topology::io_windows` counts them).
-    #[inline(never)]
     pub fn io_windows(&self, n: usize) -> u32 {
         if self.ctrl(n).is_none() {
             return 0;
         }
         let mut own_io = false;
         let mut below = 0;
-        for &(_, _, k) in self.kids(n) {
-            if let Some(j) = self.dev(k) {
+        for k in self.kids(n) {
+            if let Some(j) = self.dev(k.node()) {
                 own_io |= self.dev_facts[j].1;
             } else {
-                below += self.io_windows(k);
+                below += self.io_windows(k.node());
             }
         }
+        Self::windows(own_io, below)
+    }
+
+    /// R-IO: [`Tree::io_windows`] of every controller at once, by controller index, when
+    /// `order` (controller nodes, each after its parent) holds them all; else `None`.
+    pub fn all_io_windows(&self, order: &[usize]) -> Option<Vec<u32>> {
+        if order.len() != self.ctrls {
+            return None;
+        }
+        // Per controller: (a device on its bus has an I/O BAR, the windows of its children
+        // so far), then its own windows.
+        let mut acc = vec![(false, 0u32); self.ctrls];
+        for (j, &(_, io)) in self.dev_facts.iter().enumerate() {
+            if let Some(i) = self.parent_ctrl(self.dev_node(j)).filter(|_| io) {
+                acc[i].0 = true;
+            }
+        }
+        // Children before their parents.
+        for &n in order.iter().rev() {
+            let Some(i) = self.ctrl(n) else { continue };
+            let w = Self::windows(acc[i].0, acc[i].1);
+            acc[i].1 = w;
+            if let Some(p) = self.parent_ctrl(n) {
+                acc[p].1 += w;
+            }
+        }
+        Some(acc.into_iter().map(|a| a.1).collect())
+    }
+
+    /// The windows a controller needs for its own devices (`own_io`: one has an I/O BAR)
+    /// and the `below` windows of its children.
+    fn windows(own_io: bool, below: u32) -> u32 {
         if own_io {
             below.max(1)
         } else {
@@ -264,13 +321,100 @@ impl<'c> Tree<'c> {
         }
     }
 
-    /// D-HP: whether the guest can unplug device `j` where it sits.
-    pub fn device_hotpluggable(&self, j: usize) -> bool {
+    /// The controller index of the node `n` is plugged into, if that is a controller.
+    pub fn parent_ctrl(&self, n: usize) -> Option<usize> {
+        self.parent(n).and_then(|p| self.ctrl(p))
+    }
+
+    /// D-HP: whether the guest can unplug device `j` where it sits (`ctrls`: the plan's
+    /// controllers, for their `hotplug` setting).
+    pub fn device_hotpluggable(&self, j: usize, ctrls: &[PlacedController]) -> bool {
         let bus_hp = match self.parent(self.dev_node(j)) {
             Some(ROOT) => self.root_hotplug,
-            Some(p) => self.ctrl(p).is_some_and(|i| self.bus_hotplug[i]),
+            Some(p) => self
+                .ctrl(p)
+                .is_some_and(|i| match self.models[i].map(|m| m.hotplug) {
+                    Some(HotplugControl::Property) => {
+                        ctrls.get(i).and_then(|c| c.hotplug).unwrap_or(true)
+                    }
+                    Some(HotplugControl::Always) => true,
+                    Some(HotplugControl::Never) | None => false,
+                }),
             None => false,
         };
         self.dev_facts[j].0 && bus_hp
+    }
+}
+
+/// Sorts the children of one node, given in node order, by (slot, function, node). Most
+/// come as one or two runs already in order (the controllers', then the devices'): those are
+/// merged, through `scratch`; anything else is sorted.
+fn sort_by_address(kids: &mut [Kid], scratch: &mut Vec<Kid>) {
+    let run = |v: &[Kid]| 1 + v.windows(2).take_while(|w| w[0] <= w[1]).count();
+    if kids.len() < 2 {
+        return;
+    }
+    let mid = run(kids);
+    if mid == kids.len() {
+        return;
+    }
+    if mid + run(&kids[mid..]) < kids.len() {
+        kids.sort_unstable();
+        return;
+    }
+    // Merge from the back: the second run waits in `scratch`.
+    scratch.clear();
+    scratch.extend_from_slice(&kids[mid..]);
+    let (mut a, mut b) = (mid, scratch.len());
+    for k in (0..kids.len()).rev() {
+        if b == 0 {
+            break;
+        }
+        if a > 0 && kids[a - 1] > scratch[b - 1] {
+            a -= 1;
+            kids[k] = kids[a];
+        } else {
+            b -= 1;
+            kids[k] = scratch[b];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sort_by_address` of children given as (slot, function, node).
+    fn sorted(kids: &[(u8, u8, usize)]) -> Vec<(u8, u8, usize)> {
+        let mut v: Vec<Kid> = kids.iter().map(|&(s, f, n)| Kid::new(s, f, n)).collect();
+        sort_by_address(&mut v, &mut Vec::new());
+        v.iter()
+            .map(|k| (k.slot(), k.function(), k.node()))
+            .collect()
+    }
+
+    #[test]
+    fn children_sort_by_address_then_node() {
+        let mut all = vec![
+            (13, 0, 1),
+            (13, 1, 2),
+            (14, 0, 3),
+            (1, 0, 4),
+            (2, 0, 5),
+            (20, 0, 6),
+        ];
+        let want = {
+            let mut w = all.clone();
+            w.sort();
+            w
+        };
+        // Two runs (merged), already in order, one child, and many runs (sorted).
+        assert_eq!(sorted(&all), want);
+        assert_eq!(sorted(&want), want);
+        assert_eq!(sorted(&all[..1]), all[..1]);
+        all.swap(0, 5);
+        all.swap(1, 3);
+        assert_eq!(sorted(&all), want);
+        assert_eq!(sorted(&[(3, 0, 9), (3, 0, 2)]), [(3, 0, 2), (3, 0, 9)]);
     }
 }
