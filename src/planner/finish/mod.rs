@@ -255,16 +255,22 @@ fn prefix_of(class: Option<&str>) -> usize {
 /// prefix, then a decimal number without leading zeros.
 fn made_name_parts(id: &str) -> Option<(usize, u32)> {
     let b = id.as_bytes();
-    // Most ids do not end in a digit (and no prefix does).
-    if !b.last().is_some_and(u8::is_ascii_digit) {
-        return None;
-    }
     // The prefixes start with different letters.
-    let p = PREFIXES.iter().position(|p| p.as_bytes()[0] == b[0])?;
-    if !b.starts_with(PREFIXES[p].as_bytes()) {
+    let p = match b.first()? {
+        b'r' => 0,
+        b'd' => 1,
+        b'u' => 2,
+        b'b' => 3,
+        b'p' => 4,
+        b'c' => 5,
+        _ => return None,
+    };
+    let prefix = PREFIXES[p].as_bytes();
+    // Byte by byte: a prefix is two or three letters.
+    if b.len() <= prefix.len() || prefix.iter().zip(b).any(|(x, y)| x != y) {
         return None;
     }
-    let digits = &b[PREFIXES[p].len()..];
+    let digits = &b[prefix.len()..];
     if digits.first() == Some(&b'0') {
         return None;
     }
@@ -279,7 +285,7 @@ fn made_name_parts(id: &str) -> Option<(usize, u32)> {
 
 /// The `n`-th name of prefix `p` (inline: a prefix and a number are short).
 fn made_name(p: usize, n: u32) -> Text {
-    let mut s = Text::const_new(PREFIXES[p]);
+    let mut s = Text::new(PREFIXES[p]);
     s.push_str(itoa::Buffer::new().format(n));
     s
 }
@@ -391,8 +397,13 @@ fn number_ports(plan: &mut Plan, cat: &Catalog, order: &[usize], traits: &[Optio
 /// R-FUNC: `multifunction=on` on function 0 of every slot with a function above 0 in use.
 fn set_multifunction(plan: &mut Plan, t: &Tree) {
     for n in 0..=t.ctrls() {
+        let kids = t.kids(n);
+        // One child alone shares no slot.
+        if kids.len() < 2 {
+            continue;
+        }
         // A bus's children come sorted by (slot, function).
-        for run in t.kids(n).chunk_by(|a, b| a.slot() == b.slot()) {
+        for run in kids.chunk_by(|a, b| a.slot() == b.slot()) {
             if run.iter().all(|k| k.function() == 0) {
                 continue;
             }
@@ -452,6 +463,9 @@ mod tests {
         assert_eq!(made_name_parts("rp12"), Some((rp, 12)));
         assert_eq!(made_name_parts("pxb1"), Some((4, 1)));
         assert_eq!(made_name_parts("rp4294967295"), Some((rp, u32::MAX)));
+        for (p, prefix) in PREFIXES.iter().enumerate() {
+            assert_eq!(made_name_parts(&format!("{prefix}7")), Some((p, 7)));
+        }
         for id in [
             "rp",
             "rpx1",
