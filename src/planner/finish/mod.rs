@@ -224,7 +224,8 @@ fn io_reserve_zero(
     traits: &[Option<Traits>],
 ) -> Vec<usize> {
     let takes = |i: usize| plan.controllers[i].added && traits[i].is_some_and(|tr| tr.io_reserve);
-    let mut out: Vec<usize> = (0..plan.controllers.len()).filter(|&i| takes(i)).collect();
+    let mut out = Vec::with_capacity(plan.controllers.len());
+    out.extend((0..plan.controllers.len()).filter(|&i| takes(i)));
     if out.is_empty() {
         return out;
     }
@@ -283,8 +284,27 @@ fn made_name_parts(id: &str) -> Option<(usize, u32)> {
         .map(|n| (p, n))
 }
 
-/// The `n`-th name of prefix `p` (inline: a prefix and a number are short).
+/// How many names of each prefix [`made_name`] spells once and then copies: more than most
+/// plans add of one class.
+const NAMES_AHEAD: u32 = 32;
+
+/// The `n`-th name of prefix `p`: a copy of one spelled ahead (a short name is inline, so a
+/// copy is a few words), else [`spell_name`].
 fn made_name(p: usize, n: u32) -> Text {
+    static AHEAD: std::sync::OnceLock<Vec<Vec<Text>>> = std::sync::OnceLock::new();
+    let ahead = AHEAD.get_or_init(|| {
+        (0..PREFIXES.len())
+            .map(|p| (1..=NAMES_AHEAD).map(|n| spell_name(p, n)).collect())
+            .collect()
+    });
+    let k = n.checked_sub(1).map(|k| k as usize);
+    k.and_then(|k| ahead.get(p)?.get(k))
+        .cloned()
+        .unwrap_or_else(|| spell_name(p, n))
+}
+
+/// Spells the `n`-th name of prefix `p` (inline: a prefix and a number are short).
+fn spell_name(p: usize, n: u32) -> Text {
     let mut s = Text::new(PREFIXES[p]);
     s.push_str(itoa::Buffer::new().format(n));
     s
@@ -460,6 +480,10 @@ mod tests {
         assert_eq!(made_name(rp, 1), "rp1");
         assert_eq!(made_name(rp, 407), "rp407");
         assert_eq!(made_name(rp, u32::MAX), "rp4294967295");
+        assert_eq!(made_name(rp, 0), "rp0");
+        for n in [NAMES_AHEAD - 1, NAMES_AHEAD, NAMES_AHEAD + 1] {
+            assert_eq!(made_name(4, n), format!("pxb{n}"));
+        }
         assert_eq!(made_name_parts("rp12"), Some((rp, 12)));
         assert_eq!(made_name_parts("pxb1"), Some((4, 1)));
         assert_eq!(made_name_parts("rp4294967295"), Some((rp, u32::MAX)));

@@ -291,24 +291,25 @@ impl<'c> Tree<'c> {
         if order.len() != self.ctrls {
             return None;
         }
-        // Per controller: (a device on its bus has an I/O BAR, the windows of its children
-        // so far), then its own windows.
-        let mut acc = vec![(false, 0u32); self.ctrls];
+        // Per controller: whether a device on its bus has an I/O BAR; the windows of its
+        // children so far, then its own.
+        let mut own_io = vec![false; self.ctrls];
+        let mut windows = vec![0u32; self.ctrls];
         for (j, &(_, io)) in self.dev_facts.iter().enumerate() {
             if let Some(i) = self.parent_ctrl(self.dev_node(j)).filter(|_| io) {
-                acc[i].0 = true;
+                own_io[i] = true;
             }
         }
         // Children before their parents.
         for &n in order.iter().rev() {
             let Some(i) = self.ctrl(n) else { continue };
-            let w = Self::windows(acc[i].0, acc[i].1);
-            acc[i].1 = w;
+            let w = Self::windows(own_io[i], windows[i]);
+            windows[i] = w;
             if let Some(p) = self.parent_ctrl(n) {
-                acc[p].1 += w;
+                windows[p] += w;
             }
         }
-        Some(acc.into_iter().map(|a| a.1).collect())
+        Some(windows)
     }
 
     /// The windows a controller needs for its own devices (`own_io`: one has an I/O BAR)
