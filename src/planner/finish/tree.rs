@@ -158,8 +158,11 @@ impl<'c> Tree<'c> {
             put(1 + i, (c.slot, c.function));
         }
         let mut scratch = Vec::new();
-        for n in 0..nodes {
-            sort_by_address(&mut kids[kid_start[n]..kid_start[n + 1]], &mut scratch);
+        for w in kid_start.windows(2) {
+            // One child or none is in order.
+            if w[1] > w[0] + 1 {
+                sort_by_address(&mut kids[w[0]..w[1]], &mut scratch);
+            }
         }
         Tree {
             ctrls,
