@@ -416,18 +416,19 @@ fn number_ports(plan: &mut Plan, cat: &Catalog, order: &[usize], traits: &[Optio
 
 /// R-FUNC: `multifunction=on` on function 0 of every slot with a function above 0 in use.
 fn set_multifunction(plan: &mut Plan, t: &Tree) {
-    for n in 0..=t.ctrls() {
-        let kids = t.kids(n);
-        // One child alone shares no slot.
-        if kids.len() < 2 {
-            continue;
-        }
-        // A bus's children come sorted by (slot, function).
-        for run in kids.chunk_by(|a, b| a.slot() == b.slot()) {
-            if run.iter().all(|k| k.function() == 0) {
+    // One child alone shares no slot.
+    for kids in t.buses().filter(|kids| kids.len() > 1) {
+        // A bus's children come sorted by (slot, function): a slot's function 0 first, its
+        // highest function last.
+        let mut at = 0;
+        while let Some(first) = kids.get(at) {
+            let run = &kids[at..];
+            let end = run.iter().take_while(|k| k.slot() == first.slot()).count();
+            at += end;
+            if run[end - 1].function() == 0 {
                 continue;
             }
-            for k in run.iter().filter(|k| k.function() == 0) {
+            for k in run[..end].iter().take_while(|k| k.function() == 0) {
                 if let Some(i) = t.ctrl(k.node()) {
                     plan.controllers[i].multifunction = true;
                 } else if let Some(j) = t.dev(k.node()) {

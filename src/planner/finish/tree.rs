@@ -210,6 +210,14 @@ impl<'c> Tree<'c> {
         &self.kids[self.kid_start[n]..self.kid_start[n + 1]]
     }
 
+    /// The children of every bus (the root's, then each controller's), each in address
+    /// order.
+    pub fn buses(&self) -> impl Iterator<Item = &[Kid]> {
+        self.kid_start[..self.ctrls + 2]
+            .windows(2)
+            .map(|w| &self.kids[w[0]..w[1]])
+    }
+
     /// The catalog model of node `n`, if it is a controller of a known model.
     pub fn model(&self, n: usize) -> Option<&'c ControllerModel> {
         self.ctrl(n).and_then(|i| self.models[i])
