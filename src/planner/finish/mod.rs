@@ -29,8 +29,8 @@ pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog, w: Wiring) {
     let t = Tree::new(plan, cat, w);
     let below = t.ctrls_below(ROOT);
     let bus_nrs = expander_bus_numbers(&t, plan, &below, cat);
-    // Where the catalog asks for it for this firmware (`IoBudget::io_reserve_zero`).
     let traits = traits(&t);
+    // Where the catalog asks for it for this firmware (`IoBudget::io_reserve_zero`).
     let io_zero = if cat.io_budget(req.firmware).is_ok_and(|b| b.io_reserve_zero) {
         io_reserve_zero(&t, plan, &below, &traits)
     } else {

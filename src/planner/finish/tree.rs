@@ -23,7 +23,8 @@ pub(super) struct Tree<'c> {
     kid_start: Vec<usize>,
     /// Each controller's catalog model.
     models: Vec<Option<&'c ControllerModel>>,
-    /// The same for the root bus: the plan's `root_hotplug`, else the catalog's.
+    /// Whether a child of the root bus can be unplugged by the guest (D-HP): the plan's
+    /// `root_hotplug`, else the catalog's.
     root_hotplug: bool,
     /// Per device: (QEMU can unplug its model, it has an I/O BAR).
     dev_facts: Vec<(bool, bool)>,
@@ -257,7 +258,7 @@ impl<'c> Tree<'c> {
     pub fn ctrls_below(&self, n: usize) -> Vec<usize> {
         let mut out = Vec::with_capacity(self.ctrls);
         let mut stack: Vec<usize> = Vec::with_capacity(self.ctrls);
-        // Controller nodes come before device nodes.
+        // Controllers are nodes 1 to `ctrls`; devices come after them.
         let ctrl_kids = |x: usize| {
             self.kids(x)
                 .iter()
