@@ -187,6 +187,18 @@ pub enum HotplugControl {
     Never,
 }
 
+impl HotplugControl {
+    /// D-HP: whether the guest can unplug what sits on a bus of this control, for a
+    /// controller whose `hotplug` setting is `setting` (unset: on).
+    pub fn bus_hotpluggable(control: Option<Self>, setting: Option<bool>) -> bool {
+        match control {
+            Some(HotplugControl::Property) => setting.unwrap_or(true),
+            Some(HotplugControl::Always) => true,
+            Some(HotplugControl::Never) | None => false,
+        }
+    }
+}
+
 /// The bus a controller provides.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -342,11 +342,9 @@ impl<'a> Topology<'a> {
     pub fn bus_hotpluggable(&self, n: NodeIndex) -> bool {
         match self.g[n] {
             Node::Root => self.root_hotplug,
-            Node::Ctrl(c) => match self.model(n).map(|m| m.hotplug) {
-                Some(HotplugControl::Property) => c.hotplug.unwrap_or(true),
-                Some(HotplugControl::Always) => true,
-                Some(HotplugControl::Never) | None => false,
-            },
+            Node::Ctrl(c) => {
+                HotplugControl::bus_hotpluggable(self.model(n).map(|m| m.hotplug), c.hotplug)
+            }
             Node::Dev(_) => false,
         }
     }

@@ -344,15 +344,10 @@ impl<'c> Tree<'c> {
     pub fn device_hotpluggable(&self, j: usize, ctrls: &[PlacedController]) -> bool {
         let bus_hp = match self.parent(self.dev_node(j)) {
             Some(ROOT) => self.root_hotplug,
-            Some(p) => self
-                .ctrl(p)
-                .is_some_and(|i| match self.models[i].map(|m| m.hotplug) {
-                    Some(HotplugControl::Property) => {
-                        ctrls.get(i).and_then(|c| c.hotplug).unwrap_or(true)
-                    }
-                    Some(HotplugControl::Always) => true,
-                    Some(HotplugControl::Never) | None => false,
-                }),
+            Some(p) => self.ctrl(p).is_some_and(|i| {
+                let control = self.models[i].map(|m| m.hotplug);
+                HotplugControl::bus_hotpluggable(control, ctrls.get(i).and_then(|c| c.hotplug))
+            }),
             None => false,
         };
         self.dev_facts[j].0 && bus_hp
