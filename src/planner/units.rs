@@ -248,8 +248,9 @@ pub(crate) fn build_model(
     io_windows: u32,
 ) -> (Model, Vec<Option<usize>>) {
     // A guest has a handful of classes: a list searched front to back beats a map.
-    let mut keys: Vec<(usize, BusKind, Hotplug, bool, bool, bool, bool)> = Vec::new();
-    let mut classes: Vec<Class> = Vec::new();
+    // Room for the usual handful, so that neither list regrows while it is built.
+    let mut keys: Vec<(usize, BusKind, Hotplug, bool, bool, bool, bool)> = Vec::with_capacity(8);
+    let mut classes: Vec<Class> = Vec::with_capacity(8);
     let mut unit_class = Vec::with_capacity(units.len());
     for u in units {
         if u.pinned {
