@@ -142,11 +142,12 @@ pub(super) fn check(c: &Check, out: &mut Vec<Violation>) {
     // Read from the request at the first slot endpoints share (most plans have none).
     let sharing = std::cell::OnceCell::new();
     for bus in buses(c) {
+        let mut accepted = Accepted::default();
         for &(slot, function, n) in bus.kids {
             slot_in_range(c, &bus, slot, n, out);
             function_in_range(c, &bus, function, n, out);
             slot_not_reserved(c, &bus, slot, function, n, out);
-            kind_accepted(c, &bus, n, out);
+            kind_accepted(c, &bus, &mut accepted, n, out);
         }
         // Each slot's occupants are a run (the children are sorted by slot, function).
         for occupants in bus.kids.chunk_by(|a, b| a.0 == b.0) {
@@ -198,9 +199,34 @@ fn slot_not_reserved(
     }
 }
 
+/// The kinds one bus was found to accept, as the `&str`s its children's kinds are spelled
+/// with: a device's kind is a constant and a controller's its catalog model's class, so most
+/// children of a bus repeat one of a few by address, and are let through without comparing
+/// them with the bus's list again.
+#[derive(Default)]
+struct Accepted<'a>([Option<&'a str>; 4]);
+
+impl<'a> Accepted<'a> {
+    fn has(&self, category: &str) -> bool {
+        self.0.iter().flatten().any(|&k| std::ptr::eq(k, category))
+    }
+
+    fn add(&mut self, category: &'a str) {
+        if let Some(free) = self.0.iter_mut().find(|k| k.is_none()) {
+            *free = Some(category);
+        }
+    }
+}
+
 /// The bus accepts what plugs into it (a controller breaks its model's first rule, an
 /// endpoint the bus's rule).
-fn kind_accepted(c: &Check, bus: &Bus, n: NodeIndex, out: &mut Vec<Violation>) {
+fn kind_accepted<'a>(
+    c: &Check<'a>,
+    bus: &Bus,
+    accepted: &mut Accepted<'a>,
+    n: NodeIndex,
+    out: &mut Vec<Violation>,
+) {
     let t = &c.t;
     let (category, rule) = match t.g[n] {
         Node::Dev(d) => (d.kind.category(), bus.rule),
@@ -213,7 +239,12 @@ fn kind_accepted(c: &Check, bus: &Bus, n: NodeIndex, out: &mut Vec<Violation>) {
         },
         Node::Root => return,
     };
-    if !bus.accepts.iter().any(|x| x == category) {
+    if accepted.has(category) {
+        return;
+    }
+    if bus.accepts.iter().any(|x| x == category) {
+        accepted.add(category);
+    } else {
         let msg = format!(
             "wrong kind of slot: a {category} cannot plug into bus '{}' ({}, accepts {})",
             bus.name,
