@@ -158,14 +158,19 @@ fn prepare<'c>(req: &Request, cat: &'c Catalog, shaped: bool) -> Result<Prepared
     }
     let models = req.resolve_models(cat)?;
     let pinned = pinned_plan(req, cat);
-    let t = Topology::build(&pinned, cat);
-    let pins = validate_pinned(&t, &pinned, req, cat);
-    if !pins.is_empty() {
-        return Err(PlanError::Pins(pins));
-    }
+    // Most requests pin nothing: their pins break no rule, and the machine's offer needs no
+    // topology of them.
+    let world = if pinned.controllers.is_empty() && pinned.devices.is_empty() {
+        World::unpinned(req, cat)
+    } else {
+        let t = Topology::build(&pinned, cat);
+        let pins = validate_pinned(&t, &pinned, req, cat);
+        if !pins.is_empty() {
+            return Err(PlanError::Pins(pins));
+        }
+        World::read(&t, &pinned, req, cat)
+    };
     let units = units::units_of(req, cat, &models)?;
-    let world = World::read(&t, &pinned, req, cat);
-    drop(t);
     let io = cat.io_budget(req.firmware)?;
     let (model, unit_class) = units::build_model(req, cat, &units, &world, io.windows);
     explain::precheck(req, &units, &unit_class, &model)?;

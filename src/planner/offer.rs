@@ -116,36 +116,42 @@ impl World {
     /// Reads what the pinned plan `pinned`, whose topology is `t`, offers to `req`. Of
     /// `pinned` it reads the controllers alone (the devices are `t`'s).
     pub fn read(t: &Topology, pinned: &Plan, req: &Request, cat: &Catalog) -> World {
-        let numas: BTreeSet<u32> = req
-            .devices
-            .iter()
-            .filter(|d| d.address.is_none())
-            .filter_map(|d| d.numa_node)
-            .collect();
-        let regions = std::iter::once(None)
-            .chain(numas.iter().map(|&n| Some(n)))
-            .collect();
-        World::read_in(t, pinned, cat, regions)
+        World::read_in(t, pinned, cat, regions_of(req))
+    }
+
+    /// What a machine offers when nothing is pinned: [`World::read`] of a plan without
+    /// controllers or devices, whose topology is the root bus alone, without building it.
+    /// Every usable `pcie.0` slot is free; nothing uses a bus number or an I/O window; no
+    /// pinned expander bounds the root's bus numbers.
+    pub fn unpinned(req: &Request, cat: &Catalog) -> World {
+        let mut w = World::empty(regions_of(req));
+        w.root_free = cat.root_free_slots();
+        w.root_bus_room = u32::MAX;
+        w
+    }
+
+    /// A world of `regions` (index 0: no NUMA node) offering nothing yet.
+    fn empty(regions: Vec<Option<u32>>) -> World {
+        let nreg = regions.len();
+        World {
+            region_numa: regions,
+            bridge_slots: vec![Vec::new(); nreg],
+            bridge_free_io: vec![0; nreg],
+            bridges_unwindowed: vec![0; nreg],
+            windowed_front: vec![0; nreg],
+            pxb_positions: vec![Vec::new(); nreg],
+            ..World::default()
+        }
     }
 
     /// The same with the regions given (index 0: no NUMA node): an adoption reads the
     /// topology of what stays with the regions of the guest whose every device may move.
     pub fn read_in(t: &Topology, pinned: &Plan, cat: &Catalog, regions: Vec<Option<u32>>) -> World {
-        let mut w = World {
-            region_numa: regions,
-            ..World::default()
-        };
-        let nreg = w.region_numa.len();
-        w.bridge_slots = vec![Vec::new(); nreg];
-        w.bridge_free_io = vec![0; nreg];
-        w.bridges_unwindowed = vec![0; nreg];
-        w.windowed_front = vec![0; nreg];
-        w.pxb_positions = vec![Vec::new(); nreg];
         let mut r = Reader {
             t,
             pinned,
             cat,
-            w,
+            w: World::empty(regions),
             rooms: BTreeMap::new(),
         };
         r.root();
@@ -160,6 +166,20 @@ impl World {
         numa.and_then(|m| self.region_numa.iter().position(|&r| r == Some(m)))
             .unwrap_or(0)
     }
+}
+
+/// The regions of `req`: none first, then each NUMA node an unpinned device asks for, in
+/// ascending order.
+fn regions_of(req: &Request) -> Vec<Option<u32>> {
+    let numas: BTreeSet<u32> = req
+        .devices
+        .iter()
+        .filter(|d| d.address.is_none())
+        .filter_map(|d| d.numa_node)
+        .collect();
+    std::iter::once(None)
+        .chain(numas.iter().map(|&n| Some(n)))
+        .collect()
 }
 
 impl<'t, 'a> Reader<'t, 'a> {
@@ -418,6 +438,24 @@ mod tests {
         assert_eq!(w.region_numa, [None, Some(1)]);
         assert!(w.pinned_pxb_numa.is_empty());
         assert_eq!((w.bus_used, w.root_bus_room), (2, u32::MAX));
+    }
+
+    #[test]
+    fn nothing_pinned_offers_what_the_root_alone_offers() {
+        for json in [
+            r#"{"devices":[{"id":"a","model":"virtio-net-pci"}]}"#,
+            r#"{"devices":[{"id":"a","model":"e1000","numa_node":3},
+              {"id":"b","model":"virtio-blk-pci","numa_node":1},{"id":"c","model":"virtio-rng-pci","numa_node":3}]}"#,
+            r#"{"machine":"virt","devices":[{"id":"a","model":"virtio-net-pci","numa_node":0}]}"#,
+        ] {
+            let req = Request::from_json(json).expect("parses");
+            let cat = Catalog::for_machine(&req.machine).expect("known machine");
+            let pinned = pinned_plan(&req, cat);
+            let read = World::read(&Topology::build(&pinned, cat), &pinned, &req, cat);
+            let fast = World::unpinned(&req, cat);
+            assert_eq!(format!("{fast:?}"), format!("{read:?}"), "{json}");
+            assert!(!fast.root_free.is_empty());
+        }
     }
 
     #[test]
