@@ -228,15 +228,32 @@ fn escaped_slowly(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Appends the content of string `s` (without its quotes), escaped as [`escaped`] does: the
-/// compact plan writers spell the quotes into the constants around it.
+/// Appends the content of string `s` (without its quotes): as it is when `plain` (the
+/// caller found nothing to escape in it, see [`escape_bits`]), else escaped as [`escaped`]
+/// does. The compact plan writers spell the quotes into the constants around it.
 #[inline(always)]
-fn body(out: &mut String, s: &str) {
-    if needs_escape(s.as_bytes()) {
-        escape_body(out, s);
+fn body(out: &mut String, s: &str, plain: bool) {
+    if plain {
+        put(out, s);
     } else {
-        out.push_str(s);
+        escape_body(out, s);
     }
+}
+
+/// Appends `s`, a short one (an id, a model, a bus name: mostly 2 to 16 bytes) copied by a
+/// few moves of its known length instead of a call of `memcpy`: each arm copies a constant
+/// number of bytes, which the compiler spells out.
+#[inline(always)]
+fn put(out: &mut String, s: &str) {
+    macro_rules! by_len {
+        ($($n:literal)*) => {
+            match s.len() {
+                $($n => out.push_str(&s[..$n]),)*
+                _ => out.push_str(s),
+            }
+        };
+    }
+    by_len!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
 }
 
 /// [`body`] for a string with something to escape.
@@ -270,30 +287,50 @@ fn escape_body(out: &mut String, s: &str) {
     out.push_str(&s[start..]);
 }
 
-/// Whether any byte of `b` is escaped: a control character, `"` or `\`. Eight bytes at a
-/// time: a byte below 0x20, or equal to 0x22 or 0x5C, leaves its high bit set in the tests
-/// of [`any_escaped`]. A string of 8 bytes or more is read in words and then its last eight
-/// bytes (overlapping the words: a byte checked twice is harmless); a shorter one is read as
-/// one word, from two overlapping halves (4 to 7 bytes) or its first, middle and last byte
-/// (1 to 3, which are all its bytes) padded with spaces.
+/// Whether any byte of `b` is escaped: a control character, `"` or `\\`.
 #[inline]
 fn needs_escape(b: &[u8]) -> bool {
+    escape_bits(b) != 0
+}
+
+/// Nonzero when any byte of `b` is escaped ([`needs_escape`]), so that the strings of an
+/// item are tested with one branch: `escape_bits(a) | escape_bits(b) == 0`. Eight bytes at a
+/// time: a byte below 0x20, or equal to 0x22 or 0x5C, leaves its high bit set in
+/// [`special`]. A string of 8 to 16 bytes is read as its first and its last eight bytes
+/// (overlapping: a byte checked twice is harmless), a longer one in words and then its last
+/// eight; a shorter one as one word, from two overlapping halves (4 to 7 bytes) or its
+/// first, middle and last byte (1 to 3, which are all its bytes) padded with spaces.
+#[inline(always)]
+fn escape_bits(b: &[u8]) -> u64 {
     let n = b.len();
     if n >= 8 {
-        let mut words = b.chunks_exact(8);
-        if words.by_ref().any(|w| any_escaped(word8(w))) {
-            return true;
+        if n > 16 {
+            return escape_bits_long(b);
         }
-        return !words.remainder().is_empty() && any_escaped(word8(&b[n - 8..]));
+        return special(word8(b)) | special(word8(&b[n - 8..]));
     }
     if n >= 4 {
-        return any_escaped(u64::from(word4(b)) | u64::from(word4(&b[n - 4..])) << 32);
+        return special(u64::from(word4(b)) | u64::from(word4(&b[n - 4..])) << 32);
     }
     if n == 0 {
-        return false;
+        return 0;
     }
     const SPACES: u64 = 0x2020_2020_2000_0000;
-    any_escaped(SPACES | u64::from(b[0]) | u64::from(b[n / 2]) << 8 | u64::from(b[n - 1]) << 16)
+    special(SPACES | u64::from(b[0]) | u64::from(b[n / 2]) << 8 | u64::from(b[n - 1]) << 16)
+}
+
+/// [`escape_bits`] of a string longer than 16 bytes.
+#[inline(never)]
+fn escape_bits_long(b: &[u8]) -> u64 {
+    let mut words = b.chunks_exact(8);
+    let mut bits = 0;
+    for w in words.by_ref() {
+        bits |= special(word8(w));
+    }
+    if !words.remainder().is_empty() {
+        bits |= special(word8(&b[b.len() - 8..]));
+    }
+    bits
 }
 
 /// The first eight bytes of `w`, little-endian.
@@ -312,15 +349,20 @@ fn word4(w: &[u8]) -> u32 {
     u32::from_le_bytes(a)
 }
 
-/// Whether a byte of `x` is below 0x20 or is 0x22 or 0x5C. `x - n·ONES & !x & HIGH` has a
-/// byte's high bit set where the byte is below `n` (or above one that is; bytes from 0x80,
-/// which UTF-8 uses, are masked out by `!x`).
-#[inline]
-fn any_escaped(x: u64) -> bool {
+/// The bytes of `x` below 0x20 or equal to 0x22 or 0x5C, by their high bit (nonzero when
+/// there is one). `x - n·ONES & !x & HIGH` has a byte's high bit set where the byte is
+/// below `n` (or above one that is; bytes from 0x80, which UTF-8 uses, are masked out by
+/// `!x`); the three tests share the `!x & HIGH`, since `x ^ 0x22` and `x ^ 0x5C` have the
+/// high bits of `x`.
+#[inline(always)]
+fn special(x: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
-    below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0
+    ((x ^ (ONES * 0x22)).wrapping_sub(ONES)
+        | (x ^ (ONES * 0x5c)).wrapping_sub(ONES)
+        | x.wrapping_sub(ONES * 0x20))
+        & !x
+        & HIGH
 }
 
 /// Appends `n` (a slot, function, port or the like: mostly one digit), a digit at a time.
@@ -456,14 +498,20 @@ fn controller_text<const P: bool>(out: &mut String, c: &PlacedController) {
         c.bus.as_str(),
     );
     out.reserve(fixed + id.len() + model.len() + driver.len() + bus.len());
+    // One test for the four texts (they are ids and catalog names: nothing to escape).
+    let plain = escape_bits(id.as_bytes())
+        | escape_bits(model.as_bytes())
+        | escape_bits(driver.as_bytes())
+        | escape_bits(bus.as_bytes())
+        == 0;
     out.push_str(item!(P, "{" {"id"} "\""));
-    body(out, id);
+    body(out, id, plain);
     out.push_str(item!(P, "\"" ["model"] "\""));
-    body(out, model);
+    body(out, model, plain);
     out.push_str(item!(P, "\"" ["driver"] "\""));
-    body(out, driver);
+    body(out, driver, plain);
     out.push_str(item!(P, "\"" ["bus"] "\""));
-    body(out, bus);
+    body(out, bus, plain);
     out.push_str(item!(P, "\""["slot"]));
     small(out, c.slot);
     out.push_str(item!(P, ["function"]));
@@ -500,15 +548,21 @@ fn device_text<const P: bool>(out: &mut String, d: &PlacedDevice) {
     let (id, model, bus) = (d.id.as_str(), d.model.as_str(), d.bus.as_str());
     let group = d.group.as_deref();
     out.reserve(fixed + id.len() + model.len() + bus.len() + group.map_or(0, str::len));
+    // One test for the texts, as in `controller_text`.
+    let plain = escape_bits(id.as_bytes())
+        | escape_bits(model.as_bytes())
+        | escape_bits(bus.as_bytes())
+        | group.map_or(0, |g| escape_bits(g.as_bytes()))
+        == 0;
     out.push_str(item!(P, "{" {"id"} "\""));
-    body(out, id);
+    body(out, id, plain);
     out.push_str(item!(P, "\"" ["model"] "\""));
-    body(out, model);
+    body(out, model, plain);
     match d.kind {
         BusKind::Pcie => out.push_str(item!(P, "\"" ["kind"] "\"pcie\"" ["bus"] "\"")),
         BusKind::Pci => out.push_str(item!(P, "\"" ["kind"] "\"pci\"" ["bus"] "\"")),
     }
-    body(out, bus);
+    body(out, bus, plain);
     out.push_str(item!(P, "\""["slot"]));
     small(out, d.slot);
     out.push_str(item!(P, ["function"]));
@@ -538,7 +592,7 @@ fn device_text<const P: bool>(out: &mut String, d: &PlacedDevice) {
     }
     if let Some(g) = group {
         out.push_str(item!(P, ["group"] "\""));
-        body(out, g);
+        body(out, g, plain);
         out.push('"');
     }
     opt_num(out, item!(P, ["numa_node"]), d.numa_node);
