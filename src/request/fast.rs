@@ -269,6 +269,23 @@ impl<'a> Reader<'a> {
         mut f: impl FnMut(&mut Self) -> Option<T>,
         room: usize,
     ) -> Option<Vec<T>> {
+        self.array_into(
+            |r, out| {
+                out.push(f(r)?);
+                Some(())
+            },
+            room,
+        )
+    }
+
+    /// An array whose elements `f` reads and pushes itself (so that a large one is built
+    /// in place rather than returned and moved), with room for `room` at first.
+    #[inline(always)]
+    fn array_into<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Self, &mut Vec<T>) -> Option<()>,
+        room: usize,
+    ) -> Option<Vec<T>> {
         self.eat(b'[')?;
         let mut out = Vec::new();
         if self.next_is(b']') {
@@ -276,15 +293,22 @@ impl<'a> Reader<'a> {
         }
         out.reserve(room);
         loop {
-            out.push(f(self)?);
+            f(self, &mut out)?;
             if !self.more(b']')? {
                 return Some(out);
             }
         }
     }
 
-    /// `"on"`, `"off"` or `"any"`: told apart by the word's first four bytes.
+    /// `"on"`, `"off"` or `"any"`.
     fn hotplug(&mut self) -> Option<Hotplug> {
+        self.hotplug_here()
+    }
+
+    /// [`Reader::hotplug`], inlined (for every device): told apart by the word's first
+    /// four bytes.
+    #[inline(always)]
+    fn hotplug_here(&mut self) -> Option<Hotplug> {
         self.ws();
         let rest = &self.s.as_bytes()[self.i..];
         let (h, n) = match rest.first_chunk::<4>()? {
@@ -359,7 +383,7 @@ impl<'a> Reader<'a> {
                         // Room for as many devices as objects follow, at most (no regrowing).
                         let rest = &p.s.as_bytes()[p.i..];
                         let most = memchr::memchr_iter(b'{', rest).count();
-                        r.devices = p.array(Self::device, most.min(super::MAX_DEVICES + 1))?;
+                        r.devices = p.array_into(Self::device, most.min(super::MAX_DEVICES + 1))?;
                     }
                     5 => r.controllers = p.array(Self::controller, 0)?,
                     _ => r.root_hotplug = p.opt(Self::bool)?,
@@ -429,23 +453,26 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A device: as serde writes one ([`Reader::written_device`]), else any way
-    /// ([`Reader::any_device`]), read again from the same place.
-    fn device(&mut self) -> Option<DeviceRequest> {
+    /// A device, pushed to `out`: as serde writes one ([`Reader::written_device`]), else
+    /// any way ([`Reader::any_device`]), read again from the same place.
+    fn device(&mut self, out: &mut Vec<DeviceRequest>) -> Option<()> {
         let start = self.i;
-        if let Some(d) = self.written_device() {
-            return Some(d);
+        if self.written_device(out).is_some() {
+            return Some(());
         }
         self.i = start;
-        self.any_device()
+        out.push(self.any_device()?);
+        Some(())
     }
 
     /// A device as serde writes one, which is how most requests come: `id` and `model`,
     /// then the optional fields present in the order [`DeviceRequest`] declares them, none
     /// `null`, no white space between a field and the next key. Read without looking keys
-    /// up; `None` for any other text (the caller reads it again with [`Reader::any_device`],
-    /// which reads these the same way).
-    fn written_device(&mut self) -> Option<DeviceRequest> {
+    /// up, and pushed to `out` (not returned and moved again); `None` (nothing pushed) for any
+    /// other text (the caller reads it again with [`Reader::any_device`], which reads these
+    /// the same way).
+    #[inline(always)]
+    fn written_device(&mut self, out: &mut Vec<DeviceRequest>) -> Option<()> {
         self.ws();
         if !self.tag(b"{\"id\":") {
             return None;
@@ -465,25 +492,28 @@ impl<'a> Reader<'a> {
             address: None,
         };
         if self.tag(b",\"hotplug\":") {
-            d.hotplug = Some(self.hotplug()?);
+            d.hotplug = Some(self.hotplug_here()?);
         }
         // Most devices end here: one test instead of four for the fields not given.
-        if self.tag(b"}") {
-            return Some(d);
+        if !self.tag(b"}") {
+            if self.tag(b",\"group\":") {
+                d.group = Some(self.owned()?);
+            }
+            if self.tag(b",\"numa_node\":") {
+                d.numa_node = Some(self.u32()?);
+            }
+            if self.tag(b",\"bus_kind\":") {
+                d.bus_kind = Some(self.bus_kind()?);
+            }
+            if self.tag(b",\"address\":") {
+                d.address = Some(self.address()?);
+            }
+            if !self.tag(b"}") {
+                return None;
+            }
         }
-        if self.tag(b",\"group\":") {
-            d.group = Some(self.owned()?);
-        }
-        if self.tag(b",\"numa_node\":") {
-            d.numa_node = Some(self.u32()?);
-        }
-        if self.tag(b",\"bus_kind\":") {
-            d.bus_kind = Some(self.bus_kind()?);
-        }
-        if self.tag(b",\"address\":") {
-            d.address = Some(self.address()?);
-        }
-        self.tag(b"}").then_some(d)
+        out.push(d);
+        Some(())
     }
 
     /// A device object with its fields in any order, each at most once.
