@@ -109,13 +109,14 @@ impl<'a> Reader<'a> {
 
     /// A string without escapes or control characters.
     fn str(&mut self) -> Option<&'a str> {
-        self.str_here()
+        self.eat(b'"')?;
+        self.str_body()
     }
 
-    /// [`Reader::str`], inlined: for the id and model of every device.
+    /// [`Reader::str`] after its opening quote, inlined: for the id and model of every
+    /// device, whose quote is taken with the key.
     #[inline(always)]
-    fn str_here(&mut self) -> Option<&'a str> {
-        self.eat(b'"')?;
+    fn str_body(&mut self) -> Option<&'a str> {
         let b = self.s.as_bytes();
         let start = self.i;
         let mut i = start;
@@ -467,22 +468,24 @@ impl<'a> Reader<'a> {
 
     /// A device as serde writes one, which is how most requests come: `id` and `model`,
     /// then the optional fields present in the order [`DeviceRequest`] declares them, none
-    /// `null`, no white space between a field and the next key. Read without looking keys
-    /// up, and pushed to `out` (not returned and moved again); `None` (nothing pushed) for any
-    /// other text (the caller reads it again with [`Reader::any_device`], which reads these
-    /// the same way).
+    /// `null`, no white space between a field and the next key, nor before the id's and the
+    /// model's strings. Read without looking keys up, and pushed to `out` (not returned and
+    /// moved again); `None` (nothing pushed) for any other text (the caller reads it again
+    /// with [`Reader::any_device`], which reads these the same way).
     #[inline(always)]
     fn written_device(&mut self, out: &mut Vec<DeviceRequest>) -> Option<()> {
         self.ws();
-        if !self.tag(b"{\"id\":") {
+        if !self.tag(b"{\"id\":\"") {
             return None;
         }
-        let id = text(self.str_here()?);
-        if !self.tag(b",\"model\":") {
+        let id = text(self.str_body()?);
+        if !self.tag(b",\"model\":\"") {
             return None;
         }
-        let model = text(self.str_here()?);
-        let mut d = DeviceRequest {
+        let model = text(self.str_body()?);
+        // Built in its place in `out` and filled there (taken back out if the text is not as
+        // serde writes it): the struct is not copied from the stack.
+        out.push(DeviceRequest {
             id,
             model,
             hotplug: None,
@@ -490,30 +493,37 @@ impl<'a> Reader<'a> {
             numa_node: None,
             bus_kind: None,
             address: None,
-        };
+        });
+        if self.written_device_rest(out.last_mut()?).is_none() {
+            out.pop();
+            return None;
+        }
+        Some(())
+    }
+
+    /// The fields of [`Reader::written_device`] after `model`, into `d`.
+    #[inline(always)]
+    fn written_device_rest(&mut self, d: &mut DeviceRequest) -> Option<()> {
         if self.tag(b",\"hotplug\":") {
             d.hotplug = Some(self.hotplug_here()?);
         }
         // Most devices end here: one test instead of four for the fields not given.
-        if !self.tag(b"}") {
-            if self.tag(b",\"group\":") {
-                d.group = Some(self.owned()?);
-            }
-            if self.tag(b",\"numa_node\":") {
-                d.numa_node = Some(self.u32()?);
-            }
-            if self.tag(b",\"bus_kind\":") {
-                d.bus_kind = Some(self.bus_kind()?);
-            }
-            if self.tag(b",\"address\":") {
-                d.address = Some(self.address()?);
-            }
-            if !self.tag(b"}") {
-                return None;
-            }
+        if self.tag(b"}") {
+            return Some(());
         }
-        out.push(d);
-        Some(())
+        if self.tag(b",\"group\":") {
+            d.group = Some(self.owned()?);
+        }
+        if self.tag(b",\"numa_node\":") {
+            d.numa_node = Some(self.u32()?);
+        }
+        if self.tag(b",\"bus_kind\":") {
+            d.bus_kind = Some(self.bus_kind()?);
+        }
+        if self.tag(b",\"address\":") {
+            d.address = Some(self.address()?);
+        }
+        self.tag(b"}").then_some(())
     }
 
     /// A device object with its fields in any order, each at most once.
