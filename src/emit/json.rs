@@ -365,16 +365,30 @@ fn special(x: u64) -> u64 {
         & HIGH
 }
 
-/// Appends `n` (a slot, function, port or the like: mostly one digit), a digit at a time.
+/// The numbers 00 to 99, two digits each: [`small`] appends the last two digits of a
+/// number as one piece of this.
+const TENS: &str = concat!(
+    "0001020304050607080910111213141516171819",
+    "2021222324252627282930313233343536373839",
+    "4041424344454647484950515253545556575859",
+    "6061626364656667686970717273747576777879",
+    "8081828384858687888990919293949596979899",
+);
+
+/// Appends `n` (a slot, function, port or the like: mostly one or two digits): one digit
+/// directly, the last two as one two-byte piece of [`TENS`] (one append instead of two, and
+/// no tens digit to work out), a hundreds digit before them.
 #[inline]
 fn small(out: &mut String, n: u8) {
+    if n < 10 {
+        out.push(char::from(b'0' + n));
+        return;
+    }
     if n >= 100 {
         out.push(char::from(b'0' + n / 100));
     }
-    if n >= 10 {
-        out.push(char::from(b'0' + n / 10 % 10));
-    }
-    out.push(char::from(b'0' + n % 10));
+    let at = usize::from(n % 100) * 2;
+    out.push_str(&TENS[at..at + 2]);
 }
 
 /// The size to reserve for `plan`'s text, so that the buffer is sized once: about 330
@@ -667,6 +681,15 @@ mod tests {
             let mut out = String::new();
             escaped(&mut out, s);
             assert_eq!(out, serde_json::to_string(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn small_numbers_as_itoa() {
+        for n in 0..=u8::MAX {
+            let mut s = String::new();
+            small(&mut s, n);
+            assert_eq!(s, n.to_string());
         }
     }
 
