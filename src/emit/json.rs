@@ -435,15 +435,31 @@ pub(crate) fn plan<const P: bool>(w: &mut Writer<P>, plan: &Plan) {
         w.array(&plan.notes, |w, n| w.str(n));
     }
     w.key(key!("controllers"));
-    w.array(&plan.controllers, controller);
+    items(w, &plan.controllers, controller_text::<P>);
     w.key(key!("devices"));
-    w.array(&plan.devices, device);
+    items(w, &plan.devices, device_text::<P>);
     w.close();
+}
+
+/// Writes `list` as an array of the plan (as [`Writer::array`] does), each item with `f`,
+/// told whether it is the first: the items spell the comma before them and (pretty) the
+/// indent of their brace in their first constant (see [`item!`]), one append less each.
+#[inline(always)]
+fn items<const P: bool, T>(w: &mut Writer<P>, list: &[T], f: impl Fn(&mut String, &T, bool)) {
+    w.out.push('[');
+    for (i, x) in list.iter().enumerate() {
+        f(w.out, x, i == 0);
+    }
+    if P && !list.is_empty() {
+        w.newline();
+    }
+    w.out.push(']');
 }
 
 /// A constant of a controller's or device's text, compact or (`$p`) pretty, from literals
 /// and keys: `{key}` is an item's first key, `[key]` a later one (with the comma before it),
-/// each spelled with its colon as the layout writes it; `end` closes the item. Pretty, an
+/// each spelled with its colon as the layout writes it; `open` opens the first item of an
+/// array and `next` a later one (with the comma between), `end` closes an item. Pretty, an
 /// item of a plan's array has its fields three levels deep (six spaces) and its brace two.
 macro_rules! item {
     ($p:ident, $($piece:tt)*) => {
@@ -459,6 +475,10 @@ macro_rules! item {
     (@false [$k:literal]) => { concat!(",\"", $k, "\":") };
     (@true end) => { "\n    }" };
     (@false end) => { "}" };
+    (@true open) => { "\n    {" };
+    (@false open) => { "{" };
+    (@true next) => { ",\n    {" };
+    (@false next) => { ",{" };
     (@$p:tt $s:literal) => { $s };
 }
 
@@ -489,20 +509,11 @@ fn opt_num(out: &mut String, key: &str, v: Option<u32>) {
     }
 }
 
-/// Writes controller `c` as an item of the plan's `controllers`.
-fn controller<const P: bool>(w: &mut Writer<P>, c: &PlacedController) {
-    controller_text::<P>(w.out, c);
-}
-
-/// Writes device `d` as an item of the plan's `devices`.
-fn device<const P: bool>(w: &mut Writer<P>, d: &PlacedDevice) {
-    device_text::<P>(w.out, d);
-}
-
-/// `controller` as an item of a plan's array, compact or (`P`) pretty, in as few appends as
-/// the fields allow: each constant (see [`item!`]) holds a string's closing quote, the
-/// next key and the next string's opening quote, or a boolean with its key.
-fn controller_text<const P: bool>(out: &mut String, c: &PlacedController) {
+/// `controller` as an item of a plan's array (the `first` one or a later one), compact or
+/// (`P`) pretty, in as few appends as the fields allow: each constant (see [`item!`]) holds
+/// a string's closing quote, the next key and the next string's opening quote, or a
+/// boolean with its key.
+fn controller_text<const P: bool>(out: &mut String, c: &PlacedController, first: bool) {
     let fixed = if P { 300 } else { 160 };
     // Each text read once (an inline `Text` finds its length on every read).
     let (id, model, driver, bus) = (
@@ -518,7 +529,11 @@ fn controller_text<const P: bool>(out: &mut String, c: &PlacedController) {
         | escape_bits(driver.as_bytes())
         | escape_bits(bus.as_bytes())
         == 0;
-    out.push_str(item!(P, "{" {"id"} "\""));
+    if first {
+        out.push_str(item!(P, open {"id"} "\""));
+    } else {
+        out.push_str(item!(P, next {"id"} "\""));
+    }
     body(out, id, plain);
     out.push_str(item!(P, "\"" ["model"] "\""));
     body(out, model, plain);
@@ -544,17 +559,25 @@ fn controller_text<const P: bool>(out: &mut String, c: &PlacedController) {
     }
     opt_small(out, item!(P, ["bus_nr"]), c.bus_nr);
     opt_num(out, item!(P, ["numa_node"]), c.numa_node);
-    opt_num(out, item!(P, ["io-reserve"]), c.io_reserve);
-    if c.added {
-        out.push_str(item!(P, ["added"] "true" end));
-    } else {
-        out.push_str(item!(P, ["added"] "false" end));
+    // An `io-reserve` is mostly 0: then it is one constant with the end.
+    match (c.io_reserve, c.added) {
+        (Some(0), true) => out.push_str(item!(P, ["io-reserve"] "0" ["added"] "true" end)),
+        (Some(0), false) => out.push_str(item!(P, ["io-reserve"] "0" ["added"] "false" end)),
+        (io, added) => {
+            opt_num(out, item!(P, ["io-reserve"]), io);
+            if added {
+                out.push_str(item!(P, ["added"] "true" end));
+            } else {
+                out.push_str(item!(P, ["added"] "false" end));
+            }
+        }
     }
 }
 
-/// `device` as an item of a plan's array, as [`controller_text`] writes a controller: the
-/// fields from `multifunction` to `hotplug` are one constant of twelve.
-fn device_text<const P: bool>(out: &mut String, d: &PlacedDevice) {
+/// `device` as an item of a plan's array (the `first` one or a later one), as
+/// [`controller_text`] writes a controller: the fields from `multifunction` to `hotplug`
+/// are one constant of twelve.
+fn device_text<const P: bool>(out: &mut String, d: &PlacedDevice, first: bool) {
     use crate::catalog::BusKind;
     use crate::request::Hotplug;
     let fixed = if P { 260 } else { 140 };
@@ -568,7 +591,11 @@ fn device_text<const P: bool>(out: &mut String, d: &PlacedDevice) {
         | escape_bits(bus.as_bytes())
         | group.map_or(0, |g| escape_bits(g.as_bytes()))
         == 0;
-    out.push_str(item!(P, "{" {"id"} "\""));
+    if first {
+        out.push_str(item!(P, open {"id"} "\""));
+    } else {
+        out.push_str(item!(P, next {"id"} "\""));
+    }
     body(out, id, plain);
     out.push_str(item!(P, "\"" ["model"] "\""));
     body(out, model, plain);
