@@ -86,11 +86,15 @@ impl Added<'_> {
     }
 }
 
-/// A placed device: what the plan gets, the bus it is on, and its `device_facts`.
-#[derive(Debug)]
+/// Where a request device was placed, with its kind and `device_facts`: the plan's
+/// `PlacedDevice` is built from it and the request once, in `wire`, rather than built here
+/// and moved twice on its way into the plan.
+#[derive(Debug, Clone, Copy)]
 struct Placed<'a> {
-    dev: PlacedDevice,
     bus: Bus<'a>,
+    slot: u8,
+    function: u8,
+    kind: BusKind,
     facts: (bool, bool),
 }
 
@@ -240,22 +244,11 @@ impl<'a> Assigner<'a> {
             None => self.cat.device(&d.model),
         };
         let kind = d.bus_kind.or(m.map(|m| m.kind)).unwrap_or(BusKind::Pcie);
-        let dev = PlacedDevice {
-            id: d.id.clone(),
-            model: d.model.clone(),
-            kind,
-            bus: Self::bus_name(bus),
+        self.devices[i] = Some(Placed {
+            bus,
             slot,
             function,
-            multifunction: false,
-            hotpluggable: false,
-            hotplug: self.req.hotplug_of(d),
-            group: d.group.clone(),
-            numa_node: d.numa_node,
-        };
-        self.devices[i] = Some(Placed {
-            dev,
-            bus,
+            kind,
             facts: device_facts(m, kind),
         });
     }
@@ -368,10 +361,23 @@ impl<'a> Assigner<'a> {
         }
         let mut dev_facts = Vec::with_capacity(placed);
         self.plan.devices.reserve_exact(placed);
-        for p in devices.into_iter().flatten() {
+        for (d, p) in self.req.devices.iter().zip(&devices) {
+            let Some(p) = p else { continue };
             parent.push(node(p.bus));
             dev_facts.push(p.facts);
-            self.plan.devices.push(p.dev);
+            self.plan.devices.push(PlacedDevice {
+                id: d.id.clone(),
+                model: d.model.clone(),
+                kind: p.kind,
+                bus: Self::bus_name(p.bus),
+                slot: p.slot,
+                function: p.function,
+                multifunction: false,
+                hotpluggable: false,
+                hotplug: self.req.hotplug_of(d),
+                group: d.group.clone(),
+                numa_node: d.numa_node,
+            });
         }
         Wiring {
             parent,
