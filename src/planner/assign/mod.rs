@@ -8,8 +8,8 @@
 use std::collections::VecDeque;
 
 use crate::catalog::{
-    BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl, CLASS_BRIDGE, CLASS_PXB,
-    CLASS_UPSTREAM,
+    BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl, CLASS_BRIDGE,
+    CLASS_DOWNSTREAM, CLASS_PXB, CLASS_ROOT_PORT, CLASS_UPSTREAM,
 };
 use crate::error::PlanError;
 use crate::idmap::IdMap;
@@ -125,6 +125,9 @@ pub(super) struct Assigner<'a> {
     hosted: Vec<Vec<usize>>,
     /// Free ports NUMA regions left, lent to the global region: (id, hot-pluggable).
     lent: Vec<(&'a str, bool)>,
+    /// The models new ports are added of: (root port, switch downstream port), looked up
+    /// once rather than per port (`None`: asked as each is added).
+    port_models: [Option<&'a ControllerModel>; 2],
     /// What the pinned expander ranges still take (R-BUSNR); `None` without a pinned
     /// `bus_nr`.
     ranges: Option<ports::Ranges>,
@@ -181,6 +184,7 @@ impl<'a> Assigner<'a> {
             hosted,
             lent: Vec::new(),
             ranges: ports::Ranges::of(world, counts),
+            port_models: [cat.adder(CLASS_ROOT_PORT), cat.adder(CLASS_DOWNSTREAM)],
         }
     }
 

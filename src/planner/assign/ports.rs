@@ -261,8 +261,9 @@ impl<'a> Assigner<'a> {
             .collect();
         let world = self.world;
         let ranges = &mut self.ranges;
+        // Without pinned ranges every port fits: the port's tree is not looked up.
         let mut got = free.hand_out(&wants, &mut |k, id| {
-            Ranges::take(ranges, port_tree(world, id), takers[k], false)
+            ranges.is_none() || Ranges::take(ranges, port_tree(world, id), takers[k], false)
         });
         if r != 0 {
             self.lend_leftovers(free);
@@ -407,9 +408,12 @@ impl<'a> Assigner<'a> {
         // needs one more (R-BUSNR).
         let endpoint = matches!(t, Taker::Unit(_) | Taker::Spare);
         let ranges = &self.ranges;
-        let fits = |p: &Pos| Ranges::fits(ranges, position_tree(world, root, p), t, true);
+        // Without pinned ranges everything fits: the position's tree is not worked out.
+        let fits = |p: &Pos| {
+            ranges.is_none() || Ranges::fits(ranges, position_tree(world, root, p), t, true)
+        };
         let next = next_position(pool, endpoint, capped, fits);
-        if let Some(p) = &next {
+        if let (Some(p), Some(_)) = (&next, &self.ranges) {
             Ranges::take(&mut self.ranges, position_tree(world, root, p), t, true);
         }
         // Only a pinned expander's bus_nr range can make the counted positions short (a
@@ -417,17 +421,13 @@ impl<'a> Assigner<'a> {
         let Some(pos) = next.or_else(|| downstream.take(|_| true)) else {
             return Err(self.bus_numbers_short());
         };
-        let class = if pos.class == CLASS_DOWNSTREAM {
-            CLASS_DOWNSTREAM
+        let (class, known) = if pos.class == CLASS_DOWNSTREAM {
+            (CLASS_DOWNSTREAM, self.port_models[1])
         } else {
-            CLASS_ROOT_PORT
+            (CLASS_ROOT_PORT, self.port_models[0])
         };
-        let id = self.add(
-            self.cat.adder_or_internal(class),
-            pos.bus,
-            pos.slot,
-            pos.function,
-        );
+        let m = known.unwrap_or_else(|| self.cat.adder_or_internal(class));
+        let id = self.add(m, pos.bus, pos.slot, pos.function);
         if t.hotplug(self.units) == Hotplug::Off {
             if let Some(c) = self.plan.controllers.last_mut() {
                 c.hotplug = Some(false);
