@@ -128,6 +128,10 @@ pub(super) struct Assigner<'a> {
     /// The models new ports are added of: (root port, switch downstream port), looked up
     /// once rather than per port (`None`: asked as each is added).
     port_models: [Option<&'a ControllerModel>; 2],
+    /// The model and driver names of the controller models added last, as the plan spells
+    /// them: a plan adds controllers of few models, and a copy of a short name is a few
+    /// words where spelling it again copies its bytes.
+    names: [Option<(&'a ControllerModel, Text, Text)>; 2],
     /// What the pinned expander ranges still take (R-BUSNR); `None` without a pinned
     /// `bus_nr`.
     ranges: Option<ports::Ranges>,
@@ -185,6 +189,7 @@ impl<'a> Assigner<'a> {
             lent: Vec::new(),
             ranges: ports::Ranges::of(world, counts),
             port_models: [cat.adder(CLASS_ROOT_PORT), cat.adder(CLASS_DOWNSTREAM)],
+            names: [None, None],
         }
     }
 
@@ -212,10 +217,11 @@ impl<'a> Assigner<'a> {
         let k = self.plan.controllers.len();
         let is_port = m.hotplug == HotplugControl::Property;
         self.plug_into(bus);
+        let (model, driver) = self.names_of(m);
         self.plan.controllers.push(PlacedController {
             id: Text::default(),
-            model: Text::from(m.model.as_str()),
-            driver: Text::from(m.qemu.as_str()),
+            model,
+            driver,
             bus: Self::bus_name(bus),
             slot,
             function,
@@ -236,6 +242,21 @@ impl<'a> Assigner<'a> {
             below: 0,
         }));
         Bus::Added(k)
+    }
+
+    /// The model and driver names of model `m` for the plan: copies of those kept in
+    /// `names`, else spelled and kept there (in place of the older of the two).
+    fn names_of(&mut self, m: &'a ControllerModel) -> (Text, Text) {
+        for (l, model, driver) in self.names.iter().flatten() {
+            if std::ptr::eq(*l, m) {
+                return (model.clone(), driver.clone());
+            }
+        }
+        let model = Text::from(m.model.as_str());
+        let driver = Text::from(m.qemu.as_str());
+        self.names[1] = self.names[0].take();
+        self.names[0] = Some((m, model.clone(), driver.clone()));
+        (model, driver)
     }
 
     /// Places request device `i` at `bus:slot.function`.
