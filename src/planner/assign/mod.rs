@@ -284,23 +284,24 @@ impl<'a> Assigner<'a> {
             self.place_device(i, bus, slot, first_function + k as u8);
         }
     }
+    /// A fresh `pcie.0` slot for a unit or a new expander: the lowest, or when adopting the
+    /// one new ports would take last (G-ID).
     fn next_root_slot(&mut self) -> Result<u8, PlanError> {
-        let at = match &self.world.port_slot_order {
-            None => Some(0),
-            // Adopting: slots new ports never take first (freed by moved units), then
-            // those where a port would renumber most, leaving the ones that renumber nothing
-            // for the ports (their early tail in reverse, then their late head in order).
-            Some(order) => {
-                let late = order.len() - self.world.port_slots_early;
-                let pos = |s: &u8| self.root_free.iter().position(|f| f == s);
-                (0..self.root_free.len())
-                    .find(|&i| !order.contains(&self.root_free[i]))
-                    .or_else(|| order[late..].iter().rev().find_map(pos))
-                    .or_else(|| order[..late].iter().find_map(pos))
-            }
+        let out = || PlanError::Internal("ran out of pcie.0 slots the solver counted".into());
+        // The lowest: the front, taken without `remove`'s general shuffle.
+        let Some(order) = &self.world.port_slot_order else {
+            return self.root_free.pop_front().ok_or_else(out);
         };
-        at.and_then(|i| self.root_free.remove(i))
-            .ok_or_else(|| PlanError::Internal("ran out of pcie.0 slots the solver counted".into()))
+        // Adopting: slots new ports never take first (freed by moved units), then those
+        // where a port would renumber most, leaving the ones that renumber nothing for the
+        // ports (their early tail in reverse, then their late head in order).
+        let late = order.len() - self.world.port_slots_early;
+        let pos = |s: &u8| self.root_free.iter().position(|f| f == s);
+        let at = (0..self.root_free.len())
+            .find(|&i| !order.contains(&self.root_free[i]))
+            .or_else(|| order[late..].iter().rev().find_map(pos))
+            .or_else(|| order[..late].iter().find_map(pos));
+        at.and_then(|i| self.root_free.remove(i)).ok_or_else(out)
     }
 
     /// A fresh `pcie.0` slot for new root ports: the lowest, or when adopting the next in
