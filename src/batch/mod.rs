@@ -289,6 +289,9 @@ const CHUNK_RESERVE_LIMIT: usize = 16 << 20;
 /// Lines of a chunk that one task plans and renders one after the other, into one buffer.
 const BLOCK: usize = 16;
 
+/// How many times the length of its requests a block's buffer has room for up front.
+const BLOCK_RATIO: usize = 6;
+
 impl<R: BufRead> Batch<R> {
     /// A batch over JSON Lines read from `input`.
     pub fn new(input: R, opts: BatchOptions) -> Batch<R> {
@@ -448,9 +451,15 @@ impl<R: BufRead> Batch<R> {
                 block.clear();
                 for (k, &(line, start, end)) in lines.iter().enumerate() {
                     if k == 0 {
-                        // A result line is mostly a few times its request (a mixed fleet's
-                        // are three, a large guest's more).
-                        reserve_block(&mut block.text, 4 * (end - start) + 256);
+                        // Room for the whole block at once: a result line is a few times its
+                        // request (a mixed fleet's three, a 32-device guest's five), so six
+                        // times the block's requests hold it, and no line is copied to grow
+                        // the buffer (a fresh block's first line was, by the reserve below).
+                        let all: usize = lines.iter().map(|&(_, s, e)| e - s).sum();
+                        reserve_block(
+                            &mut block.text,
+                            all.saturating_mul(BLOCK_RATIO) + 256 * lines.len(),
+                        );
                     }
                     let done = plan_line(
                         line,
@@ -464,9 +473,9 @@ impl<R: BufRead> Batch<R> {
                     done.count(&mut block.summary);
                     if k == 0 {
                         // The rest of the block sized at four times its requests, or more
-                        // when the first line made more of its request (a large guest): the
-                        // buffer grows by copying one line, not most of the block when its
-                        // lines outgrow the guess.
+                        // when the first line made more of its request (a larger guest than
+                        // the guess above): the buffer grows by copying one line, not most
+                        // of the block when its lines outgrow the guess.
                         let rest: usize = lines[1..].iter().map(|&(_, s, e)| e - s).sum();
                         let ratio = block.text.len().div_ceil((end - start).max(1)).max(4);
                         reserve_block(
