@@ -370,11 +370,11 @@ impl<'a> Assigner<'a> {
         let placed = devices.iter().flatten().count();
         let mut parent = Vec::with_capacity(1 + kept + placed);
         parent.push(None);
-        let named = Named::new(
-            self.cat.root.bus.as_str(),
-            &self.plan.controllers[..self.pinned],
-        );
+        let root = self.cat.root.bus.as_str();
+        let named = Named::new(root, &self.plan.controllers[..self.pinned]);
         let node = |bus: Bus| match bus {
+            // Most named buses are the root bus, named by the catalog's own string.
+            Bus::Named(name) if std::ptr::eq(name, root) => Some(0),
             Bus::Named(name) => named.node(name),
             Bus::Added(k) => index[k].map(|i| 1 + i),
         };

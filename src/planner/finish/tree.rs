@@ -341,6 +341,7 @@ impl<'c> Tree<'c> {
 
     /// D-HP: whether the guest can unplug device `j` where it sits (`ctrls`: the plan's
     /// controllers, for their `hotplug` setting).
+    #[inline]
     pub fn device_hotpluggable(&self, j: usize, ctrls: &[PlacedController]) -> bool {
         let bus_hp = match self.parent(self.dev_node(j)) {
             Some(ROOT) => self.root_hotplug,
