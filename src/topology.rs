@@ -1,9 +1,9 @@
-//! The topology of a plan: the root bus, controllers and devices are the nodes of a
-//! `petgraph` graph (the root, then the controllers, then the devices, in plan order); each
-//! node owning a bus has as children the nodes plugged into it, with their slot and function,
-//! kept in one flat array (the graph holds no edges).
+//! The topology of a plan: the root bus, controllers and devices are the nodes (the root,
+//! then the controllers, then the devices, in plan order, numbered by `petgraph` node
+//! indices); each node owning a bus has as children the nodes plugged into it, with their
+//! slot and function, kept in one flat array.
 
-use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::stable_graph::NodeIndex;
 
 use crate::catalog::{BusKind, Catalog, ControllerModel, HotplugControl};
 use crate::plan::{PlacedController, PlacedDevice, Plan};
@@ -52,10 +52,62 @@ struct Facts<'a> {
     io: bool,
 }
 
+/// The nodes of a topology by index: the part of a graph's interface the topology's readers
+/// use (a topology holds no edges, see [`Topology::kids`], so a plain array serves, without
+/// a graph's bookkeeping per node added and read).
+pub(crate) struct Nodes<'a>(Vec<Node<'a>>);
+
+impl<'a> Nodes<'a> {
+    /// The number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The node indices, in order.
+    pub fn node_indices(&self) -> impl Iterator<Item = NodeIndex> {
+        (0..self.0.len()).map(NodeIndex::new)
+    }
+
+    /// The nodes, in index order.
+    pub fn node_weights(&self) -> std::slice::Iter<'_, Node<'a>> {
+        self.0.iter()
+    }
+}
+
+impl petgraph::visit::GraphBase for Nodes<'_> {
+    type NodeId = NodeIndex;
+    type EdgeId = petgraph::stable_graph::EdgeIndex;
+}
+
+/// Node indices as array indices, as a graph's readers ask for them (`node_bound`: one past
+/// the highest, every index below being a node).
+impl petgraph::visit::NodeIndexable for Nodes<'_> {
+    fn node_bound(&self) -> usize {
+        self.0.len()
+    }
+
+    fn to_index(&self, a: NodeIndex) -> usize {
+        a.index()
+    }
+
+    fn from_index(&self, i: usize) -> NodeIndex {
+        NodeIndex::new(i)
+    }
+}
+
+impl<'a> std::ops::Index<NodeIndex> for Nodes<'a> {
+    type Output = Node<'a>;
+
+    #[inline]
+    fn index(&self, n: NodeIndex) -> &Node<'a> {
+        &self.0[n.index()]
+    }
+}
+
 /// A plan's topology.
 pub(crate) struct Topology<'a> {
     /// The nodes (no edges: see [`Topology::kids`]).
-    pub g: StableDiGraph<Node<'a>, ()>,
+    pub g: Nodes<'a>,
     pub root: NodeIndex,
     /// The node of each id (the first node that has it).
     pub ids: StrTable<&'a str, NodeIndex>,
@@ -119,12 +171,13 @@ impl<'a> Topology<'a> {
     /// [`Topology::build`] with `devices` in place of `plan.devices`.
     fn build_of(plan: &'a Plan, devices: &'a [PlacedDevice], cat: &'a Catalog) -> Topology<'a> {
         let nodes = 1 + plan.controllers.len() + devices.len();
-        let mut g = StableDiGraph::with_capacity(nodes, 0);
-        let root = g.add_node(Node::Root);
+        let mut g = Vec::with_capacity(nodes);
+        g.push(Node::Root);
+        let root = NodeIndex::new(0);
         let mut facts = Vec::with_capacity(nodes);
         facts.push(Facts::default());
         for c in &plan.controllers {
-            g.add_node(Node::Ctrl(c));
+            g.push(Node::Ctrl(c));
             let model = cat.controller(&c.model);
             let pxb = model.is_some_and(|m| m.bus.bus_type == "pxb");
             facts.push(Facts {
@@ -134,7 +187,7 @@ impl<'a> Topology<'a> {
             });
         }
         for d in devices {
-            g.add_node(Node::Dev(d));
+            g.push(Node::Dev(d));
             let m = cat.device(&d.model);
             facts.push(Facts {
                 unpluggable: m.map(|m| m.hotpluggable).unwrap_or(true),
@@ -143,7 +196,7 @@ impl<'a> Topology<'a> {
             });
         }
         let mut t = Topology {
-            g,
+            g: Nodes(g),
             root,
             ids: StrTable::with_capacity(nodes),
             dangling: Vec::new(),
