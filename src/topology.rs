@@ -138,12 +138,24 @@ fn kid_key(k: &(u8, u8, NodeIndex)) -> u64 {
     u64::from(k.0) << 40 | u64::from(k.1) << 32 | k.2.index() as u64
 }
 
-/// Sorts a run of children by [`kid_key`]. A run in order already is left as it is; any
-/// other (the root bus's, whose controllers come before its integrated devices in node
-/// order while their slots are higher) is sorted as packed keys, which the library sorts
-/// without a branch per move, and unpacked (`keys` is room for them, reused).
+/// Sorts a run of children by [`kid_key`]. A run in order already is left as it is; a run
+/// of two ordered parts whose second part all comes first (the root bus's, whose controllers
+/// come before its integrated devices in node order while their slots are higher) is
+/// rotated; any other is sorted as packed keys, which the library sorts without a branch
+/// per move, and unpacked (`keys` is room for them, reused).
 fn sort_run(run: &mut [(u8, u8, NodeIndex)], keys: &mut Vec<u64>) {
-    if run.is_sorted_by_key(kid_key) {
+    let first = 1 + run
+        .windows(2)
+        .take_while(|w| kid_key(&w[0]) <= kid_key(&w[1]))
+        .count();
+    if first >= run.len() {
+        return;
+    }
+    // Keys differ (each holds its node): the second part's last below the first part's
+    // first puts the whole second part before the first.
+    if kid_key(&run[run.len() - 1]) < kid_key(&run[0]) && run[first..].is_sorted_by_key(kid_key)
+    {
+        run.rotate_left(first);
         return;
     }
     keys.clear();
@@ -297,14 +309,13 @@ impl<'a> Topology<'a> {
     /// Every node has at most one bus, so the nodes reachable from the root are exactly
     /// those whose parent chain ends there; on the way, each node's nearest expander above.
     fn walk_from_root(&mut self) {
-        // Each node is pushed once at most (by its one parent).
+        // Each node is pushed once at most (by its one parent; the root has none, so no
+        // loop is reached from it).
         let mut stack = Vec::with_capacity(self.facts.len());
         stack.push(self.root);
         while let Some(n) = stack.pop() {
             let f = &mut self.facts[n.index()];
-            if std::mem::replace(&mut f.reach, true) {
-                continue;
-            }
+            f.reach = true;
             let above = if f.pxb { Some(n) } else { f.expander };
             let (a, b) = (self.kid_start[n.index()], self.kid_start[n.index() + 1]);
             for &(_, _, k) in &self.kids[a as usize..b as usize] {
