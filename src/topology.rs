@@ -515,19 +515,30 @@ impl<'a> Topology<'a> {
     /// I/O windows the whole topology needs: the sum over controllers on the root bus and on
     /// expander buses.
     pub fn total_io_windows(&self) -> u32 {
-        let tops = std::iter::once(self.root).chain(
-            self.g
-                .node_indices()
-                .filter(|&n| self.is_expander(n) && self.rooted(n)),
-        );
-        tops.map(|b| {
+        // The windows of the controllers on bus `b` that are no expanders (a child is never
+        // the root: the build's `pxb` of a child is its `is_expander`).
+        let on = |b: NodeIndex| -> u32 {
             self.kids(b)
                 .iter()
-                .filter(|&&(_, _, c)| !self.is_expander(c))
+                .filter(|&&(_, _, c)| !self.facts[c.index()].pxb)
                 .map(|&(_, _, c)| self.io_windows(c))
-                .sum::<u32>()
-        })
-        .sum()
+                .sum()
+        };
+        let root = on(self.root);
+        // The root counts again where it is an expander itself; devices are none, so only
+        // the controllers are asked.
+        let mut total = if self.is_expander(self.root) {
+            2 * root
+        } else {
+            root
+        };
+        for n in self.ctrl_nodes() {
+            let f = &self.facts[n.index()];
+            if f.pxb && f.reach {
+                total += on(n);
+            }
+        }
+        total
     }
 }
 
