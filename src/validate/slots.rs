@@ -141,8 +141,15 @@ impl<'a> Sharing<'a> {
 pub(super) fn check(c: &Check, out: &mut Vec<Violation>) {
     // Read from the request at the first slot endpoints share (most plans have none).
     let sharing = std::cell::OnceCell::new();
+    // What a bus accepts depends on its list alone: buses of one model (the root ports,
+    // most of them with one child) share the list, and what was found of it.
+    let mut accepted = Accepted::default();
+    let mut accepted_of: &[String] = &[];
     for bus in buses(c) {
-        let mut accepted = Accepted::default();
+        if !std::ptr::eq(bus.accepts, accepted_of) {
+            accepted = Accepted::default();
+            accepted_of = bus.accepts;
+        }
         for &(slot, function, n) in bus.kids {
             slot_in_range(c, &bus, slot, n, out);
             function_in_range(c, &bus, function, n, out);
@@ -199,8 +206,8 @@ fn slot_not_reserved(
     }
 }
 
-/// The kinds one bus was found to accept, as the `&str`s its children's kinds are spelled
-/// with: a device's kind is a constant and a controller's its catalog model's class, so most
+/// The kinds one bus (or buses of one list) was found to accept, as the `&str`s its
+/// children's kinds are spelled with: a device's kind is a constant and a controller's its catalog model's class, so most
 /// children of a bus repeat one of a few by address, and are let through without comparing
 /// them with the bus's list again.
 #[derive(Default)]
