@@ -529,14 +529,7 @@ fn controller_text<const P: bool>(out: &mut String, c: &PlacedController, first:
         | escape_bits(driver.as_bytes())
         | escape_bits(bus.as_bytes())
         == 0;
-    if first {
-        out.push_str(item!(P, open {"id"} "\""));
-    } else {
-        out.push_str(item!(P, next {"id"} "\""));
-    }
-    body(out, id, plain);
-    out.push_str(item!(P, "\"" ["model"] "\""));
-    body(out, model, plain);
+    id_and_model::<P>(out, first, id, model, plain);
     out.push_str(item!(P, "\"" ["driver"] "\""));
     body(out, driver, plain);
     out.push_str(item!(P, "\"" ["bus"] "\""));
@@ -574,6 +567,20 @@ fn controller_text<const P: bool>(out: &mut String, c: &PlacedController, first:
     }
 }
 
+/// The start of a controller or device item (the `first` of its array or a later one): its
+/// brace, `id` and `model`, the model's closing quote left to the caller's next constant.
+#[inline(always)]
+fn id_and_model<const P: bool>(out: &mut String, first: bool, id: &str, model: &str, plain: bool) {
+    if first {
+        out.push_str(item!(P, open {"id"} "\""));
+    } else {
+        out.push_str(item!(P, next {"id"} "\""));
+    }
+    body(out, id, plain);
+    out.push_str(item!(P, "\"" ["model"] "\""));
+    body(out, model, plain);
+}
+
 /// `device` as an item of a plan's array (the `first` one or a later one), as
 /// [`controller_text`] writes a controller: the fields from `multifunction` to `hotplug`
 /// are one constant of twelve.
@@ -591,14 +598,7 @@ fn device_text<const P: bool>(out: &mut String, d: &PlacedDevice, first: bool) {
         | escape_bits(bus.as_bytes())
         | group.map_or(0, |g| escape_bits(g.as_bytes()))
         == 0;
-    if first {
-        out.push_str(item!(P, open {"id"} "\""));
-    } else {
-        out.push_str(item!(P, next {"id"} "\""));
-    }
-    body(out, id, plain);
-    out.push_str(item!(P, "\"" ["model"] "\""));
-    body(out, model, plain);
+    id_and_model::<P>(out, first, id, model, plain);
     match d.kind {
         BusKind::Pcie => out.push_str(item!(P, "\"" ["kind"] "\"pcie\"" ["bus"] "\"")),
         BusKind::Pci => out.push_str(item!(P, "\"" ["kind"] "\"pci\"" ["bus"] "\"")),
