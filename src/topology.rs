@@ -153,8 +153,7 @@ fn sort_run(run: &mut [(u8, u8, NodeIndex)], keys: &mut Vec<u64>) {
     }
     // Keys differ (each holds its node): the second part's last below the first part's
     // first puts the whole second part before the first.
-    if kid_key(&run[run.len() - 1]) < kid_key(&run[0]) && run[first..].is_sorted_by_key(kid_key)
-    {
+    if kid_key(&run[run.len() - 1]) < kid_key(&run[0]) && run[first..].is_sorted_by_key(kid_key) {
         run.rotate_left(first);
         return;
     }

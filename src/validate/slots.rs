@@ -207,9 +207,9 @@ fn slot_not_reserved(
 }
 
 /// The kinds one bus (or buses of one list) was found to accept, as the `&str`s its
-/// children's kinds are spelled with: a device's kind is a constant and a controller's its catalog model's class, so most
-/// children of a bus repeat one of a few by address, and are let through without comparing
-/// them with the bus's list again.
+/// children's kinds are spelled with: a device's kind is a constant and a controller's its
+/// catalog model's class, so most children of a bus repeat one of a few by address, and are
+/// let through without comparing them with the bus's list again.
 #[derive(Default)]
 struct Accepted<'a>([Option<&'a str>; 4]);
 

@@ -8,8 +8,8 @@
 use std::collections::VecDeque;
 
 use crate::catalog::{
-    BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl, CLASS_BRIDGE,
-    CLASS_DOWNSTREAM, CLASS_PXB, CLASS_ROOT_PORT, CLASS_UPSTREAM,
+    BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl, CLASS_BRIDGE, CLASS_DOWNSTREAM,
+    CLASS_PXB, CLASS_ROOT_PORT, CLASS_UPSTREAM,
 };
 use crate::error::PlanError;
 use crate::idmap::IdMap;
@@ -370,11 +370,11 @@ impl<'a> Assigner<'a> {
         let placed = devices.iter().flatten().count();
         let mut parent = Vec::with_capacity(1 + kept + placed);
         parent.push(None);
-        let root = self.cat.root.bus.as_str();
-        let named = Named::new(root, &self.plan.controllers[..self.pinned]);
+        let named = Named::new(
+            self.cat.root.bus.as_str(),
+            &self.plan.controllers[..self.pinned],
+        );
         let node = |bus: Bus| match bus {
-            // Most named buses are the root bus, named by the catalog's own string.
-            Bus::Named(name) if std::ptr::eq(name, root) => Some(0),
             Bus::Named(name) => named.node(name),
             Bus::Added(k) => index[k].map(|i| 1 + i),
         };
@@ -439,8 +439,19 @@ impl<'p> Named<'p> {
     }
 
     /// The node of the bus named `name`, if any.
+    /// The root test is inlined where it is called: most named buses are the root bus,
+    /// named by the catalog's own string.
+    #[inline]
     fn node(&self, name: &str) -> Option<usize> {
-        if std::ptr::eq(name, self.root) || name == self.root {
+        if std::ptr::eq(name, self.root) {
+            return Some(0);
+        }
+        self.node_by_name(name)
+    }
+
+    /// [`Named::node`] of a name other than the catalog's own root string.
+    fn node_by_name(&self, name: &str) -> Option<usize> {
+        if name == self.root {
             return Some(0);
         }
         let i = match &self.ids {

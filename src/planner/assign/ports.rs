@@ -119,26 +119,51 @@ impl Ranges {
         }
     }
 
-    /// Whether taker `t` fits in `tree` (on a new port or an existing one).
-    fn fits(ranges: &Option<Ranges>, tree: Tree, t: Taker, new_port: bool) -> bool {
-        let Some(r) = ranges else { return true };
+    /// Whether taker `t` fits in the tree `tree` gives (on a new port or an existing one);
+    /// without pinned ranges everything fits, and the tree is not worked out.
+    #[inline]
+    fn fits<'t>(
+        ranges: &Option<Ranges>,
+        tree: impl FnOnce() -> Tree<'t>,
+        t: Taker,
+        new_port: bool,
+    ) -> bool {
+        ranges
+            .as_ref()
+            .is_none_or(|r| r.fits_in(tree(), t, new_port))
+    }
+
+    /// [`Ranges::fits`] in `tree`.
+    fn fits_in(&self, tree: Tree, t: Taker, new_port: bool) -> bool {
         let Some(n) = Self::need(tree, t, new_port) else {
             return false;
         };
         let left = match tree {
-            Tree::Root if t == Taker::Bridge => r.root,
-            Tree::Cap(x) => r.caps.get(x).copied().unwrap_or(0),
+            Tree::Root if t == Taker::Bridge => self.root,
+            Tree::Cap(x) => self.caps.get(x).copied().unwrap_or(0),
             _ => u32::MAX,
         };
         n <= left
     }
 
-    /// Takes what taker `t` needs in `tree`; `false` (and nothing taken) if it does not fit.
-    fn take(ranges: &mut Option<Ranges>, tree: Tree, t: Taker, new_port: bool) -> bool {
-        if !Self::fits(ranges, tree, t, new_port) {
+    /// Takes what taker `t` needs in the tree `tree` gives; `false` (and nothing taken) if
+    /// it does not fit. Without pinned ranges everything fits, and the tree is not worked
+    /// out.
+    #[inline]
+    fn take<'t>(
+        ranges: &mut Option<Ranges>,
+        tree: impl FnOnce() -> Tree<'t>,
+        t: Taker,
+        new_port: bool,
+    ) -> bool {
+        let Some(r) = ranges.as_mut() else {
+            return true;
+        };
+        let tree = tree();
+        if !r.fits_in(tree, t, new_port) {
             return false;
         }
-        let (Some(r), Some(n)) = (ranges.as_mut(), Self::need(tree, t, new_port)) else {
+        let Some(n) = Self::need(tree, t, new_port) else {
             return true;
         };
         match tree {
@@ -261,9 +286,8 @@ impl<'a> Assigner<'a> {
             .collect();
         let world = self.world;
         let ranges = &mut self.ranges;
-        // Without pinned ranges every port fits: the port's tree is not looked up.
         let mut got = free.hand_out(&wants, &mut |k, id| {
-            ranges.is_none() || Ranges::take(ranges, port_tree(world, id), takers[k], false)
+            Ranges::take(ranges, || port_tree(world, id), takers[k], false)
         });
         if r != 0 {
             self.lend_leftovers(free);
@@ -408,13 +432,10 @@ impl<'a> Assigner<'a> {
         // needs one more (R-BUSNR).
         let endpoint = matches!(t, Taker::Unit(_) | Taker::Spare);
         let ranges = &self.ranges;
-        // Without pinned ranges everything fits: the position's tree is not worked out.
-        let fits = |p: &Pos| {
-            ranges.is_none() || Ranges::fits(ranges, position_tree(world, root, p), t, true)
-        };
+        let fits = |p: &Pos| Ranges::fits(ranges, || position_tree(world, root, p), t, true);
         let next = next_position(pool, endpoint, capped, fits);
-        if let (Some(p), Some(_)) = (&next, &self.ranges) {
-            Ranges::take(&mut self.ranges, position_tree(world, root, p), t, true);
+        if let Some(p) = &next {
+            Ranges::take(&mut self.ranges, || position_tree(world, root, p), t, true);
         }
         // Only a pinned expander's bus_nr range can make the counted positions short (a
         // bridge on one of its ports took a bus number).
@@ -538,16 +559,16 @@ mod tests {
             caps: [("x".into(), 3)].into(),
         });
         let (x, b) = (Tree::Cap("x"), Taker::Bridge);
-        assert!(Ranges::take(&mut ranges, x, b, true));
-        assert!(!Ranges::fits(&ranges, x, b, true));
-        assert!(Ranges::fits(&ranges, x, Taker::Spare, true));
-        assert!(Ranges::take(&mut ranges, x, b, false));
-        assert!(!Ranges::fits(&ranges, x, Taker::Unit(0), true));
+        assert!(Ranges::take(&mut ranges, || x, b, true));
+        assert!(!Ranges::fits(&ranges, || x, b, true));
+        assert!(Ranges::fits(&ranges, || x, Taker::Spare, true));
+        assert!(Ranges::take(&mut ranges, || x, b, false));
+        assert!(!Ranges::fits(&ranges, || x, Taker::Unit(0), true));
         // Existing ports take units whatever the room; a bridge in pcie.0's hierarchy
         // needs the room the program left there.
-        assert!(Ranges::fits(&ranges, x, Taker::Unit(0), false));
-        assert!(!Ranges::fits(&ranges, Tree::Root, b, false));
-        assert!(Ranges::fits(&None, Tree::Root, b, false));
+        assert!(Ranges::fits(&ranges, || x, Taker::Unit(0), false));
+        assert!(!Ranges::fits(&ranges, || Tree::Root, b, false));
+        assert!(Ranges::fits(&None, || Tree::Root, b, false));
     }
 
     #[test]
