@@ -74,7 +74,7 @@ pub(crate) fn plan_checked(req: &Request, cat: &Catalog) -> Result<Plan, PlanErr
 /// [`plan_with`]; `shaped`: the request's shape is checked already.
 fn plan_shaped(req: &Request, cat: &Catalog, shaped: bool) -> Result<Plan, PlanError> {
     if cat.layout == crate::catalog::Layout::PciRoot {
-        return pc::plan(req, cat);
+        return pc::plan(req, cat, shaped);
     }
     // Steps 1 and 2: checks, the pins' topology and its offer, units, classes, model.
     let Prepared {

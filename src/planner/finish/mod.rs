@@ -19,8 +19,8 @@ use crate::Text;
 
 mod tree;
 
-pub(super) use tree::{device_facts, Wiring};
-use tree::{Tree, ROOT};
+use tree::Tree;
+pub(super) use tree::{device_facts, Wiring, ROOT};
 
 /// Runs every finishing pass on `plan`, wired as `w` says: orders controllers, numbers
 /// expander bus ranges, sets `io-reserve`, hot-pluggability, names, chassis/port numbers and
@@ -52,10 +52,9 @@ pub(super) fn finish(plan: &mut Plan, req: &Request, cat: &Catalog, w: Wiring) {
     reorder_controllers(plan, &order);
 }
 
-/// [`finish`] for a plan wired by its names (the `pc` planner's), then puts the devices in
-/// request order.
-pub(super) fn finish_named(plan: &mut Plan, req: &Request, cat: &Catalog) {
-    let w = Wiring::from_names(plan, cat);
+/// [`finish`] for a plan whose devices may not be in request order (the `pc` planner's:
+/// pinned devices come first), then puts them in request order.
+pub(super) fn finish_wired(plan: &mut Plan, req: &Request, cat: &Catalog, w: Wiring) {
     finish(plan, req, cat, w);
     devices_in_request_order(plan, req);
 }

@@ -5,11 +5,12 @@
 //! from the plan's names (the `pc` planner's plans).
 
 use crate::catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl};
+#[cfg(any(test, debug_assertions))]
 use crate::idmap::IdMap;
 use crate::plan::{PlacedController, Plan};
 
 /// The root bus's node.
-pub(super) const ROOT: usize = 0;
+pub(in crate::planner) const ROOT: usize = 0;
 
 /// An assigned plan's topology (see the module comment).
 pub(super) struct Tree<'c> {
@@ -79,6 +80,7 @@ pub(in crate::planner) fn device_facts(m: Option<&DeviceModel>, kind: BusKind) -
 impl<'c> Wiring<'c> {
     /// Reads `plan`'s wiring from its names: a bus names the root or the first controller
     /// of that id, else nothing.
+    #[cfg(any(test, debug_assertions))]
     pub fn from_names(plan: &Plan, cat: &'c Catalog) -> Wiring<'c> {
         let mut ids: IdMap<&str, usize> = IdMap::default();
         ids.insert(cat.root.bus.as_str(), ROOT);
@@ -109,6 +111,28 @@ impl<'c> Wiring<'c> {
             models,
             dev_facts,
         }
+    }
+}
+
+impl Wiring<'_> {
+    /// The same parents, device facts and catalog models (the very entries) as `other`: a
+    /// wiring built by a planner checked against [`Wiring::from_names`] in debug and unit
+    /// test builds.
+    #[cfg(any(test, debug_assertions))]
+    pub fn same_as(&self, other: &Wiring) -> bool {
+        let same_model = |a: &Option<&ControllerModel>, b: &Option<&ControllerModel>| match (a, b) {
+            (Some(a), Some(b)) => std::ptr::eq(*a, *b),
+            (None, None) => true,
+            _ => false,
+        };
+        self.parent == other.parent
+            && self.dev_facts == other.dev_facts
+            && self.models.len() == other.models.len()
+            && self
+                .models
+                .iter()
+                .zip(&other.models)
+                .all(|(a, b)| same_model(a, b))
     }
 }
 

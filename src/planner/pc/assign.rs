@@ -7,24 +7,39 @@ use std::collections::VecDeque;
 
 use super::world::World;
 use super::{class_of, Unit};
-use crate::catalog::{Catalog, CLASS_PCI_BRIDGE};
+use crate::catalog::{Catalog, DeviceModel, CLASS_PCI_BRIDGE};
 use crate::error::PlanError;
 use crate::ilp::pc::PcCounts;
 use crate::plan::{PlacedController, PlacedDevice, Plan};
+use crate::planner::finish::{device_facts, Wiring, ROOT};
 use crate::request::Request;
 use crate::Text;
 
+/// The bus of a place: one named in the pinned plan (`pci.0`, an existing bridge), or the
+/// `k`-th new bridge, whose temporary id is made once per bridge rather than per slot.
+#[derive(Clone, Copy)]
+enum Bus<'w> {
+    Named(&'w str),
+    New(u32),
+}
+
 /// A place for one unit: a bus and a slot.
-type Spot = (Text, u8);
+type Spot<'w> = (Bus<'w>, u8);
 
 /// Turns counts into a plan (before the finishing passes).
 pub(super) struct Assigner<'a> {
     req: &'a Request,
     cat: &'a Catalog,
     units: &'a [Unit],
+    /// Each request device's catalog model, by device index.
+    models: &'a [Option<&'a DeviceModel>],
     counts: &'a PcCounts,
     world: &'a World,
     plan: Plan,
+    /// The wiring of the devices placed so far (after the pinned plan's), for the
+    /// finishing passes: each one's parent node and [`device_facts`].
+    dev_parent: Vec<Option<usize>>,
+    dev_facts: Vec<(bool, bool)>,
 }
 
 /// The temporary id of the `k`-th new bridge (not a valid request id, so it collides with
@@ -33,11 +48,20 @@ fn temp_id(k: u32) -> Text {
     compact_str::format_compact!("#br{k}")
 }
 
+/// The id of `bus` (`new_ids`: the new bridges' temporary ids, by number).
+fn bus_text(bus: Bus, new_ids: &[Text]) -> Text {
+    match bus {
+        Bus::Named(name) => Text::from(name),
+        Bus::New(k) => new_ids[k as usize].clone(),
+    }
+}
+
 impl<'a> Assigner<'a> {
     pub fn new(
         req: &'a Request,
         cat: &'a Catalog,
         units: &'a [Unit],
+        models: &'a [Option<&'a DeviceModel>],
         counts: &'a PcCounts,
         world: &'a World,
         pinned: Plan,
@@ -46,9 +70,74 @@ impl<'a> Assigner<'a> {
             req,
             cat,
             units,
+            models,
             counts,
             world,
             plan: pinned,
+            dev_parent: Vec::new(),
+            dev_facts: Vec::new(),
+        }
+    }
+
+    /// The node of the bus named `name`, as [`Wiring::from_names`] reads it: the root
+    /// bus, else the first controller of that id (the new bridges' temporary ids collide
+    /// with no request id), else none.
+    fn named(&self, name: &str) -> Option<usize> {
+        if name == self.cat.root.bus {
+            return Some(ROOT);
+        }
+        let i = self.plan.controllers.iter().position(|c| c.id == name)?;
+        Some(1 + i)
+    }
+
+    /// The node of `bus`; `pinned_ctrls`: how many controllers come before the new bridges.
+    fn node_of(&self, bus: Bus, pinned_ctrls: usize) -> Option<usize> {
+        match bus {
+            Bus::Named(name) => self.named(name),
+            Bus::New(k) => Some(1 + pinned_ctrls + k as usize),
+        }
+    }
+
+    /// The plan's wiring by index (what [`Wiring::from_names`] would read from its names,
+    /// without hashing them): the pinned plan's controllers and devices by their names, the
+    /// new bridges (parents `bridge_parent`, model `bridge_model`) and the placed devices as
+    /// the assigner put them.
+    fn wiring(
+        &mut self,
+        pinned_ctrls: usize,
+        pinned_devs: usize,
+        bridge_parent: Vec<Option<usize>>,
+    ) -> Wiring<'a> {
+        let cat = self.cat;
+        let plan = &self.plan;
+        let mut parent = Vec::with_capacity(1 + plan.controllers.len() + plan.devices.len());
+        parent.push(None);
+        parent.extend(
+            plan.controllers[..pinned_ctrls]
+                .iter()
+                .map(|c| self.named(&c.bus)),
+        );
+        parent.extend(bridge_parent);
+        parent.extend(
+            plan.devices[..pinned_devs]
+                .iter()
+                .map(|d| self.named(&d.bus)),
+        );
+        parent.append(&mut self.dev_parent);
+        let models = plan
+            .controllers
+            .iter()
+            .map(|c| cat.controller(&c.model))
+            .collect();
+        let mut dev_facts: Vec<(bool, bool)> = plan.devices[..pinned_devs]
+            .iter()
+            .map(|d| device_facts(cat.device(&d.model), d.kind))
+            .collect();
+        dev_facts.append(&mut self.dev_facts);
+        Wiring {
+            parent,
+            models,
+            dev_facts,
         }
     }
 
@@ -56,8 +145,14 @@ impl<'a> Assigner<'a> {
         PlanError::Internal(format!("the pc assigner ran out of {what}"))
     }
 
-    pub fn run(mut self) -> Result<Plan, PlanError> {
+    /// The plan, and its wiring for the finishing passes.
+    pub fn run(mut self) -> Result<(Plan, Wiring<'a>), PlanError> {
         let c = self.counts;
+        let (pinned_ctrls, pinned_devs) = (self.plan.controllers.len(), self.plan.devices.len());
+        self.plan.devices.reserve(self.req.devices.len());
+        self.dev_parent.reserve(self.req.devices.len());
+        self.dev_facts.reserve(self.req.devices.len());
+        let mut bridge_parent = Vec::with_capacity(c.bridges() as usize);
         self.plan.root_hotplug = Some(c.root_hotplug);
         self.plan.cost = c.bridges();
         self.plan.optimal = c.optimal;
@@ -74,7 +169,10 @@ impl<'a> Assigner<'a> {
             }
         }
         let mut root: VecDeque<u8> = self.world.root_slots.iter().copied().collect();
-        let root_bus = Text::from(self.cat.root.bus.as_str());
+        let root_bus = Bus::Named(self.cat.root.bus.as_str());
+        // Where each unit goes, by unit index; placed in unit (request) order at the end, so
+        // that the plan's devices are in request order already when nothing is pinned.
+        let mut spot_of: Vec<Option<Spot>> = vec![None; self.units.len()];
         // Adopting: new bridges on pci.0 take the slots where they renumber no existing
         // bridge first (G-ID), before the units; a plain plan puts them after the units.
         let mut bridge_root: VecDeque<u8> = VecDeque::new();
@@ -95,7 +193,7 @@ impl<'a> Assigner<'a> {
         }
         for &i in &on_root {
             let slot = root.pop_front().ok_or_else(|| Self::short("pci.0 slots"))?;
-            self.place(i, (root_bus.clone(), slot));
+            spot_of[i] = Some((root_bus, slot));
         }
         // New bridges: on pci.0, then chained.
         // A slot may take units with I/O BARs when its bridge has a window or gets one.
@@ -108,7 +206,7 @@ impl<'a> Assigner<'a> {
                 _ => s.windowed || opened.next().copied().unwrap_or(false),
             };
             last = Some((&s.bridge, ok));
-            existing.push(((s.bridge.clone(), s.slot), ok));
+            existing.push(((Bus::Named(&s.bridge), s.slot), ok));
         }
         let bridge = self
             .cat
@@ -116,15 +214,16 @@ impl<'a> Assigner<'a> {
             .ok_or_else(|| Self::short("a pci-bridge model"))?;
         let (first, last) = (bridge.bus.slots.min, bridge.bus.slots.max);
         let mut fresh: Vec<Spot> = Vec::new();
+        let mut new_ids: Vec<Text> = Vec::with_capacity(c.bridges() as usize);
         for k in 0..c.bridges() {
             let at = if k < c.bridges_root {
                 let slot = bridge_root
                     .pop_front()
                     .or_else(|| root.pop_front())
                     .ok_or_else(|| Self::short("pci.0 slots"))?;
-                (root_bus.clone(), slot)
+                (root_bus, slot)
             } else if k > 0 {
-                (temp_id(k - 1), last)
+                (Bus::New(k - 1), last)
             } else {
                 let i = self
                     .world
@@ -132,11 +231,13 @@ impl<'a> Assigner<'a> {
                     .ok_or_else(|| Self::short("bridge slots"))?;
                 existing.remove(i).0
             };
+            new_ids.push(temp_id(k));
+            bridge_parent.push(self.node_of(at.0, pinned_ctrls));
             self.plan.controllers.push(PlacedController {
-                id: temp_id(k),
+                id: new_ids[k as usize].clone(),
                 model: Text::from(bridge.model.as_str()),
                 driver: Text::from(bridge.qemu.as_str()),
-                bus: at.0,
+                bus: bus_text(at.0, &new_ids),
                 slot: at.1,
                 function: 0,
                 multifunction: false,
@@ -151,7 +252,7 @@ impl<'a> Assigner<'a> {
             let chained_next = k + 1 < c.bridges() && k + 1 >= c.bridges_root;
             for slot in first..=last {
                 if !(chained_next && slot == last) {
-                    fresh.push((temp_id(k), slot));
+                    fresh.push((Bus::New(k), slot));
                 }
             }
         }
@@ -178,20 +279,37 @@ impl<'a> Assigner<'a> {
                     .get_mut(next)
                     .and_then(Option::take)
                     .ok_or_else(|| Self::short("bridge slots"))?;
-                self.place(i, spot);
+                spot_of[i] = Some(spot);
             }
         }
-        Ok(self.plan)
+        for (u, spot) in spot_of.into_iter().enumerate() {
+            if let Some((bus, slot)) = spot {
+                let parent = self.node_of(bus, pinned_ctrls);
+                self.place(u, bus_text(bus, &new_ids), slot, parent);
+            }
+        }
+        let w = self.wiring(pinned_ctrls, pinned_devs, bridge_parent);
+        // Debug builds and the unit tests (also `cargo test --release`) check it against
+        // the plan's names.
+        #[cfg(any(test, debug_assertions))]
+        assert!(
+            w.same_as(&Wiring::from_names(&self.plan, self.cat)),
+            "the pc assigner's wiring is the plan's by its names"
+        );
+        Ok((self.plan, w))
     }
 
-    /// Puts unit `u`'s devices at functions 0, 1, ... of `spot`.
-    fn place(&mut self, u: usize, (bus, slot): Spot) {
+    /// Puts unit `u`'s devices at functions 0, 1, ... of `slot` on `bus` (node `parent`).
+    fn place(&mut self, u: usize, bus: Text, slot: u8, parent: Option<usize>) {
         for (f, &di) in self.units[u].devs.iter().enumerate() {
             let d = &self.req.devices[di];
+            let kind = self.req.kind_of(self.cat, d);
+            self.dev_parent.push(parent);
+            self.dev_facts.push(device_facts(self.models[di], kind));
             self.plan.devices.push(PlacedDevice {
                 id: d.id.clone(),
                 model: d.model.clone(),
-                kind: self.req.kind_of(self.cat, d),
+                kind,
                 bus: bus.clone(),
                 slot,
                 function: f as u8,

@@ -22,17 +22,51 @@ fn ids(req: &Request, units: &[Unit], pick: impl Fn(&Unit) -> bool) -> Vec<Strin
 
 /// A short list of ids for a sentence: `a, b, c` or `a, b, ... (N in all)`.
 fn list(ids: &[String]) -> String {
-    const SHOW: usize = 4;
-    let mut s = ids
-        .iter()
-        .take(SHOW)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if ids.len() > SHOW {
-        s.push_str(&format!(", ... ({} in all)", ids.len()));
-    }
+    let mut s = String::new();
+    push_list(&mut s, ids.iter().map(String::as_str));
     s
+}
+
+/// Appends [`list`] of `ids` to `s` (no list of them is collected: a plan's notes name only
+/// the first few).
+fn push_list<'s>(s: &mut String, ids: impl Iterator<Item = &'s str>) {
+    const SHOW: usize = 4;
+    let mut n = 0;
+    for id in ids {
+        if n > 0 && n < SHOW {
+            s.push_str(", ");
+        }
+        if n < SHOW {
+            s.push_str(id);
+        }
+        n += 1;
+    }
+    if n > SHOW {
+        s.push_str(", ... (");
+        s.push_str(itoa::Buffer::new().format(n));
+        s.push_str(" in all)");
+    }
+}
+
+/// Appends a NIC name's slot part: the slot, and `f` and the function above function 0.
+fn push_slot(s: &mut String, slot: u8, function: u8) {
+    s.push_str(itoa::Buffer::new().format(slot));
+    if function > 0 {
+        s.push('f');
+        s.push_str(itoa::Buffer::new().format(function));
+    }
+}
+
+/// Ids of the devices of `units` that satisfy `pick`, without collecting them.
+fn ids_of<'r>(
+    req: &'r Request,
+    units: &'r [Unit],
+    pick: impl Fn(&Unit) -> bool + 'r,
+) -> impl Iterator<Item = &'r str> {
+    units
+        .iter()
+        .filter(move |u| pick(u))
+        .flat_map(move |u| u.devs.iter().map(move |&d| req.devices[d].id.as_str()))
 }
 
 /// Root hotplug as the request forces it: off for an `off` unit (only `pci.0` with root
@@ -51,10 +85,14 @@ pub(super) fn forced_root_hotplug(
                 .as_ref()
                 .is_some_and(|a| a.bus == root)
     };
-    let offs = ids(req, units, |u| u.hp == Hotplug::Off);
-    let pinned_on = ids(req, units, |u| u.hp == Hotplug::On && on_root_pin(u));
-    match (offs.is_empty(), pinned_on.is_empty()) {
-        (false, false) => {
+    let is_off = |u: &Unit| u.hp == Hotplug::Off;
+    let is_pinned_on = |u: &Unit| u.hp == Hotplug::On && on_root_pin(u);
+    // The lists of ids are for the errors only.
+    let offs = || ids(req, units, is_off);
+    let pinned_on = || ids(req, units, is_pinned_on);
+    match (units.iter().any(is_off), units.iter().any(is_pinned_on)) {
+        (true, true) => {
+            let (offs, pinned_on) = (offs(), pinned_on());
             let mut devices = pinned_on.clone();
             devices.extend(offs.iter().cloned());
             Err(PlanError::Infeasible(Explanation {
@@ -74,9 +112,9 @@ pub(super) fn forced_root_hotplug(
                 }],
             }))
         }
-        (false, true) => pinned_switch(req, Some(false), &offs),
-        (true, false) => pinned_switch(req, Some(true), &pinned_on),
-        (true, true) => Ok(req.root_hotplug),
+        (true, false) => pinned_switch(req, Some(false), offs),
+        (false, true) => pinned_switch(req, Some(true), pinned_on),
+        (false, false) => Ok(req.root_hotplug),
     }
 }
 
@@ -85,10 +123,11 @@ pub(super) fn forced_root_hotplug(
 fn pinned_switch(
     req: &Request,
     want: Option<bool>,
-    who: &[String],
+    who: impl FnOnce() -> Vec<String>,
 ) -> Result<Option<bool>, PlanError> {
     match (req.root_hotplug, want) {
         (Some(have), Some(w)) if have != w => {
+            let who = who();
             let (need, has) = if w { ("on", "off") } else { ("off", "on") };
             let why = if w {
                 "(hotplug on) pinned on the root bus"
@@ -100,9 +139,9 @@ fn pinned_switch(
                     rule: Rule::PcMix,
                     message: format!(
                         "{} {why} needs root hotplug {need}, but the request pins it {has} (root_hotplug: {have}) [PC-ROOT-HP]",
-                        list(who)
+                        list(&who)
                     ),
-                    devices: who.to_vec(),
+                    devices: who,
                     need: 1,
                     have: 0,
                     hints: vec![
@@ -193,43 +232,58 @@ pub(super) fn notes(req: &Request, cat: &Catalog, units: &[Unit], plan: &Plan) -
     }
     let root = cat.root.bus.as_str();
     let switch = cat.root.hotplug_switch.as_deref().unwrap_or("root hotplug");
-    let mut out = vec![format!(
-        "root hotplug of {root} is off ({switch}=off) because {} must not be unpluggable [PC-ROOT-HP]",
-        list(&ids(req, units, |u| u.hp == Hotplug::Off))
-    )];
-    let bridged: Vec<String> = plan
+    // Room for the sentences as most guests have them (a few ids, a few NICs): no regrowth.
+    let mut why = String::with_capacity(160);
+    for piece in [
+        "root hotplug of ",
+        root,
+        " is off (",
+        switch,
+        "=off) because ",
+    ] {
+        why.push_str(piece);
+    }
+    push_list(&mut why, ids_of(req, units, |u| u.hp == Hotplug::Off));
+    why.push_str(" must not be unpluggable [PC-ROOT-HP]");
+    let mut out = vec![why];
+    let mut bridged = plan
         .devices
         .iter()
         .filter(|d| d.hotplug == Hotplug::On && d.bus != root)
-        .map(|d| d.id.to_string())
-        .collect();
-    if !bridged.is_empty() {
-        out.push(format!(
-            "{} (hotplug on) sit behind a pci-bridge: {root} is not hot-pluggable with root hotplug off [PC-MIX]",
-            list(&bridged)
-        ));
+        .map(|d| d.id.as_str())
+        .peekable();
+    if bridged.peek().is_some() {
+        let mut s = String::with_capacity(160);
+        push_list(&mut s, bridged);
+        s.push_str(" (hotplug on) sit behind a pci-bridge: ");
+        s.push_str(root);
+        s.push_str(" is not hot-pluggable with root hotplug off [PC-MIX]");
+        out.push(s);
     }
-    let nics: Vec<String> = plan
+    let mut nics = plan
         .devices
         .iter()
         .filter(|d| d.bus == root && cat.device(&d.model).is_some_and(|m| m.nic))
-        .map(|d| {
-            let f = if d.function > 0 {
-                format!("f{}", d.function)
-            } else {
-                String::new()
-            };
-            format!(
-                "{} enp0s{}{f} (ens{}{f} with root hotplug on)",
-                d.id, d.slot, d.slot
-            )
-        })
-        .collect();
-    if !nics.is_empty() {
-        out.push(format!(
-            "a Linux guest names NICs on {root} by path once root hotplug is off: {} [G-FLIP]",
-            nics.join(", ")
-        ));
+        .peekable();
+    if nics.peek().is_some() {
+        let mut s = String::with_capacity(512);
+        s.push_str("a Linux guest names NICs on ");
+        s.push_str(root);
+        s.push_str(" by path once root hotplug is off: ");
+        for (k, d) in nics.enumerate() {
+            if k > 0 {
+                s.push_str(", ");
+            }
+            // `enp0s<slot>[f<function>]`, and `ens<slot>[f<function>]` with root hotplug on.
+            s.push_str(&d.id);
+            s.push_str(" enp0s");
+            push_slot(&mut s, d.slot, d.function);
+            s.push_str(" (ens");
+            push_slot(&mut s, d.slot, d.function);
+            s.push_str(" with root hotplug on)");
+        }
+        s.push_str(" [G-FLIP]");
+        out.push(s);
     }
     out
 }

@@ -23,7 +23,7 @@ use crate::request::{Hotplug, Request};
 use crate::topology::{pinned_plan, Topology};
 use crate::validate::{validate_pinned, validate_topology};
 
-use super::units::{units, Unit};
+use super::units::{units_of, Unit};
 
 mod adopt;
 mod assign;
@@ -32,20 +32,29 @@ mod world;
 
 pub(crate) use adopt::adopt;
 
-/// Plans a guest of a `pci-root` catalog (`pc`).
-pub(crate) fn plan(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
-    plan_in(req, cat, false)
+/// Plans a guest of a `pci-root` catalog (`pc`); `shaped`: the request's shape is checked
+/// already (as for the q35 planner's `plan_checked`).
+pub(crate) fn plan(req: &Request, cat: &Catalog, shaped: bool) -> Result<Plan, PlanError> {
+    plan_of(req, cat, false, shaped)
 }
 
-/// [`plan`]; `adopting` puts new bridges where they renumber no existing bridge when such
-/// places are free (`adopt`).
+/// [`plan`] of a request whose shape is not checked yet; `adopting` puts new bridges where
+/// they renumber no existing bridge when such places are free (`adopt`).
 fn plan_in(req: &Request, cat: &Catalog, adopting: bool) -> Result<Plan, PlanError> {
+    plan_of(req, cat, adopting, false)
+}
+
+/// [`plan_in`]; `shaped`: the request's shape is checked already.
+fn plan_of(req: &Request, cat: &Catalog, adopting: bool, shaped: bool) -> Result<Plan, PlanError> {
     cat.planner_classes()?;
-    req.check_shape()?;
-    req.check_models(cat)?;
+    if !shaped {
+        req.check_shape()?;
+    }
+    // Each device's catalog model, looked up once for the checks and the units.
+    let models = req.resolve_models(cat)?;
     refuse_what_pc_lacks(req)?;
     let io = cat.io_budget(req.firmware)?;
-    let units = units(req, cat)?;
+    let units = units_of(req, cat, &models)?;
     let force = explain::forced_root_hotplug(req, cat, &units)?;
     let mut pinned = pinned_plan(req, cat);
     pinned.root_hotplug = Some(force.unwrap_or(true));
@@ -65,8 +74,9 @@ fn plan_in(req: &Request, cat: &Catalog, adopting: bool) -> Result<Plan, PlanErr
         let why = explain::short(req, cat, &units, &model, &counts, io);
         return Err(PlanError::Infeasible(why));
     }
-    let mut plan = assign::Assigner::new(req, cat, &units, &counts, &w, pinned).run()?;
-    super::finish::finish_named(&mut plan, req, cat);
+    let (mut plan, wiring) =
+        assign::Assigner::new(req, cat, &units, &models, &counts, &w, pinned).run()?;
+    super::finish::finish_wired(&mut plan, req, cat, wiring);
     plan.notes = explain::notes(req, cat, &units, &plan);
     let t = Topology::build(&plan, cat);
     let bad = validate_topology(&t, &plan, req, cat);
