@@ -152,12 +152,45 @@ impl<'a> Assigner<'a> {
         self.plan.devices.reserve(self.req.devices.len());
         self.dev_parent.reserve(self.req.devices.len());
         self.dev_facts.reserve(self.req.devices.len());
-        let mut bridge_parent = Vec::with_capacity(c.bridges() as usize);
         self.plan.root_hotplug = Some(c.root_hotplug);
         self.plan.cost = c.bridges();
         self.plan.optimal = c.optimal;
-        // Which units go on pci.0: per class, the first ones in request order.
-        let mut take = c.on_root;
+        let (on_root, bridged) = self.split_units();
+        let mut root: VecDeque<u8> = self.world.root_slots.iter().copied().collect();
+        let bridge_root = self.bridge_root_slots(&mut root);
+        // Where each unit goes, by unit index; placed in unit (request) order at the end, so
+        // that the plan's devices are in request order already when nothing is pinned.
+        let mut spot_of: Vec<Option<Spot>> = vec![None; self.units.len()];
+        let root_bus = Bus::Named(self.cat.root.bus.as_str());
+        for &i in &on_root {
+            let slot = root.pop_front().ok_or_else(|| Self::short("pci.0 slots"))?;
+            spot_of[i] = Some((root_bus, slot));
+        }
+        let mut spots = self.existing_spots();
+        let (new_ids, bridge_parent) =
+            self.add_bridges(root, bridge_root, &mut spots, pinned_ctrls)?;
+        self.fill_bridges(bridged, spots, &mut spot_of)?;
+        for (u, spot) in spot_of.into_iter().enumerate() {
+            if let Some((bus, slot)) = spot {
+                let parent = self.node_of(bus, pinned_ctrls);
+                self.place(u, bus_text(bus, &new_ids), slot, parent);
+            }
+        }
+        let w = self.wiring(pinned_ctrls, pinned_devs, bridge_parent);
+        // Debug builds and the unit tests (also `cargo test --release`) check it against
+        // the plan's names.
+        #[cfg(any(test, debug_assertions))]
+        assert!(
+            w.same_as(&Wiring::from_names(&self.plan, self.cat)),
+            "the pc assigner's wiring is the plan's by its names"
+        );
+        Ok((self.plan, w))
+    }
+
+    /// The units that go on `pci.0` (per class, the first ones in request order, as many
+    /// as the counts say) and those that go behind bridges, by unit index.
+    fn split_units(&self) -> (Vec<usize>, Vec<usize>) {
+        let mut take = self.counts.on_root;
         let (mut on_root, mut bridged) = (Vec::new(), Vec::new());
         for (i, u) in self.units.iter().enumerate().filter(|(_, u)| !u.pinned) {
             let k = class_of(u);
@@ -168,53 +201,69 @@ impl<'a> Assigner<'a> {
                 bridged.push(i);
             }
         }
-        let mut root: VecDeque<u8> = self.world.root_slots.iter().copied().collect();
-        let root_bus = Bus::Named(self.cat.root.bus.as_str());
-        // Where each unit goes, by unit index; placed in unit (request) order at the end, so
-        // that the plan's devices are in request order already when nothing is pinned.
-        let mut spot_of: Vec<Option<Spot>> = vec![None; self.units.len()];
-        // Adopting: new bridges on pci.0 take the slots where they renumber no existing
-        // bridge first (G-ID), before the units; a plain plan puts them after the units.
-        let mut bridge_root: VecDeque<u8> = VecDeque::new();
-        if let Some(late) = &self.world.late_root {
-            let want = c.bridges_root as usize;
-            let mut pick: Vec<u8> = late.iter().copied().take(want).collect();
-            for &s in root.iter() {
-                if pick.len() >= want {
-                    break;
-                }
-                if !pick.contains(&s) {
-                    pick.push(s);
-                }
+        (on_root, bridged)
+    }
+
+    /// Adopting: the `pci.0` slots the new bridges there take, taken out of `root` before
+    /// the units: first those where they renumber no existing bridge (G-ID). A plain plan
+    /// takes none here; its bridges follow the units.
+    fn bridge_root_slots(&self, root: &mut VecDeque<u8>) -> VecDeque<u8> {
+        let Some(late) = &self.world.late_root else {
+            return VecDeque::new();
+        };
+        let want = self.counts.bridges_root as usize;
+        let mut pick: Vec<u8> = late.iter().copied().take(want).collect();
+        for &s in root.iter() {
+            if pick.len() >= want {
+                break;
             }
-            pick.sort_unstable();
-            root.retain(|s| !pick.contains(s));
-            bridge_root = pick.into();
+            if !pick.contains(&s) {
+                pick.push(s);
+            }
         }
-        for &i in &on_root {
-            let slot = root.pop_front().ok_or_else(|| Self::short("pci.0 slots"))?;
-            spot_of[i] = Some((root_bus, slot));
-        }
-        // New bridges: on pci.0, then chained.
-        // A slot may take units with I/O BARs when its bridge has a window or gets one.
-        let mut opened = c.opened.iter();
+        pick.sort_unstable();
+        root.retain(|s| !pick.contains(s));
+        pick.into()
+    }
+
+    /// The free slots of existing bridges, each with whether it may take a unit with I/O
+    /// BARs: its bridge has a window, or the counts open one there (R-IO).
+    fn existing_spots(&self) -> Vec<(Spot<'a>, bool)> {
+        let mut opened = self.counts.opened.iter();
         let mut last: Option<(&str, bool)> = None;
-        let mut existing: Vec<(Spot, bool)> = Vec::with_capacity(self.world.bridge_slots.len());
+        let mut spots = Vec::with_capacity(self.world.bridge_slots.len());
         for s in &self.world.bridge_slots {
             let ok = match last {
                 Some((b, ok)) if b == s.bridge => ok,
                 _ => s.windowed || opened.next().copied().unwrap_or(false),
             };
             last = Some((&s.bridge, ok));
-            existing.push(((Bus::Named(&s.bridge), s.slot), ok));
+            spots.push(((Bus::Named(&s.bridge), s.slot), ok));
         }
+        spots
+    }
+
+    /// Adds the new bridges: on `pci.0` (the slots of `bridge_root`, then the next of
+    /// `root`), then chained, each on the last slot of the one before (the first chained
+    /// one on an existing bridge's slot, taken from `spots`). Their slots join `spots`, all
+    /// windowed. Answers the bridges' temporary ids and parent nodes.
+    fn add_bridges(
+        &mut self,
+        mut root: VecDeque<u8>,
+        mut bridge_root: VecDeque<u8>,
+        spots: &mut Vec<(Spot<'a>, bool)>,
+        pinned_ctrls: usize,
+    ) -> Result<(Vec<Text>, Vec<Option<usize>>), PlanError> {
+        let c = self.counts;
         let bridge = self
             .cat
             .adder(CLASS_PCI_BRIDGE)
             .ok_or_else(|| Self::short("a pci-bridge model"))?;
         let (first, last) = (bridge.bus.slots.min, bridge.bus.slots.max);
+        let root_bus = Bus::Named(self.cat.root.bus.as_str());
         let mut fresh: Vec<Spot> = Vec::new();
         let mut new_ids: Vec<Text> = Vec::with_capacity(c.bridges() as usize);
+        let mut parents = Vec::with_capacity(c.bridges() as usize);
         for k in 0..c.bridges() {
             let at = if k < c.bridges_root {
                 let slot = bridge_root
@@ -229,10 +278,10 @@ impl<'a> Assigner<'a> {
                     .world
                     .chain_start()
                     .ok_or_else(|| Self::short("bridge slots"))?;
-                existing.remove(i).0
+                spots.remove(i).0
             };
             new_ids.push(temp_id(k));
-            bridge_parent.push(self.node_of(at.0, pinned_ctrls));
+            parents.push(self.node_of(at.0, pinned_ctrls));
             self.plan.controllers.push(PlacedController {
                 id: new_ids[k as usize].clone(),
                 model: Text::from(bridge.model.as_str()),
@@ -256,11 +305,20 @@ impl<'a> Assigner<'a> {
                 }
             }
         }
-        // Units with I/O BARs on windowed existing bridges and new ones; then the rest.
+        spots.extend(fresh.into_iter().map(|s| (s, true)));
+        Ok((new_ids, parents))
+    }
+
+    /// Bridge slots for the `bridged` units, in `spots` order: units with I/O BARs on
+    /// windowed slots first, then the rest on what is left.
+    fn fill_bridges(
+        &self,
+        bridged: Vec<usize>,
+        spots: Vec<(Spot<'a>, bool)>,
+        spot_of: &mut [Option<Spot<'a>>],
+    ) -> Result<(), PlanError> {
         let (io, plain): (Vec<usize>, Vec<usize>) =
             bridged.into_iter().partition(|&i| self.units[i].io);
-        let mut spots: Vec<(Spot, bool)> = existing;
-        spots.extend(fresh.into_iter().map(|s| (s, true)));
         let mut free: Vec<Option<Spot>> = Vec::with_capacity(spots.len());
         let mut windowed: Vec<bool> = Vec::with_capacity(spots.len());
         for (s, w) in spots {
@@ -282,21 +340,7 @@ impl<'a> Assigner<'a> {
                 spot_of[i] = Some(spot);
             }
         }
-        for (u, spot) in spot_of.into_iter().enumerate() {
-            if let Some((bus, slot)) = spot {
-                let parent = self.node_of(bus, pinned_ctrls);
-                self.place(u, bus_text(bus, &new_ids), slot, parent);
-            }
-        }
-        let w = self.wiring(pinned_ctrls, pinned_devs, bridge_parent);
-        // Debug builds and the unit tests (also `cargo test --release`) check it against
-        // the plan's names.
-        #[cfg(any(test, debug_assertions))]
-        assert!(
-            w.same_as(&Wiring::from_names(&self.plan, self.cat)),
-            "the pc assigner's wiring is the plan's by its names"
-        );
-        Ok((self.plan, w))
+        Ok(())
     }
 
     /// Puts unit `u`'s devices at functions 0, 1, ... of `slot` on `bus` (node `parent`).
