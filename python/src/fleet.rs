@@ -23,7 +23,7 @@ use pciplan::batch::{Batch, BatchOptions, Item, Outcome};
 use pciplan::Request;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyIterator, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyIterator, PyString};
 
 use crate::convert::{self, NotJson};
 use crate::{depy, errors, pyser};
@@ -79,8 +79,10 @@ pub struct BatchIter {
     pulled: u64,
     /// Refused requests of every chunk in flight, oldest first.
     in_flight: VecDeque<Vec<Refused>>,
-    /// Results of the current chunk, handed out from `next`.
-    ready: Option<Py<PyList>>,
+    /// Outcomes of the current chunk, each made a dict when `next` hands it out (see
+    /// [`BatchIter::result`]), and its refused requests, in chunk order.
+    ready: Vec<Outcome>,
+    refused: VecDeque<Refused>,
     next: usize,
     /// An exception the source raised, raised after the results before it.
     raised: Option<PyErr>,
@@ -104,7 +106,8 @@ impl BatchIter {
             chunk,
             pulled: 0,
             in_flight: VecDeque::new(),
-            ready: None,
+            ready: Vec::new(),
+            refused: VecDeque::new(),
             next: 0,
             raised: None,
         })
@@ -179,7 +182,8 @@ impl BatchIter {
         Ok(())
     }
 
-    /// Waits (without the GIL) for the oldest chunk in flight and makes its dicts.
+    /// Waits (without the GIL) for the oldest chunk in flight; its dicts are made one by
+    /// one as they are handed out.
     fn receive_chunk(&mut self, py: Python<'_>) -> PyResult<()> {
         let rx = &self.from_planner;
         let answer = py.detach(|| match rx.lock() {
@@ -192,19 +196,31 @@ impl BatchIter {
         };
         // The next chunk is planned while this one becomes dicts.
         self.top_up(py)?;
-        let list = results(py, &outcomes)?;
-        for r in refused {
-            let item = list.get_item(r.index)?;
-            let item = item.cast::<PyDict>()?;
-            item.set_item("name", r.name)?;
-            if let Some(err) = item.get_item("error")? {
-                err.set_item("message", r.message)?;
+        self.ready = outcomes;
+        self.refused = refused.into();
+        self.next = 0;
+        Ok(())
+    }
+
+    /// The dict of the current chunk's outcome `i`, made when it is handed out rather than
+    /// a chunk's at once: a chunk's dicts alive together are thousands of new containers,
+    /// which set off CPython's garbage collector over and over, each time across every
+    /// object the caller holds (the request dicts of a fleet, say: `python/bench/
+    /// bench_batch.py`'s 20,000 mixed guests as dicts planned at 30,000-35,000 guests/s
+    /// when a chunk's results were made at once, 66,000-67,500 made one by one). A request
+    /// that could not be read gets its name and message here.
+    fn result(&mut self, py: Python<'_>, i: usize) -> PyResult<Py<PyAny>> {
+        let dict = convert::to_python_with(&mut pyser::Keys::new(py), &self.ready[i])?;
+        if self.refused.front().is_some_and(|r| r.index == i) {
+            if let Some(r) = self.refused.pop_front() {
+                let item = dict.cast::<PyDict>()?;
+                item.set_item("name", r.name)?;
+                if let Some(err) = item.get_item("error")? {
+                    err.set_item("message", r.message)?;
+                }
             }
         }
-        self.ready = Some(list.unbind());
-        self.next = 0;
-        self.spent = outcomes;
-        Ok(())
+        Ok(dict.unbind())
     }
 }
 
@@ -247,17 +263,6 @@ fn name_of(item: &Bound<'_, PyAny>) -> Option<String> {
     n.extract::<String>().ok()
 }
 
-/// One chunk's outcomes as a list of dicts (the objects of their result lines), built
-/// directly with one key cache for the chunk.
-fn results<'py>(py: Python<'py>, outcomes: &[Outcome]) -> PyResult<Bound<'py, PyList>> {
-    let mut keys = pyser::Keys::new(py);
-    let dicts = outcomes
-        .iter()
-        .map(|o| convert::to_python_with(&mut keys, o))
-        .collect::<PyResult<Vec<_>>>()?;
-    PyList::new(py, dicts)
-}
-
 #[pymethods]
 impl BatchIter {
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -266,14 +271,14 @@ impl BatchIter {
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         loop {
-            if let Some(list) = &self.ready {
-                let list = list.bind(py);
-                if self.next < list.len() {
-                    let item = list.get_item(self.next)?;
-                    self.next += 1;
-                    return Ok(Some(item.unbind()));
-                }
-                self.ready = None;
+            if self.next < self.ready.len() {
+                let i = self.next;
+                self.next += 1;
+                return self.result(py, i).map(Some);
+            }
+            if !self.ready.is_empty() {
+                // Freed on the planning thread, with the next chunk sent.
+                self.spent = std::mem::take(&mut self.ready);
             }
             self.top_up(py)?;
             if self.in_flight.is_empty() {
