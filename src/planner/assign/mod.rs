@@ -12,13 +12,12 @@ use crate::catalog::{
     CLASS_PXB, CLASS_ROOT_PORT, CLASS_UPSTREAM,
 };
 use crate::error::PlanError;
-use crate::idmap::IdMap;
 use crate::ilp::{self, Counts, Model, Place};
 use crate::plan::{PlacedController, PlacedDevice, Plan};
 use crate::request::{Hotplug, Request};
 use crate::Text;
 
-use super::finish::{device_facts, finish, Wiring};
+use super::finish::{device_facts, finish, Named, Wiring};
 use super::{Unit, World};
 
 mod bridges;
@@ -410,55 +409,6 @@ impl<'a> Assigner<'a> {
             models: std::mem::take(&mut self.models),
             dev_facts,
         }
-    }
-}
-
-/// The nodes of buses by name (see `finish`'s tree): the root bus, else the first pinned
-/// controller of that id, else none.
-struct Named<'p> {
-    root: &'p str,
-    pinned: &'p [PlacedController],
-    /// The pinned controllers by id, when there are many.
-    ids: Option<IdMap<&'p str, usize>>,
-}
-
-impl<'p> Named<'p> {
-    /// Pinned controllers up to this many are searched in a row rather than hashed.
-    const FEW: usize = 8;
-
-    fn new(root: &'p str, pinned: &'p [PlacedController]) -> Named<'p> {
-        let ids = (pinned.len() > Self::FEW).then(|| {
-            let mut ids: IdMap<&str, usize> = IdMap::default();
-            ids.reserve(pinned.len());
-            for (i, c) in pinned.iter().enumerate() {
-                ids.entry(c.id.as_str()).or_insert(i);
-            }
-            ids
-        });
-        Named { root, pinned, ids }
-    }
-
-    /// The node of the bus named `name`, if any.
-    /// The root test is inlined where it is called: most named buses are the root bus,
-    /// named by the catalog's own string.
-    #[inline]
-    fn node(&self, name: &str) -> Option<usize> {
-        if std::ptr::eq(name, self.root) {
-            return Some(0);
-        }
-        self.node_by_name(name)
-    }
-
-    /// [`Named::node`] of a name other than the catalog's own root string.
-    fn node_by_name(&self, name: &str) -> Option<usize> {
-        if name == self.root {
-            return Some(0);
-        }
-        let i = match &self.ids {
-            Some(ids) => ids.get(name).copied(),
-            None => self.pinned.iter().position(|c| c.id == name),
-        };
-        i.map(|i| 1 + i)
     }
 }
 

@@ -20,7 +20,7 @@ use crate::Text;
 mod tree;
 
 use tree::Tree;
-pub(super) use tree::{device_facts, Wiring, ROOT};
+pub(super) use tree::{device_facts, Named, Wiring, ROOT};
 
 /// Runs every finishing pass on `plan`, wired as `w` says: orders controllers, numbers
 /// expander bus ranges, sets `io-reserve`, hot-pluggability, names, chassis/port numbers and

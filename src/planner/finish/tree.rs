@@ -5,7 +5,6 @@
 //! from the plan's names (the `pc` planner's plans).
 
 use crate::catalog::{BusKind, Catalog, ControllerModel, DeviceModel, HotplugControl};
-#[cfg(any(test, debug_assertions))]
 use crate::idmap::IdMap;
 use crate::plan::{PlacedController, Plan};
 
@@ -111,6 +110,56 @@ impl<'c> Wiring<'c> {
             models,
             dev_facts,
         }
+    }
+}
+
+/// The nodes of buses by name, as [`Wiring::from_names`] reads them, for a planner that
+/// wires by index: the root bus, else the first pinned controller of that id, else none
+/// (controllers the planner adds are wired by index, not by name).
+pub(in crate::planner) struct Named<'p> {
+    root: &'p str,
+    pinned: &'p [PlacedController],
+    /// The pinned controllers by id, when there are many.
+    ids: Option<IdMap<&'p str, usize>>,
+}
+
+impl<'p> Named<'p> {
+    /// Pinned controllers up to this many are searched in a row rather than hashed.
+    const FEW: usize = 8;
+
+    pub fn new(root: &'p str, pinned: &'p [PlacedController]) -> Named<'p> {
+        let ids = (pinned.len() > Self::FEW).then(|| {
+            let mut ids: IdMap<&str, usize> = IdMap::default();
+            ids.reserve(pinned.len());
+            for (i, c) in pinned.iter().enumerate() {
+                ids.entry(c.id.as_str()).or_insert(i);
+            }
+            ids
+        });
+        Named { root, pinned, ids }
+    }
+
+    /// The node of the bus named `name`, if any.
+    /// The root test is inlined where it is called: most named buses are the root bus,
+    /// named by the catalog's own string.
+    #[inline]
+    pub fn node(&self, name: &str) -> Option<usize> {
+        if std::ptr::eq(name, self.root) {
+            return Some(ROOT);
+        }
+        self.node_by_name(name)
+    }
+
+    /// [`Named::node`] of a name other than the catalog's own root string.
+    fn node_by_name(&self, name: &str) -> Option<usize> {
+        if name == self.root {
+            return Some(ROOT);
+        }
+        let i = match &self.ids {
+            Some(ids) => ids.get(name).copied(),
+            None => self.pinned.iter().position(|c| c.id == name),
+        };
+        i.map(|i| ROOT + 1 + i)
     }
 }
 

@@ -11,7 +11,7 @@ use crate::catalog::{Catalog, DeviceModel, CLASS_PCI_BRIDGE};
 use crate::error::PlanError;
 use crate::ilp::pc::PcCounts;
 use crate::plan::{PlacedController, PlacedDevice, Plan};
-use crate::planner::finish::{device_facts, Wiring, ROOT};
+use crate::planner::finish::{device_facts, Named, Wiring};
 use crate::request::Request;
 use crate::Text;
 
@@ -36,9 +36,9 @@ pub(super) struct Assigner<'a> {
     counts: &'a PcCounts,
     world: &'a World,
     plan: Plan,
-    /// The wiring of the devices placed so far (after the pinned plan's), for the
-    /// finishing passes: each one's parent node and [`device_facts`].
-    dev_parent: Vec<Option<usize>>,
+    /// The devices placed so far (after the pinned plan's), for the finishing passes'
+    /// wiring: each one's bus and [`device_facts`].
+    dev_bus: Vec<Bus<'a>>,
     dev_facts: Vec<(bool, bool)>,
 }
 
@@ -74,56 +74,43 @@ impl<'a> Assigner<'a> {
             counts,
             world,
             plan: pinned,
-            dev_parent: Vec::new(),
+            dev_bus: Vec::new(),
             dev_facts: Vec::new(),
         }
     }
 
-    /// The node of the bus named `name`, as [`Wiring::from_names`] reads it: the root
-    /// bus, else the first controller of that id (the new bridges' temporary ids collide
-    /// with no request id), else none.
-    fn named(&self, name: &str) -> Option<usize> {
-        if name == self.cat.root.bus {
-            return Some(ROOT);
-        }
-        let i = self.plan.controllers.iter().position(|c| c.id == name)?;
-        Some(1 + i)
-    }
-
-    /// The node of `bus`; `pinned_ctrls`: how many controllers come before the new bridges.
-    fn node_of(&self, bus: Bus, pinned_ctrls: usize) -> Option<usize> {
-        match bus {
-            Bus::Named(name) => self.named(name),
-            Bus::New(k) => Some(1 + pinned_ctrls + k as usize),
-        }
-    }
-
     /// The plan's wiring by index (what [`Wiring::from_names`] would read from its names,
-    /// without hashing them): the pinned plan's controllers and devices by their names, the
-    /// new bridges (parents `bridge_parent`, model `bridge_model`) and the placed devices as
-    /// the assigner put them.
+    /// without hashing them): the pinned plan's controllers and devices by their buses'
+    /// names, the new bridges (on `bridge_buses`) and the placed devices by where the
+    /// assigner put them, the `k`-th new bridge being the node after the pinned controllers
+    /// and the bridges before it.
     fn wiring(
         &mut self,
         pinned_ctrls: usize,
         pinned_devs: usize,
-        bridge_parent: Vec<Option<usize>>,
+        bridge_buses: &[Bus<'a>],
     ) -> Wiring<'a> {
         let cat = self.cat;
         let plan = &self.plan;
+        let named = Named::new(cat.root.bus.as_str(), &plan.controllers[..pinned_ctrls]);
+        let node = |bus: &Bus| match *bus {
+            Bus::Named(name) => named.node(name),
+            Bus::New(k) => Some(1 + pinned_ctrls + k as usize),
+        };
         let mut parent = Vec::with_capacity(1 + plan.controllers.len() + plan.devices.len());
         parent.push(None);
         parent.extend(
             plan.controllers[..pinned_ctrls]
                 .iter()
-                .map(|c| self.named(&c.bus)),
+                .map(|c| named.node(&c.bus)),
         );
-        parent.extend(bridge_parent);
+        parent.extend(bridge_buses.iter().map(node));
         parent.extend(
             plan.devices[..pinned_devs]
                 .iter()
-                .map(|d| self.named(&d.bus)),
+                .map(|d| named.node(&d.bus)),
         );
-        parent.append(&mut self.dev_parent);
+        parent.extend(self.dev_bus.iter().map(node));
         let models = plan
             .controllers
             .iter()
@@ -150,7 +137,7 @@ impl<'a> Assigner<'a> {
         let c = self.counts;
         let (pinned_ctrls, pinned_devs) = (self.plan.controllers.len(), self.plan.devices.len());
         self.plan.devices.reserve(self.req.devices.len());
-        self.dev_parent.reserve(self.req.devices.len());
+        self.dev_bus.reserve(self.req.devices.len());
         self.dev_facts.reserve(self.req.devices.len());
         self.plan.root_hotplug = Some(c.root_hotplug);
         self.plan.cost = c.bridges();
@@ -167,16 +154,14 @@ impl<'a> Assigner<'a> {
             spot_of[i] = Some((root_bus, slot));
         }
         let mut spots = self.existing_spots();
-        let (new_ids, bridge_parent) =
-            self.add_bridges(root, bridge_root, &mut spots, pinned_ctrls)?;
+        let (new_ids, bridge_buses) = self.add_bridges(root, bridge_root, &mut spots)?;
         self.fill_bridges(bridged, spots, &mut spot_of)?;
         for (u, spot) in spot_of.into_iter().enumerate() {
             if let Some((bus, slot)) = spot {
-                let parent = self.node_of(bus, pinned_ctrls);
-                self.place(u, bus_text(bus, &new_ids), slot, parent);
+                self.place(u, bus, &new_ids, slot);
             }
         }
-        let w = self.wiring(pinned_ctrls, pinned_devs, bridge_parent);
+        let w = self.wiring(pinned_ctrls, pinned_devs, &bridge_buses);
         // Debug builds and the unit tests (also `cargo test --release`) check it against
         // the plan's names.
         #[cfg(any(test, debug_assertions))]
@@ -246,14 +231,13 @@ impl<'a> Assigner<'a> {
     /// Adds the new bridges: on `pci.0` (the slots of `bridge_root`, then the next of
     /// `root`), then chained, each on the last slot of the one before (the first chained
     /// one on an existing bridge's slot, taken from `spots`). Their slots join `spots`, all
-    /// windowed. Answers the bridges' temporary ids and parent nodes.
+    /// windowed. Answers the bridges' temporary ids and the buses they are on.
     fn add_bridges(
         &mut self,
         mut root: VecDeque<u8>,
         mut bridge_root: VecDeque<u8>,
         spots: &mut Vec<(Spot<'a>, bool)>,
-        pinned_ctrls: usize,
-    ) -> Result<(Vec<Text>, Vec<Option<usize>>), PlanError> {
+    ) -> Result<(Vec<Text>, Vec<Bus<'a>>), PlanError> {
         let c = self.counts;
         let bridge = self
             .cat
@@ -263,7 +247,7 @@ impl<'a> Assigner<'a> {
         let root_bus = Bus::Named(self.cat.root.bus.as_str());
         let mut fresh: Vec<Spot> = Vec::new();
         let mut new_ids: Vec<Text> = Vec::with_capacity(c.bridges() as usize);
-        let mut parents = Vec::with_capacity(c.bridges() as usize);
+        let mut buses = Vec::with_capacity(c.bridges() as usize);
         for k in 0..c.bridges() {
             let at = if k < c.bridges_root {
                 let slot = bridge_root
@@ -281,7 +265,7 @@ impl<'a> Assigner<'a> {
                 spots.remove(i).0
             };
             new_ids.push(temp_id(k));
-            parents.push(self.node_of(at.0, pinned_ctrls));
+            buses.push(at.0);
             self.plan.controllers.push(PlacedController {
                 id: new_ids[k as usize].clone(),
                 model: Text::from(bridge.model.as_str()),
@@ -306,7 +290,7 @@ impl<'a> Assigner<'a> {
             }
         }
         spots.extend(fresh.into_iter().map(|s| (s, true)));
-        Ok((new_ids, parents))
+        Ok((new_ids, buses))
     }
 
     /// Bridge slots for the `bridged` units, in `spots` order: units with I/O BARs on
@@ -343,12 +327,14 @@ impl<'a> Assigner<'a> {
         Ok(())
     }
 
-    /// Puts unit `u`'s devices at functions 0, 1, ... of `slot` on `bus` (node `parent`).
-    fn place(&mut self, u: usize, bus: Text, slot: u8, parent: Option<usize>) {
+    /// Puts unit `u`'s devices at functions 0, 1, ... of `slot` on `bus` (`new_ids`: the new
+    /// bridges' temporary ids).
+    fn place(&mut self, u: usize, at: Bus<'a>, new_ids: &[Text], slot: u8) {
+        let bus = bus_text(at, new_ids);
         for (f, &di) in self.units[u].devs.iter().enumerate() {
             let d = &self.req.devices[di];
             let kind = self.req.kind_of(self.cat, d);
-            self.dev_parent.push(parent);
+            self.dev_bus.push(at);
             self.dev_facts.push(device_facts(self.models[di], kind));
             self.plan.devices.push(PlacedDevice {
                 id: d.id.clone(),
