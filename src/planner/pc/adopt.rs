@@ -119,7 +119,7 @@ pub(crate) fn adopt(req: &Request, cat: &Catalog) -> Result<Plan, PlanError> {
     let Some((w, found)) = best else {
         // No plan under either setting: explain as a plain plan of the free guest.
         let free = unpinned(req, None);
-        return match plan_in(&free, cat, false) {
+        return match plan_in(&free, cat, false, false) {
             Err(e) => Err(e),
             Ok(_) => Err(PlanError::Internal(
                 "adoption found no plan, but the guest with every device free has one".into(),
@@ -248,7 +248,7 @@ impl Guest<'_> {
 
     /// Plans `r`: `Ok(None)` when no layout fits.
     fn plan(&self, r: &Request) -> Result<Option<Plan>, PlanError> {
-        match plan_in(r, self.cat, true) {
+        match plan_in(r, self.cat, true, false) {
             Ok(p) => Ok(Some(p)),
             Err(PlanError::Infeasible(_)) => Ok(None),
             Err(e) => Err(e),

@@ -11,13 +11,9 @@ use crate::plan::Plan;
 use crate::request::{Hotplug, Request};
 use crate::rule::Rule;
 
-/// Ids of the first devices of `units` that satisfy `pick`.
+/// Ids of the devices of `units` that satisfy `pick` (see [`ids_of`]), for an error.
 fn ids(req: &Request, units: &[Unit], pick: impl Fn(&Unit) -> bool) -> Vec<String> {
-    units
-        .iter()
-        .filter(|u| pick(u))
-        .flat_map(|u| u.devs.iter().map(|&d| req.devices[d].id.to_string()))
-        .collect()
+    ids_of(req, units, pick).map(str::to_string).collect()
 }
 
 /// A short list of ids for a sentence: `a, b, c` or `a, b, ... (N in all)`.

@@ -35,17 +35,12 @@ pub(crate) use adopt::adopt;
 /// Plans a guest of a `pci-root` catalog (`pc`); `shaped`: the request's shape is checked
 /// already (as for the q35 planner's `plan_checked`).
 pub(crate) fn plan(req: &Request, cat: &Catalog, shaped: bool) -> Result<Plan, PlanError> {
-    plan_of(req, cat, false, shaped)
+    plan_in(req, cat, false, shaped)
 }
 
-/// [`plan`] of a request whose shape is not checked yet; `adopting` puts new bridges where
-/// they renumber no existing bridge when such places are free (`adopt`).
-fn plan_in(req: &Request, cat: &Catalog, adopting: bool) -> Result<Plan, PlanError> {
-    plan_of(req, cat, adopting, false)
-}
-
-/// [`plan_in`]; `shaped`: the request's shape is checked already.
-fn plan_of(req: &Request, cat: &Catalog, adopting: bool, shaped: bool) -> Result<Plan, PlanError> {
+/// [`plan`]; `adopting` puts new bridges where they renumber no existing bridge when such
+/// places are free (`adopt`).
+fn plan_in(req: &Request, cat: &Catalog, adopting: bool, shaped: bool) -> Result<Plan, PlanError> {
     cat.planner_classes()?;
     if !shaped {
         req.check_shape()?;
