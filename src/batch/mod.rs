@@ -336,6 +336,28 @@ impl<R: BufRead> Batch<R> {
         items: Vec<Item>,
         f: impl Fn(Outcome) -> T + Sync + Send,
     ) -> Vec<T> {
+        self.plan_items_done(items, false, |done| f(done.into_outcome()))
+    }
+
+    /// Plans `items` as [`Batch::plan_items`] does, each into its result line (the text
+    /// `pciplan batch` writes for it, with its newline), rendered in parallel: a shape-cache
+    /// hit straight from the cached plan's template, as the command line renders it.
+    pub fn plan_items_lines(&mut self, items: Vec<Item>) -> Vec<String> {
+        self.plan_items_done(items, true, |done| {
+            let mut line = String::new();
+            done.write_line(&mut line);
+            line
+        })
+    }
+
+    /// The items' planned lines (`render`: as lines to write, which lets the line cache
+    /// answer), each through `f`, in parallel, in order.
+    fn plan_items_done<T: Send>(
+        &mut self,
+        items: Vec<Item>,
+        render: bool,
+        f: impl Fn(Done<'_>) -> T + Sync + Send,
+    ) -> Vec<T> {
         let first = self.next_line;
         self.next_line += items.len() as u64;
         let numbered: Vec<(u64, Item)> = (first..)
@@ -348,23 +370,17 @@ impl<R: BufRead> Batch<R> {
         numbered
             .into_par_iter()
             .with_min_len(8)
-            .map(|(line, item)| {
-                let outcome = match item {
-                    Item::Line(text) => {
-                        plan_line(line, &text, catalog, cache, false, adopt).into_outcome()
-                    }
-                    // What `Request::from_json` checks after reading.
-                    Item::Request(req) => match req.check_shape() {
-                        Ok(()) => plan_request(line, req, None, catalog, cache, adopt),
-                        Err(e) => Done::Outcome(Outcome {
-                            line,
-                            name: req.name,
-                            result: Err(PlanError::Invalid(e)),
-                        }),
-                    }
-                    .into_outcome(),
-                };
-                f(outcome)
+            .map(|(line, item)| match item {
+                Item::Line(text) => f(plan_line(line, &text, catalog, cache, render, adopt)),
+                // What `Request::from_json` checks after reading.
+                Item::Request(req) => f(match req.check_shape() {
+                    Ok(()) => plan_request(line, req, None, catalog, cache, adopt),
+                    Err(e) => Done::Outcome(Outcome {
+                        line,
+                        name: req.name,
+                        result: Err(PlanError::Invalid(e)),
+                    }),
+                }),
             })
             .collect()
     }
@@ -669,6 +685,43 @@ mod tests {
         // Numbering goes on from the items before.
         let more = batch.plan_items(vec![Item::Line(b"{}".to_vec())], |o| o.line);
         assert_eq!(more, [8]);
+    }
+
+    /// Items planned into their lines give the command line's lines (with their newlines),
+    /// repeats answered by the caches included, for lines and requests alike.
+    #[test]
+    fn plan_items_lines_equal_lines() {
+        let guest = |name: &str, id: &str| {
+            format!(
+                r#"{{"name":"{name}","devices":[{{"id":"{id}","model":"virtio-net-pci","hotplug":"off"}},{{"id":"d","model":"virtio-blk-pci"}}]}}"#
+            )
+        };
+        let mut lines: Vec<String> = vec![
+            guest("a", "n"),
+            guest("b", "n"),
+            guest("c", "m"),
+            "not json".into(),
+            String::new(),
+            r#"{"name":"model","devices":[{"id":"x","model":"frobnicator"}]}"#.into(),
+            r#"{"name":"pc","machine":"pc","devices":[{"id":"n","model":"e1000"}]}"#.into(),
+        ];
+        lines.push(guest("a", "n"));
+        let text = lines.join("\n") + "\n";
+        let want: Vec<String> = Batch::new(text.as_bytes(), BatchOptions::default())
+            .map(|o| o.unwrap().to_json_line() + "\n")
+            .collect();
+        for as_requests in [false, true] {
+            let items: Vec<Item> = lines
+                .iter()
+                .map(|l| match serde_json::from_str::<Request>(l) {
+                    Ok(r) if as_requests => Item::Request(r),
+                    _ => Item::Line(l.as_bytes().to_vec()),
+                })
+                .collect();
+            let mut batch = Batch::new(io::empty(), BatchOptions::default());
+            assert_eq!(batch.plan_items_lines(items), want);
+            assert!(batch.cache_stats().unwrap().hits >= 2, "{as_requests}");
+        }
     }
 
     #[test]
