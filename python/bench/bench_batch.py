@@ -2,12 +2,14 @@
 
     python python/bench/bench_batch.py [--guests 20000] [--kind mixed] [--repeat 3]
 
-Measures, each in a fresh process (so every run starts with empty caches, as a new
+Runs take turns (CLI, then each Python way, then the CLI again, ...), so that a slower
+stretch of the machine hits them all alike. Measures, each in a fresh process (so every run starts with empty caches, as a new
 `pciplan batch` does):
 
 - `pciplan batch FLEET --quiet > /dev/null` (the release command line), guests/s;
 - `pciplan.batch` over the fleet's lines (str) and over the fleet as dicts, consuming every
   result dict, guests/s (the dicts are parsed before the clock starts);
+- the same with `as_json=True`, consuming every result line (str);
 - one `pciplan.plan` call on a 32-device guest (`fleet sized 32`), from a dict to the plan
   dict, median over many calls (the planner's memo of solutions is warm after the first,
   as in a placement service that sees similar guests).
@@ -52,10 +54,11 @@ def one_python_run(fleet: str, mode: str) -> float:
 
     with open(fleet) as f:
         lines = f.read().splitlines()
-    items = [as_dict(line) for line in lines] if mode == "dicts" else lines
+    source, _, out = mode.partition("-")
+    items = [as_dict(line) for line in lines] if source == "dicts" else lines
     start = time.perf_counter()
     n = 0
-    for _ in pciplan.batch(items):
+    for _ in pciplan.batch(items, as_json=out == "json"):
         n += 1
     elapsed = time.perf_counter() - start
     assert n == len(lines)
@@ -107,16 +110,20 @@ def main() -> None:
         with open(fleet, "wb") as f:
             subprocess.run([str(fleet_bin), args.kind, str(args.guests), str(args.seed)],
                            stdout=f, check=True)
-        rows = []
-        best = {}
-        for name, run in [
+        runs = [
             ("pciplan batch (CLI)", lambda: cli_run(cli, fleet)),
             ("pciplan.batch, str lines", lambda: python_run(fleet, "lines")),
             ("pciplan.batch, dicts", lambda: python_run(fleet, "dicts")),
-        ]:
-            times = [run() for _ in range(args.repeat)]
-            best[name] = min(times)
-            rows.append((name, args.guests / min(times), args.guests / statistics.median(times)))
+            ("  as_json=True, str lines", lambda: python_run(fleet, "lines-json")),
+            ("  as_json=True, dicts", lambda: python_run(fleet, "dicts-json")),
+        ]
+        times = {name: [] for name, _ in runs}
+        for _ in range(args.repeat):
+            for name, run in runs:
+                times[name].append(run())
+        best = {name: min(t) for name, t in times.items()}
+        rows = [(name, args.guests / min(t), args.guests / statistics.median(t))
+                for name, t in times.items()]
     print(f"{args.guests} {args.kind} guests, best of {args.repeat} (median), 1 process each:")
     base = best["pciplan batch (CLI)"]
     for name, fastest, median in rows:

@@ -1,6 +1,6 @@
 """Type stubs of pciplan (the native functions are in pciplan._native)."""
 
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Union
+from typing import Any, Dict, Iterable, Iterator, List, Literal, Mapping, Optional, Union, overload
 
 __version__: str
 
@@ -50,8 +50,20 @@ def plan_xml(
 ) -> str:
     """Plans a libvirt domain XML; returns the planned domain (`--format libvirt`)."""
 
+@overload
 def batch(
-    requests: Iterable[Request], *, adopt: bool = ..., chunk: int = ...
+    requests: Iterable[Request],
+    *,
+    adopt: bool = ...,
+    chunk: int = ...,
+    as_json: Literal[False] = ...,
 ) -> BatchIterator:
     """Plans a fleet; one result dict per request (a `pciplan batch` output line), in
     order."""
+
+@overload
+def batch(
+    requests: Iterable[Request], *, adopt: bool = ..., chunk: int = ..., as_json: Literal[True]
+) -> Iterator[str]:
+    """Plans a fleet; one result line per request (the str `pciplan batch` writes, newline
+    included), in order."""

@@ -49,6 +49,13 @@ pub fn loads<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
     loads_fn(py)?.call1((text,))
 }
 
+/// The compact JSON text of a Python value, as the command line writes its lines (no
+/// spaces, non-ASCII as it is).
+pub fn json_text(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let text = encode_fn(py)?.call1((obj,))?;
+    Ok(text.cast_into::<PyString>()?.to_cow()?.into_owned())
+}
+
 /// A serializable library value (a plan, causes, violations) as the Python dicts and
 /// lists `json.loads` would make of its JSON text, built directly (see [`pyser`]).
 pub fn to_python<'py, T: Serialize + ?Sized>(

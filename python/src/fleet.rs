@@ -31,17 +31,30 @@ use crate::{depy, errors, pyser};
 /// Chunks handed to the planning thread and not yet answered, at most.
 const IN_FLIGHT: usize = 2;
 
-/// One chunk's outcomes.
-type Answer = Vec<Outcome>;
+/// One chunk's answers: outcomes, made dicts on the caller's thread, or (`as_json`) the
+/// result lines, rendered on the planning threads.
+enum Answer {
+    Outcomes(Vec<Outcome>),
+    Lines(Vec<String>),
+}
 
-/// A chunk for the planning thread: its items, and the outcomes of an earlier chunk whose
-/// dicts are made, to be freed there rather than on the caller's thread (a few percent
+impl Answer {
+    fn len(&self) -> usize {
+        match self {
+            Answer::Outcomes(o) => o.len(),
+            Answer::Lines(l) => l.len(),
+        }
+    }
+}
+
+/// A chunk for the planning thread: its items, and the answers of an earlier chunk whose
+/// results are made, to be freed there rather than on the caller's thread (a few percent
 /// of its work, which holds the GIL).
-type Chunk = (Vec<Item>, Vec<Outcome>);
+type Chunk = (Vec<Item>, Option<Answer>);
 
 /// Plans chunks of items until the input ends (the sending side is dropped) or nobody
 /// listens any more.
-fn planning_thread(rx: Receiver<Chunk>, adopt: bool, out: SyncSender<Answer>) {
+fn planning_thread(rx: Receiver<Chunk>, adopt: bool, as_json: bool, out: SyncSender<Answer>) {
     let opts = BatchOptions {
         adopt,
         ..BatchOptions::default()
@@ -49,7 +62,12 @@ fn planning_thread(rx: Receiver<Chunk>, adopt: bool, out: SyncSender<Answer>) {
     // The items come over the channel, not from the batch's input.
     let mut batch = Batch::new(io::empty(), opts);
     while let Ok((items, spent)) = rx.recv() {
-        if out.send(batch.plan_items(items, |o| o)).is_err() {
+        let answer = if as_json {
+            Answer::Lines(batch.plan_items_lines(items))
+        } else {
+            Answer::Outcomes(batch.plan_items(items, |o| o))
+        };
+        if out.send(answer).is_err() {
             return;
         }
         drop(spent);
@@ -71,17 +89,17 @@ pub struct BatchIter {
     source: Option<Py<PyIterator>>,
     /// To the planning thread; dropped when the source is exhausted.
     to_planner: Option<Sender<Chunk>>,
-    /// Outcomes whose dicts are made, sent to be freed with the next chunk.
-    spent: Vec<Outcome>,
+    /// Answers whose results are made, sent to be freed with the next chunk.
+    spent: Option<Answer>,
     from_planner: Mutex<Receiver<Answer>>,
     chunk: usize,
     /// Requests pulled so far (the next one's line number is this plus one).
     pulled: u64,
     /// Refused requests of every chunk in flight, oldest first.
     in_flight: VecDeque<Vec<Refused>>,
-    /// Outcomes of the current chunk, each made a dict when `next` hands it out (see
+    /// Answers of the current chunk, each made a result when `next` hands it out (see
     /// [`BatchIter::result`]), and its refused requests, in chunk order.
-    ready: Vec<Outcome>,
+    ready: Option<Answer>,
     refused: VecDeque<Refused>,
     next: usize,
     /// An exception the source raised, raised after the results before it.
@@ -90,23 +108,28 @@ pub struct BatchIter {
 
 impl BatchIter {
     /// Starts the planning thread over `source`.
-    pub fn start(source: Bound<'_, PyIterator>, chunk: usize, adopt: bool) -> PyResult<BatchIter> {
+    pub fn start(
+        source: Bound<'_, PyIterator>,
+        chunk: usize,
+        adopt: bool,
+        as_json: bool,
+    ) -> PyResult<BatchIter> {
         let chunk = chunk.max(1);
         let (tx, rx) = mpsc::channel();
         let (out_tx, out_rx) = mpsc::sync_channel(IN_FLIGHT);
         std::thread::Builder::new()
             .name("pciplan-batch".into())
-            .spawn(move || planning_thread(rx, adopt, out_tx))
+            .spawn(move || planning_thread(rx, adopt, as_json, out_tx))
             .map_err(|e| errors::error(source.py(), &format!("cannot start a thread: {e}")))?;
         Ok(BatchIter {
             source: Some(source.unbind()),
             to_planner: Some(tx),
-            spent: Vec::new(),
+            spent: None,
             from_planner: Mutex::new(out_rx),
             chunk,
             pulled: 0,
             in_flight: VecDeque::new(),
-            ready: Vec::new(),
+            ready: None,
             refused: VecDeque::new(),
             next: 0,
             raised: None,
@@ -161,7 +184,7 @@ impl BatchIter {
         self.pulled += n as u64;
         if n > 0 {
             if let Some(tx) = &self.to_planner {
-                if tx.send((items, std::mem::take(&mut self.spent))).is_err() {
+                if tx.send((items, self.spent.take())).is_err() {
                     return Err(errors::error(py, "the planning thread stopped"));
                 }
             }
@@ -191,18 +214,18 @@ impl BatchIter {
             Err(_) => None,
         });
         let refused = self.in_flight.pop_front().unwrap_or_default();
-        let Some(outcomes) = answer else {
+        let Some(answer) = answer else {
             return Err(errors::error(py, "the planning thread stopped"));
         };
-        // The next chunk is planned while this one becomes dicts.
+        // The next chunk is planned while this one becomes results.
         self.top_up(py)?;
-        self.ready = outcomes;
+        self.ready = Some(answer);
         self.refused = refused.into();
         self.next = 0;
         Ok(())
     }
 
-    /// The dict of the current chunk's outcome `i`, made when it is handed out rather than
+    /// The result of the current chunk's answer `i`, made when it is handed out rather than
     /// a chunk's at once: a chunk's dicts alive together are thousands of new containers,
     /// which set off CPython's garbage collector over and over, each time across every
     /// object the caller holds (the request dicts of a fleet, say: `python/bench/
@@ -210,15 +233,34 @@ impl BatchIter {
     /// when a chunk's results were made at once, 66,000-67,500 made one by one). A request
     /// that could not be read gets its name and message here.
     fn result(&mut self, py: Python<'_>, i: usize) -> PyResult<Py<PyAny>> {
-        let dict = convert::to_python_with(&mut pyser::Keys::new(py), &self.ready[i])?;
-        if self.refused.front().is_some_and(|r| r.index == i) {
-            if let Some(r) = self.refused.pop_front() {
-                let item = dict.cast::<PyDict>()?;
-                item.set_item("name", r.name)?;
-                if let Some(err) = item.get_item("error")? {
-                    err.set_item("message", r.message)?;
-                }
+        let refused = if self.refused.front().is_some_and(|r| r.index == i) {
+            self.refused.pop_front()
+        } else {
+            None
+        };
+        let dict = match (&self.ready, &refused) {
+            (Some(Answer::Lines(lines)), None) => {
+                return Ok(PyString::new(py, &lines[i]).into_any().unbind());
             }
+            (Some(Answer::Lines(lines)), Some(_)) => convert::loads(py, &lines[i])?,
+            (Some(Answer::Outcomes(outcomes)), _) => {
+                convert::to_python_with(&mut pyser::Keys::new(py), &outcomes[i])?
+            }
+            (None, _) => return Err(errors::error(py, "no chunk to hand out")),
+        };
+        let Some(r) = refused else {
+            return Ok(dict.unbind());
+        };
+        let item = dict.cast::<PyDict>()?;
+        item.set_item("name", r.name)?;
+        if let Some(err) = item.get_item("error")? {
+            err.set_item("message", r.message)?;
+        }
+        if matches!(self.ready, Some(Answer::Lines(_))) {
+            // Its line, as the others are written: compact, non-ASCII as it is.
+            let mut line = convert::json_text(py, item.as_any())?;
+            line.push('\n');
+            return Ok(PyString::new(py, &line).into_any().unbind());
         }
         Ok(dict.unbind())
     }
@@ -271,14 +313,14 @@ impl BatchIter {
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         loop {
-            if self.next < self.ready.len() {
+            if self.next < self.ready.as_ref().map_or(0, Answer::len) {
                 let i = self.next;
                 self.next += 1;
                 return self.result(py, i).map(Some);
             }
-            if !self.ready.is_empty() {
+            if self.ready.is_some() {
                 // Freed on the planning thread, with the next chunk sent.
-                self.spent = std::mem::take(&mut self.ready);
+                self.spent = self.ready.take();
             }
             self.top_up(py)?;
             if self.in_flight.is_empty() {

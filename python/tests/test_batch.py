@@ -168,3 +168,58 @@ def test_batch_results_are_fresh_objects():
     out = list(pciplan.batch([{"name": "a", "devices": []}] * 3))
     out[0]["plan"]["devices"].append("changed")
     assert out[1]["plan"]["devices"] == []
+
+
+def test_batch_as_json_gives_the_cli_lines_byte_for_byte(cli, make_fleet, tmp_path):
+    path = make_fleet("mixed", 3000, 5)
+    text = path.read_text()
+    out = run_cli(cli, "batch", str(path), "--quiet")
+    assert out.returncode == 0, out.stderr
+    want = out.stdout.splitlines(keepends=True)
+    lines = text.splitlines()
+    dicts = [as_item(l) for l in lines]
+    assert sum(isinstance(r, dict) for r in dicts) > 2500
+    for items in (lines, dicts, iter(dicts)):
+        got = list(pciplan.batch(items, as_json=True, chunk=100))
+        assert all(isinstance(g, str) for g in got)
+        assert got == want
+    # The documented recipe: the plans of a fleet to a file are the command line's output.
+    plans = tmp_path / "plans.jsonl"
+    with open(path) as src, open(plans, "w") as dst:
+        dst.writelines(pciplan.batch(src, as_json=True))
+    assert plans.read_text() == out.stdout
+
+
+def test_batch_as_json_over_bad_items_is_the_dict_results_written(cli, tmp_path):
+    lines = [
+        '{"name":"ok","devices":[{"id":"net0","model":"virtio-net-pci"}]}',
+        "not json",
+        '{"name":"typo","devices":[{"id":"x","modle":"e1000"}]}',
+        '{"name":"unicode \u00e9\u4e2d","devices":[]}',
+    ]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert list(pciplan.batch(lines, as_json=True)) == cli_lines_kept(cli, path)
+    # Items that are not requests, which the command line never sees: their lines are
+    # the dicts `as_json=False` gives, written compactly.
+    items = [{"name": "a", "devices": []}, 5, None, {"name": "s", "x": {1}}, b"\xff",
+             "\ud800", {"name": "b\u00e9", "devices": []}]
+    dicts = list(pciplan.batch(items))
+    texts = list(pciplan.batch(items, as_json=True))
+    assert [compact(d) + "\n" for d in dicts] == texts
+    assert [json.loads(t)["ok"] for t in texts] == [True] + [False] * 5 + [True]
+
+
+def test_batch_as_json_adopts_as_the_cli_does(cli, make_fleet):
+    path = make_fleet("existing", 400, 9)
+    out = run_cli(cli, "batch", str(path), "--quiet", "--adopt")
+    assert out.returncode == 0, out.stderr
+    got = list(pciplan.batch(path.read_text().splitlines(), adopt=True, as_json=True))
+    assert got == out.stdout.splitlines(keepends=True)
+    assert any('"changes":[{' in line for line in got)
+
+
+def cli_lines_kept(cli, path):
+    out = run_cli(cli, "batch", str(path), "--quiet")
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines(keepends=True)
