@@ -223,3 +223,16 @@ def cli_lines_kept(cli, path):
     out = run_cli(cli, "batch", str(path), "--quiet")
     assert out.returncode == 0, out.stderr
     return out.stdout.splitlines(keepends=True)
+
+
+def test_batch_takes_json_text_over_several_lines():
+    req = {"name": "pretty", "devices": [{"id": "net0", "model": "virtio-net-pci",
+                                          "hotplug": "off"}, {"id": "d", "model": "nvme"}]}
+    items = [json.dumps(req, indent=2), json.dumps(req) + "\n", req,
+             json.dumps(req, indent=1).encode(), '{"name":\n"x",\n"devices": "nope"}']
+    out = list(pciplan.batch(items))
+    assert [o["line"] for o in out] == [1, 2, 3, 4, 5]
+    for o in out[1:4]:
+        assert o == {**out[0], "line": o["line"]}
+    assert out[0]["ok"] and out[0]["plan"]["devices"][0]["bus"] == "pcie.0"
+    assert out[4]["ok"] is False and out[4]["error"]["kind"] == "invalid"
