@@ -17,7 +17,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
+use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
+
+mod fast;
+
+pub use fast::read_request;
 
 /// Nesting the reader follows before it leaves the object to the JSON text way (whose
 /// reader refuses nesting deeper than 128).
@@ -44,19 +48,6 @@ impl de::Error for Fallback {
     fn custom<T: fmt::Display>(_: T) -> Self {
         Fallback
     }
-}
-
-/// Reads `obj` as a `T`, as its JSON text would be read.
-///
-/// # Errors
-/// [`Fallback`] for anything but a well-formed value of `T` made of JSON's types.
-pub fn read<T: DeserializeOwned>(obj: &Bound<'_, PyAny>) -> Result<T, Fallback> {
-    let mut budget = MAX_TEXT;
-    T::deserialize(Reader {
-        obj,
-        depth: 0,
-        budget: &mut budget,
-    })
 }
 
 /// Whether the interpreter has `PyUnicode_AsUTF8AndSize` in its stable ABI: 0 not asked

@@ -20,7 +20,6 @@ use std::sync::Mutex;
 #[cfg(doc)]
 use pciplan::batch::DEFAULT_CHUNK;
 use pciplan::batch::{Batch, BatchOptions, Item, Outcome};
-use pciplan::Request;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyIterator, PyString};
@@ -272,8 +271,8 @@ impl BatchIter {
 /// are white space between tokens and both are refused inside a string, so the request
 /// means what it meant; a trailing newline, as lines read from a file have, is dropped).
 fn push_item(item: &Bound<'_, PyAny>, items: &mut Vec<Item>) -> Result<(), NotJson> {
-    if item.is_exact_instance_of::<PyDict>() {
-        if let Ok(req) = depy::read::<Request>(item) {
+    if let (true, Ok(d)) = (item.is_exact_instance_of::<PyDict>(), item.cast::<PyDict>()) {
+        if let Ok(req) = depy::read_request(d) {
             items.push(Item::Request(req));
             return Ok(());
         }

@@ -54,6 +54,29 @@ ODD = [
     {"name": "é ☃ 𝄞", "devices": [{**NET, "id": "net-é"}]},
     {"name": "pinned", "devices": [{**NET, "address": {"bus": "pcie.0", "slot": 3}}]},
     {"name": "deep", "devices": [DISK], "policy": nested(200)},
+    # Devices of the shape the fast reader takes, and just off it.
+    {"name": "device nulls", "devices": [{**DISK, "hotplug": None, "group": None,
+                                          "numa_node": None}, NET]},
+    {"name": "device group and node", "devices": [
+        {"id": "gpu0", "model": "vfio-pci", "group": "g1", "numa_node": 1},
+        {"id": "aud0", "model": "vfio-pci", "group": "g1", "numa_node": 1}, DISK]},
+    {"name": "node as bool", "devices": [{**DISK, "numa_node": True}]},
+    {"name": "node negative", "devices": [{**DISK, "numa_node": -1}]},
+    {"name": "node huge", "devices": [{**DISK, "numa_node": 1 << 40}]},
+    {"name": "node as float", "devices": [{**DISK, "numa_node": 1.0}]},
+    {"name": "group as int", "devices": [{**DISK, "group": 5}]},
+    {"name": "id as int", "devices": [{"id": 5, "model": "e1000"}]},
+    {"name": "id as str enum", "devices": [{"id": Word.OFF, "model": "e1000"}]},
+    {"name": "model missing", "devices": [{"id": "x"}, DISK]},
+    {"name": "device int key", "devices": [{**DISK, 3: "x"}]},
+    {"name": "device bus kind", "devices": [{**DISK, "bus_kind": "pci"}, NET]},
+    {"name": "device not a dict", "devices": [DISK, ["id", "x"]]},
+    {"name": "devices null", "devices": None},
+    {"name": "devices a dict", "devices": {"id": "x", "model": "e1000"}},
+    {"name": "hotplug upper", "devices": [{**DISK, "hotplug": "OFF"}]},
+    {"name": "empty id", "devices": [{**DISK, "id": ""}]},
+    {"machine": "pc", "devices": [{**DISK, "hotplug": "any"}], "root_hotplug": False,
+     "name": "pc root hotplug", "firmware": "bios"},
 ]
 
 
