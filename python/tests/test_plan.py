@@ -303,6 +303,7 @@ def test_docstrings_show_the_uses():
     assert "what-if" in pciplan.__doc__
     assert "Infeasible" in pciplan.plan.__doc__ and ">>>" in pciplan.plan.__doc__
     assert "what-if" in pciplan.batch.__doc__
+    assert "as_json=True" in pciplan.batch.__doc__ and "writelines" in pciplan.batch.__doc__
     assert "adopt=True" in pciplan.plan_xml.__doc__
     # The plan() example runs as written.
     result = doctest.run_docstring_examples(pciplan.plan, {"pciplan": pciplan}, verbose=False)
@@ -319,5 +320,6 @@ def test_stubs_and_py_typed_are_installed():
     pkg = Path(pciplan.__file__).parent
     assert (pkg / "py.typed").exists()
     stub = (pkg / "__init__.pyi").read_text()
-    for name in ("def plan(", "def plan_xml(", "def batch(", "class Infeasible", "causes"):
+    for name in ("def plan(", "def plan_xml(", "def batch(", "class Infeasible", "causes",
+                 "as_json: Literal[True]"):
         assert name in stub
