@@ -236,3 +236,22 @@ def test_batch_takes_json_text_over_several_lines():
         assert o == {**out[0], "line": o["line"]}
     assert out[0]["ok"] and out[0]["plan"]["devices"][0]["bus"] == "pcie.0"
     assert out[4]["ok"] is False and out[4]["error"]["kind"] == "invalid"
+
+
+def test_batch_as_json_over_a_generator_keeps_memory_flat_and_order():
+    def requests():
+        for i in range(100_000):
+            yield {"name": f"g{i}", "devices": [
+                {"id": f"d{j}", "model": "virtio-net-pci", "hotplug": ("off", "on", "any")[j % 3]}
+                for j in range(1 + i % 12)]}
+
+    seen = 0
+    samples = []
+    for line in pciplan.batch(requests(), as_json=True):
+        assert line.startswith(f'{{"line":{seen + 1},"name":"g{seen}","ok":true,'), line
+        assert line.endswith("}\n")
+        seen += 1
+        if seen in (20_000, 50_000, 100_000):
+            samples.append(rss_kib())
+    assert seen == 100_000
+    assert samples[-1] - samples[0] < 40 * 1024, samples
