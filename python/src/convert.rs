@@ -82,6 +82,18 @@ pub fn to_python_with<'py, T: Serialize + ?Sized>(
     }
 }
 
+/// A batch outcome as its result dict, the plan built directly ([`crate::plandict`]).
+pub fn outcome_to_python<'py>(
+    keys: &mut pyser::Keys<'py>,
+    o: &pciplan::batch::Outcome,
+) -> PyResult<Bound<'py, PyAny>> {
+    match crate::plandict::outcome(keys, o) {
+        Ok(obj) => Ok(obj),
+        Err(pyser::Error::Py(e)) => Err(e),
+        Err(pyser::Error::Unsupported(_)) => to_python_with(keys, o),
+    }
+}
+
 /// Why a Python object could not become a request's JSON text.
 pub enum NotJson {
     /// Not a dict, str or bytes (a programming error: `TypeError`).

@@ -243,7 +243,7 @@ impl BatchIter {
             }
             (Some(Answer::Lines(lines)), Some(_)) => convert::loads(py, &lines[i])?,
             (Some(Answer::Outcomes(outcomes)), _) => {
-                convert::to_python_with(&mut pyser::Keys::new(py), &outcomes[i])?
+                convert::outcome_to_python(&mut pyser::Keys::new(py), &outcomes[i])?
             }
             (None, _) => return Err(errors::error(py, "no chunk to hand out")),
         };

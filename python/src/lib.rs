@@ -7,6 +7,7 @@ mod convert;
 mod depy;
 mod errors;
 mod fleet;
+mod plandict;
 mod pyser;
 
 use pciplan::libvirt::{Domain, Overrides, ReadOptions};

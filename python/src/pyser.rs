@@ -55,7 +55,8 @@ impl From<PyErr> for Error {
     }
 }
 
-type Result<T> = std::result::Result<T, Error>;
+/// What building gives.
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// A cheap hash for the caches below: static strings' addresses and lengths, and short
 /// value strings (none of it comes from an adversary that could aim for collisions: the
@@ -216,8 +217,8 @@ impl<'py> Keys<'py> {
         self.py
     }
 
-    /// The Python string of `s`.
-    fn get(&mut self, s: &'static str) -> Bound<'py, PyString> {
+    /// The Python string of `s` (a key or an enum word), kept.
+    pub(crate) fn get(&mut self, s: &'static str) -> Bound<'py, PyString> {
         let py = self.py;
         self.slot
             .made()
@@ -245,14 +246,29 @@ impl<'py> Keys<'py> {
         v
     }
 
+    /// The Python string of text that is not shared (a name, an id).
+    pub(crate) fn text(&mut self, s: &str) -> Bound<'py, PyString> {
+        PyString::new(self.py, s)
+    }
+
+    /// The Python string of a word (a model, a driver, a bus name), shared.
+    pub(crate) fn word(&mut self, s: &str) -> Bound<'py, PyString> {
+        self.value("model", s)
+    }
+
+    /// The Python string of a device's or controller's id.
+    pub(crate) fn id(&mut self, s: &str) -> Bound<'py, PyString> {
+        self.value("id", s)
+    }
+
     /// The dict of a struct: its fields in order.
-    fn dict(
+    pub(crate) fn dict(
         &mut self,
-        fields: Vec<(&'static str, Bound<'py, PyAny>)>,
+        fields: &[(&'static str, Bound<'py, PyAny>)],
     ) -> Result<Bound<'py, PyDict>> {
         let py = self.py;
         let mut h = QuickHasher::default();
-        for (k, _) in &fields {
+        for (k, _) in fields {
             let (a, n) = static_key(k);
             h.mix(a as u64 ^ ((n as u64) << 48));
         }
@@ -261,21 +277,21 @@ impl<'py> Keys<'py> {
             t.keys.len() == fields.len()
                 && t.keys
                     .iter()
-                    .zip(&fields)
+                    .zip(fields)
                     .all(|(a, (k, _))| *a == static_key(k))
         };
         let made = self.slot.made();
         match made.templates.get(&sig) {
-            Some(t) if same(t) => return copy_with(py, t, &fields),
+            Some(t) if same(t) => return copy_with(py, t, fields),
             // A hash shared with another sequence.
-            Some(_) => return self.dict_by_fields(&fields),
-            None if made.templates.len() >= MOST_KEPT => return self.dict_by_fields(&fields),
+            Some(_) => return self.dict_by_fields(fields),
+            None if made.templates.len() >= MOST_KEPT => return self.dict_by_fields(fields),
             None => {}
         }
         let t = PyDict::new(py);
         let mut names = Vec::with_capacity(fields.len());
         let mut values = Vec::with_capacity(fields.len());
-        for (k, v) in &fields {
+        for (k, v) in fields {
             let name = self.get(k);
             let v = if immutable(v) {
                 v.clone()
@@ -288,7 +304,7 @@ impl<'py> Keys<'py> {
         }
         if t.len() != fields.len() {
             // A key twice: the values by field would not say what the dict holds.
-            return self.dict_by_fields(&fields);
+            return self.dict_by_fields(fields);
         }
         let t = Template {
             keys: fields.iter().map(|(k, _)| static_key(k)).collect(),
@@ -296,7 +312,7 @@ impl<'py> Keys<'py> {
             values: values.into_boxed_slice(),
             dict: t.unbind(),
         };
-        let dict = copy_with(py, &t, &fields)?;
+        let dict = copy_with(py, &t, fields)?;
         self.slot.made().templates.insert(sig, t);
         Ok(dict)
     }
@@ -354,7 +370,7 @@ impl<'py> Fields<'_, 'py> {
     fn done(self) -> Result<Bound<'py, PyAny>> {
         let dict = match self.dict {
             Some(d) => d,
-            None => self.keys.dict(self.fields)?,
+            None => self.keys.dict(&self.fields)?,
         };
         match self.variant {
             None => Ok(dict.into_any()),
