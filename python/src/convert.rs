@@ -82,6 +82,17 @@ pub fn to_python_with<'py, T: Serialize + ?Sized>(
     }
 }
 
+/// A plan as its dict (what `--format json` prints, parsed), built directly
+/// ([`crate::plandict`]).
+pub fn plan_to_python<'py>(py: Python<'py>, plan: &pciplan::Plan) -> PyResult<Bound<'py, PyAny>> {
+    let mut keys = pyser::Keys::new(py);
+    match crate::plandict::plan_dict(&mut keys, plan) {
+        Ok(obj) => Ok(obj),
+        Err(pyser::Error::Py(e)) => Err(e),
+        Err(pyser::Error::Unsupported(_)) => to_python_with(&mut keys, plan),
+    }
+}
+
 /// A batch outcome as its result dict, the plan built directly ([`crate::plandict`]).
 pub fn outcome_to_python<'py>(
     keys: &mut pyser::Keys<'py>,

@@ -85,7 +85,7 @@ fn plan<'py>(
         Err(e) => Err(e),
     };
     match planned {
-        Ok(plan) => convert::to_python(py, &plan),
+        Ok(plan) => convert::plan_to_python(py, &plan),
         Err(e) => Err(errors::plan_error(py, &e)),
     }
 }

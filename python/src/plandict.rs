@@ -34,7 +34,7 @@ pub fn outcome<'py>(keys: &mut Keys<'py>, o: &Outcome) -> Result<Bound<'py, PyAn
 }
 
 /// A plan's dict, its fields in `emit::json::plan`'s order.
-fn plan_dict<'py>(keys: &mut Keys<'py>, plan: &Plan) -> Result<Bound<'py, PyAny>> {
+pub fn plan_dict<'py>(keys: &mut Keys<'py>, plan: &Plan) -> Result<Bound<'py, PyAny>> {
     // Every field named (no `..`): a field added to the plan stops the build here until
     // it is written below.
     let Plan {
