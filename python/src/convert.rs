@@ -70,27 +70,16 @@ pub fn to_python_with<'py, T: Serialize + ?Sized>(
     keys: &mut pyser::Keys<'py>,
     value: &T,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let py = keys.py();
-    match keys.build(value) {
-        Ok(obj) => Ok(obj),
-        Err(pyser::Error::Py(e)) => Err(e),
-        Err(pyser::Error::Unsupported(_)) => {
-            let text = serde_json::to_string(value)
-                .map_err(|e| errors::error(py, &format!("internal error: {e}")))?;
-            loads(py, &text)
-        }
-    }
+    let built = keys.build(value);
+    or_text(keys, built, value)
 }
 
 /// A plan as its dict (what `--format json` prints, parsed), built directly
 /// ([`crate::plandict`]).
 pub fn plan_to_python<'py>(py: Python<'py>, plan: &pciplan::Plan) -> PyResult<Bound<'py, PyAny>> {
     let mut keys = pyser::Keys::new(py);
-    match crate::plandict::plan_dict(&mut keys, plan) {
-        Ok(obj) => Ok(obj),
-        Err(pyser::Error::Py(e)) => Err(e),
-        Err(pyser::Error::Unsupported(_)) => to_python_with(&mut keys, plan),
-    }
+    let built = crate::plandict::plan_dict(&mut keys, plan);
+    or_text(&mut keys, built, plan)
 }
 
 /// A batch outcome as its result dict, the plan built directly ([`crate::plandict`]).
@@ -98,10 +87,26 @@ pub fn outcome_to_python<'py>(
     keys: &mut pyser::Keys<'py>,
     o: &pciplan::batch::Outcome,
 ) -> PyResult<Bound<'py, PyAny>> {
-    match crate::plandict::outcome(keys, o) {
+    let built = crate::plandict::outcome(keys, o);
+    or_text(keys, built, o)
+}
+
+/// What a direct build of `value` gave, or, where only JSON text spells `value` right
+/// ([`pyser::Error::Unsupported`]), the objects of its text.
+fn or_text<'py, T: Serialize + ?Sized>(
+    keys: &mut pyser::Keys<'py>,
+    built: pyser::Result<Bound<'py, PyAny>>,
+    value: &T,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = keys.py();
+    match built {
         Ok(obj) => Ok(obj),
         Err(pyser::Error::Py(e)) => Err(e),
-        Err(pyser::Error::Unsupported(_)) => to_python_with(keys, o),
+        Err(pyser::Error::Unsupported(_)) => {
+            let text = serde_json::to_string(value)
+                .map_err(|e| errors::error(py, &format!("internal error: {e}")))?;
+            loads(py, &text)
+        }
     }
 }
 

@@ -112,7 +112,7 @@ fn device<'py>(keys: &mut Keys<'py>, d: &PlacedDevice) -> Result<Bound<'py, PyAn
         BusKind::Pci => "pci",
     };
     let fixed = [
-        ("id", keys.id(id).into_any()),
+        ("id", keys.text(id).into_any()),
         ("model", keys.word(model).into_any()),
         ("kind", keys.get(kind).into_any()),
         ("bus", keys.word(bus).into_any()),
@@ -156,7 +156,7 @@ fn controller<'py>(keys: &mut Keys<'py>, c: &PlacedController) -> Result<Bound<'
     } = c;
     let py = keys.py();
     let mut fields = Vec::with_capacity(14);
-    fields.push(("id", keys.id(id).into_any()));
+    fields.push(("id", keys.text(id).into_any()));
     fields.push(("model", keys.word(model).into_any()));
     fields.push(("driver", keys.word(driver).into_any()));
     fields.push(("bus", keys.word(bus).into_any()));

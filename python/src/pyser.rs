@@ -231,8 +231,22 @@ impl<'py> Keys<'py> {
 
     /// The Python string of a value of `field`: shared when it is a word.
     fn value(&mut self, field: &'static str, s: &str) -> Bound<'py, PyString> {
+        if shares_words(field) {
+            self.word(s)
+        } else {
+            self.text(s)
+        }
+    }
+
+    /// The Python string of text that is not shared (a name, an id).
+    pub(crate) fn text(&mut self, s: &str) -> Bound<'py, PyString> {
+        PyString::new(self.py, s)
+    }
+
+    /// The Python string of a word (a model, a driver, a bus name), shared unless long.
+    pub(crate) fn word(&mut self, s: &str) -> Bound<'py, PyString> {
         let py = self.py;
-        if s.len() > SHARED_VALUE_LEN || !shares_words(field) {
+        if s.len() > SHARED_VALUE_LEN {
             return PyString::new(py, s);
         }
         let words = &mut self.slot.made().words;
@@ -244,21 +258,6 @@ impl<'py> Keys<'py> {
             words.insert(s.into(), v.clone().unbind());
         }
         v
-    }
-
-    /// The Python string of text that is not shared (a name, an id).
-    pub(crate) fn text(&mut self, s: &str) -> Bound<'py, PyString> {
-        PyString::new(self.py, s)
-    }
-
-    /// The Python string of a word (a model, a driver, a bus name), shared.
-    pub(crate) fn word(&mut self, s: &str) -> Bound<'py, PyString> {
-        self.value("model", s)
-    }
-
-    /// The Python string of a device's or controller's id.
-    pub(crate) fn id(&mut self, s: &str) -> Bound<'py, PyString> {
-        self.value("id", s)
     }
 
     /// The dict of a struct: its fields in order.

@@ -70,20 +70,10 @@ fn empty_request() -> Result<Request, Fallback> {
 
 /// The `devices` value: a list read device by device, anything else by serde.
 fn devices(value: &Bound<'_, PyAny>, budget: &mut usize) -> Result<Vec<DeviceRequest>, Fallback> {
-    let Ok(list) = value.cast::<PyList>() else {
-        return Vec::<DeviceRequest>::deserialize(Reader {
-            obj: value,
-            depth: 1,
-            budget,
-        });
+    let list = match value.cast::<PyList>() {
+        Ok(list) if list.is_exact_instance_of::<PyList>() => list,
+        _ => return Vec::<DeviceRequest>::deserialize(field(value, budget)),
     };
-    if !list.is_exact_instance_of::<PyList>() {
-        return Vec::<DeviceRequest>::deserialize(Reader {
-            obj: value,
-            depth: 1,
-            budget,
-        });
-    }
     // The list, as `Reader::deserialize_any` charges it.
     *budget = budget.checked_sub(1).ok_or(Fallback)?;
     let mut out = Vec::with_capacity(list.len());
