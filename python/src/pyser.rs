@@ -121,6 +121,18 @@ struct Template {
     dict: Py<PyDict>,
 }
 
+impl Template {
+    /// Whether `fields` has this template's key sequence.
+    fn has_keys(&self, fields: &[(&'static str, Bound<'_, PyAny>)]) -> bool {
+        self.keys.len() == fields.len()
+            && self
+                .keys
+                .iter()
+                .zip(fields)
+                .all(|(a, (k, _))| *a == static_key(k))
+    }
+}
+
 /// A copy of template `t` with the values of `fields` (its key sequence) set.
 fn copy_with<'py>(
     py: Python<'py>,
@@ -161,6 +173,73 @@ struct Made {
     statics: HashMap<StaticKey, Py<PyString>, Quick>,
     templates: HashMap<u64, Template, Quick>,
     words: HashMap<Box<str>, Py<PyString>, Quick>,
+    /// Templates by the number their builder gives their key sequence (see
+    /// [`Keys::shaped`]): no hash of the keys to find them.
+    shaped: Vec<Option<Template>>,
+    /// Enum words by the number their builder gives them (see [`Keys::fixed`]).
+    fixed: [Option<(StaticKey, Py<PyString>)>; FIXED],
+    /// The words met last, by a hash of their bytes: one probe and one comparison before
+    /// `words`' hash table (see [`Keys::word`]).
+    recent: Vec<Option<Recent>>,
+}
+
+impl Made {
+    /// The caches kept between calls: with the table of recent words, which a builder's
+    /// own short-lived caches go without (it would cost more to clear than it saves).
+    fn kept() -> Made {
+        let mut m = Made::default();
+        m.recent.resize_with(RECENT, || None);
+        m
+    }
+}
+
+/// A word in [`Made::recent`].
+struct Recent {
+    hash: u64,
+    text: Box<str>,
+    word: Py<PyString>,
+}
+
+/// How many enum words [`Keys::fixed`] keeps by number.
+pub(crate) const FIXED: usize = 8;
+
+/// Entries of [`Made::recent`] (a power of two).
+const RECENT: usize = 512;
+
+/// A word's hash for [`Made::recent`]: its length and its first and last bytes (eight
+/// of each, or four, or each byte of a word of three or fewer), which tell apart the
+/// models and bus names of a plan (`rp3`/`rp13`, `virtio-net-pci`/`virtio-blk-pci`); the
+/// entry's text is compared whole anyway. Fixed-size reads only: no copy of a length
+/// known at run time.
+fn recent_hash(s: &str) -> u64 {
+    let b = s.as_bytes();
+    let n = b.len();
+    let (head, tail) = if n >= 8 {
+        (le8(&b[..8]), le8(&b[n - 8..]))
+    } else if n >= 4 {
+        (u64::from(le4(&b[..4])), u64::from(le4(&b[n - 4..])))
+    } else {
+        let byte = |i: usize| b.get(i).map_or(0, |&c| u64::from(c));
+        (byte(0) | byte(1) << 8 | byte(2) << 16, 0)
+    };
+    let mut h = QuickHasher(n as u64);
+    h.mix(head);
+    h.mix(tail);
+    h.0
+}
+
+/// Eight bytes as a number (`b` has eight).
+fn le8(b: &[u8]) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(w)
+}
+
+/// Four bytes as a number (`b` has four).
+fn le4(b: &[u8]) -> u32 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&b[..4]);
+    u32::from_le_bytes(w)
 }
 
 /// Most templates and words kept (whatever the values planned: a bound, never reached by
@@ -178,13 +257,14 @@ static MADE: Mutex<Option<Made>> = Mutex::new(None);
 /// The kept objects, or a builder's own when they are taken.
 enum Slot {
     Kept(MutexGuard<'static, Option<Made>>),
-    Own(Made),
+    /// Boxed: rare (another builder holds the kept ones), and large.
+    Own(Box<Made>),
 }
 
 impl Slot {
     fn made(&mut self) -> &mut Made {
         match self {
-            Slot::Kept(g) => g.get_or_insert_with(Made::default),
+            Slot::Kept(g) => g.get_or_insert_with(Made::kept),
             Slot::Own(m) => m,
         }
     }
@@ -207,7 +287,7 @@ impl<'py> Keys<'py> {
     pub fn new(py: Python<'py>) -> Keys<'py> {
         let slot = match MADE.try_lock() {
             Ok(g) => Slot::Kept(g),
-            Err(_) => Slot::Own(Made::default()),
+            Err(_) => Slot::Own(Box::default()),
         };
         Keys { py, slot }
     }
@@ -249,15 +329,81 @@ impl<'py> Keys<'py> {
         if s.len() > SHARED_VALUE_LEN {
             return PyString::new(py, s);
         }
-        let words = &mut self.slot.made().words;
-        if let Some(v) = words.get(s) {
-            return v.bind(py).clone();
+        let hash = recent_hash(s);
+        let made = self.slot.made();
+        let at = (hash >> 32) as usize & (RECENT - 1);
+        // A builder's own caches (see `Slot::Own`) have no `recent`: `get` misses.
+        if let Some(Some(r)) = made.recent.get(at) {
+            if r.hash == hash && *r.text == *s {
+                return r.word.bind(py).clone();
+            }
         }
-        let v = PyString::new(py, s);
-        if words.len() < MOST_KEPT {
-            words.insert(s.into(), v.clone().unbind());
+        let v = match made.words.get(s) {
+            Some(v) => v.bind(py).clone(),
+            None => {
+                let v = PyString::new(py, s);
+                if made.words.len() < MOST_KEPT {
+                    made.words.insert(s.into(), v.clone().unbind());
+                }
+                v
+            }
+        };
+        if let Some(slot) = made.recent.get_mut(at) {
+            *slot = Some(Recent {
+                hash,
+                text: s.into(),
+                word: v.clone().unbind(),
+            });
         }
         v
+    }
+
+    /// The Python string of enum word `s`, kept as number `n` (below [`FIXED`]) by a
+    /// builder that numbers its words: an array's entry rather than a hash table's.
+    pub(crate) fn fixed(&mut self, n: usize, s: &'static str) -> Bound<'py, PyString> {
+        let py = self.py;
+        let key = static_key(s);
+        if let Some(Some((k, w))) = self.slot.made().fixed.get(n) {
+            if *k == key {
+                return w.bind(py).clone();
+            }
+        }
+        let w = self.get(s);
+        if let Some(slot) = self.slot.made().fixed.get_mut(n) {
+            *slot = Some((key, w.clone().unbind()));
+        }
+        w
+    }
+
+    /// The dict of a struct whose builder numbers its key sequences: `shape` names
+    /// `fields`' keys (one number, one sequence). Its template is found by that number
+    /// and checked by the number of keys only (debug builds check every key); a number
+    /// met with another count of keys (a builder's mistake) is built as [`Keys::dict`]
+    /// does.
+    pub(crate) fn shaped(
+        &mut self,
+        shape: usize,
+        fields: &[(&'static str, Bound<'py, PyAny>)],
+    ) -> Result<Bound<'py, PyDict>> {
+        let py = self.py;
+        match self.slot.made().shaped.get(shape) {
+            Some(Some(t)) if t.keys.len() == fields.len() => {
+                debug_assert!(t.has_keys(fields), "shape {shape} met with other keys");
+                return copy_with(py, t, fields);
+            }
+            Some(Some(_)) => return self.dict(fields),
+            _ => {}
+        }
+        let Some(t) = self.template(fields)? else {
+            return self.dict_by_fields(fields);
+        };
+        let dict = copy_with(py, &t, fields)?;
+        let shaped = &mut self.slot.made().shaped;
+        if shaped.len() <= shape {
+            shaped.resize_with(shape + 1, || None);
+        }
+        shaped[shape] = Some(t);
+        Ok(dict)
     }
 
     /// The dict of a struct: its fields in order.
@@ -272,21 +418,29 @@ impl<'py> Keys<'py> {
             h.mix(a as u64 ^ ((n as u64) << 48));
         }
         let sig = h.finish();
-        let same = |t: &Template| {
-            t.keys.len() == fields.len()
-                && t.keys
-                    .iter()
-                    .zip(fields)
-                    .all(|(a, (k, _))| *a == static_key(k))
-        };
         let made = self.slot.made();
         match made.templates.get(&sig) {
-            Some(t) if same(t) => return copy_with(py, t, fields),
+            Some(t) if t.has_keys(fields) => return copy_with(py, t, fields),
             // A hash shared with another sequence.
             Some(_) => return self.dict_by_fields(fields),
             None if made.templates.len() >= MOST_KEPT => return self.dict_by_fields(fields),
             None => {}
         }
+        let Some(t) = self.template(fields)? else {
+            return self.dict_by_fields(fields);
+        };
+        let dict = copy_with(py, &t, fields)?;
+        self.slot.made().templates.insert(sig, t);
+        Ok(dict)
+    }
+
+    /// The template of `fields`' key sequence, its values theirs where immutable; `None`
+    /// when a key comes twice.
+    fn template(
+        &mut self,
+        fields: &[(&'static str, Bound<'py, PyAny>)],
+    ) -> Result<Option<Template>> {
+        let py = self.py;
         let t = PyDict::new(py);
         let mut names = Vec::with_capacity(fields.len());
         let mut values = Vec::with_capacity(fields.len());
@@ -303,17 +457,14 @@ impl<'py> Keys<'py> {
         }
         if t.len() != fields.len() {
             // A key twice: the values by field would not say what the dict holds.
-            return self.dict_by_fields(fields);
+            return Ok(None);
         }
-        let t = Template {
+        Ok(Some(Template {
             keys: fields.iter().map(|(k, _)| static_key(k)).collect(),
             names: names.into_boxed_slice(),
             values: values.into_boxed_slice(),
             dict: t.unbind(),
-        };
-        let dict = copy_with(py, &t, fields)?;
-        self.slot.made().templates.insert(sig, t);
-        Ok(dict)
+        }))
     }
 
     /// A struct's dict built key by key.

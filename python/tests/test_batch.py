@@ -30,6 +30,34 @@ def test_batch_equals_cli_on_a_generated_fleet(cli, make_fleet):
     assert_same(list(pciplan.batch(requests)), cli_lines(cli, path))
 
 
+def test_batch_equals_cli_past_the_kept_words(cli, tmp_path):
+    # The result builder keeps the strings of models and bus names (512 met last, up to
+    # 4,096 in all): 6,000 guests with ports of their own names, each holding a device,
+    # and devices named after their guest, are more words than it keeps.
+    lines = []
+    for i in range(6000):
+        port = f"port{i}-{'x' * (i % 23)}"
+        request = {
+            "name": f"g{i}",
+            "devices": [
+                {"id": f"nic{i}", "model": "e1000e", "hotplug": "any",
+                 "address": {"bus": port, "slot": 0, "function": 0}},
+                {"id": "disk", "model": "virtio-blk-pci", "hotplug": "any"},
+            ],
+            "controllers": [
+                {"id": port, "model": "pcie-root-port", "hotplug": i % 2 == 0,
+                 "address": {"bus": "pcie.0", "slot": 2 + i % 20, "function": 0}},
+            ],
+        }
+        lines.append(compact(request))
+    path = tmp_path / "words.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    expected = cli_lines(cli, path)
+    assert sum('"ok":true' in line for line in expected) == 6000
+    assert_same(list(pciplan.batch(lines)), expected)
+    assert_same(list(pciplan.batch([json.loads(l) for l in lines])), expected)
+
+
 def test_batch_of_json_text_and_open_file_equals_cli(cli, make_fleet):
     path = make_fleet("templated", 5000, 11)
     lines = cli_lines(cli, path)
