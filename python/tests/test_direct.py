@@ -22,6 +22,15 @@ class Word(str, enum.Enum):
     OFF = "off"
 
 
+class Key(str):
+    pass
+
+
+def fresh(word):
+    """`word` as a new str object (not the interned constant)."""
+    return "".join(list(word))
+
+
 def nested(depth):
     v = "leaf"
     for _ in range(depth):
@@ -75,6 +84,15 @@ ODD = [
     {"name": "devices a dict", "devices": {"id": "x", "model": "e1000"}},
     {"name": "hotplug upper", "devices": [{**DISK, "hotplug": "OFF"}]},
     {"name": "empty id", "devices": [{**DISK, "id": ""}]},
+    # The device reader knows a request's keys by address after their first device.
+    {"name": "keys made at run time", "devices": [
+        DISK, {fresh("id"): "n1", fresh("model"): "e1000e", fresh("hotplug"): "any"}, NET]},
+    {"name": "more key objects than remembered", "devices": [
+        {fresh("id"): f"d{i}", fresh("model"): "virtio-blk-pci", fresh("hotplug"): "any",
+         fresh("group"): None, fresh("numa_node"): None} for i in range(8)]},
+    {"name": "key str subclass", "devices": [DISK, {Key("id"): "n1", "model": "e1000e"}]},
+    {"name": "keys reordered", "devices": [
+        NET, {"model": "e1000e", "hotplug": "any", "id": "n2"}, DISK]},
     {"machine": "pc", "devices": [{**DISK, "hotplug": "any"}], "root_hotplug": False,
      "name": "pc root hotplug", "firmware": "bios"},
 ]

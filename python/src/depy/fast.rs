@@ -77,8 +77,9 @@ fn devices(value: &Bound<'_, PyAny>, budget: &mut usize) -> Result<Vec<DeviceReq
     // The list, as `Reader::deserialize_any` charges it.
     *budget = budget.checked_sub(1).ok_or(Fallback)?;
     let mut out = Vec::with_capacity(list.len());
+    let mut keys = DeviceKeys::default();
     for item in list.iter() {
-        let d = match device(&item)? {
+        let d = match device(&item, &mut keys)? {
             Some((d, cost)) => {
                 *budget = budget.checked_sub(cost).ok_or(Fallback)?;
                 d
@@ -97,7 +98,10 @@ fn devices(value: &Bound<'_, PyAny>, budget: &mut usize) -> Result<Vec<DeviceReq
 /// A device dict of the usual shape, with the text budget it takes (what `Reader` would
 /// charge); `None` for any other shape (left to serde), [`Fallback`] for what serde would
 /// refuse.
-fn device(item: &Bound<'_, PyAny>) -> Result<Option<(DeviceRequest, usize)>, Fallback> {
+fn device(
+    item: &Bound<'_, PyAny>,
+    keys: &mut DeviceKeys,
+) -> Result<Option<(DeviceRequest, usize)>, Fallback> {
     if !item.is_exact_instance_of::<PyDict>() {
         return Ok(None);
     }
@@ -123,16 +127,27 @@ fn device(item: &Bound<'_, PyAny>) -> Result<Option<(DeviceRequest, usize)>, Fal
         // no reference counts change.
         let (key, value) = unsafe { (Borrowed::from_ptr(py, k), Borrowed::from_ptr(py, v)) };
         let (key, value): (&Bound<'_, PyAny>, &Bound<'_, PyAny>) = (&key, &value);
-        if !key.is_exact_instance_of::<PyString>() {
-            return Err(Fallback);
-        }
-        // SAFETY: checked just above.
-        let key = text(unsafe { key.cast_unchecked::<PyString>() })?;
-        cost += key.len() + 1;
-        match key.as_ref() {
-            "id" => id = Some(string(value, &mut cost)?),
-            "model" => model = Some(string(value, &mut cost)?),
-            "hotplug" => {
+        let field = match keys.seen(k) {
+            Some(f) => f,
+            None => {
+                if !key.is_exact_instance_of::<PyString>() {
+                    return Err(Fallback);
+                }
+                // SAFETY: checked just above.
+                let text = text(unsafe { key.cast_unchecked::<PyString>() })?;
+                let Some(f) = DeviceField::of(&text) else {
+                    // `bus_kind`, `address`, or a field serde refuses: serde reads it.
+                    return Ok(None);
+                };
+                keys.remember(k, f);
+                f
+            }
+        };
+        cost += field.name().len() + 1;
+        match field {
+            DeviceField::Id => id = Some(string(value, &mut cost)?),
+            DeviceField::Model => model = Some(string(value, &mut cost)?),
+            DeviceField::Hotplug => {
                 d.hotplug = match word(value)? {
                     None => None,
                     Some(w) => {
@@ -141,14 +156,14 @@ fn device(item: &Bound<'_, PyAny>) -> Result<Option<(DeviceRequest, usize)>, Fal
                     }
                 }
             }
-            "group" => {
+            DeviceField::Group => {
                 d.group = if value.is_none() {
                     None
                 } else {
                     Some(string(value, &mut cost)?)
                 }
             }
-            "numa_node" => {
+            DeviceField::NumaNode => {
                 d.numa_node = if value.is_none() {
                     None
                 } else {
@@ -156,8 +171,6 @@ fn device(item: &Bound<'_, PyAny>) -> Result<Option<(DeviceRequest, usize)>, Fal
                     Some(node(value)?)
                 }
             }
-            // `bus_kind`, `address`, or a field serde refuses: serde reads the device.
-            _ => return Ok(None),
         }
     }
     let (Some(id), Some(model)) = (id, model) else {
@@ -167,6 +180,65 @@ fn device(item: &Bound<'_, PyAny>) -> Result<Option<(DeviceRequest, usize)>, Fal
     d.id = id;
     d.model = model;
     Ok(Some((d, cost)))
+}
+
+/// The fields the device reader reads.
+#[derive(Clone, Copy)]
+enum DeviceField {
+    Id,
+    Model,
+    Hotplug,
+    Group,
+    NumaNode,
+}
+
+impl DeviceField {
+    fn of(key: &str) -> Option<DeviceField> {
+        Some(match key {
+            "id" => DeviceField::Id,
+            "model" => DeviceField::Model,
+            "hotplug" => DeviceField::Hotplug,
+            "group" => DeviceField::Group,
+            "numa_node" => DeviceField::NumaNode,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            DeviceField::Id => "id",
+            DeviceField::Model => "model",
+            DeviceField::Hotplug => "hotplug",
+            DeviceField::Group => "group",
+            DeviceField::NumaNode => "numa_node",
+        }
+    }
+}
+
+/// The key objects of one request's device dicts already read, by address: `json.loads`
+/// makes one object of each key per document, and dicts written in Python code share
+/// their keys' constants, so after its first device a request's keys are known by
+/// address, with no text to read or compare. Only within one request, whose dict holds
+/// every key alive (an address freed and reused would name another object).
+#[derive(Default)]
+struct DeviceKeys {
+    seen: [(usize, Option<DeviceField>); 5],
+}
+
+impl DeviceKeys {
+    fn seen(&self, key: *mut ffi::PyObject) -> Option<DeviceField> {
+        let at = key as usize;
+        self.seen
+            .iter()
+            .find(|(a, _)| *a == at)
+            .and_then(|(_, f)| *f)
+    }
+
+    fn remember(&mut self, key: *mut ffi::PyObject, field: DeviceField) {
+        if let Some(slot) = self.seen.iter_mut().find(|(_, f)| f.is_none()) {
+            *slot = (key as usize, Some(field));
+        }
+    }
 }
 
 /// A `str` value as text, charged as `Reader` charges it (1 + its length).
