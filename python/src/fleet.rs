@@ -271,7 +271,7 @@ impl BatchIter {
 /// are white space between tokens and both are refused inside a string, so the request
 /// means what it meant; a trailing newline, as lines read from a file have, is dropped).
 fn push_item(item: &Bound<'_, PyAny>, items: &mut Vec<Item>) -> Result<(), NotJson> {
-    if let (true, Ok(d)) = (item.is_exact_instance_of::<PyDict>(), item.cast::<PyDict>()) {
+    if let Ok(d) = item.cast_exact::<PyDict>() {
         if let Ok(req) = depy::read_request(d) {
             items.push(Item::Request(req));
             return Ok(());

@@ -35,7 +35,7 @@ fn plan_request(req: &Request, adopt: bool) -> Result<Plan, PlanError> {
 /// The request a `plan` argument holds: a dict read directly when it can be (see
 /// [`depy`]), else its JSON text parsed as the command line parses it.
 fn request_arg(obj: &Bound<'_, PyAny>) -> PyResult<Result<Request, PlanError>> {
-    if let (true, Ok(d)) = (obj.is_exact_instance_of::<PyDict>(), obj.cast::<PyDict>()) {
+    if let Ok(d) = obj.cast_exact::<PyDict>() {
         if let Ok(req) = depy::read_request(d) {
             return Ok(req.check_shape().map(|()| req).map_err(PlanError::from));
         }

@@ -298,7 +298,7 @@ impl<'py> Keys<'py> {
     }
 
     /// The Python string of `s` (a key or an enum word), kept.
-    pub(crate) fn get(&mut self, s: &'static str) -> Bound<'py, PyString> {
+    fn get(&mut self, s: &'static str) -> Bound<'py, PyString> {
         let py = self.py;
         self.slot
             .made()
@@ -407,10 +407,7 @@ impl<'py> Keys<'py> {
     }
 
     /// The dict of a struct: its fields in order.
-    pub(crate) fn dict(
-        &mut self,
-        fields: &[(&'static str, Bound<'py, PyAny>)],
-    ) -> Result<Bound<'py, PyDict>> {
+    fn dict(&mut self, fields: &[(&'static str, Bound<'py, PyAny>)]) -> Result<Bound<'py, PyDict>> {
         let py = self.py;
         let mut h = QuickHasher::default();
         for (k, _) in fields {
